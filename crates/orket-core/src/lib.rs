@@ -1,0 +1,17 @@
+//! Orket's domain: card kinds, statuses and the lifecycle rules, priorities and the ready
+//! queue, ids and sprint labels, and the asset tree (loading, layered lookup, validation).
+//!
+//! Pure and synchronous: no async runtime, no SQL, no HTTP. Start with [`lifecycle`] for the
+//! rules a card obeys and [`assets`] for how a project's JSON files become typed assets.
+
+pub mod ids;
+pub mod lifecycle;
+pub mod plan;
+pub mod priority;
+pub mod run;
+pub mod sprint;
+pub mod status;
+
+pub use lifecycle::{check_transition, TransitionError, TransitionRequest, INTEGRITY_GUARD};
+pub use run::{RunKind, RunStatus};
+pub use status::{CardKind, Status, WaitReason};

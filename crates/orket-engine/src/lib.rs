@@ -1,0 +1,1 @@
+//! The traction loop, gate, tools and policies: arrives with the engine issue.

@@ -1,0 +1,1 @@
+//! The HTTP API, WebSocket and web board: arrives with the server issue.
