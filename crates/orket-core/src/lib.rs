@@ -4,6 +4,7 @@
 //! Pure and synchronous: no async runtime, no SQL, no HTTP. Start with [`lifecycle`] for the
 //! rules a card obeys and [`assets`] for how a project's JSON files become typed assets.
 
+pub mod assets;
 pub mod ids;
 pub mod lifecycle;
 pub mod plan;
@@ -11,6 +12,7 @@ pub mod priority;
 pub mod run;
 pub mod sprint;
 pub mod status;
+pub mod tools;
 
 pub use lifecycle::{check_transition, TransitionError, TransitionRequest, INTEGRITY_GUARD};
 pub use run::{RunKind, RunStatus};

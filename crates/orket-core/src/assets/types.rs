@@ -1,0 +1,355 @@
+//! The typed assets of a project: organization, team, role, dialect, environment, epic (with
+//! its issues) and rock.
+
+use crate::status::{normalize_name, Status, WaitReason};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// The default `architecture.idesign_threshold`: epics with more issues need iDesign.
+pub const DEFAULT_IDESIGN_THRESHOLD: usize = 7;
+
+/// The organization: who the agents work for and the rules of the house.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Organization {
+    /// The organization's name (`ORKET_ORG_NAME` overrides).
+    pub name: String,
+    /// Its vision (`ORKET_ORG_VISION` overrides).
+    pub vision: String,
+    /// Its ethos.
+    pub ethos: String,
+    /// Branding (colours, fonts, dos and don'ts), as written.
+    pub branding: Value,
+    /// Architecture rules, as written (`idesign_threshold`, `preferred_stack`, `cicd_rules`).
+    pub architecture: Map<String, Value>,
+    /// `architecture.idesign_threshold`, default 7.
+    pub idesign_threshold: usize,
+    /// The departments (folders under `model/`).
+    pub departments: Vec<String>,
+    /// Policy names and defaults (`<family>_node`, `default_llm`, thresholds).
+    pub process_rules: Map<String, Value>,
+    /// Contact details, as written.
+    pub contact: Value,
+    /// The files it was read from, relative to the project root (empty for the defaults).
+    pub sources: Vec<String>,
+}
+
+impl Default for Organization {
+    fn default() -> Self {
+        Organization {
+            name: "Orket".to_string(),
+            vision: String::new(),
+            ethos: String::new(),
+            branding: Value::Object(Map::new()),
+            architecture: Map::new(),
+            idesign_threshold: DEFAULT_IDESIGN_THRESHOLD,
+            departments: vec!["core".to_string()],
+            process_rules: Map::new(),
+            contact: Value::Object(Map::new()),
+            sources: Vec::new(),
+        }
+    }
+}
+
+impl Organization {
+    /// Applies `ORKET_ORG_NAME` / `ORKET_ORG_VISION` as read by `get`.
+    pub fn apply_env_overrides(&mut self, get: impl Fn(&str) -> Option<String>) {
+        if let Some(name) = get("ORKET_ORG_NAME").filter(|s| !s.is_empty()) {
+            self.name = name;
+        }
+        if let Some(vision) = get("ORKET_ORG_VISION").filter(|s| !s.is_empty()) {
+            self.vision = vision;
+        }
+    }
+
+    /// A process rule as text (`process_rules.<key>`), if set to a string.
+    pub fn rule_str(&self, key: &str) -> Option<&str> {
+        self.process_rules.get(key).and_then(Value::as_str)
+    }
+}
+
+/// A seat of a team: a display name and the roles it holds, in order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Seat {
+    /// The seat's key, normalized (lower case, `_` for spaces).
+    pub key: String,
+    /// Its display name.
+    pub name: String,
+    /// The role names it holds, in order.
+    pub roles: Vec<String>,
+}
+
+/// A team: named seats, in the order written, and optional inline role definitions.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Team {
+    /// The team's name.
+    pub name: String,
+    /// What it is for.
+    pub description: String,
+    /// Its seats, in file order.
+    pub seats: Vec<Seat>,
+    /// Roles defined inside the team file (used when no role file of that name exists).
+    pub roles: Vec<Role>,
+    /// The file it was read from.
+    pub file: String,
+}
+
+impl Team {
+    /// The seat a card names, matched lower-cased with spaces as `_`.
+    pub fn seat(&self, name: &str) -> Option<&Seat> {
+        let key = normalize_name(name);
+        self.seats.iter().find(|s| s.key == key)
+    }
+
+    /// The first seat (team order) holding `role`.
+    pub fn first_seat_with_role(&self, role: &str) -> Option<&Seat> {
+        self.seats
+            .iter()
+            .find(|s| s.roles.iter().any(|r| r == role))
+    }
+
+    /// The role defined inline in the team file under `name`.
+    pub fn inline_role(&self, name: &str) -> Option<&Role> {
+        self.roles.iter().find(|r| r.name == name)
+    }
+}
+
+/// Who acts: what the role is for, what it may do, and its tools.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Role {
+    /// The role's name (the file stem unless the file says otherwise).
+    pub name: String,
+    /// What the role is.
+    pub description: String,
+    /// What it aims at.
+    pub intent: String,
+    /// What it must do.
+    pub responsibilities: Vec<String>,
+    /// What it must not do.
+    pub constraints: Vec<String>,
+    /// Extra prompt text.
+    pub prompt: Option<String>,
+    /// The tools it may call (empty = no restriction by role).
+    pub tools: Vec<String>,
+    /// The issue types it may handle (`capabilities.issue_types`).
+    pub issue_types: Vec<String>,
+    /// The file it was read from (the team file for inline roles).
+    pub file: String,
+}
+
+/// The issue types a role handles when its file does not say.
+pub const DEFAULT_ISSUE_TYPES: [&str; 4] = ["issue", "story", "bug", "task"];
+
+/// How one model family is told to write tool calls.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Dialect {
+    /// The family (`qwen`, `llama3`, `deepseek-r1`, `phi`, `generic`).
+    pub model_family: String,
+    /// An example tool call in the family's format.
+    pub dsl_format: String,
+    /// Rules for the model's output.
+    pub constraints: Vec<String>,
+    /// The warning against text outside tool calls.
+    pub hallucination_guard: String,
+    /// The file it was read from.
+    pub file: String,
+}
+
+/// The model families that each need a dialect.
+pub const MODEL_FAMILIES: [&str; 5] = ["qwen", "llama3", "deepseek-r1", "phi", "generic"];
+
+/// The dialect family of a model, by substring of its name.
+pub fn model_family(model: &str) -> &'static str {
+    let m = model.to_lowercase();
+    if m.contains("qwen") {
+        "qwen"
+    } else if m.contains("llama") {
+        "llama3"
+    } else if m.contains("deepseek") {
+        "deepseek-r1"
+    } else if m.contains("phi") {
+        "phi"
+    } else {
+        "generic"
+    }
+}
+
+/// Model defaults for a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Environment {
+    /// The environment's name.
+    pub name: String,
+    /// What it is for.
+    pub description: String,
+    /// The model to use.
+    pub model: String,
+    /// Sampling temperature (default 0.0).
+    pub temperature: f64,
+    /// Sampling seed.
+    pub seed: Option<i64>,
+    /// Model-call timeout in seconds (default 300).
+    pub timeout: u64,
+    /// Extra parameters for the provider.
+    pub params: Map<String, Value>,
+    /// The file it was read from.
+    pub file: String,
+}
+
+/// The default model-call timeout, in seconds.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 300;
+
+/// The fields every card has.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CardBase {
+    /// The card's id.
+    pub id: String,
+    /// Its name (alias `summary`).
+    pub name: String,
+    /// Its type (`rock`, `epic`, `issue`, `story`, `bug`, `task`, `utility`, `app`).
+    #[serde(rename = "type")]
+    pub card_type: String,
+    /// Its status (default `ready`).
+    pub status: Status,
+    /// What it is about.
+    pub description: String,
+    /// Its priority (default 2.0).
+    pub priority: f64,
+    /// Why it waits, if it does.
+    pub wait_reason: Option<WaitReason>,
+    /// A note for whoever works on it.
+    pub note: Option<String>,
+    /// The parent card's id.
+    pub parent_id: Option<String>,
+    /// The owning department (default `core`).
+    pub owner_department: String,
+    /// Free labels.
+    pub labels: Vec<String>,
+    /// Free parameters.
+    pub params: Map<String, Value>,
+    /// Extra read-only roots for tools.
+    pub references: Vec<String>,
+}
+
+/// One verification scenario: an input and the output expected for it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Scenario {
+    /// The scenario's id (`verify_<id>` in Python fixtures).
+    pub id: String,
+    /// What it checks.
+    pub description: String,
+    /// The input given to the fixture.
+    pub input_data: Value,
+    /// The output expected back.
+    pub expected_output: Value,
+}
+
+/// An issue's verification: a fixture under `verification/` and its scenarios.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verification {
+    /// The fixture, relative to the workspace (must be under `verification/`).
+    pub fixture_path: Option<String>,
+    /// The scenarios.
+    pub scenarios: Vec<Scenario>,
+    /// The result of the last run, as stored.
+    pub last_run: Option<Value>,
+}
+
+/// An issue as written in an epic file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IssueSpec {
+    /// The card fields.
+    #[serde(flatten)]
+    pub card: CardBase,
+    /// The seat that works on it.
+    pub seat: String,
+    /// Who holds it.
+    pub assignee: Option<String>,
+    /// Its sprint label.
+    pub sprint: Option<String>,
+    /// What must be true when it is done.
+    pub requirements: Option<String>,
+    /// The ids of issues that must be done first.
+    pub depends_on: Vec<String>,
+    /// Failed attempts so far.
+    pub retry_count: u32,
+    /// Attempts allowed before it is blocked as catastrophic (default 3).
+    pub max_retries: u32,
+    /// Its verification fixture and scenarios.
+    pub verification: Option<Verification>,
+    /// Free metrics.
+    pub metrics: Map<String, Value>,
+}
+
+/// The default number of retries an issue gets.
+pub const DEFAULT_MAX_RETRIES: u32 = 3;
+
+/// An epic: a deliverable of issues worked on by a team in an environment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Epic {
+    /// The file stem: the name you run.
+    pub stem: String,
+    /// The department it was found for.
+    pub department: String,
+    /// The file it was read from.
+    pub file: String,
+    /// The card fields.
+    pub card: CardBase,
+    /// The team's name.
+    pub team: String,
+    /// The environment's name.
+    pub environment: String,
+    /// The issues, in file order.
+    pub issues: Vec<IssueSpec>,
+    /// The key the issues were written under (`issues`, `stories` or `cards`).
+    pub issues_key: String,
+    /// `architecture_governance.idesign`.
+    pub idesign: bool,
+    /// `architecture_governance.pattern`.
+    pub pattern: Option<String>,
+    /// `params.model_overrides`: role → model.
+    pub model_overrides: Vec<(String, String)>,
+    /// The epic's requirements text.
+    pub requirements: Option<String>,
+    /// The epic's example task text.
+    pub example_task: Option<String>,
+}
+
+impl Epic {
+    /// The issue with this id.
+    pub fn issue(&self, id: &str) -> Option<&IssueSpec> {
+        self.issues.iter().find(|i| i.card.id == id)
+    }
+
+    /// The model override for a role, if any.
+    pub fn model_override(&self, role: &str) -> Option<&str> {
+        self.model_overrides
+            .iter()
+            .find(|(r, _)| r == role)
+            .map(|(_, m)| m.as_str())
+    }
+}
+
+/// One epic of a rock: its name and department.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RockEpic {
+    /// The epic's file stem.
+    pub epic: String,
+    /// The department to look it up in.
+    pub department: String,
+}
+
+/// A rock: a milestone made of epics run in order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rock {
+    /// The file stem: the name you run.
+    pub stem: String,
+    /// The department it was found for.
+    pub department: String,
+    /// The file it was read from.
+    pub file: String,
+    /// The card fields.
+    pub card: CardBase,
+    /// What the rock is to achieve.
+    pub task: Option<String>,
+    /// Its epics, in order.
+    pub epics: Vec<RockEpic>,
+}

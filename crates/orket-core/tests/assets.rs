@@ -1,0 +1,341 @@
+//! Asset loading: layered lookup, listing, aliases, organization merge, precise errors.
+
+use orket_core::assets::{AssetError, AssetTree, Category};
+use orket_core::{Status, WaitReason};
+use std::fs;
+use std::path::Path;
+
+fn write(root: &Path, rel: &str, text: &str) {
+    let path = root.join(rel);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, text).unwrap();
+}
+
+fn team_json(name: &str) -> String {
+    format!(r#"{{"name": "{name}", "seats": {{"dev": {{"name": "Dev", "roles": ["coder"]}}}}}}"#)
+}
+
+#[test]
+fn layered_lookup_precedence() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(root, "config/teams/crew.json", &team_json("from-config"));
+    write(root, "model/eng/teams/crew.json", &team_json("from-eng"));
+    write(root, "model/core/teams/crew.json", &team_json("from-core"));
+    let tree = AssetTree::new(root);
+
+    assert_eq!(tree.load_team("crew", "eng").unwrap().name, "from-config");
+    fs::remove_file(root.join("config/teams/crew.json")).unwrap();
+    assert_eq!(tree.load_team("crew", "eng").unwrap().name, "from-eng");
+    // Another department falls back to core, never to a sibling department.
+    assert_eq!(tree.load_team("crew", "sales").unwrap().name, "from-core");
+    assert_eq!(tree.load_team("crew", "core").unwrap().name, "from-core");
+    fs::remove_file(root.join("model/core/teams/crew.json")).unwrap();
+    match tree.load_team("crew", "sales").unwrap_err() {
+        AssetError::NotFound { searched, .. } => assert_eq!(
+            searched,
+            [
+                "config/teams/crew.json",
+                "model/sales/teams/crew.json",
+                "model/core/teams/crew.json"
+            ]
+        ),
+        other => panic!("{other}"),
+    }
+    assert_eq!(
+        tree.load_team("crew", "sales").unwrap_err().to_string(),
+        "team \"crew\" not found (looked in config/teams/crew.json, model/sales/teams/crew.json, model/core/teams/crew.json)"
+    );
+}
+
+#[test]
+fn listing_is_the_sorted_union_of_the_layers() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(root, "config/teams/zeta.json", &team_json("z"));
+    write(root, "model/eng/teams/alpha.json", &team_json("a"));
+    write(root, "model/eng/teams/zeta.json", &team_json("z2"));
+    write(root, "model/core/teams/mid.json", &team_json("m"));
+    write(root, "model/sales/teams/hidden.json", &team_json("h"));
+    write(root, "model/core/teams/notes.txt", "not an asset");
+    let tree = AssetTree::new(root);
+    assert_eq!(tree.list(Category::Teams, "eng"), ["alpha", "mid", "zeta"]);
+    assert_eq!(tree.list(Category::Teams, "core"), ["mid", "zeta"]);
+    assert_eq!(tree.departments(), ["core", "eng", "sales"]);
+}
+
+#[test]
+fn names_that_are_not_plain_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "model/core/teams/crew.json", &team_json("crew"));
+    let tree = AssetTree::new(dir.path());
+    for bad in ["../core/teams/crew", "a/b", ".hidden", "", "/etc/passwd"] {
+        assert!(
+            matches!(
+                tree.load_team(bad, "core"),
+                Err(AssetError::InvalidName { .. })
+            ),
+            "{bad:?}"
+        );
+    }
+    assert!(matches!(
+        tree.load_team("crew", "../model"),
+        Err(AssetError::InvalidName { .. })
+    ));
+}
+
+#[test]
+fn aliases_summary_and_stories_cards() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(
+        root,
+        "model/core/epics/a.json",
+        r#"{"team": "t", "environment": "e", "stories": [{"id": "S-1", "summary": "From summary", "seat": "Dev Seat"}]}"#,
+    );
+    write(
+        root,
+        "model/core/epics/b.json",
+        r#"{"team": "t", "environment": "e", "cards": [{"id": "C-1", "name": "From name", "summary": "ignored", "seat": "dev"}]}"#,
+    );
+    let tree = AssetTree::new(root);
+    let a = tree.load_epic("a", "core").unwrap();
+    assert_eq!(a.issues_key, "stories");
+    assert_eq!(a.issues[0].card.name, "From summary");
+    assert_eq!(a.issues[0].card.status, Status::Ready);
+    assert_eq!(a.issues[0].card.priority, 2.0);
+    assert_eq!(a.issues[0].max_retries, 3);
+    let b = tree.load_epic("b", "core").unwrap();
+    assert_eq!(b.issues_key, "cards");
+    assert_eq!(b.issues[0].card.name, "From name");
+}
+
+#[test]
+fn every_issue_field_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(
+        root,
+        "model/core/epics/full.json",
+        r#"{
+          "name": "Full", "team": "t", "environment": "e",
+          "architecture_governance": {"idesign": true, "pattern": "iDesign"},
+          "params": {"model_overrides": {"coder": "qwen2.5-coder:7b"}},
+          "references": ["docs"],
+          "issues": [
+            {"id": "F-0", "summary": "First", "seat": "dev"},
+            {"id": "F-1", "name": "Second", "type": "bug", "status": "In Progress",
+             "description": "desc", "priority": "Low", "wait_reason": "input",
+             "note": "a note", "parent_id": "P", "owner_department": "eng",
+             "labels": ["x"], "params": {"k": 1}, "references": ["ref"],
+             "seat": "dev", "assignee": "Dev", "sprint": "Q1 S6",
+             "requirements": ["one", "two"], "depends_on": "F-0",
+             "retry_count": 1, "max_retries": 5,
+             "verification": {"fixture_path": "verification/test_f1.py",
+               "scenarios": [{"id": "s1", "description": "adds", "input_data": [1, 2], "expected_output": 3}]},
+             "metrics": {"lines": 10}}
+          ]}"#,
+    );
+    let epic = AssetTree::new(root).load_epic("full", "core").unwrap();
+    assert!(epic.idesign);
+    assert_eq!(epic.pattern.as_deref(), Some("iDesign"));
+    assert_eq!(epic.model_override("coder"), Some("qwen2.5-coder:7b"));
+    assert_eq!(epic.card.references, ["docs"]);
+    let i = &epic.issues[1];
+    assert_eq!(i.card.card_type, "bug");
+    assert_eq!(i.card.status, Status::InProgress);
+    assert_eq!(i.card.priority, 1.0);
+    assert_eq!(i.card.wait_reason, Some(WaitReason::Input));
+    assert_eq!(i.card.note.as_deref(), Some("a note"));
+    assert_eq!(i.card.parent_id.as_deref(), Some("P"));
+    assert_eq!(i.card.owner_department, "eng");
+    assert_eq!(i.card.labels, ["x"]);
+    assert_eq!(i.card.params["k"], 1);
+    assert_eq!(i.card.references, ["ref"]);
+    assert_eq!(i.assignee.as_deref(), Some("Dev"));
+    assert_eq!(i.sprint.as_deref(), Some("Q1 S6"));
+    assert_eq!(i.requirements.as_deref(), Some("one\ntwo"));
+    assert_eq!(i.depends_on, ["F-0"]);
+    assert_eq!((i.retry_count, i.max_retries), (1, 5));
+    let v = i.verification.as_ref().unwrap();
+    assert_eq!(v.fixture_path.as_deref(), Some("verification/test_f1.py"));
+    assert_eq!(v.scenarios[0].expected_output, 3);
+    assert_eq!(i.metrics["lines"], 10);
+}
+
+#[test]
+fn issues_without_ids_get_stable_derived_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "model/core/epics/e.json",
+        r#"{"team": "t", "environment": "e", "issues": [
+            {"summary": "Same", "seat": "dev"}, {"summary": "Same", "seat": "dev"}, {"summary": "Other", "seat": "dev"}]}"#,
+    );
+    let tree = AssetTree::new(dir.path());
+    let first: Vec<String> = tree
+        .load_epic("e", "core")
+        .unwrap()
+        .issues
+        .iter()
+        .map(|i| i.card.id.clone())
+        .collect();
+    let again: Vec<String> = tree
+        .load_epic("e", "core")
+        .unwrap()
+        .issues
+        .iter()
+        .map(|i| i.card.id.clone())
+        .collect();
+    assert_eq!(first, again);
+    assert_eq!(first.len(), 3);
+    assert!(first[0] != first[1] && first[1] != first[2]);
+}
+
+#[test]
+fn load_errors_name_file_path_and_expectation() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "model/core/epics/login.json",
+        r#"{"team": "t", "environment": "e", "issues": [
+            {"id": "L-1", "summary": "a", "seat": "dev"},
+            {"id": "L-2", "summary": "b", "seat": "dev"},
+            {"id": "L-3", "summary": "c", "seat": "dev", "depends_on": ["L-9"], "max_retries": -1}]}"#,
+    );
+    let err = AssetTree::new(dir.path())
+        .load_epic("login", "core")
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(
+            "model/core/epics/login.json: issues[2].depends_on[0]: unknown issue id \"L-9\""
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("model/core/epics/login.json: issues[2].max_retries: expected a non-negative whole number, found a number"),
+        "{text}"
+    );
+}
+
+#[test]
+fn organization_merge_and_env_overrides() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(
+        root,
+        "config/org_info.json",
+        r#"{"name": "Info Org", "vision": "V1", "ethos": "E"}"#,
+    );
+    write(
+        root,
+        "config/architecture.json",
+        r#"{"architecture": {"idesign_threshold": 4}, "departments": ["core", "eng"], "process_rules": {"planner_node": "default"}}"#,
+    );
+    write(
+        root,
+        "config/organization.json",
+        r#"{"name": "Ignored while the pair exists"}"#,
+    );
+    let tree = AssetTree::new(root);
+    let (mut org, diags) = tree.organization_with_diagnostics();
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(org.name, "Info Org");
+    assert_eq!(org.ethos, "E");
+    assert_eq!(org.idesign_threshold, 4);
+    assert_eq!(org.departments, ["core", "eng"]);
+    assert_eq!(org.rule_str("planner_node"), Some("default"));
+    assert_eq!(
+        org.sources,
+        ["config/org_info.json", "config/architecture.json"]
+    );
+    org.apply_env_overrides(|k| match k {
+        "ORKET_ORG_NAME" => Some("Env Org".to_string()),
+        "ORKET_ORG_VISION" => Some("Env vision".to_string()),
+        _ => None,
+    });
+    assert_eq!(
+        (org.name.as_str(), org.vision.as_str()),
+        ("Env Org", "Env vision")
+    );
+
+    // Without the pair: config/organization.json, then model/organization.json.
+    fs::remove_file(root.join("config/architecture.json")).unwrap();
+    assert_eq!(
+        tree.organization_with_diagnostics().0.name,
+        "Ignored while the pair exists"
+    );
+    fs::remove_file(root.join("config/organization.json")).unwrap();
+    write(root, "model/organization.json", r#"{"name": "Model Org"}"#);
+    let org = tree.organization_with_diagnostics().0;
+    assert_eq!(org.name, "Model Org");
+    assert_eq!(org.idesign_threshold, 7);
+}
+
+#[test]
+fn roles_come_from_files_then_team_inline_definitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(
+        root,
+        "model/core/teams/t.json",
+        r#"{"seats": {"Lead Dev": {"name": "Lead", "roles": ["coder", "scribe"]}},
+            "roles": {"scribe": {"description": "writes notes", "tools": ["write_file"]},
+                      "coder": {"description": "inline coder"}}}"#,
+    );
+    write(
+        root,
+        "model/core/roles/coder.json",
+        r#"{"name": "coder", "description": "file coder"}"#,
+    );
+    let tree = AssetTree::new(root);
+    let team = tree.load_team("t", "core").unwrap();
+    assert_eq!(team.seat("lead dev").unwrap().name, "Lead");
+    assert_eq!(team.seat("LEAD_DEV").unwrap().roles, ["coder", "scribe"]);
+    assert_eq!(
+        tree.load_role("coder", "core", Some(&team))
+            .unwrap()
+            .description,
+        "file coder"
+    );
+    let scribe = tree.load_role("scribe", "core", Some(&team)).unwrap();
+    assert_eq!(scribe.tools, ["write_file"]);
+    assert_eq!(scribe.issue_types, ["issue", "story", "bug", "task"]);
+    let err = tree
+        .load_role("ghost", "core", Some(&team))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.ends_with("the roles of team \"t\" (model/core/teams/t.json))"),
+        "{err}"
+    );
+}
+
+#[test]
+fn corpus_valid_files_load() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/original_assets");
+    let tree = AssetTree::new(&root);
+    let org = tree.organization().unwrap();
+    assert_eq!(org.name, "Orket Organizational Unit");
+    assert_eq!(org.idesign_threshold, 7);
+    let epic = tree.load_epic("auth_manager", "core").unwrap();
+    assert_eq!(epic.issues.len(), 3);
+    assert_eq!(epic.issues[0].card.priority, 3.0);
+    let sanity = tree.load_epic("sanity_test", "core").unwrap();
+    assert_eq!(sanity.issues[0].card.priority, 3.0);
+    let rock = tree.load_rock("project_void", "creative").unwrap();
+    assert_eq!(rock.epics[2].department, "engineering");
+    assert_eq!(
+        tree.load_environment("specialized", "core")
+            .unwrap()
+            .timeout,
+        600
+    );
+    assert_eq!(
+        tree.load_environment("standard", "core").unwrap().seed,
+        Some(42)
+    );
+    assert!(tree.load_dialect("qwen", "core").is_ok());
+    assert!(tree.load_team("creative_guild", "creative").is_ok());
+}
