@@ -1,1 +1,26 @@
-//! placeholder
+//! Orket's persistence: the [`Store`] trait and its SQLite implementation, [`SqliteStore`].
+//!
+//! The store records what the engine decided. Writes are [`Change`]s applied in atomic batches
+//! ([`Store::apply`]) so that a whole model turn commits as one transaction; every issue status
+//! change appends an audit row, and an epic build's status is derived from its issues.
+//! Timestamps are RFC 3339 UTC strings with milliseconds (`2026-11-22T04:16:22.123Z`).
+
+#![warn(missing_docs)]
+
+mod change;
+mod error;
+mod records;
+mod sqlite;
+mod store;
+mod time;
+mod words;
+
+pub use change::{Applied, Change};
+pub use error::{StoreError, StoreResult};
+pub use records::{
+    BuildRecord, CardTransaction, Comment, EventRecord, IssueRecord, IssueUpdate, MemoryRecord,
+    NewEvent, NewTurn, RunRecord, RunUpdate, SnapshotRecord, SuccessRecord, TurnRecord,
+};
+pub use sqlite::SqliteStore;
+pub use store::Store;
+pub use time::now_timestamp;

@@ -1,0 +1,134 @@
+//! `orket board`: rocks → epics → issues with their statuses.
+
+use crate::project::Project;
+use anyhow::{Context, Result};
+use orket_core::assets::{Board, BoardEpic, BoardIssue};
+use orket_core::Status;
+use orket_store::{SqliteStore, Store};
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+/// Prints the board; statuses come from the store for epics that have a build in it.
+pub async fn run(project: &Project, department: Option<&str>, json: bool) -> Result<ExitCode> {
+    let tree = project.tree()?;
+    let mut board = Board::from_files(&tree, department);
+    if project.db_path().is_file() {
+        let store = SqliteStore::open(project.db_path())
+            .await
+            .with_context(|| format!("opening the store {}", project.db_path().display()))?;
+        let builds = store_builds(&store, &board).await?;
+        board.overlay(|id| builds.get(id).cloned());
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&board)?);
+    } else {
+        print!("{}", render(&board));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The status and issues of every build of the board that the store holds.
+async fn store_builds(
+    store: &dyn Store,
+    board: &Board,
+) -> Result<HashMap<String, (Status, Vec<BoardIssue>)>> {
+    let mut out = HashMap::new();
+    let epics = board
+        .rocks
+        .iter()
+        .flat_map(|r| r.epics.iter())
+        .chain(board.epics.iter());
+    for epic in epics {
+        if out.contains_key(&epic.build_id) {
+            continue;
+        }
+        let Some(build) = store.get_build(&epic.build_id).await? else {
+            continue;
+        };
+        let issues = store
+            .list_issues(&epic.build_id)
+            .await?
+            .into_iter()
+            .map(|i| BoardIssue {
+                id: i.id,
+                name: i.name,
+                status: i.status,
+                seat: i.seat,
+                assignee: i.assignee,
+                priority: i.priority,
+                depends_on: i.depends_on,
+            })
+            .collect();
+        out.insert(epic.build_id.clone(), (build.status, issues));
+    }
+    Ok(out)
+}
+
+/// The board as indented text.
+fn render(board: &Board) -> String {
+    let mut out = String::new();
+    for rock in &board.rocks {
+        out.push_str(&format!(
+            "Rock {} — {} [{}] ({})\n",
+            rock.id, rock.name, rock.status, rock.department
+        ));
+        for epic in &rock.epics {
+            render_epic(&mut out, epic, "  ");
+        }
+        out.push('\n');
+    }
+    if !board.epics.is_empty() {
+        out.push_str("Epics in no rock:\n");
+        for epic in &board.epics {
+            render_epic(&mut out, epic, "  ");
+        }
+    }
+    if board.rocks.is_empty() && board.epics.is_empty() {
+        out.push_str("No rocks or epics found.\n");
+    }
+    out
+}
+
+fn render_epic(out: &mut String, epic: &BoardEpic, indent: &str) {
+    if let Some(error) = &epic.error {
+        out.push_str(&format!(
+            "{indent}Epic {} ({}) cannot be loaded:\n",
+            epic.id, epic.department
+        ));
+        for line in error.lines() {
+            out.push_str(&format!("{indent}    {line}\n"));
+        }
+        return;
+    }
+    out.push_str(&format!(
+        "{indent}Epic {} — {} [{}] ({}, team {}, statuses from {})\n",
+        epic.id, epic.name, epic.status, epic.department, epic.team, epic.source
+    ));
+    let name_width = epic
+        .issues
+        .iter()
+        .map(|i| i.name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(48);
+    let id_width = epic.issues.iter().map(|i| i.id.len()).max().unwrap_or(0);
+    for issue in &epic.issues {
+        let name: String = issue.name.chars().take(48).collect();
+        let mut line = format!(
+            "{indent}  {:<21} {:<id_width$}  {:<name_width$}  {}  P{}",
+            issue.status.as_str(),
+            issue.id,
+            name,
+            issue.seat,
+            issue.priority,
+        );
+        if let Some(a) = &issue.assignee {
+            line.push_str(&format!("  @{a}"));
+        }
+        if !issue.depends_on.is_empty() {
+            line.push_str(&format!("  after {}", issue.depends_on.join(", ")));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+}

@@ -1,0 +1,66 @@
+//! The `orket` command line: one binary for every Orket command.
+
+mod commands;
+mod project;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Orket runs a team of local-LLM agents through a backlog of work cards, under mechanical
+/// governance.
+#[derive(Debug, Parser)]
+#[command(name = "orket", version, about, long_about = None)]
+struct Cli {
+    /// The project root: the folder holding config/ and model/.
+    #[arg(long, global = true, default_value = ".", value_name = "DIR")]
+    root: PathBuf,
+    /// The store file [default: <root>/.orket/orket.db, or $ORKET_DB].
+    #[arg(long, global = true, value_name = "FILE")]
+    db: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate the whole asset tree and list every problem (exit 1 if any error).
+    Check {
+        /// Check one department (with core and config/) instead of all.
+        #[arg(long, value_name = "D")]
+        department: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show rocks → epics → issues with their statuses (from the store when a build exists).
+    Board {
+        /// Show one department instead of all.
+        #[arg(long, value_name = "D")]
+        department: Option<String>,
+        /// Print the board as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let project = project::Project::new(cli.root, cli.db);
+    let result = match cli.command {
+        Command::Check { department, json } => {
+            commands::check::run(&project, department.as_deref(), json)
+        }
+        Command::Board { department, json } => {
+            commands::board::run(&project, department.as_deref(), json).await
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! `orket board`: from the files, then from the store once a build exists.
+
+use assert_cmd::Command;
+use orket_core::Status;
+use orket_store::{BuildRecord, IssueRecord, IssueUpdate, SqliteStore, Store};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+fn demo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../demo")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn board_json(root: &Path, extra: &[&str], env_db: Option<&Path>) -> Value {
+    let mut cmd = Command::cargo_bin("orket").unwrap();
+    cmd.env_remove("ORKET_DB");
+    if let Some(db) = env_db {
+        cmd.env("ORKET_DB", db);
+    }
+    let out = cmd
+        .args(["board", "--json", "--root"])
+        .arg(root)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn issue_statuses(epic: &Value) -> Vec<(String, String)> {
+    epic["issues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["id"].as_str().unwrap().to_string(),
+                i["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn board_from_files_lists_every_card_with_id_and_status() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&demo(), dir.path());
+    let board = board_json(dir.path(), &[], None);
+    let rock = &board["rocks"][0];
+    assert_eq!(rock["id"], "demo_launch");
+    assert_eq!(rock["status"], "ready");
+    let epic = &rock["epics"][0];
+    assert_eq!(epic["id"], "hello_cli");
+    assert_eq!(epic["source"], "files");
+    assert_eq!(
+        issue_statuses(epic),
+        [
+            ("DEMO-1".into(), "ready".into()),
+            ("DEMO-2".into(), "ready".into()),
+            ("DEMO-3".into(), "ready".into())
+        ]
+    );
+    assert_eq!(
+        board["epics"].as_array().unwrap().len(),
+        0,
+        "hello_cli belongs to the rock"
+    );
+    // A read-only command does not create the store.
+    assert!(!dir.path().join(".orket").exists());
+
+    let out = Command::cargo_bin("orket")
+        .unwrap()
+        .env_remove("ORKET_DB")
+        .args(["board", "--root"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("Rock demo_launch — Demo launch [ready] (core)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "Epic hello_cli — Hello CLI [ready] (core, team demo_team, statuses from files)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("DEMO-2") && l.contains("after DEMO-1")),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn board_reads_statuses_from_the_store_of_the_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("project");
+    copy_dir(&demo(), &root);
+    {
+        let store = SqliteStore::open(&root.join(".orket/orket.db"))
+            .await
+            .unwrap();
+        let build = "build-hello_cli";
+        store
+            .upsert_build(BuildRecord::new(build, "epic", "hello_cli", "core"))
+            .await
+            .unwrap();
+        for (id, name) in [
+            ("DEMO-1", "Write hello.py"),
+            ("DEMO-2", "Document"),
+            ("DEMO-3", "Notes"),
+            ("ISSUE-AB12", "Created by an agent"),
+        ] {
+            store
+                .insert_issue(IssueRecord::new(build, id, name, "developer"))
+                .await
+                .unwrap();
+        }
+        for (status, actor) in [
+            (Status::InProgress, "coder"),
+            (Status::CodeReview, "coder"),
+            (Status::Done, "integrity_guard"),
+        ] {
+            store
+                .update_issue(build, "DEMO-1", IssueUpdate::by(actor).status(status))
+                .await
+                .unwrap();
+        }
+    }
+    let board = board_json(&root, &[], None);
+    let epic = &board["rocks"][0]["epics"][0];
+    assert_eq!(epic["source"], "store");
+    assert_eq!(epic["status"], "in_progress");
+    assert_eq!(
+        issue_statuses(epic),
+        [
+            ("DEMO-1".into(), "done".into()),
+            ("DEMO-2".into(), "ready".into()),
+            ("DEMO-3".into(), "ready".into()),
+            ("ISSUE-AB12".into(), "ready".into())
+        ]
+    );
+    assert_eq!(board["rocks"][0]["status"], "in_progress");
+
+    // The same store named by ORKET_DB or --db from another root gives the same statuses.
+    let db = root.join(".orket/orket.db");
+    let other = dir.path().join("other");
+    copy_dir(&demo(), &other);
+    let via_env = board_json(&other, &[], Some(&db));
+    assert_eq!(via_env["rocks"][0]["epics"][0]["source"], "store");
+    let via_flag = board_json(&other, &["--db", db.to_str().unwrap()], None);
+    assert_eq!(
+        via_flag["rocks"][0]["epics"][0]["issues"][0]["status"],
+        "done"
+    );
+    // Without them, the other root has no store: statuses come from its files.
+    assert_eq!(
+        board_json(&other, &[], None)["rocks"][0]["epics"][0]["source"],
+        "files"
+    );
+}

@@ -1,0 +1,117 @@
+//! Changes: the writes a store applies, all or nothing, in one batch.
+
+use crate::records::{
+    BuildRecord, Comment, IssueRecord, IssueUpdate, NewEvent, NewTurn, RunRecord, RunUpdate,
+};
+use serde_json::Value;
+
+/// One write. A batch of them (`Store::apply`) commits as one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// Creates or replaces a build row (an epic build's status is then derived from its issues).
+    UpsertBuild(BuildRecord),
+    /// Adds an issue to its build (`Conflict` if `(build_id, id)` exists).
+    InsertIssue(IssueRecord),
+    /// Patches an issue; a status change is audited and the build's status derived again.
+    UpdateIssue {
+        /// The issue's build.
+        build_id: String,
+        /// The issue.
+        id: String,
+        /// The patch.
+        update: IssueUpdate,
+    },
+    /// Adds `amount` to the issue's `credits_spent` atomically (audited as `report_credits`).
+    AddCredits {
+        /// The issue's build.
+        build_id: String,
+        /// The issue.
+        id: String,
+        /// Credits to add.
+        amount: f64,
+        /// Who reports them.
+        actor: String,
+    },
+    /// Adds a comment to an issue (`NotFound` if the issue does not exist).
+    AddComment {
+        /// The issue's build.
+        build_id: String,
+        /// The issue.
+        issue_id: String,
+        /// Who writes it.
+        author: String,
+        /// The text.
+        content: String,
+    },
+    /// Removes a build's issues and their comments (for `--reset`); audit rows stay.
+    DeleteBuildIssues {
+        /// The build.
+        build_id: String,
+    },
+    /// Creates a run (`Conflict` if its id exists).
+    CreateRun(RunRecord),
+    /// Patches a run.
+    UpdateRun {
+        /// The run.
+        id: String,
+        /// The patch.
+        update: RunUpdate,
+    },
+    /// Appends a turn to a run's transcript (`Conflict` if its seq exists).
+    AppendTurn(NewTurn),
+    /// Appends an event.
+    AppendEvent(NewEvent),
+    /// Saves a snapshot of a run's state.
+    SaveSnapshot {
+        /// The run.
+        run_id: String,
+        /// The snapshot.
+        data: Value,
+    },
+    /// Records a run that finished its card in the success ledger.
+    RecordSuccess {
+        /// The run.
+        run_id: String,
+        /// Its build.
+        build_id: String,
+        /// The card it finished.
+        card: String,
+        /// Details.
+        data: Value,
+    },
+    /// Adds a memory entry.
+    Remember {
+        /// What to remember.
+        content: String,
+        /// Who remembers it.
+        role: Option<String>,
+        /// The issue it comes from.
+        issue_id: Option<String>,
+        /// The run it comes from.
+        run_id: Option<String>,
+    },
+}
+
+/// What one change produced, in the order of the batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Applied {
+    /// Written; nothing to report (builds, inserted issues, runs, deletions).
+    Done,
+    /// The new row's id (turns, events, snapshots, success rows, memory entries).
+    Id(i64),
+    /// The issue as it stands after the change (issue updates, credits).
+    Issue(Box<IssueRecord>),
+    /// The stored comment.
+    Comment(Comment),
+}
+
+impl Applied {
+    /// The new row's id, for changes that insert a row with one.
+    pub fn id(&self) -> Option<i64> {
+        match self {
+            Applied::Id(id) => Some(*id),
+            Applied::Comment(comment) => Some(comment.id),
+            Applied::Done | Applied::Issue(_) => None,
+        }
+    }
+}

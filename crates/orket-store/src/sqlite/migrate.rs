@@ -1,0 +1,128 @@
+//! The migration runner: versioned SQL files, recorded with their checksum in
+//! `_schema_migrations`, each applied in one write transaction with its record.
+
+use crate::error::{StoreError, StoreResult};
+use crate::time::now_timestamp;
+use sha2::{Digest, Sha256};
+use sqlx::{Executor, SqlitePool};
+
+/// The migrations, in order: `(version, name, SQL)`.
+pub(super) static MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+)];
+
+const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS _schema_migrations (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    checksum TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+)";
+
+/// The lower-case hex SHA-256 of a migration's SQL text.
+fn checksum(sql: &str) -> String {
+    Sha256::digest(sql.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Applies the pending migrations; returns how many were applied now. Refuses a database whose
+/// recorded migrations differ from the files, or that is newer than this build knows.
+pub(super) async fn run(writer: &SqlitePool) -> StoreResult<usize> {
+    let mut applied = 0;
+    for &(version, name, sql) in MIGRATIONS {
+        let expected = checksum(sql);
+        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(CREATE_TABLE).execute(&mut *tx).await?;
+        let recorded: Option<String> =
+            sqlx::query_scalar("SELECT checksum FROM _schema_migrations WHERE version = ?")
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match recorded {
+            Some(recorded) if recorded != expected => {
+                return Err(StoreError::Migration {
+                    version,
+                    message: format!(
+                        "migration {version} ({name}) was changed after it was applied \
+                         (recorded checksum {recorded}, file checksum {expected})"
+                    ),
+                });
+            }
+            Some(_) => {}
+            None => {
+                // `Executor::execute` rather than `RawSql::execute`, whose future is not `Send`
+                // for every lifetime (launchbadge/sqlx#3150).
+                (&mut *tx)
+                    .execute(sqlx::raw_sql(sql))
+                    .await
+                    .map_err(|err| StoreError::Migration {
+                        version,
+                        message: format!("migration {version} ({name}) failed: {err}"),
+                    })?;
+                sqlx::query(
+                    "INSERT INTO _schema_migrations (version, name, checksum, applied_at) \
+                     VALUES (?, ?, ?, ?)",
+                )
+                .bind(version)
+                .bind(name)
+                .bind(&expected)
+                .bind(now_timestamp())
+                .execute(&mut *tx)
+                .await?;
+                applied += 1;
+            }
+        }
+        tx.commit().await?;
+    }
+    let newest = version(writer).await?;
+    let known = latest_known();
+    if newest > known {
+        return Err(StoreError::Migration {
+            version: newest,
+            message: format!(
+                "the database has schema version {newest}, newer than this build knows ({known}); \
+                 use a newer orket"
+            ),
+        });
+    }
+    Ok(applied)
+}
+
+/// The highest version recorded in `_schema_migrations` (0 when none is).
+pub(super) async fn version(pool: &SqlitePool) -> StoreResult<i64> {
+    let version: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM _schema_migrations")
+            .fetch_one(pool)
+            .await?;
+    Ok(version)
+}
+
+/// The highest version among the migration files.
+fn latest_known() -> i64 {
+    MIGRATIONS.iter().map(|m| m.0).max().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_count_up_from_one_with_unique_names() {
+        for (index, (version, name, sql)) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(*version, index as i64 + 1, "migration {name}");
+            assert!(!sql.trim().is_empty(), "migration {name} is empty");
+        }
+        assert_eq!(latest_known(), MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn checksum_is_sha256_hex() {
+        assert_eq!(
+            checksum(""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+}

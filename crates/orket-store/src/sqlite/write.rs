@@ -1,0 +1,562 @@
+//! The writes behind `Change`, each run inside the batch's write transaction.
+
+use super::rows;
+use crate::change::{Applied, Change};
+use crate::error::{StoreError, StoreResult};
+use crate::records::{
+    BuildRecord, ColumnValue, Comment, IssueRecord, IssueUpdate, NewEvent, NewTurn, RunRecord,
+    RunUpdate,
+};
+use crate::time::now_timestamp;
+use crate::words::memory_words;
+use orket_core::lifecycle::derive_epic_status;
+use orket_core::Status;
+use serde_json::{json, Value};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+
+/// The role recorded for changes the engine makes without an acting seat.
+const ENGINE_ROLE: &str = "orket";
+
+/// Applies one change of a batch.
+pub(super) async fn apply_change(
+    conn: &mut SqliteConnection,
+    change: Change,
+) -> StoreResult<Applied> {
+    Ok(match change {
+        Change::UpsertBuild(build) => {
+            upsert_build(conn, &build).await?;
+            Applied::Done
+        }
+        Change::InsertIssue(issue) => {
+            insert_issue(conn, &issue).await?;
+            Applied::Done
+        }
+        Change::UpdateIssue {
+            build_id,
+            id,
+            update,
+        } => Applied::Issue(Box::new(update_issue(conn, &build_id, &id, &update).await?)),
+        Change::AddCredits {
+            build_id,
+            id,
+            amount,
+            actor,
+        } => Applied::Issue(Box::new(
+            add_credits(conn, &build_id, &id, amount, &actor).await?,
+        )),
+        Change::AddComment {
+            build_id,
+            issue_id,
+            author,
+            content,
+        } => Applied::Comment(add_comment(conn, build_id, issue_id, author, content).await?),
+        Change::DeleteBuildIssues { build_id } => {
+            delete_build_issues(conn, &build_id).await?;
+            Applied::Done
+        }
+        Change::CreateRun(run) => {
+            create_run(conn, &run).await?;
+            Applied::Done
+        }
+        Change::UpdateRun { id, update } => {
+            update_run(conn, &id, &update).await?;
+            Applied::Done
+        }
+        Change::AppendTurn(turn) => Applied::Id(append_turn(conn, &turn).await?),
+        Change::AppendEvent(event) => Applied::Id(append_event(conn, event).await?),
+        Change::SaveSnapshot { run_id, data } => Applied::Id(
+            sqlx::query_scalar(
+                "INSERT INTO session_snapshots (run_id, created_at, data) \
+                 VALUES (?, ?, ?) RETURNING id",
+            )
+            .bind(run_id)
+            .bind(now_timestamp())
+            .bind(data.to_string())
+            .fetch_one(&mut *conn)
+            .await?,
+        ),
+        Change::RecordSuccess {
+            run_id,
+            build_id,
+            card,
+            data,
+        } => Applied::Id(
+            sqlx::query_scalar(
+                "INSERT INTO success_ledger (run_id, build_id, card, recorded_at, data) \
+                 VALUES (?, ?, ?, ?, ?) RETURNING id",
+            )
+            .bind(run_id)
+            .bind(build_id)
+            .bind(card)
+            .bind(now_timestamp())
+            .bind(data.to_string())
+            .fetch_one(&mut *conn)
+            .await?,
+        ),
+        Change::Remember {
+            content,
+            role,
+            issue_id,
+            run_id,
+        } => Applied::Id(remember(conn, content, role, issue_id, run_id).await?),
+    })
+}
+
+/// An issue as stored, read inside the current transaction.
+pub(super) async fn get_issue(
+    conn: &mut SqliteConnection,
+    build_id: &str,
+    id: &str,
+) -> StoreResult<Option<IssueRecord>> {
+    sqlx::query("SELECT * FROM issues WHERE build_id = ? AND id = ?")
+        .bind(build_id)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .as_ref()
+        .map(rows::issue)
+        .transpose()
+}
+
+async fn require_issue(
+    conn: &mut SqliteConnection,
+    build_id: &str,
+    id: &str,
+) -> StoreResult<IssueRecord> {
+    get_issue(conn, build_id, id)
+        .await?
+        .ok_or_else(|| issue_not_found(build_id, id))
+}
+
+fn issue_not_found(build_id: &str, id: &str) -> StoreError {
+    StoreError::NotFound {
+        what: "issue",
+        id: format!("{build_id}/{id}"),
+    }
+}
+
+/// Turns a unique-key violation into a `Conflict` described by `message`.
+fn conflict_on_duplicate(err: sqlx::Error, message: impl FnOnce() -> String) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(message()),
+        _ => StoreError::Database(err),
+    }
+}
+
+fn push_value(qb: &mut QueryBuilder<'_, Sqlite>, value: ColumnValue) {
+    match value {
+        ColumnValue::Null => qb.push_bind(None::<String>),
+        ColumnValue::Text(text) => qb.push_bind(text),
+        ColumnValue::Real(real) => qb.push_bind(real),
+        ColumnValue::Int(int) => qb.push_bind(int),
+    };
+}
+
+/// One audit row.
+struct Audit<'a> {
+    build_id: &'a str,
+    card_id: &'a str,
+    role: &'a str,
+    action: &'a str,
+    from: Option<Status>,
+    to: Option<Status>,
+    detail: Value,
+}
+
+async fn audit(conn: &mut SqliteConnection, row: Audit<'_>) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO card_transactions \
+         (build_id, card_id, role, action, from_status, to_status, detail, timestamp) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(row.build_id)
+    .bind(row.card_id)
+    .bind(row.role)
+    .bind(row.action)
+    .bind(row.from.map(Status::as_str))
+    .bind(row.to.map(Status::as_str))
+    .bind(row.detail.to_string())
+    .bind(now_timestamp())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The status an epic build derives from its issues.
+async fn derived_status(conn: &mut SqliteConnection, build_id: &str) -> StoreResult<Status> {
+    let issues = sqlx::query("SELECT build_id, id, status FROM issues WHERE build_id = ?")
+        .bind(build_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(derive_epic_status(&rows::all(&issues, rows::issue_status)?))
+}
+
+/// Derives an epic build's status from its issues again; audits and stores it when it changes.
+/// Builds of other kinds, and missing builds, are left alone.
+async fn refresh_build_status(
+    conn: &mut SqliteConnection,
+    build_id: &str,
+    actor: &str,
+) -> StoreResult<()> {
+    let build: Option<(String, String, String)> =
+        sqlx::query_as("SELECT kind, card, status FROM builds WHERE id = ?")
+            .bind(build_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some((kind, card, stored)) = build else {
+        return Ok(());
+    };
+    if kind != "epic" {
+        return Ok(());
+    }
+    let derived = derived_status(conn, build_id).await?;
+    if stored == derived.as_str() {
+        return Ok(());
+    }
+    sqlx::query("UPDATE builds SET status = ?, updated_at = ? WHERE id = ?")
+        .bind(derived.as_str())
+        .bind(now_timestamp())
+        .bind(build_id)
+        .execute(&mut *conn)
+        .await?;
+    let audit_row = Audit {
+        build_id,
+        card_id: &card,
+        role: actor,
+        action: "status_derived",
+        from: stored.parse().ok(),
+        to: Some(derived),
+        detail: json!({ "build": build_id }),
+    };
+    audit(conn, audit_row).await
+}
+
+/// Creates or replaces a build; an epic build takes the status derived from its issues.
+/// A changed status of an existing build is audited.
+async fn upsert_build(conn: &mut SqliteConnection, build: &BuildRecord) -> StoreResult<()> {
+    let previous: Option<String> = sqlx::query_scalar("SELECT status FROM builds WHERE id = ?")
+        .bind(&build.id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let status = if build.kind == "epic" {
+        derived_status(conn, &build.id).await?
+    } else {
+        build.status
+    };
+    sqlx::query(
+        "INSERT INTO builds (id, kind, card, department, status, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, card = excluded.card, \
+         department = excluded.department, status = excluded.status, \
+         updated_at = excluded.updated_at",
+    )
+    .bind(&build.id)
+    .bind(&build.kind)
+    .bind(&build.card)
+    .bind(&build.department)
+    .bind(status.as_str())
+    .bind(&build.created_at)
+    .bind(&build.updated_at)
+    .execute(&mut *conn)
+    .await?;
+    match previous {
+        Some(previous) if previous != status.as_str() => {
+            let audit_row = Audit {
+                build_id: &build.id,
+                card_id: &build.card,
+                role: ENGINE_ROLE,
+                action: "status_change",
+                from: previous.parse().ok(),
+                to: Some(status),
+                detail: json!({ "build": build.id }),
+            };
+            audit(conn, audit_row).await
+        }
+        _ => Ok(()),
+    }
+}
+
+async fn insert_issue(conn: &mut SqliteConnection, issue: &IssueRecord) -> StoreResult<()> {
+    if get_issue(conn, &issue.build_id, &issue.id).await?.is_some() {
+        return Err(StoreError::Conflict(format!(
+            "issue {}/{} already exists in issues",
+            issue.build_id, issue.id
+        )));
+    }
+    let columns = issue.columns();
+    let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO issues (");
+    for (column, _) in &columns {
+        qb.push(*column).push(", ");
+    }
+    qb.push("position) VALUES (");
+    for (_, value) in columns {
+        push_value(&mut qb, value);
+        qb.push(", ");
+    }
+    qb.push("(SELECT COALESCE(MAX(position), 0) + 1 FROM issues WHERE build_id = ")
+        .push_bind(&issue.build_id)
+        .push("))");
+    qb.build().execute(&mut *conn).await?;
+    refresh_build_status(conn, &issue.build_id, ENGINE_ROLE).await
+}
+
+/// Writes the fields the patch sets (and `updated_at`); audits a status change and derives the
+/// build's status again. Returns the issue as it now stands.
+async fn update_issue(
+    conn: &mut SqliteConnection,
+    build_id: &str,
+    id: &str,
+    update: &IssueUpdate,
+) -> StoreResult<IssueRecord> {
+    let current = require_issue(conn, build_id, id).await?;
+    if let Some(expected) = update.expect_status {
+        if expected != current.status {
+            return Err(StoreError::Conflict(format!(
+                "issue {build_id}/{id} is {}, not {expected} as expected; nothing was changed",
+                current.status
+            )));
+        }
+    }
+    let mut qb = QueryBuilder::<Sqlite>::new("UPDATE issues SET updated_at = ");
+    qb.push_bind(now_timestamp());
+    for (column, value) in update.assignments() {
+        qb.push(", ").push(column).push(" = ");
+        push_value(&mut qb, value);
+    }
+    qb.push(" WHERE build_id = ")
+        .push_bind(build_id)
+        .push(" AND id = ")
+        .push_bind(id);
+    qb.build().execute(&mut *conn).await?;
+
+    if let Some(to) = update.status.filter(|to| *to != current.status) {
+        let wait_reason = update.wait_reason.unwrap_or(current.wait_reason);
+        let audit_row = Audit {
+            build_id,
+            card_id: id,
+            role: &update.actor,
+            action: "status_change",
+            from: Some(current.status),
+            to: Some(to),
+            detail: json!({ "wait_reason": wait_reason }),
+        };
+        audit(conn, audit_row).await?;
+        refresh_build_status(conn, build_id, &update.actor).await?;
+    }
+    require_issue(conn, build_id, id).await
+}
+
+async fn add_credits(
+    conn: &mut SqliteConnection,
+    build_id: &str,
+    id: &str,
+    amount: f64,
+    actor: &str,
+) -> StoreResult<IssueRecord> {
+    let updated = sqlx::query(
+        "UPDATE issues SET credits_spent = credits_spent + ?, updated_at = ? \
+         WHERE build_id = ? AND id = ?",
+    )
+    .bind(amount)
+    .bind(now_timestamp())
+    .bind(build_id)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    if updated.rows_affected() == 0 {
+        return Err(issue_not_found(build_id, id));
+    }
+    let issue = require_issue(conn, build_id, id).await?;
+    let audit_row = Audit {
+        build_id,
+        card_id: id,
+        role: actor,
+        action: "report_credits",
+        from: None,
+        to: None,
+        detail: json!({ "amount": amount, "credits_spent": issue.credits_spent }),
+    };
+    audit(conn, audit_row).await?;
+    Ok(issue)
+}
+
+async fn add_comment(
+    conn: &mut SqliteConnection,
+    build_id: String,
+    issue_id: String,
+    author: String,
+    content: String,
+) -> StoreResult<Comment> {
+    let exists: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM issues WHERE build_id = ? AND id = ?")
+            .bind(&build_id)
+            .bind(&issue_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if exists.is_none() {
+        return Err(issue_not_found(&build_id, &issue_id));
+    }
+    let created_at = now_timestamp();
+    let id = sqlx::query_scalar(
+        "INSERT INTO comments (build_id, issue_id, author, content, created_at) \
+         VALUES (?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(&build_id)
+    .bind(&issue_id)
+    .bind(&author)
+    .bind(&content)
+    .bind(&created_at)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Comment {
+        id,
+        build_id,
+        issue_id,
+        author,
+        content,
+        created_at,
+    })
+}
+
+async fn delete_build_issues(conn: &mut SqliteConnection, build_id: &str) -> StoreResult<()> {
+    for sql in [
+        "DELETE FROM comments WHERE build_id = ?",
+        "DELETE FROM issues WHERE build_id = ?",
+    ] {
+        sqlx::query(sql).bind(build_id).execute(&mut *conn).await?;
+    }
+    refresh_build_status(conn, build_id, ENGINE_ROLE).await
+}
+
+async fn create_run(conn: &mut SqliteConnection, run: &RunRecord) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO sessions (id, kind, target, build_id, department, workspace, status, \
+         reason, params, started_at, updated_at, ended_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&run.id)
+    .bind(run.kind.as_str())
+    .bind(&run.target)
+    .bind(&run.build_id)
+    .bind(&run.department)
+    .bind(&run.workspace)
+    .bind(run.status.as_str())
+    .bind(&run.reason)
+    .bind(run.params.to_string())
+    .bind(&run.started_at)
+    .bind(&run.updated_at)
+    .bind(&run.ended_at)
+    .execute(&mut *conn)
+    .await
+    .map_err(|err| {
+        conflict_on_duplicate(err, || format!("run {} already exists in sessions", run.id))
+    })?;
+    Ok(())
+}
+
+async fn update_run(conn: &mut SqliteConnection, id: &str, update: &RunUpdate) -> StoreResult<()> {
+    let now = now_timestamp();
+    let mut qb = QueryBuilder::<Sqlite>::new("UPDATE sessions SET updated_at = ");
+    qb.push_bind(now.clone());
+    if let Some(status) = update.status {
+        qb.push(", status = ").push_bind(status.as_str());
+        qb.push(", ended_at = ")
+            .push_bind(status.is_final().then_some(now));
+    }
+    if let Some(reason) = &update.reason {
+        qb.push(", reason = ").push_bind(reason.clone());
+    }
+    if let Some(params) = &update.params {
+        qb.push(", params = ").push_bind(params.to_string());
+    }
+    qb.push(" WHERE id = ").push_bind(id);
+    if qb.build().execute(&mut *conn).await?.rows_affected() == 0 {
+        return Err(StoreError::NotFound {
+            what: "run",
+            id: id.to_string(),
+        });
+    }
+    Ok(())
+}
+
+async fn append_turn(conn: &mut SqliteConnection, turn: &NewTurn) -> StoreResult<i64> {
+    sqlx::query_scalar(
+        "INSERT INTO turns (run_id, seq, build_id, issue_id, seat, role, model, review, \
+         messages, content, tool_calls, tool_results, tokens_in, tokens_out, status, error, \
+         started_at, ended_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(&turn.run_id)
+    .bind(turn.seq)
+    .bind(&turn.build_id)
+    .bind(&turn.issue_id)
+    .bind(&turn.seat)
+    .bind(&turn.role)
+    .bind(&turn.model)
+    .bind(turn.review)
+    .bind(turn.messages.to_string())
+    .bind(&turn.content)
+    .bind(turn.tool_calls.to_string())
+    .bind(turn.tool_results.to_string())
+    .bind(turn.tokens_in)
+    .bind(turn.tokens_out)
+    .bind(&turn.status)
+    .bind(&turn.error)
+    .bind(&turn.started_at)
+    .bind(&turn.ended_at)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|err| {
+        conflict_on_duplicate(err, || {
+            format!(
+                "turns: run {} already has a turn with seq {}",
+                turn.run_id, turn.seq
+            )
+        })
+    })
+}
+
+async fn append_event(conn: &mut SqliteConnection, event: NewEvent) -> StoreResult<i64> {
+    let id = sqlx::query_scalar(
+        "INSERT INTO events (run_id, timestamp, role, event, issue_id, data) \
+         VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(event.run_id)
+    .bind(event.timestamp.unwrap_or_else(now_timestamp))
+    .bind(event.role)
+    .bind(event.event)
+    .bind(event.issue_id)
+    .bind(event.data.to_string())
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(id)
+}
+
+async fn remember(
+    conn: &mut SqliteConnection,
+    content: String,
+    role: Option<String>,
+    issue_id: Option<String>,
+    run_id: Option<String>,
+) -> StoreResult<i64> {
+    let words = memory_words(&content);
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO memory (content, role, issue_id, run_id, created_at) \
+         VALUES (?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(content)
+    .bind(role)
+    .bind(issue_id)
+    .bind(run_id)
+    .bind(now_timestamp())
+    .fetch_one(&mut *conn)
+    .await?;
+    for word in words {
+        sqlx::query("INSERT INTO memory_words (memory_id, word) VALUES (?, ?)")
+            .bind(id)
+            .bind(word)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(id)
+}

@@ -1,0 +1,139 @@
+//! A batch of changes commits as one transaction: all of it, or nothing.
+
+mod common;
+
+use common::{full_turn, seed_issue, temp_store};
+use orket_core::Status;
+use orket_store::{Applied, Change, IssueUpdate, NewEvent, Store, StoreError};
+use serde_json::json;
+
+fn comment(issue_id: &str, content: &str) -> Change {
+    Change::AddComment {
+        build_id: "build-login".to_string(),
+        issue_id: issue_id.to_string(),
+        author: "coder".to_string(),
+        content: content.to_string(),
+    }
+}
+
+fn move_to(issue_id: &str, to: Status) -> Change {
+    Change::UpdateIssue {
+        build_id: "build-login".to_string(),
+        id: issue_id.to_string(),
+        update: IssueUpdate::by("coder").status(to),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_change_rolls_back_the_whole_batch() {
+    let (_dir, store) = temp_store().await;
+    let before = seed_issue(&store, "build-login", "ISSUE-0001").await;
+
+    let batch = vec![
+        Change::AppendTurn(full_turn("0a1b2c3d", 1)),
+        comment("ISSUE-0001", "wrote the form"),
+        move_to("ISSUE-0001", Status::InProgress),
+        Change::AddCredits {
+            build_id: "build-login".to_string(),
+            id: "ISSUE-0001".to_string(),
+            amount: 4.0,
+            actor: "coder".to_string(),
+        },
+        Change::AppendEvent(NewEvent::new(Some("0a1b2c3d"), "turn_complete", json!({}))),
+        Change::Remember {
+            content: "decided on JWT".to_string(),
+            role: None,
+            issue_id: None,
+            run_id: None,
+        },
+        move_to("ISSUE-0404", Status::InProgress),
+    ];
+    let err = store.apply(batch).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::NotFound { what: "issue", id } if id == "build-login/ISSUE-0404"),
+        "{err}"
+    );
+
+    assert!(store.list_turns("0a1b2c3d").await.unwrap().is_empty());
+    assert!(store
+        .list_comments("build-login", "ISSUE-0001")
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store.list_events(None, 0, 100).await.unwrap().is_empty());
+    assert!(store.search_memory("JWT", 5).await.unwrap().is_empty());
+    assert!(store
+        .list_card_transactions("build-login", "ISSUE-0001")
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.get_issue("build-login", "ISSUE-0001").await.unwrap(),
+        Some(before)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_successful_batch_reports_each_change_in_order() {
+    let (_dir, store) = temp_store().await;
+    seed_issue(&store, "build-login", "ISSUE-0001").await;
+    let applied = store
+        .apply(vec![
+            Change::AppendTurn(full_turn("0a1b2c3d", 1)),
+            comment("ISSUE-0001", "wrote the form"),
+            move_to("ISSUE-0001", Status::InProgress),
+            Change::AppendEvent(NewEvent::new(Some("0a1b2c3d"), "turn_complete", json!({}))),
+            Change::DeleteBuildIssues {
+                build_id: "build-none".to_string(),
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(applied.len(), 5);
+
+    let turns = store.list_turns("0a1b2c3d").await.unwrap();
+    assert_eq!(applied[0], Applied::Id(turns[0].id));
+    let comments = store
+        .list_comments("build-login", "ISSUE-0001")
+        .await
+        .unwrap();
+    assert_eq!(applied[1], Applied::Comment(comments[0].clone()));
+    let issue = store
+        .get_issue("build-login", "ISSUE-0001")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(issue.status, Status::InProgress);
+    assert_eq!(applied[2], Applied::Issue(Box::new(issue)));
+    let events = store.list_events(Some("0a1b2c3d"), 0, 10).await.unwrap();
+    assert_eq!(applied[3].id(), Some(events[0].id));
+    assert_eq!(applied[4], Applied::Done);
+
+    assert!(store.apply(Vec::new()).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_later_change_sees_an_earlier_one_in_the_same_batch() {
+    let (_dir, store) = temp_store().await;
+    let issue = orket_store::IssueRecord::new("build-login", "ISSUE-0007", "New", "lead_dev");
+    let applied = store
+        .apply(vec![
+            Change::InsertIssue(issue),
+            comment("ISSUE-0007", "created by the architect"),
+            move_to("ISSUE-0007", Status::InProgress),
+        ])
+        .await
+        .unwrap();
+    match &applied[2] {
+        Applied::Issue(issue) => assert_eq!(issue.status, Status::InProgress),
+        other => panic!("expected the updated issue, got {other:?}"),
+    }
+    assert_eq!(
+        store
+            .list_comments("build-login", "ISSUE-0007")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}

@@ -1,0 +1,116 @@
+//! Helpers shared by the store's integration tests.
+#![allow(dead_code)]
+
+use orket_core::{RunKind, RunStatus, Status, WaitReason};
+use orket_store::{IssueRecord, NewTurn, RunRecord, SqliteStore, Store};
+use serde_json::json;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use std::path::{Path, PathBuf};
+use tempfile::TempDir;
+
+/// A store in a fresh temporary directory (the directory lives as long as the `TempDir`).
+pub async fn temp_store() -> (TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(&db_path(&dir)).await.expect("open store");
+    (dir, store)
+}
+
+/// Where `temp_store` puts the database (a subdirectory that does not exist yet).
+pub fn db_path(dir: &TempDir) -> PathBuf {
+    dir.path().join("state").join("orket.db")
+}
+
+/// A plain connection to the file, for reading or tampering with it behind the store's back.
+pub async fn raw(path: &Path) -> SqlitePool {
+    SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(SqliteConnectOptions::new().filename(path))
+        .await
+        .expect("raw connection")
+}
+
+/// An issue with every field set to something other than its default.
+pub fn full_issue(build_id: &str, id: &str) -> IssueRecord {
+    IssueRecord {
+        build_id: build_id.to_string(),
+        id: id.to_string(),
+        session_id: Some("a1b2c3d4".to_string()),
+        name: "Login form".to_string(),
+        description: "A form with a user name and a password".to_string(),
+        issue_type: "story".to_string(),
+        status: Status::Blocked,
+        priority: 3.5,
+        seat: "lead_dev".to_string(),
+        assignee: Some("coder".to_string()),
+        sprint: Some("Q1 S2".to_string()),
+        note: Some("waiting for the API".to_string()),
+        requirements: Some("must validate input".to_string()),
+        wait_reason: Some(WaitReason::Dependency),
+        depends_on: vec!["ISSUE-0001".to_string(), "ISSUE-0002".to_string()],
+        retry_count: 2,
+        max_retries: 5,
+        verification: json!({
+            "fixture_path": "verification/login.py",
+            "scenarios": [{"id": "s1", "input_data": {"u": "x"}, "expected_output": true}],
+            "last_run": null
+        }),
+        metrics: json!({"lines": 120, "score": 0.75}),
+        credits_spent: 12.25,
+        parent_id: Some("login-epic".to_string()),
+        owner_department: "product".to_string(),
+        labels: vec!["frontend".to_string(), "auth".to_string()],
+        params: json!({"model_overrides": {"coder": "qwen2.5-coder:7b"}}),
+        references: vec!["docs/api".to_string()],
+        created_at: "2026-01-02T03:04:05.678Z".to_string(),
+        updated_at: "2026-01-02T03:04:06.789Z".to_string(),
+    }
+}
+
+/// A finished run with every field set.
+pub fn full_run(id: &str) -> RunRecord {
+    RunRecord {
+        id: id.to_string(),
+        kind: RunKind::Rock,
+        target: "launch".to_string(),
+        build_id: "rock-build-launch".to_string(),
+        department: "product".to_string(),
+        workspace: "/tmp/ws/launch".to_string(),
+        status: RunStatus::Stalled,
+        reason: Some("2 issues blocked".to_string()),
+        params: json!({"max_iterations": 40, "seed": 7}),
+        started_at: "2026-03-04T05:06:07.001Z".to_string(),
+        updated_at: "2026-03-04T05:16:07.002Z".to_string(),
+        ended_at: Some("2026-03-04T05:16:07.003Z".to_string()),
+    }
+}
+
+/// A turn of `run_id` with every field set.
+pub fn full_turn(run_id: &str, seq: i64) -> NewTurn {
+    NewTurn {
+        run_id: run_id.to_string(),
+        seq,
+        build_id: "build-login".to_string(),
+        issue_id: "ISSUE-0001".to_string(),
+        seat: "lead_dev".to_string(),
+        role: "coder".to_string(),
+        model: "qwen2.5-coder:7b".to_string(),
+        review: true,
+        messages: json!([{"role": "system", "content": "You are a coder."}]),
+        content: "```json\n{\"tool\": \"write_file\"}\n```".to_string(),
+        tool_calls: json!([{"tool": "write_file", "args": {"path": "a.py"}}]),
+        tool_results: json!([{"ok": true}]),
+        tokens_in: 1234,
+        tokens_out: 567,
+        status: "failed".to_string(),
+        error: Some("model timed out".to_string()),
+        started_at: "2026-03-04T05:06:08.000Z".to_string(),
+        ended_at: "2026-03-04T05:06:09.500Z".to_string(),
+    }
+}
+
+/// Inserts a ready issue and returns it as stored.
+pub async fn seed_issue(store: &dyn Store, build_id: &str, id: &str) -> IssueRecord {
+    let issue = IssueRecord::new(build_id, id, format!("Issue {id}"), "lead_dev");
+    store.insert_issue(issue.clone()).await.expect("insert");
+    issue
+}

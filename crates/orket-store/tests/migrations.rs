@@ -1,0 +1,124 @@
+//! Opening migrates once; applied migrations are checked against their files.
+
+mod common;
+
+use common::{db_path, raw, seed_issue, temp_store};
+use orket_store::{SqliteStore, Store, StoreError};
+
+type MigrationRow = (i64, String, String, String);
+
+async fn migration_rows(path: &std::path::Path) -> Vec<MigrationRow> {
+    let pool = raw(path).await;
+    let rows = sqlx::query_as(
+        "SELECT version, name, checksum, applied_at FROM _schema_migrations ORDER BY version",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn opening_creates_the_file_and_applies_the_migrations_once() {
+    let (dir, store) = temp_store().await;
+    let path = db_path(&dir);
+    assert!(path.exists(), "the file and its directory are created");
+    assert_eq!(store.path(), path);
+    assert_eq!(store.schema_version().await.unwrap(), 1);
+    let rows = migration_rows(&path).await;
+    assert_eq!(rows.len(), 1);
+    let (version, name, checksum, applied_at) = &rows[0];
+    assert_eq!((*version, name.as_str()), (1, "init"));
+    assert_eq!(checksum.len(), 64);
+    assert!(checksum.chars().all(|c| c.is_ascii_hexdigit()));
+    assert!(applied_at.ends_with('Z'));
+
+    let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&raw(&path).await)
+        .await
+        .unwrap();
+    assert_eq!(journal, "wal");
+
+    seed_issue(&store, "build-login", "ISSUE-0001").await;
+    let before = store.get_issue("build-login", "ISSUE-0001").await.unwrap();
+    assert_eq!(store.migrate().await.unwrap(), 0);
+    store.close().await;
+
+    let reopened = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(migration_rows(&path).await, rows);
+    assert_eq!(reopened.migrate().await.unwrap(), 0);
+    assert_eq!(reopened.schema_version().await.unwrap(), 1);
+    assert_eq!(
+        reopened
+            .get_issue("build-login", "ISSUE-0001")
+            .await
+            .unwrap(),
+        before
+    );
+    assert!(before.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_changed_migration_is_refused() {
+    let (dir, store) = temp_store().await;
+    store.close().await;
+    let path = db_path(&dir);
+    let pool = raw(&path).await;
+    sqlx::query("UPDATE _schema_migrations SET checksum = 'deadbeef' WHERE version = 1")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let err = SqliteStore::open(&path).await.unwrap_err();
+    match &err {
+        StoreError::Migration { version, message } => {
+            assert_eq!(*version, 1);
+            assert!(
+                message.starts_with("migration 1 (init) was changed after it was applied"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a migration error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_newer_than_the_build_is_refused() {
+    let (dir, store) = temp_store().await;
+    store.close().await;
+    let path = db_path(&dir);
+    let pool = raw(&path).await;
+    sqlx::query(
+        "INSERT INTO _schema_migrations (version, name, checksum, applied_at) \
+         VALUES (7, 'future', 'abc', '2030-01-01T00:00:00.000Z')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let err = SqliteStore::open(&path).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Migration { version: 7, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("schema version 7"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_opens_of_a_new_file_migrate_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let opens: Vec<_> = (0..4)
+        .map(|_| {
+            let path = path.clone();
+            tokio::spawn(async move { SqliteStore::open(&path).await })
+        })
+        .collect();
+    for open in opens {
+        open.await.unwrap().expect("open");
+    }
+    assert_eq!(migration_rows(&path).await.len(), 1);
+}
