@@ -17,3 +17,4 @@ pub mod tools;
 pub use lifecycle::{check_transition, TransitionError, TransitionRequest, INTEGRITY_GUARD};
 pub use run::{RunKind, RunStatus};
 pub use status::{CardKind, Status, WaitReason};
+pub use tools::ToolCall;
