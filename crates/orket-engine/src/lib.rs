@@ -1,1 +1,11 @@
-//! The traction loop, gate, tools and policies: arrives with the engine issue.
+//! Orket's engine: the gate every tool call passes (SPEC §7), path confinement to the
+//! workspace, the iDesign architecture rules, the file tools (SPEC §8), events and their log
+//! (SPEC §12), and the prompt compiler (SPEC §6.4). The traction loop that ties them together
+//! lands with the rest of the engine issue.
+
+pub mod events;
+pub mod file_tools;
+pub mod gate;
+pub mod idesign;
+pub mod prompt;
+pub mod workspace;

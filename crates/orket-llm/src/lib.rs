@@ -1,1 +1,17 @@
-//! Model providers (Ollama, OpenAI-compatible, embedded GGUF, replay): arrives with the models issue.
+//! Orket's model side: the [`Provider`] trait every model backend implements, the replay
+//! provider (recorded replies), the JSON schema of a turn's reply for constrained decoding,
+//! and the tolerant tool-call parser.
+//!
+//! Start with [`provider`]; [`parse::parse_tool_calls`] turns any reply text into calls and
+//! [`schema::turn_schema`] tells a provider which replies are allowed.
+
+pub mod parse;
+pub mod provider;
+pub mod replay;
+pub mod schema;
+
+pub use orket_core::ToolCall;
+pub use parse::parse_tool_calls;
+pub use provider::{ChatMessage, ChatRole, ModelReply, ModelRequest, Provider, ProviderError};
+pub use replay::ReplayProvider;
+pub use schema::{turn_schema, MAX_CALLS_PER_TURN};

@@ -1,0 +1,254 @@
+//! The file tools (SPEC §8): `read_file`, `write_file`, `list_directory`, `delete_file`.
+//!
+//! Each returns `{"ok": true, ...}` or `{"ok": false, "error": "..."}` and never fails
+//! otherwise. Every call re-checks path confinement itself, so the tools stay inside the
+//! workspace even when called without the gate. Writes are atomic (temporary file in the same
+//! folder, then rename) and serialized per path; different paths proceed in parallel.
+
+use crate::gate::{Refusal, MAX_CONTENT_BYTES};
+use crate::workspace::Workspace;
+use orket_core::ToolCall;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::fs;
+
+/// Tells temporary files of one process apart.
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The file tools of one workspace, with the per-path write locks.
+#[derive(Debug)]
+pub struct FileTools {
+    workspace: Arc<Workspace>,
+    locks: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+fn failure(error: impl Into<String>) -> Value {
+    json!({"ok": false, "error": error.into()})
+}
+
+fn refused(refusal: Refusal) -> Value {
+    failure(refusal.to_string())
+}
+
+impl FileTools {
+    /// The file tools of `workspace`.
+    pub fn new(workspace: Arc<Workspace>) -> FileTools {
+        FileTools {
+            workspace,
+            locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The workspace these tools are confined to.
+    pub fn workspace(&self) -> &Arc<Workspace> {
+        &self.workspace
+    }
+
+    /// Runs `call` when it names a file tool (`path` defaults to `.` for `list_directory`);
+    /// `None` for any other tool.
+    pub async fn run(&self, call: &ToolCall) -> Option<Value> {
+        let path = call.str_arg("path");
+        let missing = |key: &str| failure(format!("{}: argument '{key}' is required", call.name));
+        Some(match call.name.as_str() {
+            "read_file" => match path {
+                Some(p) => self.read_file(p).await,
+                None => missing("path"),
+            },
+            "write_file" => match (path, call.str_arg("content")) {
+                (Some(p), Some(c)) => self.write_file(p, c).await,
+                (None, _) => missing("path"),
+                (_, None) => missing("content"),
+            },
+            "list_directory" => self.list_directory(path.unwrap_or(".")).await,
+            "delete_file" => match path {
+                Some(p) => self.delete_file(p).await,
+                None => missing("path"),
+            },
+            _ => return None,
+        })
+    }
+
+    /// Reads a UTF-8 text file: `{ok, path, content}`.
+    pub async fn read_file(&self, path: &str) -> Value {
+        let real = match self.workspace.resolve_read(path) {
+            Ok(real) => real,
+            Err(r) => return refused(r),
+        };
+        let meta = match fs::metadata(&real).await {
+            Ok(meta) => meta,
+            Err(e) => return failure(format!("read_file: cannot read '{path}': {e}")),
+        };
+        if meta.is_dir() {
+            return failure(format!(
+                "read_file: '{path}' is a folder; use list_directory to see its entries"
+            ));
+        }
+        if meta.len() > MAX_CONTENT_BYTES as u64 {
+            return failure(format!(
+                "read_file: '{path}' is {} bytes; at most {MAX_CONTENT_BYTES} bytes (1 MiB) are read",
+                meta.len()
+            ));
+        }
+        let bytes = match fs::read(&real).await {
+            Ok(bytes) => bytes,
+            Err(e) => return failure(format!("read_file: cannot read '{path}': {e}")),
+        };
+        if bytes.len() > MAX_CONTENT_BYTES {
+            return failure(format!(
+                "read_file: '{path}' is over {MAX_CONTENT_BYTES} bytes (1 MiB)"
+            ));
+        }
+        match String::from_utf8(bytes) {
+            Ok(content) => json!({
+                "ok": true,
+                "path": self.workspace.display_path(&real),
+                "content": content,
+            }),
+            Err(e) => failure(format!(
+                "read_file: '{path}' is not UTF-8 text (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            )),
+        }
+    }
+
+    /// Writes `content` atomically, creating parent folders: `{ok, path, bytes}`.
+    pub async fn write_file(&self, path: &str, content: &str) -> Value {
+        let real = match self.workspace.resolve_write(path) {
+            Ok(real) => real,
+            Err(r) => return refused(r),
+        };
+        if content.len() > MAX_CONTENT_BYTES {
+            return failure(format!(
+                "write_file: the content for '{path}' is {} bytes; at most {MAX_CONTENT_BYTES} \
+                 bytes (1 MiB) may be written",
+                content.len()
+            ));
+        }
+        if fs::metadata(&real).await.is_ok_and(|m| m.is_dir()) {
+            return failure(format!(
+                "write_file: '{path}' is a folder; name a file to write"
+            ));
+        }
+        let lock = self.lock_for(&real);
+        let result = {
+            let _guard = lock.lock().await;
+            write_atomically(&real, content.as_bytes()).await
+        };
+        drop(lock);
+        self.release(&real);
+        match result {
+            Ok(()) => json!({
+                "ok": true,
+                "path": self.workspace.display_path(&real),
+                "bytes": content.len(),
+            }),
+            Err(e) => failure(format!("write_file: cannot write '{path}': {e}")),
+        }
+    }
+
+    /// Lists a folder: `{ok, path, entries}` with names sorted, folders ending in `/`.
+    pub async fn list_directory(&self, path: &str) -> Value {
+        let real = match self.workspace.resolve_read(path) {
+            Ok(real) => real,
+            Err(r) => return refused(r),
+        };
+        match list(&real).await {
+            Ok(entries) => json!({
+                "ok": true,
+                "path": self.workspace.display_path(&real),
+                "entries": entries,
+            }),
+            Err(e) => failure(format!("list_directory: cannot list '{path}': {e}")),
+        }
+    }
+
+    /// Deletes one file (never a folder): `{ok, path}`.
+    pub async fn delete_file(&self, path: &str) -> Value {
+        let real = match self.workspace.resolve_write(path) {
+            Ok(real) => real,
+            Err(r) => return refused(r),
+        };
+        let lock = self.lock_for(&real);
+        let result = {
+            let _guard = lock.lock().await;
+            match fs::metadata(&real).await {
+                Ok(meta) if meta.is_dir() => Err(format!(
+                    "delete_file: '{path}' is a folder; delete_file removes files only"
+                )),
+                Ok(_) => fs::remove_file(&real)
+                    .await
+                    .map_err(|e| format!("delete_file: cannot delete '{path}': {e}")),
+                Err(e) => Err(format!("delete_file: cannot delete '{path}': {e}")),
+            }
+        };
+        drop(lock);
+        self.release(&real);
+        match result {
+            Ok(()) => json!({"ok": true, "path": self.workspace.display_path(&real)}),
+            Err(e) => failure(e),
+        }
+    }
+
+    /// The lock of one real path (created on first use).
+    fn lock_for(&self, real: &Path) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        locks.entry(real.to_path_buf()).or_default().clone()
+    }
+
+    /// Forgets the lock of `real` once nobody holds or waits for it.
+    fn release(&self, real: &Path) {
+        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        if locks.get(real).is_some_and(|l| Arc::strong_count(l) == 1) {
+            locks.remove(real);
+        }
+    }
+}
+
+/// Writes `bytes` to a temporary file beside `target`, then renames it over `target`, so a
+/// reader sees the old content or the new one, never a part.
+async fn write_atomically(target: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let parent = target
+        .parent()
+        .ok_or_else(|| std::io::Error::other("the path has no parent folder"))?;
+    let name = target
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("the path names no file"))?;
+    fs::create_dir_all(parent).await?;
+    let temp = parent.join(format!(
+        ".{}.orket-tmp-{}-{}",
+        name.to_string_lossy(),
+        std::process::id(),
+        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = async {
+        fs::write(&temp, bytes).await?;
+        fs::rename(&temp, target).await
+    }
+    .await;
+    if written.is_err() {
+        let _ = fs::remove_file(&temp).await;
+    }
+    written
+}
+
+/// The sorted entry names of a folder, folders (also through links) with a trailing `/`.
+async fn list(real: &Path) -> std::io::Result<Vec<String>> {
+    let mut dir = fs::read_dir(real).await?;
+    let mut entries = Vec::new();
+    while let Some(entry) = dir.next_entry().await? {
+        let mut name = entry.file_name().to_string_lossy().into_owned();
+        let is_dir = match fs::metadata(entry.path()).await {
+            Ok(meta) => meta.is_dir(),
+            Err(_) => false,
+        };
+        if is_dir {
+            name.push('/');
+        }
+        entries.push(name);
+    }
+    entries.sort();
+    Ok(entries)
+}

@@ -1,0 +1,359 @@
+//! The prompt compiler: the system message of a seat's turn (its sections in the SPEC's order)
+//! and the user message describing the issue.
+
+use orket_core::assets::{Dialect, Epic, Organization, Role};
+use orket_core::lifecycle::allowed_targets;
+use orket_core::tools::{tool_args_schema, tool_description};
+use orket_core::CardKind;
+use orket_store::{Comment, IssueRecord, MemoryRecord};
+use std::fmt::Write;
+
+/// The section headings of the system message, in order. `iDESIGN CONSTRAINTS` appears only
+/// when the epic has iDesign on; `PROJECT CONTEXT (PAST DECISIONS)` only with memories.
+pub const SECTIONS: [&str; 9] = [
+    "IDENTITY",
+    "RESPONSIBILITIES",
+    "iDESIGN CONSTRAINTS",
+    "CARD SYSTEM PROTOCOL",
+    "TOOLS",
+    "SYNTAX DIALECT",
+    "CONSTRAINTS",
+    "GUARDRAIL",
+    "PROJECT CONTEXT (PAST DECISIONS)",
+];
+
+/// Everything one turn's prompt is made of.
+#[derive(Debug, Clone, Copy)]
+pub struct PromptInput<'a> {
+    /// The organization (name, ethos).
+    pub org: &'a Organization,
+    /// The acting roles, the primary one first.
+    pub roles: &'a [Role],
+    /// The seat's display name.
+    pub seat: &'a str,
+    /// The dialect of the model family.
+    pub dialect: &'a Dialect,
+    /// The epic the issue belongs to.
+    pub epic: &'a Epic,
+    /// The issue as stored.
+    pub issue: &'a IssueRecord,
+    /// Its most recent comments, oldest first.
+    pub comments: &'a [Comment],
+    /// Remembered decisions relevant to the issue.
+    pub memory: &'a [MemoryRecord],
+    /// The tools the turn may call.
+    pub tools: &'a [String],
+    /// True for a review turn.
+    pub review: bool,
+    /// The verification result shown to the reviewer, if any.
+    pub verification: Option<&'a str>,
+}
+
+/// The two messages a turn starts with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompiledPrompt {
+    /// The system message.
+    pub system: String,
+    /// The user message (the issue).
+    pub user: String,
+}
+
+fn section(out: &mut String, title: &str) {
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    let _ = writeln!(out, "### {title}");
+}
+
+fn bullets(out: &mut String, items: impl IntoIterator<Item = impl AsRef<str>>) {
+    for item in items {
+        let _ = writeln!(out, "- {}", item.as_ref());
+    }
+}
+
+/// Compiles the system and user messages of a turn.
+pub fn compile(input: &PromptInput<'_>) -> CompiledPrompt {
+    CompiledPrompt {
+        system: system_message(input),
+        user: user_message(input),
+    }
+}
+
+fn system_message(input: &PromptInput<'_>) -> String {
+    let mut out = String::new();
+    let primary = input.roles.first();
+    let role_names: Vec<&str> = input.roles.iter().map(|r| r.name.as_str()).collect();
+
+    section(&mut out, "IDENTITY");
+    let _ = writeln!(
+        out,
+        "You are the {} seat of {} acting as {}.",
+        input.seat,
+        input.org.name,
+        role_names.join(" + ")
+    );
+    if let Some(role) = primary {
+        if !role.description.is_empty() {
+            let _ = writeln!(out, "{}", role.description);
+        }
+        if !role.intent.is_empty() {
+            let _ = writeln!(out, "INTENT: {}", role.intent);
+        }
+    }
+    if !input.org.ethos.is_empty() {
+        let _ = writeln!(out, "ETHOS: {}", input.org.ethos);
+    }
+
+    section(&mut out, "RESPONSIBILITIES");
+    bullets(
+        &mut out,
+        input.roles.iter().flat_map(|r| r.responsibilities.iter()),
+    );
+
+    if input.epic.idesign {
+        section(&mut out, "iDESIGN CONSTRAINTS");
+        bullets(
+            &mut out,
+            [
+                "Source files never sit at the workspace root.",
+                "The first folder (after an optional src/ or product/) is one of: managers, engines, accessors, utils, controllers, tests, schemas, models, infrastructure, services, agent_output, verification.",
+                "Files under managers/, engines/, accessors/ carry that word in their name; their classes end in Manager, Engine, Accessor.",
+                "Accessors never import managers or engines; engines never import managers.",
+            ],
+        );
+    }
+
+    section(&mut out, "CARD SYSTEM PROTOCOL");
+    let status = input.issue.status;
+    let reachable = allowed_targets(CardKind::Issue, status);
+    let _ = writeln!(
+        out,
+        "You work on issue {} (status {status}). From {status} it may move to: {}.",
+        input.issue.id,
+        if reachable.is_empty() {
+            "nothing (final)".to_string()
+        } else {
+            orket_core::Status::names(reachable)
+        }
+    );
+    if input.review {
+        bullets(
+            &mut out,
+            [
+                "This is a review turn: read the work, then decide.",
+                "Accept with update_issue_status status \"done\"; send it back with status \"in_progress\" and a comment saying what is missing.",
+            ],
+        );
+    } else {
+        bullets(
+            &mut out,
+            [
+                "Do the work with the tools, writing files with write_file.",
+                "When the work is written, move the issue to code_review with update_issue_status.",
+                "If you cannot go on, move it to blocked or waiting_for_developer with a wait_reason (resource, dependency, review, input, system).",
+                "Only the integrity_guard may move an issue to done.",
+            ],
+        );
+    }
+
+    section(&mut out, "TOOLS");
+    let _ = writeln!(
+        out,
+        "Call tools with JSON objects {{\"tool\": NAME, \"args\": {{...}}}}; several calls go in an array. Available:"
+    );
+    for tool in input.tools {
+        let description = tool_description(tool).unwrap_or("");
+        let schema = tool_args_schema(tool)
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "{}".to_string());
+        let _ = writeln!(out, "- {tool}: {description} args schema: {schema}");
+    }
+
+    section(&mut out, "SYNTAX DIALECT");
+    let _ = writeln!(
+        out,
+        "Model family {}. Example:\n{}",
+        input.dialect.model_family, input.dialect.dsl_format
+    );
+
+    section(&mut out, "CONSTRAINTS");
+    bullets(
+        &mut out,
+        input
+            .roles
+            .iter()
+            .flat_map(|r| r.constraints.iter())
+            .chain(input.dialect.constraints.iter()),
+    );
+
+    section(&mut out, "GUARDRAIL");
+    let _ = writeln!(out, "{}", input.dialect.hallucination_guard);
+
+    if !input.memory.is_empty() {
+        section(&mut out, "PROJECT CONTEXT (PAST DECISIONS)");
+        bullets(&mut out, input.memory.iter().map(|m| m.content.as_str()));
+    }
+    out
+}
+
+fn priority_word(p: f64) -> &'static str {
+    if p >= 3.0 {
+        "High"
+    } else if p >= 2.0 {
+        "Medium"
+    } else {
+        "Low"
+    }
+}
+
+fn user_message(input: &PromptInput<'_>) -> String {
+    let issue = input.issue;
+    let mut out = String::new();
+    let _ = writeln!(out, "ISSUE: {}", issue.id);
+    let _ = writeln!(out, "NAME: {}", issue.name);
+    let _ = writeln!(out, "TYPE: {}", issue.issue_type);
+    let _ = writeln!(
+        out,
+        "PRIORITY: {} ({})",
+        priority_word(issue.priority),
+        issue.priority
+    );
+    let _ = writeln!(out, "STATUS: {}", issue.status);
+    let mut field = |label: &str, value: Option<&str>| {
+        if let Some(v) = value.filter(|v| !v.trim().is_empty()) {
+            let _ = writeln!(out, "{label}:\n{}", v.trim_end());
+        }
+    };
+    field("DESCRIPTION", Some(issue.description.as_str()));
+    field("REQUIREMENTS", issue.requirements.as_deref());
+    field("NOTE", issue.note.as_deref());
+    field("EPIC", Some(input.epic.card.description.as_str()));
+    field("EPIC REQUIREMENTS", input.epic.requirements.as_deref());
+    field("VERIFICATION", input.verification);
+    if !input.comments.is_empty() {
+        let _ = writeln!(out, "RECENT COMMENTS:");
+        for c in input.comments {
+            let _ = writeln!(out, "- [{}] {}", c.author, c.content.trim_end());
+        }
+    }
+    let _ = write!(out, "Reply with tool calls only.");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orket_core::assets::AssetTree;
+    use orket_core::Status;
+    use std::path::PathBuf;
+
+    fn demo() -> AssetTree {
+        AssetTree::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../demo"))
+    }
+
+    fn comment(author: &str, content: &str) -> Comment {
+        Comment {
+            id: 1,
+            build_id: "build-hello_cli".to_string(),
+            issue_id: "DEMO-1".to_string(),
+            author: author.to_string(),
+            content: content.to_string(),
+            created_at: "2026-11-22T04:16:22.123Z".to_string(),
+        }
+    }
+
+    fn memory(content: &str) -> MemoryRecord {
+        MemoryRecord {
+            id: 1,
+            content: content.to_string(),
+            role: None,
+            issue_id: None,
+            run_id: None,
+            created_at: "2026-11-22T04:16:22.123Z".to_string(),
+            score: 1,
+        }
+    }
+
+    #[test]
+    fn sections_in_order_with_issue_details() {
+        let tree = demo();
+        let org = tree.organization().unwrap();
+        let epic = tree.load_epic("hello_cli", "core").unwrap();
+        let coder = tree.load_role("coder", "core", None).unwrap();
+        let dialect = tree.load_dialect("generic", "core").unwrap();
+        let mut issue =
+            IssueRecord::new("build-hello_cli", "DEMO-1", "Write hello.py", "developer");
+        issue.status = Status::InProgress;
+        issue.description = "Create hello.py".to_string();
+        issue.requirements = Some("prints Hello".to_string());
+        issue.note = Some("keep it short".to_string());
+        let comments = [comment("integrity_guard", "Missing newline")];
+        let memories = [memory("We decided to use Python 3 only.")];
+        let tools = coder.tools.clone();
+        let roles = [coder];
+        let input = PromptInput {
+            org: &org,
+            roles: &roles,
+            seat: "Developer",
+            dialect: &dialect,
+            epic: &epic,
+            issue: &issue,
+            comments: &comments,
+            memory: &memories,
+            tools: &tools,
+            review: false,
+            verification: None,
+        };
+        let prompt = compile(&input);
+        let positions: Vec<usize> = SECTIONS
+            .iter()
+            .filter(|s| **s != "iDESIGN CONSTRAINTS")
+            .map(|s| {
+                prompt
+                    .system
+                    .find(&format!("### {s}\n"))
+                    .unwrap_or_else(|| panic!("{s} missing"))
+            })
+            .collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
+        assert!(!prompt.system.contains("iDESIGN CONSTRAINTS"));
+        assert!(prompt.system.contains("From in_progress it may move to: blocked, waiting_for_developer, ready_for_testing, code_review, canceled."));
+        assert!(prompt.system.contains("- write_file: "));
+        assert!(prompt.system.contains("\"content\""));
+        assert!(prompt.system.contains("We decided to use Python 3 only."));
+        for part in [
+            "ISSUE: DEMO-1",
+            "NAME: Write hello.py",
+            "PRIORITY: Medium (2)",
+            "DESCRIPTION:\nCreate hello.py",
+            "REQUIREMENTS:\nprints Hello",
+            "NOTE:\nkeep it short",
+            "RECENT COMMENTS:\n- [integrity_guard] Missing newline",
+        ] {
+            assert!(
+                prompt.user.contains(part),
+                "missing {part:?} in\n{}",
+                prompt.user
+            );
+        }
+
+        let idesign_epic = Epic {
+            idesign: true,
+            ..epic.clone()
+        };
+        let with_idesign = compile(&PromptInput {
+            epic: &idesign_epic,
+            memory: &[],
+            ..input
+        });
+        let i = with_idesign.system.find("### iDESIGN CONSTRAINTS").unwrap();
+        assert!(with_idesign.system.find("### RESPONSIBILITIES").unwrap() < i);
+        assert!(
+            i < with_idesign
+                .system
+                .find("### CARD SYSTEM PROTOCOL")
+                .unwrap()
+        );
+        assert!(!with_idesign.system.contains("PROJECT CONTEXT"));
+    }
+}

@@ -1,0 +1,308 @@
+//! Path confinement: what `Workspace::resolve_read` / `resolve_write` let through.
+
+use orket_engine::gate::Refusal;
+use orket_engine::workspace::Workspace;
+use std::fs;
+use std::path::{Path, PathBuf};
+use tempfile::TempDir;
+
+struct Fx {
+    _dirs: Vec<TempDir>,
+    ws: Workspace,
+    /// A folder outside the workspace (and outside the references).
+    outside: PathBuf,
+    /// The epic's reference folder (canonical).
+    reference: PathBuf,
+}
+
+fn fixture() -> Fx {
+    let base = TempDir::new().unwrap();
+    let outside_dir = TempDir::new().unwrap();
+    let reference_dir = TempDir::new().unwrap();
+    let root = base.path().join("workspace");
+    fs::write(outside_dir.path().join("secret_plans.txt"), "outside").unwrap();
+    fs::write(reference_dir.path().join("spec.md"), "reference text").unwrap();
+    let ws = Workspace::new(&root, &[reference_dir.path().to_path_buf()]).unwrap();
+    Fx {
+        outside: fs::canonicalize(outside_dir.path()).unwrap(),
+        reference: fs::canonicalize(reference_dir.path()).unwrap(),
+        _dirs: vec![base, outside_dir, reference_dir],
+        ws,
+    }
+}
+
+fn code(result: Result<PathBuf, Refusal>) -> &'static str {
+    match result {
+        Ok(p) => panic!("expected a refusal, got {}", p.display()),
+        Err(r) => r.code,
+    }
+}
+
+fn refusal(result: Result<PathBuf, Refusal>, expected: &str) -> String {
+    match result {
+        Ok(p) => panic!("expected {expected}, got Ok({})", p.display()),
+        Err(r) => {
+            assert_eq!(r.code, expected, "{r}");
+            r.message
+        }
+    }
+}
+
+#[test]
+fn new_creates_the_root_and_relative_paths_resolve_inside_it() {
+    let fx = fixture();
+    assert!(fx.ws.root().is_dir());
+    assert!(fx.ws.root().is_absolute());
+    let p = fx.ws.resolve_write("src/app.py").unwrap();
+    assert_eq!(p, fx.ws.root().join("src/app.py"));
+    let p = fx.ws.resolve_read("./notes.md").unwrap();
+    assert_eq!(p, fx.ws.root().join("notes.md"));
+    assert_eq!(fx.ws.resolve_read(".").unwrap(), fx.ws.root());
+    assert_eq!(fx.ws.references(), std::slice::from_ref(&fx.reference));
+}
+
+#[test]
+fn empty_path_is_bad_args() {
+    let fx = fixture();
+    assert_eq!(code(fx.ws.resolve_read("")), "BAD_ARGS");
+    assert_eq!(code(fx.ws.resolve_write("   ")), "BAD_ARGS");
+}
+
+#[test]
+fn parent_components_are_refused_for_reads_and_writes() {
+    let fx = fixture();
+    let msg = refusal(fx.ws.resolve_write("../escape.txt"), "PATH_ESCAPE");
+    assert!(msg.contains("../escape.txt"), "{msg}");
+    assert!(msg.contains(".."), "{msg}");
+    assert_eq!(code(fx.ws.resolve_read("src/../../x")), "PATH_ESCAPE");
+    // Even a `..` that stays inside is refused: the rule is simple and predictable.
+    assert_eq!(code(fx.ws.resolve_write("src/../app.py")), "PATH_ESCAPE");
+    assert!(!fx.ws.root().parent().unwrap().join("escape.txt").exists());
+}
+
+#[test]
+fn absolute_path_outside_is_refused_and_inside_is_allowed() {
+    let fx = fixture();
+    let outside = fx.outside.join("secret_plans.txt");
+    let msg = refusal(fx.ws.resolve_read(outside.to_str().unwrap()), "PATH_ESCAPE");
+    assert!(msg.contains(outside.to_str().unwrap()), "{msg}");
+    assert_eq!(code(fx.ws.resolve_write("/etc/passwd")), "PATH_ESCAPE");
+
+    let inside = fx.ws.root().join("docs/readme.md");
+    assert_eq!(
+        fx.ws.resolve_write(inside.to_str().unwrap()).unwrap(),
+        inside
+    );
+    assert_eq!(
+        fx.ws.resolve_read(inside.to_str().unwrap()).unwrap(),
+        inside
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn symlinked_file_pointing_outside_is_refused_for_read_and_write() {
+    use std::os::unix::fs::symlink;
+    let fx = fixture();
+    let target = fx.outside.join("secret_plans.txt");
+    symlink(&target, fx.ws.root().join("notes.txt")).unwrap();
+    let msg = refusal(fx.ws.resolve_read("notes.txt"), "PATH_ESCAPE");
+    assert!(msg.contains("notes.txt"), "{msg}");
+    assert!(
+        msg.contains(target.to_str().unwrap()),
+        "the message names where the link really points: {msg}"
+    );
+    refusal(fx.ws.resolve_write("notes.txt"), "PATH_ESCAPE");
+    assert_eq!(fs::read_to_string(&target).unwrap(), "outside");
+}
+
+#[cfg(unix)]
+#[test]
+fn symlinked_folder_escaping_is_refused_for_existing_and_new_files() {
+    use std::os::unix::fs::symlink;
+    let fx = fixture();
+    symlink(&fx.outside, fx.ws.root().join("shared")).unwrap();
+    refusal(fx.ws.resolve_read("shared/secret_plans.txt"), "PATH_ESCAPE");
+    refusal(fx.ws.resolve_read("shared"), "PATH_ESCAPE");
+    let msg = refusal(fx.ws.resolve_write("shared/new/file.txt"), "PATH_ESCAPE");
+    assert!(msg.contains(fx.outside.to_str().unwrap()), "{msg}");
+}
+
+#[cfg(unix)]
+#[test]
+fn dangling_symlink_pointing_outside_is_refused() {
+    use std::os::unix::fs::symlink;
+    let fx = fixture();
+    let target = fx.outside.join("not_yet.txt");
+    symlink(&target, fx.ws.root().join("out.txt")).unwrap();
+    let msg = refusal(fx.ws.resolve_write("out.txt"), "PATH_ESCAPE");
+    assert!(msg.contains(target.to_str().unwrap()), "{msg}");
+    // A dangling link through a relative target that climbs out is refused too.
+    symlink("../../elsewhere/x", fx.ws.root().join("climb")).unwrap();
+    refusal(fx.ws.resolve_write("climb"), "PATH_ESCAPE");
+}
+
+#[cfg(unix)]
+#[test]
+fn symlinks_that_stay_inside_are_followed() {
+    use std::os::unix::fs::symlink;
+    let fx = fixture();
+    fs::create_dir_all(fx.ws.root().join("real")).unwrap();
+    fs::write(fx.ws.root().join("real/a.txt"), "a").unwrap();
+    symlink(fx.ws.root().join("real"), fx.ws.root().join("alias")).unwrap();
+    assert_eq!(
+        fx.ws.resolve_read("alias/a.txt").unwrap(),
+        fx.ws.root().join("real/a.txt")
+    );
+    assert_eq!(
+        fx.ws.resolve_write("alias/b.txt").unwrap(),
+        fx.ws.root().join("real/b.txt")
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn symlink_to_a_protected_place_is_protected() {
+    use std::os::unix::fs::symlink;
+    let fx = fixture();
+    fs::create_dir_all(fx.ws.root().join(".git")).unwrap();
+    symlink(fx.ws.root().join(".git"), fx.ws.root().join("gitdir")).unwrap();
+    refusal(fx.ws.resolve_write("gitdir/config"), "PATH_PROTECTED");
+}
+
+#[test]
+fn references_are_readable_but_not_writable() {
+    let fx = fixture();
+    let spec = fx.reference.join("spec.md");
+    assert_eq!(fx.ws.resolve_read(spec.to_str().unwrap()).unwrap(), spec);
+    let msg = refusal(fx.ws.resolve_write(spec.to_str().unwrap()), "PATH_ESCAPE");
+    assert!(msg.contains("spec.md"), "{msg}");
+    // Relative paths never reach a reference: they resolve against the root.
+    assert_eq!(
+        fx.ws.resolve_read("spec.md").unwrap(),
+        fx.ws.root().join("spec.md")
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_link_into_a_reference_reads_but_does_not_write() {
+    use std::os::unix::fs::symlink;
+    let fx = fixture();
+    symlink(&fx.reference, fx.ws.root().join("ref")).unwrap();
+    assert_eq!(
+        fx.ws.resolve_read("ref/spec.md").unwrap(),
+        fx.reference.join("spec.md")
+    );
+    refusal(fx.ws.resolve_write("ref/spec.md"), "PATH_ESCAPE");
+}
+
+#[test]
+fn protected_writes_are_refused_and_reads_are_not() {
+    let fx = fixture();
+    for path in [
+        ".git/config",
+        "lib/.git/HEAD",
+        ".env",
+        "config/.env.production",
+        "db_password.txt",
+        "AWS_Credentials.json",
+        "keys/secret.key",
+        "verification/test_x.py",
+    ] {
+        let msg = refusal(fx.ws.resolve_write(path), "PATH_PROTECTED");
+        assert!(msg.contains(path), "{msg}");
+    }
+    let abs = fx.ws.root().join(".git/config");
+    refusal(fx.ws.resolve_write(abs.to_str().unwrap()), "PATH_PROTECTED");
+    for path in [".env", "verification/test_x.py", "db_password.txt"] {
+        assert!(fx.ws.resolve_read(path).is_ok(), "{path}");
+    }
+    for path in [
+        "src/environment.py",
+        "docs/verification.md",
+        "gitignore.txt",
+    ] {
+        assert!(fx.ws.resolve_write(path).is_ok(), "{path}");
+    }
+}
+
+#[test]
+fn display_path_is_relative_inside_and_absolute_outside() {
+    let fx = fixture();
+    assert_eq!(fx.ws.display_path(&fx.ws.root().join("a/b.txt")), "a/b.txt");
+    assert_eq!(fx.ws.display_path(fx.ws.root()), ".");
+    let spec = fx.reference.join("spec.md");
+    assert_eq!(fx.ws.display_path(&spec), spec.display().to_string());
+}
+
+#[cfg(unix)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Path components an agent might combine, including links that leave the workspace.
+    fn component() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "a",
+            "b",
+            ".",
+            "..",
+            "out",
+            "inner",
+            "dangling",
+            ".git",
+            "verification",
+            "x.txt",
+        ])
+    }
+
+    /// Where `path` really lands, computed independently: the longest existing prefix
+    /// canonicalized plus the rest; `None` when a prefix is a dangling link (in this fixture
+    /// the only dangling link points outside).
+    fn true_location(path: &Path) -> Option<PathBuf> {
+        for prefix in path.ancestors() {
+            if fs::symlink_metadata(prefix).is_ok() {
+                let rest = path.strip_prefix(prefix).unwrap();
+                return fs::canonicalize(prefix).ok().map(|real| real.join(rest));
+            }
+        }
+        None
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// Whatever an agent writes, a path the workspace lets through lies inside the root
+        /// (reads: or the reference), and a path with `..` is never let through.
+        #[test]
+        fn resolved_paths_never_leave_the_allowed_roots(parts in prop::collection::vec(component(), 1..6)) {
+            use std::os::unix::fs::symlink;
+            let fx = fixture();
+            let root = fx.ws.root().to_path_buf();
+            fs::create_dir_all(root.join("a/b")).unwrap();
+            let _ = symlink(&fx.outside, root.join("out"));
+            let _ = symlink(root.join("a"), root.join("inner"));
+            let _ = symlink(fx.outside.join("nothing/here"), root.join("a/dangling"));
+            let path = parts.join("/");
+            let has_parent = parts.contains(&"..");
+            if let Ok(resolved) = fx.ws.resolve_write(&path) {
+                prop_assert!(!has_parent, "{path}");
+                let real = true_location(&resolved).unwrap_or_default();
+                prop_assert!(real.starts_with(&root), "{path} -> {}", real.display());
+                let rel = real.strip_prefix(&root).unwrap();
+                prop_assert!(!rel.components().any(|c| c.as_os_str() == ".git"), "{path}");
+                prop_assert!(!rel.starts_with("verification"), "{path}");
+            }
+            if let Ok(resolved) = fx.ws.resolve_read(&path) {
+                prop_assert!(!has_parent, "{path}");
+                let real = true_location(&resolved).unwrap_or_default();
+                prop_assert!(
+                    real.starts_with(&root) || real.starts_with(&fx.reference),
+                    "{path} -> {}",
+                    real.display()
+                );
+            }
+        }
+    }
+}
