@@ -33,12 +33,43 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run an epic, a rock, or one issue (by id) with a team of agents.
+    Run(commands::run::RunArgs),
+    /// Continue an interrupted run from its last committed turn.
+    Resume {
+        /// The run id (see `orket runs`).
+        run_id: String,
+        #[command(flatten)]
+        provider: commands::run::ProviderArgs,
+    },
     /// Show rocks → epics → issues with their statuses (from the store when a build exists).
     Board {
         /// Show one department instead of all.
         #[arg(long, value_name = "D")]
         department: Option<String>,
         /// Print the board as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the most recent runs, newest first.
+    Runs {
+        /// How many runs to list.
+        #[arg(
+            long,
+            default_value_t = 20,
+            value_name = "N",
+            value_parser = clap::value_parser!(i64).range(1..)
+        )]
+        limit: i64,
+        /// Print the runs as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a run's timeline: its turns, tool calls with their results, and events.
+    Show {
+        /// The run id.
+        run_id: String,
+        /// Print {run, turns, events} as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -55,6 +86,12 @@ async fn main() -> ExitCode {
         Command::Board { department, json } => {
             commands::board::run(&project, department.as_deref(), json).await
         }
+        Command::Run(args) => commands::run::run(&project, args).await,
+        Command::Resume { run_id, provider } => {
+            commands::run::resume(&project, &run_id, &provider).await
+        }
+        Command::Runs { limit, json } => commands::runs::run(&project, limit, json).await,
+        Command::Show { run_id, json } => commands::show::run(&project, &run_id, json).await,
     };
     match result {
         Ok(code) => code,

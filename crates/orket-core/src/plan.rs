@@ -51,9 +51,10 @@ pub fn critical_path_scores(cards: &[PlanCard<'_>]) -> HashMap<String, f64> {
         .collect()
 }
 
-/// The issues to work on next, in order: every `code_review` issue, then every `ready` issue
-/// whose dependencies are all `done`; each group by critical-path score (highest first), then
-/// priority, then id. With a target, only the target (when it is a candidate).
+/// The issues to work on next, in order: every `code_review` issue, then every `ready` or
+/// `in_progress` issue (work continues on an issue a turn left in progress) whose dependencies
+/// are all `done`; each group by critical-path score (highest first), then priority, then id.
+/// With a target, only the target (when it is a candidate).
 pub fn ready_queue(cards: &[PlanCard<'_>], target: Option<&str>) -> Vec<String> {
     let status: HashMap<&str, Status> = cards.iter().map(|c| (c.id, c.status)).collect();
     let scores = critical_path_scores(cards);
@@ -70,7 +71,7 @@ pub fn ready_queue(cards: &[PlanCard<'_>], target: Option<&str>) -> Vec<String> 
         }
         match card.status {
             Status::CodeReview => reviews.push(card),
-            Status::Ready if deps_done(card) => ready.push(card),
+            Status::Ready | Status::InProgress if deps_done(card) => ready.push(card),
             _ => {}
         }
     }
@@ -252,7 +253,7 @@ mod tests {
                 depends_on: &none,
             },
         ];
-        assert_eq!(ready_queue(&cards, None), vec!["CR", "R1"]);
+        assert_eq!(ready_queue(&cards, None), vec!["CR", "IP", "R1"]);
         assert_eq!(ready_queue(&cards, Some("R1")), vec!["R1"]);
         assert!(ready_queue(&cards, Some("R2")).is_empty());
     }

@@ -3,9 +3,11 @@
 //! (SPEC §12), and the prompt compiler (SPEC §6.4). The traction loop that ties them together
 //! lands with the rest of the engine issue.
 
+pub mod engine;
 pub mod events;
 pub mod file_tools;
 pub mod gate;
 pub mod idesign;
 pub mod prompt;
+mod turn;
 pub mod workspace;

@@ -23,6 +23,8 @@ pub struct ReplayProvider {
     replies: HashMap<Key, Vec<String>>,
     /// How many replies of each pair were played.
     cursors: Mutex<HashMap<Key, usize>>,
+    /// How long each reply takes (simulated model time; zero by default).
+    delay: std::time::Duration,
 }
 
 impl ReplayProvider {
@@ -36,6 +38,13 @@ impl ReplayProvider {
             message: format!("cannot read the replay file: {e}"),
         })?;
         Self::from_jsonl(file, &text)
+    }
+
+    /// Makes every reply take `delay`, like a model would (for demos, benchmarks and tests that
+    /// need turns in flight).
+    pub fn with_delay(mut self, delay: std::time::Duration) -> Self {
+        self.delay = delay;
+        self
     }
 
     /// Builds a provider from JSON Lines text; `file` names it in error messages.
@@ -79,6 +88,7 @@ impl ReplayProvider {
             file,
             replies,
             cursors: Mutex::new(HashMap::new()),
+            delay: std::time::Duration::ZERO,
         })
     }
 
@@ -141,6 +151,9 @@ impl Provider for ReplayProvider {
                 }
             }
         };
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
         Ok(ModelReply {
             tokens_in: request.messages.iter().map(|m| words(&m.content)).sum(),
             tokens_out: words(&content),

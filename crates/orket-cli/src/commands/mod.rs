@@ -2,3 +2,6 @@
 
 pub mod board;
 pub mod check;
+pub mod run;
+pub mod runs;
+pub mod show;

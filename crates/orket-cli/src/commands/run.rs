@@ -1,0 +1,225 @@
+//! `orket run` and `orket resume`: drive the traction loop with live progress.
+
+use crate::project::Project;
+use anyhow::{bail, Context, Result};
+use orket_engine::engine::{Engine, EngineOptions, RunOutcome};
+use orket_engine::events::EventBus;
+use orket_llm::{Provider, ReplayProvider};
+use orket_store::{EventRecord, SqliteStore, Store};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How the model side of a run is chosen.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProviderArgs {
+    /// The model provider (`replay`; ollama, openai and embedded arrive with the models issue).
+    #[arg(long, env = "ORKET_PROVIDER", value_name = "NAME")]
+    pub provider: Option<String>,
+    /// The replay file for `--provider replay` (JSON Lines of recorded replies).
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<PathBuf>,
+    /// Simulated model time per replayed reply, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub replay_delay_ms: u64,
+}
+
+/// Options of `orket run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// The epic or rock name, or an issue id.
+    pub target: String,
+    /// The department to look the target up in.
+    #[arg(long, value_name = "D", default_value = "core")]
+    pub department: String,
+    /// The folder runs write into [default: <root>/workspace]; an epic works in <DIR>/<epic>.
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+    /// A model for every turn, over the epic's and environment's choice.
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<String>,
+    /// Start the build over (a targeted run resets only the target).
+    #[arg(long)]
+    pub reset: bool,
+    /// Turns in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub concurrency: usize,
+    /// Ticks before the run ends `exhausted`.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub max_iterations: usize,
+    #[command(flatten)]
+    pub provider: ProviderArgs,
+}
+
+fn provider(args: &ProviderArgs) -> Result<Arc<dyn Provider>> {
+    match args.provider.as_deref() {
+        Some("replay") => {
+            let Some(file) = &args.replay else {
+                bail!("--provider replay needs --replay FILE (JSON Lines: {{\"issue_id\", \"role\", \"content\"}} per line)");
+            };
+            let replay = ReplayProvider::open(file)?.with_delay(Duration::from_millis(args.replay_delay_ms));
+            Ok(Arc::new(replay))
+        }
+        Some(other) => bail!(
+            "unknown provider \"{other}\": this build has `replay` (ollama, openai and the embedded GGUF model arrive with the models issue)"
+        ),
+        None => bail!(
+            "no model provider: pass --provider replay --replay FILE (ollama, openai and the embedded GGUF model arrive with the models issue)"
+        ),
+    }
+}
+
+async fn engine(
+    project: &Project,
+    provider_args: &ProviderArgs,
+    options: EngineOptions,
+    bus: EventBus,
+) -> Result<Engine> {
+    let tree = project.tree()?;
+    let provider = provider(provider_args)?;
+    let store = SqliteStore::open(project.db_path())
+        .await
+        .with_context(|| format!("opening the store {}", project.db_path().display()))?;
+    let store: Arc<dyn Store> = Arc::new(store);
+    Ok(Engine::new(tree, store, provider, bus, options))
+}
+
+/// Runs an epic, a rock or an issue.
+pub async fn run(project: &Project, args: RunArgs) -> Result<ExitCode> {
+    let mut options = EngineOptions::from_env();
+    options.department = args.department.clone();
+    options.workspace_base = args.workspace.clone();
+    options.model = args.model.clone();
+    options.reset = args.reset;
+    options.concurrency = args.concurrency.max(1);
+    options.max_iterations = args.max_iterations.max(1);
+    let bus = EventBus::default();
+    let engine = engine(project, &args.provider, options, bus.clone()).await?;
+    let progress = tokio::spawn(show_progress(bus));
+    let result = engine.run_card(&args.target).await;
+    progress.abort();
+    let outcomes = result?;
+    report(engine.store().as_ref(), &outcomes).await
+}
+
+/// Continues an interrupted run.
+pub async fn resume(
+    project: &Project,
+    run_id: &str,
+    provider_args: &ProviderArgs,
+) -> Result<ExitCode> {
+    let bus = EventBus::default();
+    let engine = engine(
+        project,
+        provider_args,
+        EngineOptions::from_env(),
+        bus.clone(),
+    )
+    .await?;
+    let progress = tokio::spawn(show_progress(bus));
+    let result = engine.resume(run_id).await;
+    progress.abort();
+    let outcome = result?;
+    report(engine.store().as_ref(), &[outcome]).await
+}
+
+/// Prints one line per event worth seeing while the run goes.
+async fn show_progress(bus: EventBus) {
+    let mut rx = bus.subscribe();
+    loop {
+        match rx.recv().await {
+            Ok(event) => {
+                if let Some(line) = progress_line(&event) {
+                    println!("{line}");
+                }
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                println!("  ({n} events not shown)");
+            }
+            Err(_) => break,
+        }
+    }
+}
+
+fn progress_line(e: &EventRecord) -> Option<String> {
+    let issue = e.issue_id.as_deref().unwrap_or("-");
+    let role = e.role.as_deref().unwrap_or("-");
+    let d = &e.data;
+    Some(match e.event.as_str() {
+        "session_start" => format!(
+            "run {} started: {}",
+            e.run_id.as_deref().unwrap_or("?"),
+            d["epic"].as_str().unwrap_or("")
+        ),
+        "orchestrator_tick" => format!("tick {}: {}", d["tick"], d["candidates"]),
+        "turn_start" => format!(
+            "  {issue} turn #{} by {} ({role})",
+            d["seq"],
+            d["seat"].as_str().unwrap_or("")
+        ),
+        "turn_complete" => format!(
+            "  {issue} -> {} ({} calls, {} tokens in / {} out)",
+            d["status"].as_str().unwrap_or("?"),
+            d["calls"],
+            d["tokens_in"],
+            d["tokens_out"]
+        ),
+        "turn_failed" => format!(
+            "  {issue} failed ({}): {}",
+            d["kind"].as_str().unwrap_or("?"),
+            d["message"].as_str().or(d["error"].as_str()).unwrap_or("")
+        ),
+        "retry_triggered" => format!("  {issue} retry {}/{}", d["retry_count"], d["max_retries"]),
+        "catastrophic_failure" => format!(
+            "  {issue} catastrophic failure: {}",
+            d["error"].as_str().unwrap_or("")
+        ),
+        "policy_violation_report_saved" => format!(
+            "  {issue} policy violation report: {}",
+            d["path"].as_str().unwrap_or("")
+        ),
+        "model_timeout_retry" | "model_connection_retry" => format!(
+            "  {issue} {}: {}",
+            e.event,
+            d["error"].as_str().unwrap_or("")
+        ),
+        _ => return None,
+    })
+}
+
+async fn report(store: &dyn Store, outcomes: &[RunOutcome]) -> Result<ExitCode> {
+    let mut ok = true;
+    for outcome in outcomes {
+        println!();
+        println!(
+            "run {}: {}{}",
+            outcome.run_id,
+            outcome.status,
+            outcome
+                .reason
+                .as_deref()
+                .map(|r| format!(" — {r}"))
+                .unwrap_or_default()
+        );
+        println!(
+            "  turns: {}   files: {}",
+            outcome.turns,
+            outcome.workspace.display()
+        );
+        for issue in store.list_issues(&outcome.build_id).await? {
+            println!(
+                "  {:<21} {}  {}",
+                issue.status.as_str(),
+                issue.id,
+                issue.name
+            );
+        }
+        ok &= outcome.status == orket_core::RunStatus::Completed;
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

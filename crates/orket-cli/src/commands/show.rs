@@ -1,0 +1,409 @@
+//! `orket show <run-id>`: one run's timeline — its turns with their tool calls and results,
+//! interleaved with the run's events.
+
+use super::runs::{display_timestamp, one_line, run_duration, truncate_chars};
+use crate::project::Project;
+use anyhow::{bail, Context, Result};
+use orket_store::{EventRecord, RunRecord, SqliteStore, Store, TurnRecord};
+use serde_json::{json, Value};
+use std::process::ExitCode;
+
+/// Events read per query.
+const EVENT_PAGE: i64 = 1000;
+/// How many characters of a tool call's arguments the timeline shows.
+const ARGS_WIDTH: usize = 100;
+/// How many characters of an event's data the timeline shows.
+const DATA_WIDTH: usize = 160;
+/// How many characters of a failed turn's error or of a reply without tool calls are shown.
+const TEXT_WIDTH: usize = 160;
+/// Events that only mark a turn's start and end: the turn line already says it.
+const TURN_MARKERS: [&str; 2] = ["turn_start", "turn_complete"];
+
+/// Prints the run's timeline (or `{run, turns, events}` as JSON); never creates the store.
+pub async fn run(project: &Project, run_id: &str, json: bool) -> Result<ExitCode> {
+    let path = project.db_path();
+    if !path.is_file() {
+        bail!("run {run_id} not found (no store at {})", path.display());
+    }
+    let store = SqliteStore::open(path)
+        .await
+        .with_context(|| format!("opening the store {}", path.display()))?;
+    let Some(run) = store.get_run(run_id).await? else {
+        bail!("run {run_id} not found");
+    };
+    let turns = store.list_turns(run_id).await?;
+    let events = all_events(&store, run_id).await?;
+    if json {
+        let doc = json!({"run": run, "turns": turns, "events": events});
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print!("{}", render(&run, &turns, &events));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every event of the run, in order.
+async fn all_events(store: &dyn Store, run_id: &str) -> Result<Vec<EventRecord>> {
+    let mut events: Vec<EventRecord> = Vec::new();
+    loop {
+        let after = events.last().map_or(0, |e| e.id);
+        let page = store.list_events(Some(run_id), after, EVENT_PAGE).await?;
+        let full = page.len() as i64 == EVENT_PAGE;
+        events.extend(page);
+        if !full {
+            return Ok(events);
+        }
+    }
+}
+
+/// The run's header, then its turns (by seq) and events (in order), interleaved by time: an
+/// event goes before the first turn that started after it.
+pub fn render(run: &RunRecord, turns: &[TurnRecord], events: &[EventRecord]) -> String {
+    let mut out = render_header(run, turns);
+    out.push('\n');
+    let mut events = events
+        .iter()
+        .filter(|e| !TURN_MARKERS.contains(&e.event.as_str()))
+        .peekable();
+    if turns.is_empty() && events.peek().is_none() {
+        out.push_str("No turns or events recorded.\n");
+        return out;
+    }
+    for turn in turns {
+        while let Some(event) = events.next_if(|e| e.timestamp < turn.turn.started_at) {
+            out.push_str(&render_event(event));
+        }
+        out.push_str(&render_turn(turn));
+    }
+    for event in events {
+        out.push_str(&render_event(event));
+    }
+    out
+}
+
+/// Who, what and how the run went: id, target, build, workspace, status, reason, times,
+/// tokens and the number of turns.
+pub fn render_header(run: &RunRecord, turns: &[TurnRecord]) -> String {
+    let tokens_in: i64 = turns.iter().map(|t| t.turn.tokens_in).sum();
+    let tokens_out: i64 = turns.iter().map(|t| t.turn.tokens_out).sum();
+    let ended = match &run.ended_at {
+        Some(ended) => format!("{} ({})", display_timestamp(ended), run_duration(run)),
+        None => run_duration(run),
+    };
+    let mut out = format!(
+        "Run {} — {} {} [{}]\n",
+        run.id, run.kind, run.target, run.status
+    );
+    if let Some(reason) = &run.reason {
+        out.push_str(&format!("  reason:    {}\n", one_line(reason)));
+    }
+    out.push_str(&format!(
+        "  build:     {} ({})\n",
+        run.build_id, run.department
+    ));
+    out.push_str(&format!("  workspace: {}\n", run.workspace));
+    out.push_str(&format!(
+        "  started:   {}\n",
+        display_timestamp(&run.started_at)
+    ));
+    out.push_str(&format!("  ended:     {ended}\n"));
+    out.push_str(&format!(
+        "  turns:     {}, tokens {tokens_in} in / {tokens_out} out\n",
+        turns.len()
+    ));
+    out
+}
+
+/// `#seq issue seat/role model [review] status tokens`, then one line per tool call with its
+/// result, and the error of a failed turn (or the reply of a turn that called no tool).
+pub fn render_turn(record: &TurnRecord) -> String {
+    let turn = &record.turn;
+    let review = if turn.review { " review" } else { "" };
+    let mut out = format!(
+        "#{} {} {}/{} {}{review} {} {} in / {} out\n",
+        turn.seq,
+        turn.issue_id,
+        turn.seat,
+        turn.role,
+        turn.model,
+        turn.status,
+        turn.tokens_in,
+        turn.tokens_out
+    );
+    let calls = as_list(&turn.tool_calls);
+    let results = as_list(&turn.tool_results);
+    for (i, call) in calls.iter().enumerate() {
+        let (name, args) = call_parts(call);
+        let args = match args {
+            Some(args) => format!(" {}", truncate_chars(&compact(args), ARGS_WIDTH)),
+            None => String::new(),
+        };
+        let result = results
+            .get(i)
+            .map_or_else(|| "(no result)".to_string(), |r| render_result(r));
+        out.push_str(&format!("    {name}{args} → {result}\n"));
+    }
+    for extra in results.iter().skip(calls.len()) {
+        out.push_str(&format!(
+            "    (result without a call) {}\n",
+            render_result(extra)
+        ));
+    }
+    if let Some(error) = &turn.error {
+        out.push_str(&format!(
+            "    error: {}\n",
+            truncate_chars(&one_line(error), TEXT_WIDTH)
+        ));
+    } else if calls.is_empty() {
+        let reply = one_line(&turn.content);
+        if reply.is_empty() {
+            out.push_str("    no tool calls, empty reply\n");
+        } else {
+            out.push_str(&format!(
+                "    no tool calls; reply: {}\n",
+                truncate_chars(&reply, TEXT_WIDTH)
+            ));
+        }
+    }
+    out
+}
+
+/// `  event <name> <issue or -> <compact data>`.
+pub fn render_event(event: &EventRecord) -> String {
+    let issue = event.issue_id.as_deref().unwrap_or("-");
+    let data = match &event.data {
+        Value::Null => String::new(),
+        Value::Object(map) if map.is_empty() => String::new(),
+        data => format!(" {}", truncate_chars(&compact(data), DATA_WIDTH)),
+    };
+    format!("  event {} {issue}{data}\n", event.event)
+}
+
+/// A tool result: `ok`, or `error: <text>` (a refusal's text starts with its code).
+pub fn render_result(result: &Value) -> String {
+    match result.get("ok").and_then(Value::as_bool) {
+        Some(true) => "ok".to_string(),
+        Some(false) => match result.get("error") {
+            Some(Value::String(text)) => format!("error: {}", one_line(text)),
+            Some(other) => format!("error: {}", truncate_chars(&compact(other), TEXT_WIDTH)),
+            None => "error".to_string(),
+        },
+        None => truncate_chars(&compact(result), TEXT_WIDTH),
+    }
+}
+
+/// A tool call's name and arguments: `{name|tool, args|arguments}` or `{function: {...}}`.
+fn call_parts(call: &Value) -> (String, Option<&Value>) {
+    let call = call
+        .get("function")
+        .filter(|f| f.is_object())
+        .unwrap_or(call);
+    let name = ["name", "tool"]
+        .iter()
+        .find_map(|key| call.get(key).and_then(Value::as_str))
+        .map_or_else(|| "?".to_string(), str::to_string);
+    let args = ["args", "arguments"]
+        .iter()
+        .find_map(|key| call.get(key))
+        .filter(|a| !a.is_null());
+    (name, args)
+}
+
+/// A JSON array's items; `null` is none, any other value is one item.
+fn as_list(value: &Value) -> Vec<&Value> {
+    match value {
+        Value::Array(items) => items.iter().collect(),
+        Value::Null => Vec::new(),
+        other => vec![other],
+    }
+}
+
+/// A value as one line of JSON (a string as its text).
+fn compact(value: &Value) -> String {
+    match value {
+        Value::String(text) => one_line(text),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orket_core::{RunKind, RunStatus};
+    use orket_store::NewTurn;
+
+    fn run() -> RunRecord {
+        let mut run = RunRecord::new(
+            "abcd1234",
+            RunKind::Epic,
+            "hello_cli",
+            "build-hello_cli",
+            "core",
+            "/tmp/ws",
+        );
+        run.started_at = "2026-11-22T04:16:00.000Z".to_string();
+        run.ended_at = Some("2026-11-22T04:17:05.000Z".to_string());
+        run.status = RunStatus::Completed;
+        run.reason = Some("every issue is done".to_string());
+        run
+    }
+
+    fn turn(seq: i64, started: &str, calls: Value, results: Value) -> TurnRecord {
+        TurnRecord {
+            id: seq,
+            turn: NewTurn {
+                run_id: "abcd1234".into(),
+                seq,
+                build_id: "build-hello_cli".into(),
+                issue_id: "DEMO-1".into(),
+                seat: "coder".into(),
+                role: "developer".into(),
+                model: "qwen".into(),
+                review: seq == 2,
+                messages: json!([]),
+                content: "I will write it.".into(),
+                tool_calls: calls,
+                tool_results: results,
+                tokens_in: 100 * seq,
+                tokens_out: 10 * seq,
+                status: "complete".into(),
+                error: None,
+                started_at: started.into(),
+                ended_at: started.into(),
+            },
+        }
+    }
+
+    fn event(id: i64, ts: &str, name: &str, issue: Option<&str>, data: Value) -> EventRecord {
+        EventRecord {
+            id,
+            run_id: Some("abcd1234".into()),
+            timestamp: ts.into(),
+            role: None,
+            event: name.into(),
+            issue_id: issue.map(str::to_string),
+            data,
+        }
+    }
+
+    #[test]
+    fn the_timeline_interleaves_events_with_turns_by_time() {
+        let turns = [
+            turn(
+                1,
+                "2026-11-22T04:16:10.000Z",
+                json!([{"name": "write_file", "args": {"path": "hello.py"}},
+                       {"tool": "update_issue_status", "args": {"status": "code_review"}}]),
+                json!([{"ok": true, "path": "hello.py"}, {"ok": true}]),
+            ),
+            turn(
+                2,
+                "2026-11-22T04:16:30.000Z",
+                json!([{"name": "update_issue_status", "args": {"status": "done"}}]),
+                json!([{"ok": false, "error": "ILLEGAL_TRANSITION: code_review → done needs\nreview"}]),
+            ),
+        ];
+        let events = [
+            event(
+                1,
+                "2026-11-22T04:16:00.000Z",
+                "session_start",
+                None,
+                json!({}),
+            ),
+            event(
+                2,
+                "2026-11-22T04:16:10.000Z",
+                "turn_start",
+                Some("DEMO-1"),
+                json!({}),
+            ),
+            event(
+                3,
+                "2026-11-22T04:16:11.000Z",
+                "status_change",
+                Some("DEMO-1"),
+                json!({"from": "in_progress", "to": "code_review"}),
+            ),
+            event(
+                4,
+                "2026-11-22T04:16:11.000Z",
+                "turn_complete",
+                Some("DEMO-1"),
+                json!({}),
+            ),
+            event(
+                5,
+                "2026-11-22T04:17:05.000Z",
+                "session_end",
+                None,
+                json!({"status": "completed"}),
+            ),
+        ];
+        let text = render(&run(), &turns, &events);
+        let timeline: Vec<&str> = text.lines().skip_while(|l| !l.is_empty()).skip(1).collect();
+        assert_eq!(
+            timeline,
+            [
+                "  event session_start -",
+                "#1 DEMO-1 coder/developer qwen complete 100 in / 10 out",
+                "    write_file {\"path\":\"hello.py\"} → ok",
+                "    update_issue_status {\"status\":\"code_review\"} → ok",
+                "  event status_change DEMO-1 {\"from\":\"in_progress\",\"to\":\"code_review\"}",
+                "#2 DEMO-1 coder/developer qwen review complete 200 in / 20 out",
+                "    update_issue_status {\"status\":\"done\"} → error: ILLEGAL_TRANSITION: code_review → done needs review",
+                "  event session_end - {\"status\":\"completed\"}",
+            ],
+            "{text}"
+        );
+        assert!(
+            text.starts_with("Run abcd1234 — epic hello_cli [completed]\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  reason:    every issue is done\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  ended:     2026-11-22 04:17:05 (1m05s)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  turns:     2, tokens 300 in / 30 out\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_turn_without_calls_shows_its_reply_or_error() {
+        let mut t = turn(3, "2026-11-22T04:16:10.000Z", json!([]), json!([]));
+        assert!(render_turn(&t).ends_with("    no tool calls; reply: I will write it.\n"));
+        t.turn.status = "failed".into();
+        t.turn.error = Some("model timed out".into());
+        assert!(render_turn(&t).ends_with("    error: model timed out\n"));
+        let t = turn(
+            4,
+            "2026-11-22T04:16:10.000Z",
+            json!([{"function": {"name": "read_file", "arguments": {"path": "a"}}}, {"name": "list_files"}]),
+            json!([{"ok": false}]),
+        );
+        let text = render_turn(&t);
+        assert!(
+            text.contains("    read_file {\"path\":\"a\"} → error\n"),
+            "{text}"
+        );
+        assert!(text.contains("    list_files → (no result)\n"), "{text}");
+    }
+
+    #[test]
+    fn an_empty_run_says_so() {
+        let mut r = run();
+        r.status = RunStatus::Running;
+        r.ended_at = None;
+        r.reason = None;
+        let text = render(&r, &[], &[]);
+        assert!(text.contains("  ended:     running\n"), "{text}");
+        assert!(!text.contains("reason"), "{text}");
+        assert!(text.ends_with("No turns or events recorded.\n"), "{text}");
+    }
+}

@@ -1,0 +1,212 @@
+//! `orket run` / `orket resume` with recorded model turns, as a user runs them.
+
+use assert_cmd::Command;
+use orket_store::{SqliteStore, Store};
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// A copy of the demo with a replay file that completes its epic.
+fn demo_with_replay() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("project");
+    copy_dir(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../demo"),
+        &root,
+    );
+    let mut lines = Vec::new();
+    for (issue, path) in [
+        ("DEMO-1", "hello.py"),
+        ("DEMO-2", "README.md"),
+        ("DEMO-3", "NOTES.md"),
+    ] {
+        let dev = json!([
+            {"tool": "write_file", "args": {"path": path, "content": format!("{issue}\n")}},
+            {"tool": "update_issue_status", "args": {"status": "code_review"}}
+        ]);
+        lines.push(
+            json!({"issue_id": issue, "role": "coder", "content": dev.to_string()}).to_string(),
+        );
+        let review = json!({"tool": "update_issue_status", "args": {"status": "done"}});
+        lines.push(
+            json!({"issue_id": issue, "role": "integrity_guard", "content": review.to_string()})
+                .to_string(),
+        );
+    }
+    let replay = dir.path().join("replay.jsonl");
+    std::fs::write(&replay, lines.join("\n")).unwrap();
+    (dir, root, replay)
+}
+
+fn orket() -> Command {
+    let mut cmd = Command::cargo_bin("orket").unwrap();
+    cmd.env_remove("ORKET_DB").env_remove("ORKET_PROVIDER");
+    cmd
+}
+
+#[test]
+fn run_completes_the_demo_and_prints_a_summary() {
+    let (_dir, root, replay) = demo_with_replay();
+    let out = orket()
+        .args(["run", "hello_cli", "--provider", "replay", "--replay"])
+        .arg(&replay)
+        .arg("--root")
+        .arg(&root)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("tick 1: [\"DEMO-1\",\"DEMO-3\"]"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("DEMO-1 -> code_review"), "{stdout}");
+    assert!(
+        stdout.contains(": completed — all 3 issues are done or canceled"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("turns: 6"), "{stdout}");
+    assert!(root.join("workspace/hello_cli/hello.py").is_file());
+}
+
+#[test]
+fn run_without_a_provider_or_with_an_unknown_target_is_a_clear_error() {
+    let (_dir, root, replay) = demo_with_replay();
+    let out = orket()
+        .args(["run", "hello_cli", "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("error: no model provider: pass --provider replay --replay FILE"));
+    let out = orket()
+        .args(["run", "nothing_here", "--provider", "replay", "--replay"])
+        .arg(&replay)
+        .arg("--root")
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("\"nothing_here\" is no epic, rock or issue of department \"core\" (epics: hello_cli; rocks: demo_launch)"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_run_resumes_without_losing_or_repeating_a_turn() {
+    let (_dir, root, replay) = demo_with_replay();
+    let bin = assert_cmd::cargo::cargo_bin("orket");
+    let mut child = std::process::Command::new(&bin)
+        .args([
+            "run",
+            "hello_cli",
+            "--concurrency",
+            "1",
+            "--replay-delay-ms",
+            "400",
+            "--provider",
+            "replay",
+            "--replay",
+        ])
+        .arg(&replay)
+        .arg("--root")
+        .arg(&root)
+        .env_remove("ORKET_DB")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+
+    // Wait for two committed turns, then kill the process in the middle of the run.
+    let db = root.join(".orket/orket.db");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let run_id = loop {
+        assert!(
+            Instant::now() < deadline,
+            "the run never committed two turns"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if !db.exists() {
+            continue;
+        }
+        let store = SqliteStore::open(&db).await.unwrap();
+        if let Some(run) = store.list_runs(1).await.unwrap().into_iter().next() {
+            if store.list_turns(&run.id).await.unwrap().len() >= 2 {
+                break run.id;
+            }
+        }
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let store = SqliteStore::open(&db).await.unwrap();
+    let run = store.get_run(&run_id).await.unwrap().unwrap();
+    assert_eq!(
+        run.status,
+        orket_core::RunStatus::Running,
+        "a killed run stays running"
+    );
+    let before = store.list_turns(&run_id).await.unwrap().len();
+    assert!((2..6).contains(&before), "{before}");
+
+    let out = orket()
+        .args(["resume", &run_id, "--provider", "replay", "--replay"])
+        .arg(&replay)
+        .arg("--root")
+        .arg(&root)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("run {run_id}: completed")),
+        "{stdout}"
+    );
+
+    let turns = store.list_turns(&run_id).await.unwrap();
+    let seqs: Vec<i64> = turns.iter().map(|t| t.turn.seq).collect();
+    assert_eq!(seqs, (1..=6).collect::<Vec<i64>>(), "no gap, no repeat");
+    let pairs: BTreeSet<(String, bool)> = turns
+        .iter()
+        .map(|t| (t.turn.issue_id.clone(), t.turn.review))
+        .collect();
+    assert_eq!(
+        pairs.len(),
+        6,
+        "each issue developed once and reviewed once"
+    );
+    assert!(turns.iter().all(|t| t.turn.status == "complete"));
+    for file in ["hello.py", "README.md", "NOTES.md"] {
+        assert!(
+            root.join("workspace/hello_cli").join(file).is_file(),
+            "{file}"
+        );
+    }
+    assert_eq!(
+        store.get_run(&run_id).await.unwrap().unwrap().status,
+        orket_core::RunStatus::Completed
+    );
+}

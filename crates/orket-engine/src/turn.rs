@@ -1,0 +1,918 @@
+//! One issue's turn (SPEC §6): route to a seat, compile the prompt, call the model (with
+//! retries), parse the tool calls, gate and execute each, evaluate, and commit the turn, its
+//! tool results, status changes and events as one transaction.
+
+use crate::engine::{event, Engine, EngineError, RunCtx};
+use crate::events::names;
+use crate::gate::{self, Decision, GateContext, Refusal};
+use crate::prompt::{compile, PromptInput};
+use orket_core::assets::model_family;
+use orket_core::ids::new_issue_id;
+use orket_core::lifecycle::allowed_targets;
+use orket_core::priority::parse_priority;
+use orket_core::{CardKind, Status, ToolCall, WaitReason, INTEGRITY_GUARD};
+use orket_llm::{parse_tool_calls, turn_schema, ChatMessage, ModelRequest, ProviderError};
+use orket_store::{Change, IssueRecord, IssueUpdate, NewTurn};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What a dispatched issue gave.
+pub(crate) enum TurnOutcome {
+    /// Something was committed.
+    Committed {
+        /// A model turn was recorded (not just a routing failure).
+        turn: bool,
+        /// Anything changed: a status, a file, a comment, a new issue.
+        progress: bool,
+        /// The run must stop (catastrophic failure, or a violation under halt_on_violation).
+        stop_run: Option<String>,
+    },
+    /// The issue was no longer workable when its turn came.
+    Skipped,
+}
+
+/// Tools the engine knows but cannot serve here: their calls answer "not available" without
+/// failing the turn.
+const UNAVAILABLE: [&str; 4] = [
+    "archive_eval",
+    "promote_prompt",
+    "image_analyze",
+    "image_generate",
+];
+
+/// How many recent comments a prompt shows.
+const PROMPT_COMMENTS: usize = 5;
+/// How many remembered decisions a prompt shows.
+const PROMPT_MEMORIES: usize = 5;
+/// Attempts per model call.
+const MODEL_ATTEMPTS: u32 = 3;
+
+struct TurnState {
+    statuses: Arc<Mutex<HashMap<String, Status>>>,
+    known: Vec<String>,
+    changes: Vec<Change>,
+    events: Vec<orket_store::NewEvent>,
+    results: Vec<Value>,
+    wrote_files: bool,
+    progress: bool,
+}
+
+impl TurnState {
+    fn new() -> Self {
+        TurnState {
+            statuses: Arc::new(Mutex::new(HashMap::new())),
+            known: Vec::new(),
+            changes: Vec::new(),
+            events: Vec::new(),
+            results: Vec::new(),
+            wrote_files: false,
+            progress: false,
+        }
+    }
+
+    fn status(&self, id: &str) -> Option<Status> {
+        self.statuses.lock().ok().and_then(|m| m.get(id).copied())
+    }
+
+    fn set_status(&self, id: &str, status: Status) {
+        if let Ok(mut m) = self.statuses.lock() {
+            m.insert(id.to_string(), status);
+        }
+    }
+}
+
+/// Runs one turn of `issue_id` and commits it.
+pub(crate) async fn run_turn(
+    engine: &Engine,
+    ctx: &RunCtx,
+    issue_id: &str,
+) -> Result<TurnOutcome, EngineError> {
+    let store = engine.store();
+    let Some(issue) = store.get_issue(&ctx.build_id, issue_id).await? else {
+        return Ok(TurnOutcome::Skipped);
+    };
+    if !matches!(
+        issue.status,
+        Status::Ready | Status::InProgress | Status::CodeReview
+    ) {
+        return Ok(TurnOutcome::Skipped);
+    }
+    let review = issue.status == Status::CodeReview;
+
+    // Routing: review turns go to the first seat holding integrity_guard.
+    let seat = if review {
+        ctx.team.first_seat_with_role(INTEGRITY_GUARD)
+    } else {
+        ctx.team.seat(&issue.seat)
+    };
+    let Some(seat) = seat else {
+        let reason = if review {
+            format!(
+                "team \"{}\" has no seat holding {INTEGRITY_GUARD}: the review cannot be routed",
+                ctx.team.name
+            )
+        } else {
+            format!(
+                "seat \"{}\" is not a seat of team \"{}\" (seats: {})",
+                issue.seat,
+                ctx.team.name,
+                ctx.team
+                    .seats
+                    .iter()
+                    .map(|s| s.key.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        return fail_issue(engine, ctx, &issue, &reason).await;
+    };
+    let mut role_names: Vec<String> = Vec::new();
+    if review {
+        role_names.push(INTEGRITY_GUARD.to_string());
+    }
+    for r in &seat.roles {
+        if !role_names.contains(r) {
+            role_names.push(r.clone());
+        }
+    }
+    let mut roles = Vec::new();
+    for name in &role_names {
+        match ctx.roles.get(name) {
+            Some(r) => roles.push(r.clone()),
+            None => {
+                return fail_issue(
+                    engine,
+                    ctx,
+                    &issue,
+                    &format!("role \"{name}\" of seat \"{}\" has no definition", seat.key),
+                )
+                .await
+            }
+        }
+    }
+    if !roles
+        .iter()
+        .any(|r| r.issue_types.contains(&issue.issue_type))
+    {
+        let reason = format!(
+            "no acting role ({}) handles issues of type \"{}\"",
+            role_names.join(", "),
+            issue.issue_type
+        );
+        return fail_issue(engine, ctx, &issue, &reason).await;
+    }
+    let primary = role_names[0].clone();
+
+    // Model and dialect.
+    let model = engine
+        .options()
+        .model
+        .clone()
+        .or_else(|| ctx.epic.model_override(&primary).map(str::to_string))
+        .or_else(|| Some(ctx.env.model.clone()).filter(|m| !m.is_empty()))
+        .or_else(|| ctx.org.rule_str("default_llm").map(str::to_string))
+        .unwrap_or_else(|| "generic".to_string());
+    let family = model_family(&model);
+    let Some(dialect) = ctx
+        .dialects
+        .get(family)
+        .or_else(|| ctx.dialects.get("generic"))
+    else {
+        let reason =
+            format!("no dialect for model \"{model}\" (family {family}) and no generic dialect");
+        return fail_issue(engine, ctx, &issue, &reason).await;
+    };
+
+    let mut tools: Vec<String> = Vec::new();
+    for t in roles.iter().flat_map(|r| r.tools.iter()) {
+        if !tools.contains(t) {
+            tools.push(t.clone());
+        }
+    }
+
+    // The issue as this turn sees it: a developer turn works on it in progress.
+    let working_status = if review {
+        Status::CodeReview
+    } else {
+        Status::InProgress
+    };
+    let mut shown = issue.clone();
+    shown.status = working_status;
+    let comments = store.list_comments(&ctx.build_id, issue_id).await?;
+    let recent = &comments[comments.len().saturating_sub(PROMPT_COMMENTS)..];
+    let memory = store
+        .search_memory(
+            &format!("{} {}", issue.name, issue.description),
+            PROMPT_MEMORIES,
+        )
+        .await?;
+    let prompt = compile(&PromptInput {
+        org: &ctx.org,
+        roles: &roles,
+        seat: &seat.name,
+        dialect,
+        epic: &ctx.epic,
+        issue: &shown,
+        comments: recent,
+        memory: &memory,
+        tools: &tools,
+        review,
+        verification: None,
+    });
+    let mut messages = vec![
+        ChatMessage::system(prompt.system),
+        ChatMessage::user(prompt.user),
+    ];
+    let history: Vec<_> = store
+        .list_turns(&ctx.run_id)
+        .await?
+        .into_iter()
+        .filter(|t| t.turn.issue_id == issue_id)
+        .collect();
+    for t in &history[history
+        .len()
+        .saturating_sub(engine.options().context_window)..]
+    {
+        messages.push(ChatMessage::assistant(t.turn.content.clone()));
+        messages.push(ChatMessage::user(format!(
+            "Tool results: {}",
+            t.turn.tool_results
+        )));
+    }
+
+    let reachable = allowed_targets(CardKind::Issue, working_status);
+    let request = ModelRequest {
+        model: model.clone(),
+        messages: messages.clone(),
+        temperature: ctx.env.temperature,
+        seed: ctx.env.seed,
+        timeout: Duration::from_secs(ctx.env.timeout),
+        max_tokens: ctx
+            .env
+            .params
+            .get("max_tokens")
+            .and_then(Value::as_u64)
+            .map(|n| n as u32),
+        tool_schema: Some(turn_schema(&tools, reachable)),
+        issue_id: issue_id.to_string(),
+        role: primary.clone(),
+    };
+    let seq = ctx.seq.fetch_add(1, Ordering::SeqCst) + 1;
+    let started_at = orket_store::now_timestamp();
+    engine
+        .commit_events(
+            ctx,
+            vec![
+                event(
+                    ctx,
+                    names::ORCHESTRATOR_DISPATCH,
+                    Some(&primary),
+                    Some(issue_id),
+                    json!({"seat": seat.key, "review": review, "model": model}),
+                ),
+                event(
+                    ctx,
+                    names::TURN_START,
+                    Some(&primary),
+                    Some(issue_id),
+                    json!({"seq": seq, "seat": seat.key}),
+                ),
+            ],
+        )
+        .await?;
+
+    let mut state = TurnState::new();
+    for i in store.list_issues(&ctx.build_id).await? {
+        state.set_status(&i.id, i.status);
+        state.known.push(i.id);
+    }
+    if !review {
+        let mut start = IssueUpdate::by("orket")
+            .assignee(seat.name.clone())
+            .session_id(ctx.run_id.clone());
+        if issue.status == Status::Ready {
+            start = start.status(Status::InProgress);
+            state.events.push(event(
+                ctx,
+                "status_change",
+                Some("orket"),
+                Some(issue_id),
+                json!({"from": Status::Ready, "to": Status::InProgress}),
+            ));
+            state.progress = true;
+        }
+        state.changes.push(Change::UpdateIssue {
+            build_id: ctx.build_id.clone(),
+            id: issue_id.to_string(),
+            update: start,
+        });
+        state.set_status(issue_id, Status::InProgress);
+    }
+
+    let turn_row = |content: String,
+                    calls: Value,
+                    results: Value,
+                    tokens: (u64, u64),
+                    status: &str,
+                    error: Option<String>| NewTurn {
+        run_id: ctx.run_id.clone(),
+        seq,
+        build_id: ctx.build_id.clone(),
+        issue_id: issue_id.to_string(),
+        seat: seat.key.clone(),
+        role: primary.clone(),
+        model: model.clone(),
+        review,
+        messages: serde_json::to_value(&messages).unwrap_or(Value::Null),
+        content,
+        tool_calls: calls,
+        tool_results: results,
+        tokens_in: tokens.0 as i64,
+        tokens_out: tokens.1 as i64,
+        status: status.to_string(),
+        error,
+        started_at: started_at.clone(),
+        ended_at: orket_store::now_timestamp(),
+    };
+
+    // The model call, retried on timeouts and connection errors.
+    let reply = match call_model(engine, ctx, &request, &primary).await {
+        Ok(reply) => reply,
+        Err(err) => {
+            let message = err.to_string();
+            state.changes.push(Change::AppendTurn(turn_row(
+                String::new(),
+                json!([]),
+                json!([]),
+                (0, 0),
+                "failed",
+                Some(message.clone()),
+            )));
+            return retry_or_fail(engine, ctx, &issue, &primary, state, &message, review).await;
+        }
+    };
+
+    // Tool calls: gate, then execute, one by one; the first refusal or failed tool stops.
+    let calls = parse_tool_calls(&reply.content);
+    let mut violation: Option<(Refusal, Option<ToolCall>)> = None;
+    if let Err(refusal) = gate::check_budget(&calls) {
+        violation = Some((refusal, None));
+    } else {
+        let statuses = Arc::clone(&state.statuses);
+        let status_of = move |id: &str| statuses.lock().ok().and_then(|m| m.get(id).copied());
+        for call in &calls {
+            let gate_ctx = GateContext {
+                issue_id,
+                roles: &role_names,
+                allowed_tools: &tools,
+                workspace: &ctx.workspace,
+                idesign: ctx.epic.idesign,
+                approval_required: &ctx.approval_required,
+                status_of: &status_of,
+            };
+            match gate::check_call(&gate_ctx, call) {
+                Err(refusal) => {
+                    state
+                        .results
+                        .push(json!({"ok": false, "error": refusal.to_string()}));
+                    violation = Some((refusal, Some(call.clone())));
+                    break;
+                }
+                Ok(Decision::NeedsApproval) => {
+                    let message = format!(
+                        "{} needs a person's approval (process_rules.approval_required); the issue waits for it",
+                        call.name
+                    );
+                    state.results.push(
+                        json!({"ok": false, "error": format!("APPROVAL_REQUIRED: {message}")}),
+                    );
+                    move_issue(
+                        &mut state,
+                        ctx,
+                        issue_id,
+                        Status::WaitingForDeveloper,
+                        Some(WaitReason::Input),
+                        "orket",
+                    );
+                    comment(&mut state, ctx, issue_id, "orket", &message);
+                    break;
+                }
+                Ok(Decision::Allow) => {}
+            }
+            let result = execute(
+                engine, ctx, &mut state, call, issue_id, &primary, &seat.name,
+            )
+            .await?;
+            let failed = result.get("ok") != Some(&Value::Bool(true))
+                && !UNAVAILABLE.contains(&call.name.as_str());
+            state.results.push(result.clone());
+            if failed {
+                let message = result["error"]
+                    .as_str()
+                    .unwrap_or("the tool failed")
+                    .to_string();
+                violation = Some((
+                    Refusal::new("TOOL_FAILED", format!("{}: {message}", call.name)),
+                    Some(call.clone()),
+                ));
+                break;
+            }
+        }
+    }
+    let calls_json = serde_json::to_value(&calls).unwrap_or(Value::Null);
+    let results_json = Value::Array(state.results.clone());
+
+    if let Some((refusal, call)) = violation {
+        state.changes.push(Change::AppendTurn(turn_row(
+            reply.content.clone(),
+            calls_json,
+            results_json,
+            (reply.tokens_in, reply.tokens_out),
+            "violation",
+            Some(refusal.to_string()),
+        )));
+        return governance_failure(
+            engine, ctx, &issue, &primary, &seat.key, seq, state, refusal, call,
+        )
+        .await;
+    }
+
+    // Evaluation: a developer turn that wrote files but did not hand over is promoted.
+    let mut notes = Vec::new();
+    if calls.is_empty() {
+        notes.push("the reply had no tool call".to_string());
+    }
+    if !review && state.status(issue_id) == Some(Status::InProgress) {
+        if state.wrote_files {
+            move_issue(&mut state, ctx, issue_id, Status::CodeReview, None, "orket");
+            comment(
+                &mut state,
+                ctx,
+                issue_id,
+                "orket",
+                "Promoted to code_review: the turn wrote files without moving the issue.",
+            );
+        } else if !calls.is_empty() {
+            notes.push("the issue stays in_progress".to_string());
+        }
+    }
+    let text = reply.content.to_lowercase();
+    if text.contains("decision")
+        || text.contains("decided")
+        || roles.iter().any(|r| r.name.contains("architect"))
+    {
+        state.changes.push(Change::Remember {
+            content: format!(
+                "{} ({}): {}",
+                issue.name,
+                primary,
+                truncate(&reply.content, 500)
+            ),
+            role: Some(primary.clone()),
+            issue_id: Some(issue_id.to_string()),
+            run_id: Some(ctx.run_id.clone()),
+        });
+    }
+    state.changes.push(Change::AppendTurn(turn_row(
+        reply.content.clone(),
+        calls_json,
+        results_json,
+        (reply.tokens_in, reply.tokens_out),
+        "complete",
+        None,
+    )));
+    let final_status = state.status(issue_id);
+    state.events.push(event(
+        ctx,
+        names::TURN_COMPLETE,
+        Some(&primary),
+        Some(issue_id),
+        json!({"seq": seq, "calls": calls.len(), "status": final_status, "tokens_in": reply.tokens_in, "tokens_out": reply.tokens_out, "notes": notes}),
+    ));
+    let progress = state.progress;
+    commit_state(engine, ctx, state).await?;
+    Ok(TurnOutcome::Committed {
+        turn: true,
+        progress,
+        stop_run: None,
+    })
+}
+
+async fn call_model(
+    engine: &Engine,
+    ctx: &RunCtx,
+    request: &ModelRequest,
+    role: &str,
+) -> Result<orket_llm::ModelReply, ProviderError> {
+    let mut attempt = 1;
+    loop {
+        match engine.provider().complete(request).await {
+            Ok(reply) => return Ok(reply),
+            Err(err) if err.is_retryable() && attempt < MODEL_ATTEMPTS => {
+                let name = match err {
+                    ProviderError::Timeout { .. } => names::MODEL_TIMEOUT_RETRY,
+                    _ => names::MODEL_CONNECTION_RETRY,
+                };
+                let _ = engine
+                    .commit_events(
+                        ctx,
+                        vec![event(
+                            ctx,
+                            name,
+                            Some(role),
+                            Some(&request.issue_id),
+                            json!({"attempt": attempt, "error": err.to_string()}),
+                        )],
+                    )
+                    .await;
+                tokio::time::sleep(engine.options().retry_backoff * 2u32.pow(attempt - 1)).await;
+                attempt += 1;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+fn move_issue(
+    state: &mut TurnState,
+    ctx: &RunCtx,
+    id: &str,
+    to: Status,
+    wait_reason: Option<WaitReason>,
+    actor: &str,
+) {
+    let from = state.status(id);
+    state.events.push(event(
+        ctx,
+        "status_change",
+        Some(actor),
+        Some(id),
+        json!({"from": from, "to": to, "wait_reason": wait_reason}),
+    ));
+    let mut update = IssueUpdate::by(actor).status(to);
+    if let Some(w) = wait_reason {
+        update = update.wait_reason(w);
+    }
+    state.changes.push(Change::UpdateIssue {
+        build_id: ctx.build_id.clone(),
+        id: id.to_string(),
+        update,
+    });
+    state.set_status(id, to);
+    state.progress = true;
+}
+
+fn comment(state: &mut TurnState, ctx: &RunCtx, id: &str, author: &str, content: &str) {
+    state.changes.push(Change::AddComment {
+        build_id: ctx.build_id.clone(),
+        issue_id: id.to_string(),
+        author: author.to_string(),
+        content: content.to_string(),
+    });
+    state.progress = true;
+}
+
+/// Executes an allowed call: file tools on the workspace, card tools into the turn's batch.
+async fn execute(
+    engine: &Engine,
+    ctx: &RunCtx,
+    state: &mut TurnState,
+    call: &ToolCall,
+    issue_id: &str,
+    role: &str,
+    seat_name: &str,
+) -> Result<Value, EngineError> {
+    if let Some(result) = ctx.files.run(call).await {
+        if (call.name == "write_file" || call.name == "delete_file") && result["ok"] == true {
+            state.wrote_files = true;
+            state.progress = true;
+        }
+        return Ok(result);
+    }
+    let own = |key: &str| call.str_arg(key).unwrap_or(issue_id).to_string();
+    Ok(match call.name.as_str() {
+        "update_issue_status" => {
+            let target = own("issue_id");
+            let status: Status = match call.str_arg("status").unwrap_or_default().parse() {
+                Ok(s) => s,
+                Err(e) => return Ok(json!({"ok": false, "error": e.to_string()})),
+            };
+            let wait = call.str_arg("wait_reason").and_then(|w| w.parse().ok());
+            move_issue(state, ctx, &target, status, wait, role);
+            json!({"ok": true, "issue_id": target, "status": status})
+        }
+        "add_issue_comment" => {
+            let text = call.str_arg("comment").unwrap_or_default();
+            comment(state, ctx, issue_id, seat_name, text);
+            json!({"ok": true})
+        }
+        "get_issue_context" => {
+            let target = own("issue_id");
+            let found = engine.store().get_issue(&ctx.build_id, &target).await?;
+            match found {
+                Some(i) => {
+                    let comments: Vec<Value> = engine
+                        .store()
+                        .list_comments(&ctx.build_id, &target)
+                        .await?
+                        .into_iter()
+                        .map(|c| json!({"author": c.author, "comment": c.content}))
+                        .collect();
+                    json!({"ok": true, "issue_id": i.id, "status": state.status(&target).unwrap_or(i.status), "summary": i.name, "description": i.description, "comments": comments})
+                }
+                None => json!({"ok": false, "error": format!("unknown issue {target}")}),
+            }
+        }
+        "create_issue" => {
+            let mut id = new_issue_id();
+            while state.known.contains(&id) {
+                id = new_issue_id();
+            }
+            let mut record = IssueRecord::new(
+                &ctx.build_id,
+                &id,
+                call.str_arg("summary").unwrap_or_default(),
+                call.str_arg("seat").unwrap_or_default(),
+            );
+            record.issue_type = call.str_arg("type").unwrap_or("issue").to_string();
+            record.priority = parse_priority(call.args.get("priority")).unwrap_or(2.0);
+            record.depends_on = call
+                .args
+                .get("depends_on")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            record.parent_id = Some(issue_id.to_string());
+            record.session_id = Some(ctx.run_id.clone());
+            state.changes.push(Change::InsertIssue(record));
+            state.known.push(id.clone());
+            state.set_status(&id, Status::Ready);
+            state.progress = true;
+            json!({"ok": true, "issue_id": id})
+        }
+        "request_excuse" => {
+            let reason = call.str_arg("reason").unwrap_or_default();
+            move_issue(
+                state,
+                ctx,
+                issue_id,
+                Status::WaitingForDeveloper,
+                Some(WaitReason::Input),
+                role,
+            );
+            comment(
+                state,
+                ctx,
+                issue_id,
+                seat_name,
+                &format!("Excuse requested: {reason}"),
+            );
+            json!({"ok": true, "status": Status::WaitingForDeveloper})
+        }
+        "report_credits" => {
+            let amount = match call.args.get("amount") {
+                Some(Value::Number(n)) => n.as_f64().unwrap_or(0.0),
+                Some(Value::String(s)) => s.parse().unwrap_or(0.0),
+                _ => 0.0,
+            };
+            state.changes.push(Change::AddCredits {
+                build_id: ctx.build_id.clone(),
+                id: issue_id.to_string(),
+                amount,
+                actor: role.to_string(),
+            });
+            json!({"ok": true, "amount": amount})
+        }
+        "reset_issue" => {
+            let target = own("issue_id");
+            move_issue(state, ctx, &target, Status::Ready, None, role);
+            state.changes.push(Change::UpdateIssue {
+                build_id: ctx.build_id.clone(),
+                id: target.clone(),
+                update: IssueUpdate::by(role).retry_count(0u32).clear_wait_reason(),
+            });
+            json!({"ok": true, "issue_id": target, "status": "ready"})
+        }
+        "nominate_card" | "refinement_proposal" => {
+            state.events.push(event(
+                ctx,
+                &call.name,
+                Some(role),
+                Some(issue_id),
+                Value::Object(call.args.clone()),
+            ));
+            json!({"ok": true, "recorded": call.name})
+        }
+        other => json!({"ok": false, "error": format!("{other} is not available in this build")}),
+    })
+}
+
+/// A refused call or a failed tool: the issue is blocked with the reason, a report is written
+/// to `<workspace>/agent_output/policy_violation_<issue>.json`, and the turn is committed.
+#[allow(clippy::too_many_arguments)]
+async fn governance_failure(
+    engine: &Engine,
+    ctx: &RunCtx,
+    issue: &IssueRecord,
+    role: &str,
+    seat: &str,
+    seq: i64,
+    mut state: TurnState,
+    refusal: Refusal,
+    call: Option<ToolCall>,
+) -> Result<TurnOutcome, EngineError> {
+    let id = issue.id.as_str();
+    let report = json!({
+        "run_id": ctx.run_id,
+        "issue_id": id,
+        "seat": seat,
+        "role": role,
+        "turn": seq,
+        "code": refusal.code,
+        "message": refusal.message,
+        "call": call,
+        "timestamp": orket_store::now_timestamp(),
+    });
+    let dir = ctx.workspace.root().join("agent_output");
+    let path = dir.join(format!("policy_violation_{id}.json"));
+    let written = std::fs::create_dir_all(&dir).and_then(|_| {
+        std::fs::write(
+            &path,
+            serde_json::to_vec_pretty(&report).unwrap_or_default(),
+        )
+    });
+    move_issue(
+        &mut state,
+        ctx,
+        id,
+        Status::Blocked,
+        Some(WaitReason::System),
+        "orket",
+    );
+    comment(
+        &mut state,
+        ctx,
+        id,
+        "orket",
+        &format!("Blocked by the gate: {refusal}"),
+    );
+    match written {
+        Ok(()) => state.events.push(event(
+            ctx,
+            names::POLICY_VIOLATION_REPORT_SAVED,
+            Some(role),
+            Some(id),
+            json!({"path": path, "code": refusal.code}),
+        )),
+        Err(e) => tracing::warn!("cannot write {}: {e}", path.display()),
+    }
+    state.events.push(event(
+        ctx,
+        names::TURN_FAILED,
+        Some(role),
+        Some(id),
+        json!({"seq": seq, "kind": "governance", "code": refusal.code, "message": refusal.message}),
+    ));
+    commit_state(engine, ctx, state).await?;
+    let stop_run = ctx
+        .halt_on_violation
+        .then(|| format!("halt_on_violation: {id} violated policy ({refusal})"));
+    Ok(TurnOutcome::Committed {
+        turn: true,
+        progress: true,
+        stop_run,
+    })
+}
+
+/// A failed model call: retry_count + 1 and back to ready, or past max_retries blocked as
+/// catastrophic (which fails the run).
+async fn retry_or_fail(
+    engine: &Engine,
+    ctx: &RunCtx,
+    issue: &IssueRecord,
+    role: &str,
+    mut state: TurnState,
+    message: &str,
+    review: bool,
+) -> Result<TurnOutcome, EngineError> {
+    // Only the failed turn's row is kept: the start of the turn (the move to in_progress) does
+    // not happen for a call that failed.
+    state.changes.retain(|c| matches!(c, Change::AppendTurn(_)));
+    state.events.clear();
+    let retries = issue.retry_count + 1;
+    let id = issue.id.as_str();
+    let mut stop_run = None;
+    if retries > issue.max_retries {
+        state.changes.push(Change::UpdateIssue {
+            build_id: ctx.build_id.clone(),
+            id: id.to_string(),
+            update: IssueUpdate::by("orket")
+                .status(Status::Blocked)
+                .wait_reason(WaitReason::System)
+                .retry_count(retries),
+        });
+        comment(
+            &mut state,
+            ctx,
+            id,
+            "orket",
+            &format!(
+                "catastrophic: {retries} failed attempts (max_retries {}); last error: {message}",
+                issue.max_retries
+            ),
+        );
+        state.events.push(event(
+            ctx,
+            names::CATASTROPHIC_FAILURE,
+            Some(role),
+            Some(id),
+            json!({"retries": retries, "error": message}),
+        ));
+        stop_run = Some(format!(
+            "{id} failed {retries} times (catastrophic): {message}"
+        ));
+    } else {
+        let back = if review {
+            Status::CodeReview
+        } else {
+            Status::Ready
+        };
+        state.changes.push(Change::UpdateIssue {
+            build_id: ctx.build_id.clone(),
+            id: id.to_string(),
+            update: IssueUpdate::by("orket").status(back).retry_count(retries),
+        });
+        state.events.push(event(
+            ctx,
+            names::RETRY_TRIGGERED,
+            Some(role),
+            Some(id),
+            json!({"retry_count": retries, "max_retries": issue.max_retries, "error": message}),
+        ));
+    }
+    state.events.push(event(
+        ctx,
+        names::TURN_FAILED,
+        Some(role),
+        Some(id),
+        json!({"kind": "model", "error": message}),
+    ));
+    commit_state(engine, ctx, state).await?;
+    // A retry counts as progress: retry_count moved, and max_retries bounds the repeats.
+    Ok(TurnOutcome::Committed {
+        turn: true,
+        progress: true,
+        stop_run,
+    })
+}
+
+/// An issue that cannot be worked on (unknown seat, missing role or dialect): blocked with
+/// the reason as a comment.
+async fn fail_issue(
+    engine: &Engine,
+    ctx: &RunCtx,
+    issue: &IssueRecord,
+    reason: &str,
+) -> Result<TurnOutcome, EngineError> {
+    let mut state = TurnState::new();
+    move_issue(
+        &mut state,
+        ctx,
+        &issue.id,
+        Status::Blocked,
+        Some(WaitReason::System),
+        "orket",
+    );
+    comment(&mut state, ctx, &issue.id, "orket", reason);
+    state.events.push(event(
+        ctx,
+        names::TURN_FAILED,
+        None,
+        Some(&issue.id),
+        json!({"kind": "routing", "error": reason}),
+    ));
+    commit_state(engine, ctx, state).await?;
+    Ok(TurnOutcome::Committed {
+        turn: false,
+        progress: true,
+        stop_run: None,
+    })
+}
+
+async fn commit_state(engine: &Engine, ctx: &RunCtx, state: TurnState) -> Result<(), EngineError> {
+    let mut changes = state.changes;
+    changes.extend(state.events.into_iter().map(Change::AppendEvent));
+    engine.commit(ctx, changes).await?;
+    Ok(())
+}
+
+fn truncate(text: &str, max_chars: usize) -> String {
+    text.chars().take(max_chars).collect()
+}

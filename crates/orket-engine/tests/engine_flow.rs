@@ -1,0 +1,514 @@
+//! The traction loop with recorded model turns (the replay provider) on the demo epic.
+
+use orket_core::assets::AssetTree;
+use orket_core::{RunStatus, Status};
+use orket_engine::engine::{Engine, EngineOptions};
+use orket_engine::events::EventBus;
+use orket_llm::ReplayProvider;
+use orket_store::{SqliteStore, Store};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// One recorded reply.
+fn reply(issue: &str, role: &str, calls: serde_json::Value) -> String {
+    json!({"issue_id": issue, "role": role, "content": calls.to_string()}).to_string()
+}
+
+fn write_and_review(issue: &str, path: &str, content: &str) -> Vec<String> {
+    vec![
+        reply(
+            issue,
+            "coder",
+            json!([
+                {"tool": "write_file", "args": {"path": path, "content": content}},
+                {"tool": "update_issue_status", "args": {"status": "code_review"}}
+            ]),
+        ),
+        reply(
+            issue,
+            "integrity_guard",
+            json!({"tool_calls": [{"tool": "update_issue_status", "args": {"status": "done"}}]}),
+        ),
+    ]
+}
+
+struct Project {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    store: Arc<dyn Store>,
+}
+
+async fn project(replies: &[String]) -> (Project, Engine, EventBus) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("project");
+    copy_dir(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../demo"),
+        &root,
+    );
+    let replay = ReplayProvider::from_jsonl("replay.jsonl", &replies.join("\n")).unwrap();
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&root.join(".orket/orket.db"))
+            .await
+            .unwrap(),
+    );
+    let bus = EventBus::default();
+    let options = EngineOptions {
+        retry_backoff: std::time::Duration::from_millis(1),
+        ..EngineOptions::default()
+    };
+    let engine = Engine::new(
+        AssetTree::new(&root),
+        Arc::clone(&store),
+        Arc::new(replay),
+        bus.clone(),
+        options,
+    );
+    (
+        Project {
+            _dir: dir,
+            root,
+            store,
+        },
+        engine,
+        bus,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn golden_flow_completes_the_demo_epic() {
+    let mut replies = Vec::new();
+    replies.extend(write_and_review(
+        "DEMO-1",
+        "hello.py",
+        "print(\"Hello, Orket!\")\n",
+    ));
+    replies.extend(write_and_review(
+        "DEMO-2",
+        "README.md",
+        "# Hello\n\nRun `python3 hello.py`.\n",
+    ));
+    replies.extend(write_and_review(
+        "DEMO-3",
+        "NOTES.md",
+        "- greet by name\n- colours\n- i18n\n",
+    ));
+    let (p, engine, bus) = project(&replies).await;
+    let mut rx = bus.subscribe();
+
+    let outcomes = engine.run_card("hello_cli").await.unwrap();
+    assert_eq!(outcomes.len(), 1);
+    let outcome = &outcomes[0];
+    assert_eq!(outcome.status, RunStatus::Completed, "{:?}", outcome.reason);
+    assert_eq!(outcome.turns, 6);
+
+    let issues = p.store.list_issues("build-hello_cli").await.unwrap();
+    assert!(
+        issues.iter().all(|i| i.status == Status::Done),
+        "{issues:#?}"
+    );
+    let ws = p.root.join("workspace/hello_cli");
+    assert_eq!(
+        std::fs::read_to_string(ws.join("hello.py")).unwrap(),
+        "print(\"Hello, Orket!\")\n"
+    );
+    assert!(ws.join("README.md").is_file() && ws.join("NOTES.md").is_file());
+
+    // The build, the ledger, the transcript and the events are in the store.
+    assert_eq!(
+        p.store
+            .get_build("build-hello_cli")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        Status::Done
+    );
+    assert_eq!(
+        p.store
+            .list_success(Some("build-hello_cli"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let turns = p.store.list_turns(&outcome.run_id).await.unwrap();
+    assert_eq!(turns.len(), 6);
+    assert_eq!(
+        turns.iter().map(|t| t.turn.seq).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5, 6]
+    );
+    assert!(turns
+        .iter()
+        .any(|t| t.turn.review && t.turn.role == "integrity_guard"));
+    let run = p.store.get_run(&outcome.run_id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Completed);
+    let events: Vec<String> = p
+        .store
+        .list_events(Some(&outcome.run_id), 0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    for name in [
+        "session_start",
+        "orchestrator_tick",
+        "turn_start",
+        "turn_complete",
+        "success_recorded",
+        "session_end",
+    ] {
+        assert!(
+            events.iter().any(|e| e == name),
+            "{name} missing from {events:?}"
+        );
+    }
+    assert_eq!(events.first().map(String::as_str), Some("session_start"));
+    assert_eq!(events.last().map(String::as_str), Some("session_end"));
+    // Every stored event went to the workspace log and the bus, in order.
+    let log = std::fs::read_to_string(ws.join("orket.log")).unwrap();
+    assert_eq!(log.lines().count(), events.len());
+    let mut seen = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        seen.push(e.event.clone());
+    }
+    assert_eq!(seen, events);
+    // Audit rows: DEMO-1 went ready → in_progress → code_review → done.
+    let audit: Vec<(Option<Status>, String)> = p
+        .store
+        .list_card_transactions("build-hello_cli", "DEMO-1")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.action == "status_change")
+        .map(|t| (t.to_status, t.role))
+        .collect();
+    assert_eq!(
+        audit,
+        vec![
+            (Some(Status::InProgress), "orket".to_string()),
+            (Some(Status::CodeReview), "coder".to_string()),
+            (Some(Status::Done), "integrity_guard".to_string())
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reply_without_tool_calls_stalls_with_a_reason() {
+    let replies: Vec<String> = (0..5)
+        .map(|_| json!({"issue_id": "DEMO-1", "role": "coder", "content": "I think we should write some code."}).to_string())
+        .collect();
+    let (p, engine, _bus) = project(&replies).await;
+    let outcome = engine.run_card("DEMO-1").await.unwrap().remove(0);
+    assert_eq!(outcome.status, RunStatus::Stalled);
+    let reason = outcome.reason.unwrap();
+    assert!(reason.contains("no progress in 3 ticks"), "{reason}");
+    assert!(reason.contains("DEMO-1: left in_progress"), "{reason}");
+    assert!(p.store.list_success(None).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_path_escape_blocks_only_its_issue_and_leaves_a_report() {
+    let mut replies = vec![reply(
+        "DEMO-3",
+        "coder",
+        json!({"tool": "write_file", "args": {"path": "../escape.txt", "content": "x"}}),
+    )];
+    replies.extend(write_and_review("DEMO-1", "hello.py", "print(1)\n"));
+    replies.extend(write_and_review("DEMO-2", "README.md", "# r\n"));
+    let (p, engine, _bus) = project(&replies).await;
+    let outcome = engine.run_card("hello_cli").await.unwrap().remove(0);
+    assert_eq!(outcome.status, RunStatus::Stalled);
+    assert!(
+        outcome
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("DEMO-3: blocked (system)"),
+        "{:?}",
+        outcome.reason
+    );
+    let status = |id: &str| {
+        let store = Arc::clone(&p.store);
+        let id = id.to_string();
+        async move {
+            store
+                .get_issue("build-hello_cli", &id)
+                .await
+                .unwrap()
+                .unwrap()
+                .status
+        }
+    };
+    assert_eq!(status("DEMO-1").await, Status::Done);
+    assert_eq!(status("DEMO-2").await, Status::Done);
+    assert_eq!(status("DEMO-3").await, Status::Blocked);
+    let ws = p.root.join("workspace/hello_cli");
+    assert!(!p.root.join("workspace/escape.txt").exists());
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(ws.join("agent_output/policy_violation_DEMO-3.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["code"], "PATH_ESCAPE");
+    let comments = p
+        .store
+        .list_comments("build-hello_cli", "DEMO-3")
+        .await
+        .unwrap();
+    assert!(
+        comments
+            .iter()
+            .any(|c| c.content.starts_with("Blocked by the gate: PATH_ESCAPE")),
+        "{comments:?}"
+    );
+}
+
+/// Every refusal class blocks only its issue, leaves a report with its code, and the
+/// independent issue of the epic still finishes.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_refusal_class_blocks_only_its_issue() {
+    let outside = tempfile::tempdir().unwrap();
+    let outside_file = outside.path().join("x.txt");
+    let classes: Vec<(&str, serde_json::Value)> = vec![
+        (
+            "PATH_ESCAPE",
+            json!({"tool": "write_file", "args": {"path": "../x.txt", "content": "x"}}),
+        ),
+        (
+            "PATH_ESCAPE",
+            json!({"tool": "write_file", "args": {"path": outside_file.to_str().unwrap(), "content": "x"}}),
+        ),
+        (
+            "PATH_ESCAPE",
+            json!({"tool": "write_file", "args": {"path": "link/x.txt", "content": "x"}}),
+        ),
+        (
+            "ILLEGAL_TRANSITION",
+            json!({"tool": "update_issue_status", "args": {"status": "done"}}),
+        ),
+        (
+            "DONE_REQUIRES_INTEGRITY_GUARD",
+            json!([
+                {"tool": "update_issue_status", "args": {"status": "code_review"}},
+                {"tool": "update_issue_status", "args": {"status": "done"}}
+            ]),
+        ),
+        (
+            "UNKNOWN_TOOL",
+            json!({"tool": "launch_missiles", "args": {}}),
+        ),
+        (
+            "ROLE_TOOL",
+            json!({"tool": "delete_file", "args": {"path": "hello.py", "confirm": true}}),
+        ),
+        (
+            "WAIT_REASON_REQUIRED",
+            json!({"tool": "update_issue_status", "args": {"status": "blocked"}}),
+        ),
+    ];
+    for (code, call) in classes {
+        let mut replies = vec![reply("DEMO-1", "coder", call.clone())];
+        replies.extend(write_and_review("DEMO-3", "NOTES.md", "notes\n"));
+        let (p, engine, _bus) = project(&replies).await;
+        let ws = p.root.join("workspace/hello_cli");
+        std::fs::create_dir_all(&ws).unwrap();
+        std::os::unix::fs::symlink(outside.path(), ws.join("link")).unwrap();
+
+        let outcome = engine.run_card("hello_cli").await.unwrap().remove(0);
+        assert_eq!(
+            outcome.status,
+            RunStatus::Stalled,
+            "{code}: {:?}",
+            outcome.reason
+        );
+        let issue = |id: &'static str| {
+            let store = Arc::clone(&p.store);
+            async move {
+                store
+                    .get_issue("build-hello_cli", id)
+                    .await
+                    .unwrap()
+                    .unwrap()
+            }
+        };
+        assert_eq!(issue("DEMO-1").await.status, Status::Blocked, "{code}");
+        assert_eq!(
+            issue("DEMO-3").await.status,
+            Status::Done,
+            "{code}: the other issue must finish"
+        );
+        assert_eq!(
+            issue("DEMO-2").await.status,
+            Status::Ready,
+            "{code}: waits on DEMO-1"
+        );
+        let report: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(ws.join("agent_output/policy_violation_DEMO-1.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(report["code"], code, "{call}");
+        assert!(
+            !outside_file.exists(),
+            "{code}: nothing may be written outside"
+        );
+        let reason = outcome.reason.unwrap();
+        assert!(
+            reason.contains("DEMO-1: blocked (system)")
+                && reason.contains("DEMO-2: waiting on DEMO-1 (blocked)"),
+            "{reason}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn provider_failures_are_retried_then_catastrophic_fails_the_run() {
+    // No recorded reply for DEMO-1: every model call fails.
+    let (p, engine, _bus) = project(&[]).await;
+    let outcome = engine.run_card("DEMO-1").await.unwrap().remove(0);
+    assert_eq!(outcome.status, RunStatus::Failed);
+    assert!(
+        outcome
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("DEMO-1 failed 4 times (catastrophic)"),
+        "{:?}",
+        outcome.reason
+    );
+    let issue = p
+        .store
+        .get_issue("build-hello_cli", "DEMO-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((issue.status, issue.retry_count), (Status::Blocked, 4));
+    let events: Vec<String> = p
+        .store
+        .list_events(Some(&outcome.run_id), 0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    assert_eq!(events.iter().filter(|e| *e == "retry_triggered").count(), 3);
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| *e == "catastrophic_failure")
+            .count(),
+        1
+    );
+    let turns = p.store.list_turns(&outcome.run_id).await.unwrap();
+    assert_eq!(turns.len(), 4);
+    assert!(turns.iter().all(|t| t.turn.status == "failed"
+        && t.turn.error.as_deref().unwrap().contains("no more replies")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reviewer_that_never_decides_exhausts_the_run() {
+    let mut replies = vec![reply(
+        "DEMO-1",
+        "coder",
+        json!([{"tool": "write_file", "args": {"path": "hello.py", "content": "print(1)\n"}}, {"tool": "update_issue_status", "args": {"status": "code_review"}}]),
+    )];
+    for n in 0..30 {
+        replies.push(reply("DEMO-1", "integrity_guard", json!({"tool": "add_issue_comment", "args": {"comment": format!("still reading ({n})")}})));
+    }
+    let (p, engine, _bus) = project(&replies).await;
+    let outcome = engine.run_card("DEMO-1").await.unwrap().remove(0);
+    assert_eq!(outcome.status, RunStatus::Exhausted, "{:?}", outcome.reason);
+    assert!(outcome
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("max_iterations (20)"));
+    assert_eq!(outcome.turns, 20);
+    let issue = p
+        .store
+        .get_issue("build-hello_cli", "DEMO-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(issue.status, Status::CodeReview);
+    assert_eq!(
+        p.store
+            .list_comments("build-hello_cli", "DEMO-1")
+            .await
+            .unwrap()
+            .len(),
+        19
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn independent_issues_overlap_and_dependencies_wait() {
+    let mut replies = Vec::new();
+    replies.extend(write_and_review("DEMO-1", "hello.py", "print(1)\n"));
+    replies.extend(write_and_review("DEMO-2", "README.md", "# r\n"));
+    replies.extend(write_and_review("DEMO-3", "NOTES.md", "n\n"));
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("project");
+    copy_dir(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../demo"),
+        &root,
+    );
+    let replay = ReplayProvider::from_jsonl("replay.jsonl", &replies.join("\n"))
+        .unwrap()
+        .with_delay(std::time::Duration::from_millis(150));
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&root.join(".orket/orket.db"))
+            .await
+            .unwrap(),
+    );
+    let engine = Engine::new(
+        AssetTree::new(&root),
+        Arc::clone(&store),
+        Arc::new(replay),
+        EventBus::default(),
+        EngineOptions::default(),
+    );
+    let outcome = engine.run_card("hello_cli").await.unwrap().remove(0);
+    assert_eq!(outcome.status, RunStatus::Completed);
+
+    let turns = store.list_turns(&outcome.run_id).await.unwrap();
+    let span = |issue: &str, review: bool| {
+        let t = turns
+            .iter()
+            .find(|t| t.turn.issue_id == issue && t.turn.review == review)
+            .unwrap();
+        (t.turn.started_at.clone(), t.turn.ended_at.clone())
+    };
+    // Measured parallelism: the most turns in flight at one instant.
+    let mut edges: Vec<(String, i32)> = turns
+        .iter()
+        .flat_map(|t| {
+            [
+                (t.turn.started_at.clone(), 1),
+                (t.turn.ended_at.clone(), -1),
+            ]
+        })
+        .collect();
+    edges.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+    let (mut now, mut peak) = (0, 0);
+    for (_, d) in edges {
+        now += d;
+        peak = peak.max(now);
+    }
+    assert!(peak > 1, "independent DEMO-1 and DEMO-3 should overlap");
+    // DEMO-2 starts only after DEMO-1's review ended.
+    assert!(span("DEMO-2", false).0 >= span("DEMO-1", true).1);
+}
