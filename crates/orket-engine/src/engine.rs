@@ -5,14 +5,15 @@
 
 use crate::events::{names, EventBus, EventLog, EventSink};
 use crate::file_tools::FileTools;
+use crate::policy::{Policies, PolicyRegistry};
 use crate::turn::{self, TurnOutcome};
 use crate::workspace::Workspace;
 use orket_core::assets::{
     AssetError, AssetTree, Category, Dialect, Environment, Epic, Organization, Role, Team,
     MODEL_FAMILIES,
 };
-use orket_core::ids::{epic_build_id, new_run_id};
-use orket_core::plan::{ready_queue, PlanCard};
+use orket_core::ids::epic_build_id;
+use orket_core::plan::PlanCard;
 use orket_core::{RunKind, RunStatus, Status, INTEGRITY_GUARD};
 use orket_llm::Provider;
 use orket_store::{
@@ -50,6 +51,9 @@ pub enum EngineError {
         /// What went wrong.
         message: String,
     },
+    /// `config/user_settings.json` cannot be read.
+    #[error("{0}")]
+    Settings(String),
     /// A run that cannot be resumed.
     #[error("{0}")]
     Resume(String),
@@ -133,6 +137,7 @@ pub struct Engine {
     provider: Arc<dyn Provider>,
     bus: EventBus,
     options: EngineOptions,
+    registry: PolicyRegistry,
 }
 
 /// The assets an epic run needs, loaded and checked.
@@ -143,6 +148,9 @@ struct Prepared {
     env: Environment,
     roles: HashMap<String, Role>,
     dialects: HashMap<String, Dialect>,
+    policies: Policies,
+    policy_warnings: Vec<String>,
+    user_settings: HashMap<String, String>,
 }
 
 /// Everything the turns of one epic run share.
@@ -156,6 +164,8 @@ pub(crate) struct RunCtx {
     pub env: Environment,
     pub roles: HashMap<String, Role>,
     pub dialects: HashMap<String, Dialect>,
+    pub policies: Policies,
+    pub user_settings: HashMap<String, String>,
     pub workspace: Arc<Workspace>,
     pub files: FileTools,
     pub sink: EventSink,
@@ -179,7 +189,14 @@ impl Engine {
             provider,
             bus,
             options,
+            registry: PolicyRegistry::default(),
         }
+    }
+
+    /// The same engine with `registry` (an embedding program's own policies registered).
+    pub fn with_policies(mut self, registry: PolicyRegistry) -> Self {
+        self.registry = registry;
+        self
     }
 
     /// The store.
@@ -293,6 +310,7 @@ impl Engine {
                     .map(|d| (f.to_string(), d))
             })
             .collect();
+        let (policies, policy_warnings) = self.registry.resolve(&org, &|k| std::env::var(k).ok());
         Ok(Prepared {
             org,
             epic,
@@ -300,7 +318,32 @@ impl Engine {
             env,
             roles,
             dialects,
+            policies,
+            policy_warnings,
+            user_settings: self.user_settings()?,
         })
+    }
+
+    /// `config/user_settings.json` (`preferred_coder`, `preferred_architect`,
+    /// `preferred_reviewer`, ...), when present.
+    fn user_settings(&self) -> Result<HashMap<String, String>, EngineError> {
+        let path = self.tree.root().join("config").join("user_settings.json");
+        if !path.is_file() {
+            return Ok(HashMap::new());
+        }
+        let invalid =
+            |message: String| EngineError::Settings(format!("{}: {message}", path.display()));
+        let text = std::fs::read_to_string(&path).map_err(|e| invalid(e.to_string()))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
+        Ok(value
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     async fn run_epic(
@@ -317,7 +360,7 @@ impl Engine {
             .unwrap_or_else(|| self.workspace_base())
             .join(epic_name);
         let epic = &prepared.epic;
-        let run_id = new_run_id();
+        let run_id = prepared.policies.execution_runtime.run_id();
 
         let existing: HashMap<String, IssueRecord> = self
             .store
@@ -458,7 +501,13 @@ impl Engine {
             env,
             roles,
             dialects,
+            policies,
+            policy_warnings,
+            user_settings,
         } = prepared;
+        for warning in &policy_warnings {
+            tracing::warn!("{warning}");
+        }
         let references: Vec<PathBuf> = epic
             .card
             .references
@@ -497,6 +546,8 @@ impl Engine {
             env,
             roles,
             dialects,
+            policies,
+            user_settings,
             files: FileTools::new(Arc::clone(&workspace)),
             workspace,
             sink: EventSink::new(self.bus.clone(), Some(log)),
@@ -522,7 +573,7 @@ impl Engine {
                     depends_on: &i.depends_on,
                 })
                 .collect();
-            let candidates = ready_queue(&cards, ctx.target.as_deref());
+            let candidates = ctx.policies.planner.plan(&cards, ctx.target.as_deref());
             if candidates.is_empty() {
                 ended = Some(final_state(&issues, ctx.target.as_deref()));
                 break;

@@ -8,6 +8,7 @@ pub mod events;
 pub mod file_tools;
 pub mod gate;
 pub mod idesign;
+pub mod policy;
 pub mod prompt;
 mod turn;
 pub mod workspace;

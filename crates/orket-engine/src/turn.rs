@@ -5,9 +5,8 @@
 use crate::engine::{event, Engine, EngineError, RunCtx};
 use crate::events::names;
 use crate::gate::{self, Decision, GateContext, Refusal};
+use crate::policy::{ModelChoice, TurnReport};
 use crate::prompt::{compile, PromptInput};
-use orket_core::assets::model_family;
-use orket_core::ids::new_issue_id;
 use orket_core::lifecycle::allowed_targets;
 use orket_core::priority::parse_priority;
 use orket_core::{CardKind, Status, ToolCall, WaitReason, INTEGRITY_GUARD};
@@ -103,11 +102,7 @@ pub(crate) async fn run_turn(
     let review = issue.status == Status::CodeReview;
 
     // Routing: review turns go to the first seat holding integrity_guard.
-    let seat = if review {
-        ctx.team.first_seat_with_role(INTEGRITY_GUARD)
-    } else {
-        ctx.team.seat(&issue.seat)
-    };
+    let seat = ctx.policies.router.route(&ctx.team, &issue.seat, review);
     let Some(seat) = seat else {
         let reason = if review {
             format!(
@@ -167,15 +162,16 @@ pub(crate) async fn run_turn(
     let primary = role_names[0].clone();
 
     // Model and dialect.
-    let model = engine
-        .options()
-        .model
-        .clone()
-        .or_else(|| ctx.epic.model_override(&primary).map(str::to_string))
-        .or_else(|| Some(ctx.env.model.clone()).filter(|m| !m.is_empty()))
-        .or_else(|| ctx.org.rule_str("default_llm").map(str::to_string))
-        .unwrap_or_else(|| "generic".to_string());
-    let family = model_family(&model);
+    let strategy = &ctx.policies.prompt_strategy;
+    let model = strategy.model(&ModelChoice {
+        explicit: engine.options().model.as_deref(),
+        epic: &ctx.epic,
+        role: &primary,
+        user: &ctx.user_settings,
+        environment: &ctx.env.model,
+        org: &ctx.org,
+    });
+    let family = strategy.dialect(&model);
     let Some(dialect) = ctx
         .dialects
         .get(family)
@@ -186,12 +182,7 @@ pub(crate) async fn run_turn(
         return fail_issue(engine, ctx, &issue, &reason).await;
     };
 
-    let mut tools: Vec<String> = Vec::new();
-    for t in roles.iter().flat_map(|r| r.tools.iter()) {
-        if !tools.contains(t) {
-            tools.push(t.clone());
-        }
-    }
+    let tools = ctx.policies.tool_strategy.tools(&roles);
 
     // The issue as this turn sees it: a developer turn works on it in progress.
     let working_status = if review {
@@ -445,25 +436,27 @@ pub(crate) async fn run_turn(
     if calls.is_empty() {
         notes.push("the reply had no tool call".to_string());
     }
-    if !review && state.status(issue_id) == Some(Status::InProgress) {
-        if state.wrote_files {
-            move_issue(&mut state, ctx, issue_id, Status::CodeReview, None, "orket");
-            comment(
-                &mut state,
-                ctx,
-                issue_id,
-                "orket",
-                "Promoted to code_review: the turn wrote files without moving the issue.",
-            );
-        } else if !calls.is_empty() {
-            notes.push("the issue stays in_progress".to_string());
-        }
+    let status_now = state.status(issue_id).unwrap_or(working_status);
+    let evaluation = ctx.policies.evaluator.evaluate(&TurnReport {
+        review,
+        status: status_now,
+        wrote_files: state.wrote_files,
+        reply: &reply.content,
+        roles: &roles,
+    });
+    if evaluation.promote {
+        move_issue(&mut state, ctx, issue_id, Status::CodeReview, None, "orket");
+        comment(
+            &mut state,
+            ctx,
+            issue_id,
+            "orket",
+            "Promoted to code_review: the turn wrote files without moving the issue.",
+        );
+    } else if !review && status_now == Status::InProgress && !calls.is_empty() {
+        notes.push("the issue stays in_progress".to_string());
     }
-    let text = reply.content.to_lowercase();
-    if text.contains("decision")
-        || text.contains("decided")
-        || roles.iter().any(|r| r.name.contains("architect"))
-    {
+    if evaluation.remember {
         state.changes.push(Change::Remember {
             content: format!(
                 "{} ({}): {}",
@@ -627,9 +620,10 @@ async fn execute(
             }
         }
         "create_issue" => {
-            let mut id = new_issue_id();
+            let runtime = &ctx.policies.execution_runtime;
+            let mut id = runtime.issue_id();
             while state.known.contains(&id) {
-                id = new_issue_id();
+                id = runtime.issue_id();
             }
             let mut record = IssueRecord::new(
                 &ctx.build_id,
