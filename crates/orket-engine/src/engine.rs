@@ -12,7 +12,7 @@ use orket_core::assets::{
     AssetError, AssetTree, Category, Dialect, Environment, Epic, Organization, Role, Team,
     MODEL_FAMILIES,
 };
-use orket_core::ids::epic_build_id;
+use orket_core::ids::{epic_build_id, rock_build_id};
 use orket_core::plan::PlanCard;
 use orket_core::{RunKind, RunStatus, Status, INTEGRITY_GUARD};
 use orket_llm::Provider;
@@ -23,7 +23,7 @@ use orket_store::{
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -81,6 +81,12 @@ pub struct EngineOptions {
     pub reset: bool,
     /// The first wait before retrying a model call (doubled each attempt).
     pub retry_backoff: Duration,
+    /// The build to work on instead of `build-<epic>` (epic and issue runs).
+    pub build: Option<String>,
+    /// Tokens (prompt + completion) a run may use before it ends `budget_exceeded`.
+    pub token_budget: Option<u64>,
+    /// Wall-clock time a run may take before it ends `budget_exceeded`.
+    pub time_budget: Option<Duration>,
 }
 
 impl Default for EngineOptions {
@@ -95,6 +101,9 @@ impl Default for EngineOptions {
             model: None,
             reset: false,
             retry_backoff: Duration::from_millis(500),
+            build: None,
+            token_budget: None,
+            time_budget: None,
         }
     }
 }
@@ -170,6 +179,7 @@ pub(crate) struct RunCtx {
     pub files: FileTools,
     pub sink: EventSink,
     pub seq: AtomicI64,
+    pub tokens: AtomicU64,
     pub halt_on_violation: bool,
     pub approval_required: Vec<String>,
 }
@@ -225,6 +235,7 @@ impl Engine {
         }
         if self.tree.find(Category::Rocks, name, &dept).is_ok() {
             let rock = self.tree.load_rock(name, &dept)?;
+            let rock_build = rock_build_id(&rock.stem);
             let mut outcomes = Vec::new();
             for entry in &rock.epics {
                 let base = self.workspace_base().join(&rock.stem);
@@ -239,6 +250,7 @@ impl Engine {
                     .await?;
                 let stop = outcome.status != RunStatus::Completed;
                 outcomes.push(outcome);
+                self.update_rock_build(&rock, &rock_build).await?;
                 if stop {
                     break;
                 }
@@ -260,6 +272,31 @@ impl Engine {
             self.tree.list(Category::Epics, &dept).join(", "),
             self.tree.list(Category::Rocks, &dept).join(", ")
         )))
+    }
+
+    /// Keeps the rock's build row current: its status derived from its epics' builds.
+    async fn update_rock_build(
+        &self,
+        rock: &orket_core::assets::Rock,
+        id: &str,
+    ) -> Result<(), EngineError> {
+        let mut statuses = Vec::new();
+        for entry in &rock.epics {
+            let status = self
+                .store
+                .get_build(&epic_build_id(&entry.epic))
+                .await?
+                .map(|b| b.status)
+                .unwrap_or(Status::Ready);
+            statuses.push(status);
+        }
+        let mut build = BuildRecord::new(id, "rock", &rock.stem, &rock.department);
+        if let Some(existing) = self.store.get_build(id).await? {
+            build.created_at = existing.created_at;
+        }
+        build.status = orket_core::lifecycle::derive_rock_status(&statuses);
+        self.store.upsert_build(build).await?;
+        Ok(())
     }
 
     fn workspace_base(&self) -> PathBuf {
@@ -355,7 +392,10 @@ impl Engine {
         base: Option<PathBuf>,
     ) -> Result<RunOutcome, EngineError> {
         let prepared = self.prepare(epic_name, dept)?;
-        let build_id = epic_build_id(epic_name);
+        let build_id = match (&self.options.build, kind) {
+            (Some(build), RunKind::Epic | RunKind::Issue) => build.clone(),
+            _ => epic_build_id(epic_name),
+        };
         let workspace_dir = base
             .unwrap_or_else(|| self.workspace_base())
             .join(epic_name);
@@ -468,6 +508,11 @@ impl Engine {
             prepared,
             &PathBuf::from(&run.workspace),
         )?;
+        let used: i64 = turns
+            .iter()
+            .map(|t| t.turn.tokens_in + t.turn.tokens_out)
+            .sum();
+        ctx.tokens.store(used.max(0) as u64, Ordering::SeqCst);
         ctx.seq.store(
             self.store.last_turn_seq(run_id).await?.unwrap_or(0),
             Ordering::SeqCst,
@@ -552,6 +597,7 @@ impl Engine {
             workspace,
             sink: EventSink::new(self.bus.clone(), Some(log)),
             seq: AtomicI64::new(0),
+            tokens: AtomicU64::new(0),
             halt_on_violation,
             approval_required,
         })
@@ -559,6 +605,7 @@ impl Engine {
 
     /// The loop: tick until nothing is left to do, a guard trips, or a failure stops the run.
     async fn drive(&self, ctx: &RunCtx) -> Result<RunOutcome, EngineError> {
+        let started = std::time::Instant::now();
         let mut turns = 0usize;
         let mut idle_ticks = 0usize;
         let mut ended: Option<(RunStatus, String)> = None;
@@ -622,6 +669,10 @@ impl Engine {
                 ended = Some((RunStatus::Failed, reason));
                 break;
             }
+            if let Some(reason) = self.over_budget(ctx, started) {
+                ended = Some((RunStatus::BudgetExceeded, reason));
+                break;
+            }
             idle_ticks = if progress { 0 } else { idle_ticks + 1 };
             if idle_ticks >= self.options.no_progress_limit {
                 let issues = self.store.list_issues(&ctx.build_id).await?;
@@ -641,6 +692,24 @@ impl Engine {
             ),
         ));
         self.finish(ctx, status, &reason, turns).await
+    }
+
+    /// Why the run is over its token or time budget, if it is.
+    fn over_budget(&self, ctx: &RunCtx, started: std::time::Instant) -> Option<String> {
+        let used = ctx.tokens.load(Ordering::SeqCst);
+        if let Some(budget) = self.options.token_budget.filter(|b| used > *b) {
+            return Some(format!(
+                "token budget of {budget} exceeded ({used} tokens used)"
+            ));
+        }
+        let elapsed = started.elapsed();
+        self.options.time_budget.filter(|b| elapsed > *b).map(|b| {
+            format!(
+                "time budget of {}s exceeded ({}s elapsed)",
+                b.as_secs_f64(),
+                elapsed.as_secs_f64().round()
+            )
+        })
     }
 
     async fn finish(

@@ -346,6 +346,9 @@ pub(crate) async fn run_turn(
         }
     };
 
+    ctx.tokens
+        .fetch_add(reply.tokens_in + reply.tokens_out, Ordering::SeqCst);
+
     // Tool calls: gate, then execute, one by one; the first refusal or failed tool stops.
     let calls = parse_tool_calls(&reply.content);
     let mut violation: Option<(Refusal, Option<ToolCall>)> = None;

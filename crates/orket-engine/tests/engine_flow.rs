@@ -53,30 +53,28 @@ struct Project {
 }
 
 async fn project(replies: &[String]) -> (Project, Engine, EventBus) {
+    project_with(replies, |_| {}, EngineOptions::default()).await
+}
+
+/// A copy of the demo, edited by `edit`, with an engine replaying `replies`.
+async fn project_with(
+    replies: &[String],
+    edit: impl FnOnce(&Path),
+    options: EngineOptions,
+) -> (Project, Engine, EventBus) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("project");
     copy_dir(
         &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../demo"),
         &root,
     );
-    let replay = ReplayProvider::from_jsonl("replay.jsonl", &replies.join("\n")).unwrap();
+    edit(&root);
     let store: Arc<dyn Store> = Arc::new(
         SqliteStore::open(&root.join(".orket/orket.db"))
             .await
             .unwrap(),
     );
-    let bus = EventBus::default();
-    let options = EngineOptions {
-        retry_backoff: std::time::Duration::from_millis(1),
-        ..EngineOptions::default()
-    };
-    let engine = Engine::new(
-        AssetTree::new(&root),
-        Arc::clone(&store),
-        Arc::new(replay),
-        bus.clone(),
-        options,
-    );
+    let (engine, bus) = engine_for(&root, &store, replies, options);
     (
         Project {
             _dir: dir,
@@ -86,6 +84,45 @@ async fn project(replies: &[String]) -> (Project, Engine, EventBus) {
         engine,
         bus,
     )
+}
+
+fn engine_for(
+    root: &Path,
+    store: &Arc<dyn Store>,
+    replies: &[String],
+    options: EngineOptions,
+) -> (Engine, EventBus) {
+    let replay = ReplayProvider::from_jsonl("replay.jsonl", &replies.join("\n")).unwrap();
+    let bus = EventBus::default();
+    let options = EngineOptions {
+        retry_backoff: std::time::Duration::from_millis(1),
+        ..options
+    };
+    let engine = Engine::new(
+        AssetTree::new(root),
+        Arc::clone(store),
+        Arc::new(replay),
+        bus.clone(),
+        options,
+    );
+    (engine, bus)
+}
+
+/// Sets `process_rules.<key>` in the project's organization file.
+fn set_rule(root: &Path, key: &str, value: serde_json::Value) {
+    let path = root.join("config/organization.json");
+    let mut org: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    org["process_rules"][key] = value;
+    std::fs::write(&path, org.to_string()).unwrap();
+}
+
+fn all_replies() -> Vec<String> {
+    let mut replies = Vec::new();
+    replies.extend(write_and_review("DEMO-1", "hello.py", "print(1)\n"));
+    replies.extend(write_and_review("DEMO-2", "README.md", "# r\n"));
+    replies.extend(write_and_review("DEMO-3", "NOTES.md", "n\n"));
+    replies
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -511,4 +548,226 @@ async fn independent_issues_overlap_and_dependencies_wait() {
     assert!(peak > 1, "independent DEMO-1 and DEMO-3 should overlap");
     // DEMO-2 starts only after DEMO-1's review ended.
     assert!(span("DEMO-2", false).0 >= span("DEMO-1", true).1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rock_runs_its_epics_in_their_own_workspaces_and_builds() {
+    let (p, engine, _bus) = project(&all_replies()).await;
+    let outcomes = engine.run_card("demo_launch").await.unwrap();
+    assert_eq!(outcomes.len(), 1);
+    assert_eq!(outcomes[0].status, RunStatus::Completed);
+    assert!(p
+        .root
+        .join("workspace/demo_launch/hello_cli/hello.py")
+        .is_file());
+    let run = p.store.get_run(&outcomes[0].run_id).await.unwrap().unwrap();
+    assert_eq!(run.kind, orket_core::RunKind::Rock);
+    assert_eq!(
+        p.store
+            .get_build("rock-build-demo_launch")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        Status::Done
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rerun_continues_the_build_and_reset_starts_over() {
+    let (p, engine, _bus) = project(&all_replies()).await;
+    assert_eq!(
+        engine.run_card("hello_cli").await.unwrap()[0].status,
+        RunStatus::Completed
+    );
+    // Continuing: everything is done, so the next run completes with no turn.
+    let again = engine.run_card("hello_cli").await.unwrap().remove(0);
+    assert_eq!((again.status, again.turns), (RunStatus::Completed, 0));
+    // --reset seeds the build again from the files: the work is redone.
+    let (reset_engine, _) = engine_for(
+        &p.root,
+        &p.store,
+        &all_replies(),
+        EngineOptions {
+            reset: true,
+            ..EngineOptions::default()
+        },
+    );
+    let redo = reset_engine.run_card("hello_cli").await.unwrap().remove(0);
+    assert_eq!((redo.status, redo.turns), (RunStatus::Completed, 6));
+    // A targeted reset resets only the target.
+    let (target_engine, _) = engine_for(
+        &p.root,
+        &p.store,
+        &write_and_review("DEMO-3", "NOTES.md", "again\n"),
+        EngineOptions {
+            reset: true,
+            ..EngineOptions::default()
+        },
+    );
+    let one = target_engine.run_card("DEMO-3").await.unwrap().remove(0);
+    assert_eq!((one.status, one.turns), (RunStatus::Completed, 2));
+    assert_eq!(
+        std::fs::read_to_string(p.root.join("workspace/hello_cli/NOTES.md")).unwrap(),
+        "again\n"
+    );
+    assert_eq!(
+        p.store
+            .get_issue("build-hello_cli", "DEMO-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        Status::Done
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_epic_over_the_idesign_threshold_is_refused() {
+    let (_p, engine, _bus) = project_with(
+        &[],
+        |root| {
+            let path = root.join("config/organization.json");
+            let mut org: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            org["architecture"]["idesign_threshold"] = json!(2);
+            std::fs::write(&path, org.to_string()).unwrap();
+        },
+        EngineOptions::default(),
+    )
+    .await;
+    let err = engine.run_card("hello_cli").await.unwrap_err().to_string();
+    assert!(
+        err.contains("has 3 issues, more than the iDesign threshold of 2"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn halt_on_violation_fails_the_run_at_the_first_violation() {
+    let mut replies = vec![reply(
+        "DEMO-1",
+        "coder",
+        json!({"tool": "write_file", "args": {"path": "../x", "content": "x"}}),
+    )];
+    replies.extend(write_and_review("DEMO-3", "NOTES.md", "n\n"));
+    let (_p, engine, _bus) = project_with(
+        &replies,
+        |root| set_rule(root, "halt_on_violation", json!(true)),
+        EngineOptions {
+            concurrency: 1,
+            ..EngineOptions::default()
+        },
+    )
+    .await;
+    let outcome = engine.run_card("hello_cli").await.unwrap().remove(0);
+    assert_eq!(outcome.status, RunStatus::Failed);
+    assert!(
+        outcome
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("halt_on_violation: DEMO-1 violated policy (PATH_ESCAPE"),
+        "{:?}",
+        outcome.reason
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tool_that_needs_approval_parks_the_issue_waiting_for_a_person() {
+    let replies = vec![reply(
+        "DEMO-1",
+        "coder",
+        json!({"tool": "write_file", "args": {"path": "hello.py", "content": "x"}}),
+    )];
+    let (p, engine, _bus) = project_with(
+        &replies,
+        |root| set_rule(root, "approval_required", json!(["write_file"])),
+        EngineOptions::default(),
+    )
+    .await;
+    let outcome = engine.run_card("DEMO-1").await.unwrap().remove(0);
+    assert_eq!(outcome.status, RunStatus::Stalled);
+    let issue = p
+        .store
+        .get_issue("build-hello_cli", "DEMO-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (issue.status, issue.wait_reason),
+        (
+            Status::WaitingForDeveloper,
+            Some(orket_core::WaitReason::Input)
+        )
+    );
+    assert!(
+        !p.root.join("workspace/hello_cli/hello.py").exists(),
+        "nothing runs before approval"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn budgets_end_the_run_as_budget_exceeded() {
+    let (_p, engine, _bus) = project_with(
+        &all_replies(),
+        |_| {},
+        EngineOptions {
+            token_budget: Some(100),
+            ..EngineOptions::default()
+        },
+    )
+    .await;
+    let outcome = engine.run_card("hello_cli").await.unwrap().remove(0);
+    assert_eq!(outcome.status, RunStatus::BudgetExceeded);
+    assert!(
+        outcome
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("token budget of 100 exceeded"),
+        "{:?}",
+        outcome.reason
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn history_window_and_remembered_decisions_reach_the_prompt() {
+    let mut replies = vec![reply(
+        "DEMO-1",
+        "coder",
+        json!([{"tool": "write_file", "args": {"path": "hello.py", "content": "print(1)\n"}}, {"tool": "update_issue_status", "args": {"status": "code_review"}}]),
+    )];
+    for n in 0..4 {
+        replies.push(reply("DEMO-1", "integrity_guard", json!({"tool": "add_issue_comment", "args": {"comment": format!("We decided on Python 3 only, review {n}")}})));
+    }
+    replies.push(reply(
+        "DEMO-1",
+        "integrity_guard",
+        json!({"tool": "update_issue_status", "args": {"status": "done"}}),
+    ));
+    let (p, engine, _bus) = project_with(
+        &replies,
+        |_| {},
+        EngineOptions {
+            context_window: 2,
+            ..EngineOptions::default()
+        },
+    )
+    .await;
+    let outcome = engine.run_card("DEMO-1").await.unwrap().remove(0);
+    assert_eq!(outcome.status, RunStatus::Completed);
+    let turns = p.store.list_turns(&outcome.run_id).await.unwrap();
+    let last = &turns.last().unwrap().turn;
+    let messages = last.messages.as_array().unwrap();
+    let assistants = messages.iter().filter(|m| m["role"] == "assistant").count();
+    assert_eq!(assistants, 2, "ORKET_CONTEXT_WINDOW limits the history");
+    let system = messages[0]["content"].as_str().unwrap();
+    assert!(
+        system.contains("### PROJECT CONTEXT (PAST DECISIONS)"),
+        "{system}"
+    );
+    assert!(system.contains("We decided on Python 3 only"), "{system}");
+    let user = messages[1]["content"].as_str().unwrap();
+    assert!(user.contains("RECENT COMMENTS:"), "{user}");
 }

@@ -48,6 +48,15 @@ pub struct RunArgs {
     /// Ticks before the run ends `exhausted`.
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub max_iterations: usize,
+    /// Work on this build instead of `build-<epic>` (epic and issue runs).
+    #[arg(long, value_name = "ID")]
+    pub build: Option<String>,
+    /// End the run `budget_exceeded` past this many tokens.
+    #[arg(long, value_name = "N")]
+    pub token_budget: Option<u64>,
+    /// End the run `budget_exceeded` past this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub time_budget: Option<u64>,
     #[command(flatten)]
     pub provider: ProviderArgs,
 }
@@ -94,6 +103,9 @@ pub async fn run(project: &Project, args: RunArgs) -> Result<ExitCode> {
     options.reset = args.reset;
     options.concurrency = args.concurrency.max(1);
     options.max_iterations = args.max_iterations.max(1);
+    options.build = args.build.clone();
+    options.token_budget = args.token_budget;
+    options.time_budget = args.time_budget.map(Duration::from_secs);
     let bus = EventBus::default();
     let engine = engine(project, &args.provider, options, bus.clone()).await?;
     let progress = tokio::spawn(show_progress(bus));
