@@ -178,3 +178,137 @@ async fn board_reads_statuses_from_the_store_of_the_root() {
         "files"
     );
 }
+
+/// Runs `orket board --root <root> <args>` without a store: (exit code, stdout, stderr).
+fn board_output(root: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::cargo_bin("orket")
+        .unwrap()
+        .env_remove("ORKET_DB")
+        .args(["board", "--root"])
+        .arg(root)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn an_unknown_or_invalid_department_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&demo(), dir.path());
+    for json in [false, true] {
+        let mut args = vec!["--department", "nowhere"];
+        if json {
+            args.push("--json");
+        }
+        let (code, stdout, stderr) = board_output(dir.path(), &args);
+        assert_eq!(code, Some(1), "{stdout}");
+        assert!(
+            stderr
+                .contains("error: department \"nowhere\" not found: model/nowhere/ does not exist"),
+            "{stderr}"
+        );
+        assert!(!stdout.contains("No rocks or epics found"), "{stdout}");
+    }
+    let (code, stdout, stderr) = board_output(dir.path(), &["--department", "../../etc"]);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stderr.contains("error: invalid department name \"../../etc\""),
+        "{stderr}"
+    );
+    assert!(stdout.is_empty(), "{stdout}");
+}
+
+#[test]
+fn a_department_board_includes_core() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&demo(), dir.path());
+    let sales = dir.path().join("model/sales/epics");
+    std::fs::create_dir_all(&sales).unwrap();
+    let epic = std::fs::read_to_string(dir.path().join("model/core/epics/hello_cli.json"))
+        .unwrap()
+        .replace("Hello CLI", "Sales CLI");
+    std::fs::write(sales.join("sales_cli.json"), epic).unwrap();
+    let board = board_json(dir.path(), &["--department", "sales"], None);
+    assert_eq!(board["rocks"][0]["id"], "demo_launch");
+    assert_eq!(board["rocks"][0]["epics"][0]["id"], "hello_cli");
+    let loose: Vec<(&str, &str)> = board["epics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["id"].as_str().unwrap(), e["department"].as_str().unwrap()))
+        .collect();
+    assert_eq!(loose, [("sales_cli", "sales")]);
+    let (code, text, _) = board_output(dir.path(), &["--department", "sales"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        text.contains("Rock demo_launch — Demo launch [ready] (core)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Epic sales_cli — Sales CLI [ready] (sales"),
+        "{text}"
+    );
+    // `core` itself is a department too.
+    let core = board_json(dir.path(), &["--department", "core"], None);
+    assert_eq!(core["rocks"][0]["id"], "demo_launch");
+    assert!(core["epics"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn a_broken_rock_is_shown_with_its_error() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&demo(), dir.path());
+    let rock = dir.path().join("model/core/rocks/demo_launch.json");
+    let text = std::fs::read_to_string(&rock).unwrap().replace(
+        "\"name\": \"Demo launch\",",
+        "\"name\": \"Demo launch\", \"status\": \"bogus\",",
+    );
+    std::fs::write(&rock, text).unwrap();
+    std::fs::write(
+        dir.path().join("model/core/rocks/unreadable.json"),
+        "{ not json",
+    )
+    .unwrap();
+
+    let board = board_json(dir.path(), &[], None);
+    let rocks = board["rocks"].as_array().unwrap();
+    assert_eq!(rocks.len(), 2, "{board:#}");
+    let broken = &rocks[0];
+    assert_eq!(broken["id"], "demo_launch");
+    let error = broken["error"].as_str().expect("the rock's error");
+    assert!(
+        error.contains("status") && error.contains("bogus"),
+        "{error}"
+    );
+    // Its epics stay with it, not among the epics in no rock.
+    assert_eq!(broken["epics"][0]["id"], "hello_cli");
+    assert!(board["epics"].as_array().unwrap().is_empty(), "{board:#}");
+    assert_eq!(rocks[1]["id"], "unreadable");
+    assert!(rocks[1]["error"]
+        .as_str()
+        .unwrap()
+        .contains("unreadable.json"));
+
+    let (code, text, _) = board_output(dir.path(), &[]);
+    assert_eq!(code, Some(0));
+    assert!(
+        text.contains("Rock demo_launch (core) cannot be loaded:"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("    ") && l.contains("bogus")),
+        "{text}"
+    );
+    assert!(
+        text.contains("Rock unreadable (core) cannot be loaded:"),
+        "{text}"
+    );
+    assert!(!text.contains("Epics in no rock"), "{text}");
+    assert!(text.contains("Epic hello_cli — Hello CLI"), "{text}");
+}

@@ -4,18 +4,30 @@
 //! otherwise. Every call re-checks path confinement itself, so the tools stay inside the
 //! workspace even when called without the gate. Writes are atomic (temporary file in the same
 //! folder, then rename) and serialized per path; different paths proceed in parallel.
+//! Only regular files are read, a listing holds at most [`MAX_LIST_ENTRIES`] entries, and
+//! deleting a symlink removes the link, not its target.
 
 use crate::gate::{Refusal, MAX_CONTENT_BYTES};
 use crate::workspace::Workspace;
 use orket_core::ToolCall;
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::fs;
+use tokio::io::AsyncWriteExt;
 
-/// Tells temporary files of one process apart.
+/// At most this many entries are listed; a longer listing says `"truncated": true` and gives
+/// the `total`.
+pub const MAX_LIST_ENTRIES: usize = 1000;
+
+/// How many fresh temporary names one write tries before giving up.
+const TEMP_ATTEMPTS: usize = 64;
+
+/// Mixed into each temporary name, so two names of one process never repeat.
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// The file tools of one workspace, with the per-path write locks.
@@ -86,6 +98,13 @@ impl FileTools {
                 "read_file: '{path}' is a folder; use list_directory to see its entries"
             ));
         }
+        if !meta.is_file() {
+            // A FIFO would block the read forever; devices and sockets are no text files either.
+            return failure(format!(
+                "read_file: '{path}' is not a regular file (a pipe, socket or device); \
+                 only regular files are read"
+            ));
+        }
         if meta.len() > MAX_CONTENT_BYTES as u64 {
             return failure(format!(
                 "read_file: '{path}' is {} bytes; at most {MAX_CONTENT_BYTES} bytes (1 MiB) are read",
@@ -116,6 +135,13 @@ impl FileTools {
 
     /// Writes `content` atomically, creating parent folders: `{ok, path, bytes}`.
     pub async fn write_file(&self, path: &str, content: &str) -> Value {
+        if path.ends_with('/') || path.ends_with("/.") {
+            return failure(format!(
+                "write_file: '{path}' ends in '/', which names a folder; name a file to write \
+                 (for example '{}/file.txt')",
+                path.trim_end_matches(['/', '.'])
+            ));
+        }
         let real = match self.workspace.resolve_write(path) {
             Ok(real) => real,
             Err(r) => return refused(r),
@@ -149,32 +175,44 @@ impl FileTools {
         }
     }
 
-    /// Lists a folder: `{ok, path, entries}` with names sorted, folders ending in `/`.
+    /// Lists a folder: `{ok, path, entries}` with names sorted, folders ending in `/`. Past
+    /// [`MAX_LIST_ENTRIES`] entries the first ones are given, with `"truncated": true` and the
+    /// `total` count.
     pub async fn list_directory(&self, path: &str) -> Value {
         let real = match self.workspace.resolve_read(path) {
             Ok(real) => real,
             Err(r) => return refused(r),
         };
         match list(&real).await {
-            Ok(entries) => json!({
-                "ok": true,
-                "path": self.workspace.display_path(&real),
-                "entries": entries,
-            }),
+            Ok(mut entries) => {
+                let mut result = json!({
+                    "ok": true,
+                    "path": self.workspace.display_path(&real),
+                });
+                let total = entries.len();
+                if total > MAX_LIST_ENTRIES {
+                    entries.truncate(MAX_LIST_ENTRIES);
+                    result["truncated"] = json!(true);
+                    result["total"] = json!(total);
+                }
+                result["entries"] = json!(entries);
+                result
+            }
             Err(e) => failure(format!("list_directory: cannot list '{path}': {e}")),
         }
     }
 
-    /// Deletes one file (never a folder): `{ok, path}`.
+    /// Deletes one file (never a folder): `{ok, path}`. A symlink is deleted itself; its
+    /// target stays.
     pub async fn delete_file(&self, path: &str) -> Value {
-        let real = match self.workspace.resolve_write(path) {
+        let real = match self.workspace.resolve_delete(path) {
             Ok(real) => real,
             Err(r) => return refused(r),
         };
         let lock = self.lock_for(&real);
         let result = {
             let _guard = lock.lock().await;
-            match fs::metadata(&real).await {
+            match fs::symlink_metadata(&real).await {
                 Ok(meta) if meta.is_dir() => Err(format!(
                     "delete_file: '{path}' is a folder; delete_file removes files only"
                 )),
@@ -208,23 +246,27 @@ impl FileTools {
 }
 
 /// Writes `bytes` to a temporary file beside `target`, then renames it over `target`, so a
-/// reader sees the old content or the new one, never a part.
+/// reader sees the old content or the new one, never a part. The temporary file gets a fresh
+/// random name and is created exclusively (an existing file or link of that name is never
+/// opened, so nothing planted there can redirect the write); it takes over the permissions of
+/// the file it replaces.
 async fn write_atomically(target: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let parent = target
         .parent()
         .ok_or_else(|| std::io::Error::other("the path has no parent folder"))?;
-    let name = target
-        .file_name()
-        .ok_or_else(|| std::io::Error::other("the path names no file"))?;
+    if target.file_name().is_none() {
+        return Err(std::io::Error::other("the path names no file"));
+    }
     fs::create_dir_all(parent).await?;
-    let temp = parent.join(format!(
-        ".{}.orket-tmp-{}-{}",
-        name.to_string_lossy(),
-        std::process::id(),
-        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+    let (temp, mut file) = create_temp(parent).await?;
     let written = async {
-        fs::write(&temp, bytes).await?;
+        file.write_all(bytes).await?;
+        // Finish every write before the rename, so readers never see a part.
+        file.flush().await?;
+        if let Ok(meta) = fs::metadata(target).await {
+            file.set_permissions(meta.permissions()).await?;
+        }
+        drop(file);
         fs::rename(&temp, target).await
     }
     .await;
@@ -232,6 +274,40 @@ async fn write_atomically(target: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = fs::remove_file(&temp).await;
     }
     written
+}
+
+/// Creates a new temporary file `.orket-tmp-<16 hex digits>` in `folder`, retrying with a new
+/// name when one exists already.
+async fn create_temp(folder: &Path) -> std::io::Result<(PathBuf, fs::File)> {
+    for _ in 0..TEMP_ATTEMPTS {
+        let temp = folder.join(format!(".orket-tmp-{:016x}", random_u64()));
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .await
+        {
+            Ok(file) => return Ok((temp, file)),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::new(
+        ErrorKind::AlreadyExists,
+        format!("no free temporary file name in {}", folder.display()),
+    ))
+}
+
+/// An unpredictable number: std's randomly keyed hasher over a counter, the process id and the
+/// time.
+fn random_u64() -> u64 {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(TEMP_COUNTER.fetch_add(1, Ordering::Relaxed));
+    hasher.write_u32(std::process::id());
+    if let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        hasher.write_u128(now.as_nanos());
+    }
+    hasher.finish()
 }
 
 /// The sorted entry names of a folder, folders (also through links) with a trailing `/`.

@@ -177,22 +177,22 @@ pub fn check_call(ctx: &GateContext, call: &ToolCall) -> Result<Decision, Refusa
     check_arg_types(call)?;
     match tool {
         "read_file" => {
-            let path = str_arg(call, "path").unwrap_or_default();
+            let path = call.str_arg("path").unwrap_or_default();
             ctx.workspace
                 .resolve_read(path)
                 .map_err(|r| r.within(tool))?;
         }
         "list_directory" => {
-            let path = str_arg(call, "path").unwrap_or(".");
+            let path = call.str_arg("path").unwrap_or(".");
             ctx.workspace
                 .resolve_read(path)
                 .map_err(|r| r.within(tool))?;
         }
         "write_file" => check_write(ctx, call)?,
         "delete_file" => {
-            let path = str_arg(call, "path").unwrap_or_default();
+            let path = call.str_arg("path").unwrap_or_default();
             ctx.workspace
-                .resolve_write(path)
+                .resolve_delete(path)
                 .map_err(|r| r.within(tool))?;
             require_confirm(call, &format!("deleting '{path}'"))?;
         }
@@ -342,10 +342,6 @@ fn as_number(value: &Value) -> Option<f64> {
     }
 }
 
-fn str_arg<'c>(call: &'c ToolCall, key: &str) -> Option<&'c str> {
-    call.str_arg(key)
-}
-
 fn number_arg(call: &ToolCall, key: &str) -> Option<f64> {
     call.args.get(key).and_then(as_number)
 }
@@ -364,7 +360,7 @@ fn has_lead_role(roles: &[String]) -> bool {
 
 /// The issue a call names with `issue_id`, or the turn's own issue.
 fn target_issue<'c>(ctx: &GateContext<'c>, call: &'c ToolCall) -> &'c str {
-    match str_arg(call, "issue_id").map(str::trim) {
+    match call.str_arg("issue_id").map(str::trim) {
         Some(id) if !id.is_empty() => id,
         _ => ctx.issue_id,
     }
@@ -390,7 +386,7 @@ fn require_confirm(call: &ToolCall, what: &str) -> Result<(), Refusal> {
 
 /// BAD_ARGS when the text argument `key` is empty.
 fn require_text(call: &ToolCall, key: &str) -> Result<(), Refusal> {
-    if str_arg(call, key).unwrap_or_default().trim().is_empty() {
+    if call.str_arg(key).unwrap_or_default().trim().is_empty() {
         return Err(Refusal::new(
             codes::BAD_ARGS,
             format!("{}: argument '{key}' is empty", call.name),
@@ -428,8 +424,8 @@ fn known_status(ctx: &GateContext, tool: &str, issue: &str) -> Result<Status, Re
 
 fn check_write(ctx: &GateContext, call: &ToolCall) -> Result<(), Refusal> {
     let tool = call.name.as_str();
-    let path = str_arg(call, "path").unwrap_or_default();
-    let content = str_arg(call, "content").unwrap_or_default();
+    let path = call.str_arg("path").unwrap_or_default();
+    let content = call.str_arg("content").unwrap_or_default();
     let real = ctx
         .workspace
         .resolve_write(path)
@@ -456,11 +452,11 @@ fn check_status_change(ctx: &GateContext, call: &ToolCall) -> Result<(), Refusal
     let target = target_issue(ctx, call);
     check_may_change(ctx, tool, target)?;
     let from = known_status(ctx, tool, target)?;
-    let raw_status = str_arg(call, "status").unwrap_or_default();
+    let raw_status = call.str_arg("status").unwrap_or_default();
     let to: Status = raw_status
         .parse()
         .map_err(|e| Refusal::new(codes::UNKNOWN_STATUS, format!("{tool} of {target}: {e}")))?;
-    let wait_reason = match str_arg(call, "wait_reason").map(str::trim) {
+    let wait_reason = match call.str_arg("wait_reason").map(str::trim) {
         Some(raw) if !raw.is_empty() => Some(raw.parse::<WaitReason>().map_err(|e| {
             Refusal::new(
                 codes::BAD_ARGS,
@@ -482,7 +478,7 @@ fn check_status_change(ctx: &GateContext, call: &ToolCall) -> Result<(), Refusal
 
 fn check_create_issue(ctx: &GateContext, call: &ToolCall) -> Result<(), Refusal> {
     let tool = call.name.as_str();
-    let summary = str_arg(call, "summary").unwrap_or_default().trim();
+    let summary = call.str_arg("summary").unwrap_or_default().trim();
     let chars = summary.chars().count();
     if chars < MIN_SUMMARY_CHARS {
         return Err(Refusal::new(

@@ -38,16 +38,19 @@ enum Access {
 
 impl Workspace {
     /// Creates `root` if needed and canonicalizes it and the references that exist (references
-    /// that do not exist yet are kept as absolute paths).
+    /// that do not exist yet are kept as absolute paths). An empty reference, or one that cannot
+    /// be made absolute, is skipped: it would otherwise be a prefix of every path.
     pub fn new(root: &Path, references: &[PathBuf]) -> io::Result<Workspace> {
         fs::create_dir_all(root)?;
         let root = fs::canonicalize(root)?;
         let references = references
             .iter()
-            .map(|r| match fs::canonicalize(r) {
-                Ok(real) => real,
-                Err(_) => normalize(&std::path::absolute(r).unwrap_or_else(|_| r.clone())),
+            .filter(|r| !r.as_os_str().is_empty())
+            .filter_map(|r| match fs::canonicalize(r) {
+                Ok(real) => Some(real),
+                Err(_) => std::path::absolute(r).ok().map(|abs| normalize(&abs)),
             })
+            .filter(|r| r.is_absolute())
             .collect();
         Ok(Workspace { root, references })
     }
@@ -72,7 +75,13 @@ impl Workspace {
         let real = self.resolve(path, Access::Write)?;
         // Both the path as written and where it really points must be unprotected.
         let lexical = self.lexical(path);
-        for candidate in [&lexical, &real] {
+        self.check_unprotected(path, [&lexical, &real])?;
+        Ok(real)
+    }
+
+    /// Refuses `path` when any of `candidates` (absolute) is a protected place in the root.
+    fn check_unprotected(&self, path: &str, candidates: [&PathBuf; 2]) -> Result<(), Refusal> {
+        for candidate in candidates {
             if let Ok(rel) = candidate.strip_prefix(&self.root) {
                 if let Some(why) = protected_reason(rel) {
                     return Err(Refusal::new(
@@ -82,7 +91,26 @@ impl Workspace {
                 }
             }
         }
-        Ok(real)
+        Ok(())
+    }
+
+    /// Resolves `path` for deleting. Like [`Workspace::resolve_write`], except that when the
+    /// path names a symlink, the link itself is returned (in its parent folder's real location,
+    /// which must lie inside the root): deleting a link removes the link, never its target.
+    pub fn resolve_delete(&self, path: &str) -> Result<PathBuf, Refusal> {
+        check_syntax(path)?;
+        let lexical = self.lexical(path);
+        let is_link = fs::symlink_metadata(&lexical).is_ok_and(|m| m.file_type().is_symlink());
+        let (Some(parent), Some(name)) = (lexical.parent(), lexical.file_name()) else {
+            return self.resolve_write(path);
+        };
+        if !is_link {
+            return self.resolve_write(path);
+        }
+        let parent_real = self.confine(path, parent, Access::Write)?;
+        let link = parent_real.join(name);
+        self.check_unprotected(path, [&lexical, &link])?;
+        Ok(link)
     }
 
     /// `real` relative to the root with `/` separators (`.` for the root itself), or the full
@@ -110,27 +138,14 @@ impl Workspace {
     }
 
     fn resolve(&self, path: &str, access: Access) -> Result<PathBuf, Refusal> {
-        if path.trim().is_empty() {
-            return Err(Refusal::new(
-                codes::BAD_ARGS,
-                "the path is empty; name a file or folder inside the workspace",
-            ));
-        }
-        if path.contains('\0') {
-            return Err(Refusal::new(
-                codes::BAD_ARGS,
-                format!("the path {path:?} contains a NUL byte"),
-            ));
-        }
-        let p = Path::new(path);
-        if p.components().any(|c| c == Component::ParentDir) {
-            return Err(Refusal::new(
-                codes::PATH_ESCAPE,
-                format!("path '{path}' is refused: '..' components may leave the workspace"),
-            ));
-        }
-        let lexical = self.lexical(path);
-        let real = real_location(&lexical).map_err(|e| {
+        check_syntax(path)?;
+        self.confine(path, &self.lexical(path), access)
+    }
+
+    /// The real location of `lexical` (the absolute form of `path`, as written), refused unless
+    /// it lies inside the root (reads: or a reference).
+    fn confine(&self, path: &str, lexical: &Path, access: Access) -> Result<PathBuf, Refusal> {
+        let real = real_location(lexical).map_err(|e| {
             Refusal::new(
                 codes::PATH_ESCAPE,
                 format!("path '{path}' is refused: its real location cannot be resolved ({e})"),
@@ -168,6 +183,32 @@ impl Workspace {
         };
         Err(Refusal::new(codes::PATH_ESCAPE, message))
     }
+}
+
+/// Refuses a path that is empty, holds a NUL byte or has a `..` component.
+fn check_syntax(path: &str) -> Result<(), Refusal> {
+    if path.trim().is_empty() {
+        return Err(Refusal::new(
+            codes::BAD_ARGS,
+            "the path is empty; name a file or folder inside the workspace",
+        ));
+    }
+    if path.contains('\0') {
+        return Err(Refusal::new(
+            codes::BAD_ARGS,
+            format!("the path {path:?} contains a NUL byte"),
+        ));
+    }
+    if Path::new(path)
+        .components()
+        .any(|c| c == Component::ParentDir)
+    {
+        return Err(Refusal::new(
+            codes::PATH_ESCAPE,
+            format!("path '{path}' is refused: '..' components may leave the workspace"),
+        ));
+    }
+    Ok(())
 }
 
 /// Why writing to `rel` (relative to the root) is refused, if it is.

@@ -229,3 +229,152 @@ async fn run_dispatches_file_tool_calls_only() {
         .await
         .is_none());
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_symlink_planted_at_a_temporary_name_cannot_redirect_a_write() {
+    let (dir, t) = tools();
+    let root = t.workspace().root().to_path_buf();
+    let victim = dir.path().join("victim.txt");
+    fs::write(&victim, "original").unwrap();
+    // Links at every name the old scheme (`.<name>.orket-tmp-<pid>-<n>`) could pick.
+    for n in 0..2000 {
+        let name = format!(".out.txt.orket-tmp-{}-{n}", std::process::id());
+        std::os::unix::fs::symlink(&victim, root.join(name)).unwrap();
+    }
+    let w = t.write_file("out.txt", "new content").await;
+    assert_eq!(w, json!({"ok": true, "path": "out.txt", "bytes": 11}));
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "original");
+    let out = root.join("out.txt");
+    assert!(!fs::symlink_metadata(&out).unwrap().file_type().is_symlink());
+    assert_eq!(fs::read_to_string(&out).unwrap(), "new content");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn overwriting_keeps_the_file_permissions() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_dir, t) = tools();
+    let script = t.workspace().root().join("run.sh");
+    assert_eq!(
+        t.write_file("run.sh", "#!/bin/sh\n").await["ok"],
+        json!(true)
+    );
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    let w = t.write_file("run.sh", "#!/bin/sh\necho hi\n").await;
+    assert_eq!(w["ok"], json!(true), "{w}");
+    let mode = fs::metadata(&script).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o755, "the script is still executable");
+    assert_eq!(fs::read_to_string(&script).unwrap(), "#!/bin/sh\necho hi\n");
+}
+
+#[tokio::test]
+async fn a_long_file_name_is_written() {
+    let (_dir, t) = tools();
+    let name = format!("{}.txt", "n".repeat(236));
+    assert_eq!(name.len(), 240);
+    let w = t.write_file(&name, "long").await;
+    assert_eq!(w, json!({"ok": true, "path": name, "bytes": 4}));
+    assert_eq!(t.read_file(&name).await["content"], json!("long"));
+    let names: Vec<_> = fs::read_dir(t.workspace().root()).unwrap().collect();
+    assert_eq!(names.len(), 1, "no temporary files left");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn deleting_a_symlink_removes_the_link_not_its_target() {
+    let (dir, t) = tools();
+    let root = t.workspace().root().to_path_buf();
+    fs::write(root.join("target.txt"), "keep me").unwrap();
+    std::os::unix::fs::symlink(root.join("target.txt"), root.join("link.txt")).unwrap();
+    assert_eq!(
+        t.delete_file("link.txt").await,
+        json!({"ok": true, "path": "link.txt"})
+    );
+    assert!(fs::symlink_metadata(root.join("link.txt")).is_err());
+    assert_eq!(
+        fs::read_to_string(root.join("target.txt")).unwrap(),
+        "keep me"
+    );
+    // A link pointing outside is removed too, and what it points to stays.
+    let outside = dir.path().join("outside.txt");
+    fs::write(&outside, "outside").unwrap();
+    fs::create_dir(root.join("sub")).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("sub/out-link")).unwrap();
+    assert_eq!(
+        t.delete_file("sub/out-link").await,
+        json!({"ok": true, "path": "sub/out-link"})
+    );
+    assert!(fs::symlink_metadata(root.join("sub/out-link")).is_err());
+    assert_eq!(fs::read_to_string(&outside).unwrap(), "outside");
+    // A link inside a linked folder that leads outside is still refused.
+    let away = dir.path().join("away");
+    fs::create_dir(&away).unwrap();
+    std::os::unix::fs::symlink(&outside, away.join("l")).unwrap();
+    std::os::unix::fs::symlink(&away, root.join("away")).unwrap();
+    let e = error_of(&t.delete_file("away/l").await);
+    assert!(e.starts_with("PATH_ESCAPE: "), "{e}");
+    assert!(fs::symlink_metadata(away.join("l")).is_ok());
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn reading_a_fifo_is_refused_without_hanging() {
+    let (_dir, t) = tools();
+    let fifo = t.workspace().root().join("pipe");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), t.read_file("pipe")).await;
+    let Ok(result) = read else {
+        // Unblock the hung reader so the test fails instead of hanging.
+        let _ = fs::OpenOptions::new().write(true).open(&fifo);
+        panic!("read_file on a FIFO hung");
+    };
+    let e = error_of(&result);
+    assert!(
+        e.contains("'pipe'") && e.contains("not a regular file"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn writing_a_path_ending_in_a_slash_is_refused() {
+    let (_dir, t) = tools();
+    for path in ["notes/", "src/app/"] {
+        let e = error_of(&t.write_file(path, "x").await);
+        assert!(e.contains(path) && e.contains("folder"), "{e}");
+    }
+    let names: Vec<_> = fs::read_dir(t.workspace().root()).unwrap().collect();
+    assert!(names.is_empty(), "nothing was created");
+}
+
+#[tokio::test]
+async fn a_long_listing_is_truncated_with_the_total() {
+    let (_dir, t) = tools();
+    let root = t.workspace().root().to_path_buf();
+    fs::create_dir(root.join("many")).unwrap();
+    for i in 0..1005 {
+        fs::write(root.join(format!("many/f{i:04}.txt")), "").unwrap();
+    }
+    let l = t.list_directory("many").await;
+    assert_eq!(l["ok"], json!(true));
+    assert_eq!(l["truncated"], json!(true));
+    assert_eq!(l["total"], json!(1005));
+    let entries = l["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1000);
+    assert_eq!(entries[0], json!("f0000.txt"));
+    assert_eq!(entries[999], json!("f0999.txt"));
+    // A short listing carries no truncation fields.
+    for i in 1000..1005 {
+        fs::remove_file(root.join(format!("many/f{i:04}.txt"))).unwrap();
+    }
+    let l = t.list_directory("many").await;
+    assert!(
+        l.get("truncated").is_none() && l.get("total").is_none(),
+        "{l}"
+    );
+    assert_eq!(l["entries"].as_array().unwrap().len(), 1000);
+}

@@ -547,3 +547,19 @@ fn idesign_rules_apply_to_writes_only_when_the_epic_asks() {
     // Reads are never checked by iDesign.
     allowed(fx.check("read_file", json!({"path": "app.py"})));
 }
+
+#[cfg(unix)]
+#[test]
+fn deleting_a_link_that_points_outside_passes_the_gate() {
+    let fx = Fx::new();
+    let root = fx.ws.root().to_path_buf();
+    fs::write(fx.outside(), "outside").unwrap();
+    std::os::unix::fs::symlink(fx.outside(), root.join("out-link")).unwrap();
+    // Deleting removes the link only, so the gate lets it through...
+    allowed(fx.check("delete_file", json!({"path": "out-link", "confirm": true})));
+    // ...while writing through it is still an escape.
+    refused(
+        fx.check("write_file", json!({"path": "out-link", "content": "x"})),
+        "PATH_ESCAPE",
+    );
+}

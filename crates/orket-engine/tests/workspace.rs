@@ -306,3 +306,49 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn an_empty_reference_does_not_open_every_path() {
+    let base = TempDir::new().unwrap();
+    let ws = Workspace::new(&base.path().join("ws"), &[PathBuf::from("")]).unwrap();
+    let msg = refusal(ws.resolve_read("/etc/passwd"), "PATH_ESCAPE");
+    assert!(msg.contains("/etc/passwd"), "{msg}");
+    assert!(ws.references().is_empty(), "{:?}", ws.references());
+    let outside = base.path().join("outside.txt");
+    fs::write(&outside, "x").unwrap();
+    assert_eq!(
+        code(ws.resolve_read(outside.to_str().unwrap())),
+        "PATH_ESCAPE"
+    );
+    // The workspace itself stays readable.
+    fs::write(ws.root().join("a.txt"), "a").unwrap();
+    assert_eq!(ws.resolve_read("a.txt").unwrap(), ws.root().join("a.txt"));
+}
+
+#[cfg(unix)]
+#[test]
+fn resolve_delete_names_the_link_itself() {
+    let fx = fixture();
+    let root = fx.ws.root().to_path_buf();
+    fs::write(root.join("target.txt"), "t").unwrap();
+    std::os::unix::fs::symlink(root.join("target.txt"), root.join("link.txt")).unwrap();
+    assert_eq!(
+        fx.ws.resolve_delete("link.txt").unwrap(),
+        root.join("link.txt")
+    );
+    assert_eq!(
+        fx.ws.resolve_write("link.txt").unwrap(),
+        root.join("target.txt")
+    );
+    // A link pointing outside may be deleted: only the link goes.
+    std::os::unix::fs::symlink(fx.outside.join("secret_plans.txt"), root.join("out")).unwrap();
+    assert_eq!(fx.ws.resolve_delete("out").unwrap(), root.join("out"));
+    // Plain files resolve as for writing; protected names stay protected.
+    assert_eq!(
+        fx.ws.resolve_delete("plain.txt").unwrap(),
+        root.join("plain.txt")
+    );
+    std::os::unix::fs::symlink(root.join("target.txt"), root.join(".env")).unwrap();
+    assert_eq!(code(fx.ws.resolve_delete(".env")), "PATH_PROTECTED");
+    assert_eq!(code(fx.ws.resolve_delete("../x")), "PATH_ESCAPE");
+}

@@ -170,6 +170,66 @@ async fn status_changes_are_audited_in_order_and_other_updates_are_not() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn leaving_a_waiting_status_clears_the_wait_reason() {
+    let (_dir, store) = temp_store().await;
+    seed_issue(&store, "build-login", "ISSUE-0001").await;
+    for update in [
+        IssueUpdate::by("coder").status(Status::InProgress),
+        IssueUpdate::by("coder")
+            .status(Status::Blocked)
+            .wait_reason(WaitReason::Dependency),
+    ] {
+        store
+            .update_issue("build-login", "ISSUE-0001", update)
+            .await
+            .unwrap();
+    }
+    // An update that keeps the status keeps the wait reason.
+    let note = IssueUpdate::by("coder").note("still waiting");
+    let kept = store
+        .update_issue("build-login", "ISSUE-0001", note)
+        .await
+        .unwrap();
+    assert_eq!(kept.wait_reason, Some(WaitReason::Dependency));
+
+    let after = store
+        .update_issue(
+            "build-login",
+            "ISSUE-0001",
+            IssueUpdate::by("coder").status(Status::InProgress),
+        )
+        .await
+        .unwrap();
+    assert_eq!(after.status, Status::InProgress);
+    assert_eq!(after.wait_reason, None, "no stale wait reason");
+    let stored = store.get_issue("build-login", "ISSUE-0001").await.unwrap();
+    assert_eq!(stored.unwrap().wait_reason, None);
+    let audit = store
+        .list_card_transactions("build-login", "ISSUE-0001")
+        .await
+        .unwrap();
+    let last = audit.last().unwrap();
+    assert_eq!(last.to_status, Some(Status::InProgress));
+    assert_eq!(last.detail, json!({"wait_reason": null}));
+
+    // Moving between waiting statuses keeps the reason unless the update sets one.
+    for (to, reason) in [
+        (Status::Blocked, Some(WaitReason::Review)),
+        (Status::WaitingForDeveloper, None),
+    ] {
+        let mut update = IssueUpdate::by("coder").status(to);
+        if let Some(reason) = reason {
+            update = update.wait_reason(reason);
+        }
+        let after = store
+            .update_issue("build-login", "ISSUE-0001", update)
+            .await
+            .unwrap();
+        assert_eq!(after.wait_reason, Some(WaitReason::Review), "{to}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn expect_status_mismatch_is_a_conflict_and_writes_nothing() {
     let (_dir, store) = temp_store().await;
     seed_issue(&store, "build-login", "ISSUE-0001").await;

@@ -8,10 +8,11 @@ use orket_store::{SqliteStore, Store};
 use std::collections::HashMap;
 use std::process::ExitCode;
 
-/// Prints the board; statuses come from the store for epics that have a build in it.
+/// Prints the board; statuses come from the store for epics that have a build in it. An
+/// invalid or unknown department is an error (exit 1), as for `orket check`.
 pub async fn run(project: &Project, department: Option<&str>, json: bool) -> Result<ExitCode> {
     let tree = project.tree()?;
-    let mut board = Board::from_files(&tree, department);
+    let mut board = Board::from_files(&tree, department)?;
     if project.db_path().is_file() {
         let store = SqliteStore::open(project.db_path())
             .await
@@ -68,10 +69,21 @@ async fn store_builds(
 fn render(board: &Board) -> String {
     let mut out = String::new();
     for rock in &board.rocks {
-        out.push_str(&format!(
-            "Rock {} — {} [{}] ({})\n",
-            rock.id, rock.name, rock.status, rock.department
-        ));
+        match &rock.error {
+            Some(error) => {
+                out.push_str(&format!(
+                    "Rock {} ({}) cannot be loaded:\n",
+                    rock.id, rock.department
+                ));
+                for line in error.lines() {
+                    out.push_str(&format!("    {line}\n"));
+                }
+            }
+            None => out.push_str(&format!(
+                "Rock {} — {} [{}] ({})\n",
+                rock.id, rock.name, rock.status, rock.department
+            )),
+        }
         for epic in &rock.epics {
             render_epic(&mut out, epic, "  ");
         }

@@ -2,7 +2,8 @@
 //! overlay the statuses of the builds it holds.
 
 use super::check::scoped_files;
-use super::tree::{file_stem, is_plain_name, AssetTree, Category};
+use super::parse;
+use super::tree::{file_stem, is_plain_name, AssetError, AssetTree, Category};
 use super::types::Epic;
 use crate::ids::epic_build_id;
 use crate::lifecycle::derive_rock_status;
@@ -62,8 +63,21 @@ pub struct BoardRock {
     pub department: String,
     /// Its status (derived from its epics once one has a build).
     pub status: Status,
-    /// Its epics, in order.
+    /// Its epics, in order (for a broken rock, those that could be read).
     pub epics: Vec<BoardEpic>,
+    /// Why it could not be loaded, if it could not.
+    pub error: Option<String>,
+}
+
+/// Why a board cannot be built for the department asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BoardError {
+    /// A department name that is not a plain folder name (`../x`, `a/b`, empty).
+    #[error("invalid department name \"{0}\"")]
+    InvalidDepartment(String),
+    /// A department without a folder under `model/`.
+    #[error("department \"{0}\" not found: model/{0}/ does not exist")]
+    UnknownDepartment(String),
 }
 
 /// The whole board: rocks with their epics, then the epics no rock lists.
@@ -132,21 +146,49 @@ fn load_board_epic(tree: &AssetTree, stem: &str, dept: &str) -> BoardEpic {
     }
 }
 
+/// The departments a board of `department` covers: like `orket check`, one department comes
+/// with `core` (every department's fallback); without one, every department.
+fn departments_in_scope(
+    tree: &AssetTree,
+    department: Option<&str>,
+) -> Result<Vec<String>, BoardError> {
+    Ok(match department {
+        Some(d) if !is_plain_name(d) => return Err(BoardError::InvalidDepartment(d.to_string())),
+        Some("core") => vec!["core".to_string()],
+        Some(d) if !tree.root().join("model").join(d).is_dir() => {
+            return Err(BoardError::UnknownDepartment(d.to_string()))
+        }
+        Some(d) => vec!["core".to_string(), d.to_string()],
+        None => tree.departments(),
+    })
+}
+
 impl Board {
-    /// The board as the files describe it, for one department (its own files and `config/`)
-    /// or, without one, for every department.
-    pub fn from_files(tree: &AssetTree, department: Option<&str>) -> Board {
-        let depts: Vec<String> = match department {
-            Some(d) if is_plain_name(d) => vec![d.to_string()],
-            Some(_) => Vec::new(),
-            None => tree.departments(),
-        };
+    /// The board as the files describe it, for one department (its own files, `core`'s and
+    /// `config/`) or, without one, for every department. A rock or epic with errors is on the
+    /// board with its error; an invalid or unknown department is an error.
+    pub fn from_files(tree: &AssetTree, department: Option<&str>) -> Result<Board, BoardError> {
+        let depts = departments_in_scope(tree, department)?;
         let config_dept = department.unwrap_or("core");
         let mut rocks = Vec::new();
         let mut in_rocks: Vec<(String, String)> = Vec::new();
         for file in scoped_files(tree, Category::Rocks, &depts, config_dept) {
             let stem = file_stem(&file.path);
-            let Ok(rock) = tree.load_rock(&stem, &file.dept) else {
+            let (rock, diagnostics) = tree
+                .parse_file_partial(&file.path, |ctx, v| parse::rock(ctx, v, &stem, &file.dept));
+            let error = diagnostics
+                .iter()
+                .any(|d| d.is_error())
+                .then(|| AssetError::Invalid { diagnostics }.to_string());
+            let Some(rock) = rock else {
+                rocks.push(BoardRock {
+                    id: stem.clone(),
+                    name: stem,
+                    department: file.dept.clone(),
+                    status: Status::Ready,
+                    epics: Vec::new(),
+                    error: error.or_else(|| Some("the rock cannot be read".to_string())),
+                });
                 continue;
             };
             let epics: Vec<BoardEpic> = rock
@@ -163,6 +205,7 @@ impl Board {
                 department: rock.department.clone(),
                 status: rock.card.status,
                 epics,
+                error,
             });
         }
         let mut epics = Vec::new();
@@ -173,7 +216,7 @@ impl Board {
             }
             epics.push(load_board_epic(tree, &stem, &file.dept));
         }
-        Board { rocks, epics }
+        Ok(Board { rocks, epics })
     }
 
     /// Replaces the statuses and issues of every epic whose build `lookup` knows (by build

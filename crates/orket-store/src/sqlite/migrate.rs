@@ -20,9 +20,10 @@ const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS _schema_migrations (
     applied_at TEXT NOT NULL
 )";
 
-/// The lower-case hex SHA-256 of a migration's SQL text.
+/// The lower-case hex SHA-256 of a migration's SQL text, with line endings normalized to `\n`
+/// (a checkout with CRLF line endings holds the same migration).
 fn checksum(sql: &str) -> String {
-    Sha256::digest(sql.as_bytes())
+    Sha256::digest(sql.replace("\r\n", "\n").as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
@@ -124,5 +125,20 @@ mod tests {
             checksum(""),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
+    }
+
+    #[test]
+    fn checksum_ignores_crlf_line_endings() {
+        assert_eq!(checksum("a;\r\nb;\r\n"), checksum("a;\nb;\n"));
+        for (version, name, sql) in MIGRATIONS {
+            let lf = sql.replace("\r\n", "\n");
+            let crlf = lf.replace('\n', "\r\n");
+            assert_eq!(
+                checksum(&crlf),
+                checksum(&lf),
+                "migration {version} ({name}) checked out with CRLF"
+            );
+        }
+        assert_ne!(checksum("a;\nb;\n"), checksum("a;\nc;\n"));
     }
 }

@@ -301,7 +301,8 @@ async fn insert_issue(conn: &mut SqliteConnection, issue: &IssueRecord) -> Store
 }
 
 /// Writes the fields the patch sets (and `updated_at`); audits a status change and derives the
-/// build's status again. Returns the issue as it now stands.
+/// build's status again. A change to a status that needs no wait reason clears the stored one
+/// unless the patch sets it. Returns the issue as it now stands.
 async fn update_issue(
     conn: &mut SqliteConnection,
     build_id: &str,
@@ -317,11 +318,18 @@ async fn update_issue(
             )));
         }
     }
+    let clears_wait_reason = update.wait_reason.is_none()
+        && update
+            .status
+            .is_some_and(|to| to != current.status && !to.needs_wait_reason());
     let mut qb = QueryBuilder::<Sqlite>::new("UPDATE issues SET updated_at = ");
     qb.push_bind(now_timestamp());
     for (column, value) in update.assignments() {
         qb.push(", ").push(column).push(" = ");
         push_value(&mut qb, value);
+    }
+    if clears_wait_reason {
+        qb.push(", wait_reason = NULL");
     }
     qb.push(" WHERE build_id = ")
         .push_bind(build_id)
@@ -330,7 +338,11 @@ async fn update_issue(
     qb.build().execute(&mut *conn).await?;
 
     if let Some(to) = update.status.filter(|to| *to != current.status) {
-        let wait_reason = update.wait_reason.unwrap_or(current.wait_reason);
+        let wait_reason = if clears_wait_reason {
+            None
+        } else {
+            update.wait_reason.unwrap_or(current.wait_reason)
+        };
         let audit_row = Audit {
             build_id,
             card_id: id,
