@@ -475,7 +475,7 @@ impl Engine {
             .get_run(run_id)
             .await?
             .ok_or_else(|| EngineError::NotFound(format!("run {run_id} not found")))?;
-        if run.status.is_final() && run.status != RunStatus::Running {
+        if run.status.is_final() {
             return Err(EngineError::Resume(format!(
                 "run {run_id} already ended ({}{}); start a new run instead",
                 run.status,
@@ -637,12 +637,15 @@ impl Engine {
             )
             .await?;
 
+            let snapshot: Arc<HashMap<String, Status>> =
+                Arc::new(issues.iter().map(|i| (i.id.clone(), i.status)).collect());
             let semaphore = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
             let results = futures::future::join_all(candidates.iter().map(|id| {
                 let semaphore = Arc::clone(&semaphore);
+                let snapshot = Arc::clone(&snapshot);
                 async move {
                     let _permit = semaphore.acquire().await;
-                    turn::run_turn(self, ctx, id).await
+                    turn::run_turn(self, ctx, id, snapshot).await
                 }
             }))
             .await;

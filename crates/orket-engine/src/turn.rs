@@ -50,8 +50,10 @@ const PROMPT_MEMORIES: usize = 5;
 const MODEL_ATTEMPTS: u32 = 3;
 
 struct TurnState {
+    /// The build's statuses when the tick began.
+    snapshot: Arc<HashMap<String, Status>>,
+    /// The statuses this turn changed (and issues it created).
     statuses: Arc<Mutex<HashMap<String, Status>>>,
-    known: Vec<String>,
     changes: Vec<Change>,
     events: Vec<orket_store::NewEvent>,
     results: Vec<Value>,
@@ -60,10 +62,10 @@ struct TurnState {
 }
 
 impl TurnState {
-    fn new() -> Self {
+    fn new(snapshot: Arc<HashMap<String, Status>>) -> Self {
         TurnState {
+            snapshot,
             statuses: Arc::new(Mutex::new(HashMap::new())),
-            known: Vec::new(),
             changes: Vec::new(),
             events: Vec::new(),
             results: Vec::new(),
@@ -73,7 +75,7 @@ impl TurnState {
     }
 
     fn status(&self, id: &str) -> Option<Status> {
-        self.statuses.lock().ok().and_then(|m| m.get(id).copied())
+        status_in(&self.statuses, &self.snapshot, id)
     }
 
     fn set_status(&self, id: &str, status: Status) {
@@ -83,11 +85,26 @@ impl TurnState {
     }
 }
 
-/// Runs one turn of `issue_id` and commits it.
+/// The status of an issue: as changed by this turn, else as it was when the tick began.
+fn status_in(
+    changed: &Mutex<HashMap<String, Status>>,
+    snapshot: &HashMap<String, Status>,
+    id: &str,
+) -> Option<Status> {
+    changed
+        .lock()
+        .ok()
+        .and_then(|m| m.get(id).copied())
+        .or_else(|| snapshot.get(id).copied())
+}
+
+/// Runs one turn of `issue_id` and commits it; `snapshot` holds the build's statuses at the
+/// start of the tick (the gate checks dependencies and lead moves against it).
 pub(crate) async fn run_turn(
     engine: &Engine,
     ctx: &RunCtx,
     issue_id: &str,
+    snapshot: Arc<HashMap<String, Status>>,
 ) -> Result<TurnOutcome, EngineError> {
     let store = engine.store();
     let Some(issue) = store.get_issue(&ctx.build_id, issue_id).await? else {
@@ -217,15 +234,10 @@ pub(crate) async fn run_turn(
         ChatMessage::system(prompt.system),
         ChatMessage::user(prompt.user),
     ];
-    let history: Vec<_> = store
-        .list_turns(&ctx.run_id)
+    let window = i64::try_from(engine.options().context_window).unwrap_or(i64::MAX);
+    for t in store
+        .recent_issue_turns(&ctx.run_id, issue_id, window)
         .await?
-        .into_iter()
-        .filter(|t| t.turn.issue_id == issue_id)
-        .collect();
-    for t in &history[history
-        .len()
-        .saturating_sub(engine.options().context_window)..]
     {
         messages.push(ChatMessage::assistant(t.turn.content.clone()));
         messages.push(ChatMessage::user(format!(
@@ -275,11 +287,7 @@ pub(crate) async fn run_turn(
         )
         .await?;
 
-    let mut state = TurnState::new();
-    for i in store.list_issues(&ctx.build_id).await? {
-        state.set_status(&i.id, i.status);
-        state.known.push(i.id);
-    }
+    let mut state = TurnState::new(Arc::clone(&snapshot));
     if !review {
         let mut start = IssueUpdate::by("orket")
             .assignee(seat.name.clone())
@@ -355,8 +363,8 @@ pub(crate) async fn run_turn(
     if let Err(refusal) = gate::check_budget(&calls) {
         violation = Some((refusal, None));
     } else {
-        let statuses = Arc::clone(&state.statuses);
-        let status_of = move |id: &str| statuses.lock().ok().and_then(|m| m.get(id).copied());
+        let (statuses, snapshot) = (Arc::clone(&state.statuses), Arc::clone(&state.snapshot));
+        let status_of = move |id: &str| status_in(&statuses, &snapshot, id);
         for call in &calls {
             let gate_ctx = GateContext {
                 issue_id,
@@ -625,7 +633,7 @@ async fn execute(
         "create_issue" => {
             let runtime = &ctx.policies.execution_runtime;
             let mut id = runtime.issue_id();
-            while state.known.contains(&id) {
+            while state.status(&id).is_some() {
                 id = runtime.issue_id();
             }
             let mut record = IssueRecord::new(
@@ -649,7 +657,6 @@ async fn execute(
             record.parent_id = Some(issue_id.to_string());
             record.session_id = Some(ctx.run_id.clone());
             state.changes.push(Change::InsertIssue(record));
-            state.known.push(id.clone());
             state.set_status(&id, Status::Ready);
             state.progress = true;
             json!({"ok": true, "issue_id": id})
@@ -878,7 +885,7 @@ async fn fail_issue(
     issue: &IssueRecord,
     reason: &str,
 ) -> Result<TurnOutcome, EngineError> {
-    let mut state = TurnState::new();
+    let mut state = TurnState::new(Arc::new(HashMap::new()));
     move_issue(
         &mut state,
         ctx,

@@ -43,6 +43,13 @@ pub trait Store: Send + Sync {
     async fn list_runs(&self, limit: i64) -> StoreResult<Vec<RunRecord>>;
     /// A run's turns, by seq.
     async fn list_turns(&self, run_id: &str) -> StoreResult<Vec<TurnRecord>>;
+    /// The last `limit` turns of one issue in a run, oldest first (a prompt's history).
+    async fn recent_issue_turns(
+        &self,
+        run_id: &str,
+        issue_id: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<TurnRecord>>;
     /// The highest turn seq of a run.
     async fn last_turn_seq(&self, run_id: &str) -> StoreResult<Option<i64>>;
     /// Up to `limit` events with an id above `after_id`, by id; of one run or of all.

@@ -205,6 +205,22 @@ impl Store for SqliteStore {
         self.fetch_all(query, rows::turn).await
     }
 
+    async fn recent_issue_turns(
+        &self,
+        run_id: &str,
+        issue_id: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<TurnRecord>> {
+        let query = sqlx::query(
+            "SELECT * FROM (SELECT * FROM turns WHERE run_id = ? AND issue_id = ? \
+             ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+        )
+        .bind(run_id)
+        .bind(issue_id)
+        .bind(limit);
+        self.fetch_all(query, rows::turn).await
+    }
+
     async fn last_turn_seq(&self, run_id: &str) -> StoreResult<Option<i64>> {
         let seq = sqlx::query_scalar("SELECT MAX(seq) FROM turns WHERE run_id = ?")
             .bind(run_id)

@@ -182,12 +182,15 @@ async fn audit(conn: &mut SqliteConnection, row: Audit<'_>) -> StoreResult<()> {
     Ok(())
 }
 
-/// The status an epic build derives from its issues.
+/// The status an epic build derives from its issues. The derivation depends only on which
+/// statuses occur, so one row per distinct status is read (a large build stays cheap).
 async fn derived_status(conn: &mut SqliteConnection, build_id: &str) -> StoreResult<Status> {
-    let issues = sqlx::query("SELECT build_id, id, status FROM issues WHERE build_id = ?")
-        .bind(build_id)
-        .fetch_all(&mut *conn)
-        .await?;
+    let issues = sqlx::query(
+        "SELECT build_id, MIN(id) AS id, status FROM issues WHERE build_id = ? GROUP BY status",
+    )
+    .bind(build_id)
+    .fetch_all(&mut *conn)
+    .await?;
     Ok(derive_epic_status(&rows::all(&issues, rows::issue_status)?))
 }
 
