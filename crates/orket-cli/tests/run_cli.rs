@@ -98,7 +98,7 @@ fn run_without_a_provider_or_with_an_unknown_target_is_a_clear_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr)
-        .contains("error: no model provider: pass --provider replay --replay FILE"));
+        .contains("error: no model provider: pass --provider ollama|openai, or --provider replay --replay FILE"));
     let out = orket()
         .args(["run", "nothing_here", "--provider", "replay", "--replay"])
         .arg(&replay)
@@ -208,5 +208,76 @@ async fn a_killed_run_resumes_without_losing_or_repeating_a_turn() {
     assert_eq!(
         store.get_run(&run_id).await.unwrap().unwrap().status,
         orket_core::RunStatus::Completed
+    );
+}
+
+#[test]
+fn an_unreachable_ollama_is_retried_then_fails_the_issue_with_a_clear_reason() {
+    let (_dir, root, _replay) = demo_with_replay();
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = orket()
+        .args(["run", "DEMO-1", "--provider", "ollama", "--root"])
+        .arg(&root)
+        .env("OLLAMA_HOST", format!("127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("model_connection_retry"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("Ollama at http://127.0.0.1:{port} not reachable")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(": failed — DEMO-1 failed 4 times (catastrophic)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn record_writes_a_replay_file_that_replays_the_run() {
+    let (dir, root, replay) = demo_with_replay();
+    let recorded = dir.path().join("recorded.jsonl");
+    let out = orket()
+        .args(["run", "hello_cli", "--provider", "replay", "--replay"])
+        .arg(&replay)
+        .arg("--record")
+        .arg(&recorded)
+        .arg("--root")
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&recorded)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 6);
+    // The recording drives a fresh run to the same end.
+    let out = orket()
+        .args([
+            "run",
+            "hello_cli",
+            "--reset",
+            "--provider",
+            "replay",
+            "--replay",
+        ])
+        .arg(&recorded)
+        .arg("--root")
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
     );
 }

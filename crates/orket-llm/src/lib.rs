@@ -5,13 +5,23 @@
 //! Start with [`provider`]; [`parse::parse_tool_calls`] turns any reply text into calls and
 //! [`schema::turn_schema`] tells a provider which replies are allowed.
 
+#[cfg(feature = "embedded")]
+pub mod embedded;
+pub mod http;
+pub mod models;
+pub mod ollama;
+pub mod openai;
 pub mod parse;
 pub mod provider;
+pub mod record;
 pub mod replay;
 pub mod schema;
 
+pub use ollama::OllamaProvider;
+pub use openai::OpenAiProvider;
 pub use orket_core::ToolCall;
 pub use parse::parse_tool_calls;
 pub use provider::{ChatMessage, ChatRole, ModelReply, ModelRequest, Provider, ProviderError};
+pub use record::RecordingProvider;
 pub use replay::ReplayProvider;
 pub use schema::{turn_schema, MAX_CALLS_PER_TURN};

@@ -113,7 +113,7 @@ pub enum ProviderError {
         after_secs: u64,
     },
     /// The backend could not be reached (retryable).
-    #[error("{provider}: cannot reach the model server: {detail} (is it running?)")]
+    #[error("{provider}: {detail}")]
     Connection {
         /// The provider's name.
         provider: String,
@@ -121,7 +121,7 @@ pub enum ProviderError {
         detail: String,
     },
     /// The backend does not have the model.
-    #[error("model \"{model}\" is not available: {hint}")]
+    #[error("model \"{model}\" not found on the server — {hint}")]
     ModelNotFound {
         /// The model asked for.
         model: String,

@@ -4,7 +4,7 @@ use crate::project::Project;
 use anyhow::{bail, Context, Result};
 use orket_engine::engine::{Engine, EngineOptions, RunOutcome};
 use orket_engine::events::EventBus;
-use orket_llm::{Provider, ReplayProvider};
+use orket_llm::{OllamaProvider, OpenAiProvider, Provider, RecordingProvider, ReplayProvider};
 use orket_store::{EventRecord, SqliteStore, Store};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,9 +14,13 @@ use std::time::Duration;
 /// How the model side of a run is chosen.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ProviderArgs {
-    /// The model provider (`replay`; ollama, openai and embedded arrive with the models issue).
+    /// The model provider: `ollama` (OLLAMA_HOST), `openai` (ORKET_OPENAI_BASE_URL,
+    /// ORKET_OPENAI_API_KEY) or `replay` (--replay FILE).
     #[arg(long, env = "ORKET_PROVIDER", value_name = "NAME")]
     pub provider: Option<String>,
+    /// Also write every model reply to FILE, a replay file for `--provider replay`.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
     /// The replay file for `--provider replay` (JSON Lines of recorded replies).
     #[arg(long, value_name = "FILE")]
     pub replay: Option<PathBuf>,
@@ -62,7 +66,17 @@ pub struct RunArgs {
 }
 
 fn provider(args: &ProviderArgs) -> Result<Arc<dyn Provider>> {
+    let inner = base_provider(args)?;
+    Ok(match &args.record {
+        Some(path) => Arc::new(RecordingProvider::new(inner, path)?),
+        None => inner,
+    })
+}
+
+fn base_provider(args: &ProviderArgs) -> Result<Arc<dyn Provider>> {
     match args.provider.as_deref() {
+        Some("ollama") => Ok(Arc::new(OllamaProvider::from_env())),
+        Some("openai") => Ok(Arc::new(OpenAiProvider::from_env())),
         Some("replay") => {
             let Some(file) = &args.replay else {
                 bail!("--provider replay needs --replay FILE (JSON Lines: {{\"issue_id\", \"role\", \"content\"}} per line)");
@@ -71,10 +85,10 @@ fn provider(args: &ProviderArgs) -> Result<Arc<dyn Provider>> {
             Ok(Arc::new(replay))
         }
         Some(other) => bail!(
-            "unknown provider \"{other}\": this build has `replay` (ollama, openai and the embedded GGUF model arrive with the models issue)"
+            "unknown provider \"{other}\" (known: ollama, openai, replay; the embedded GGUF model arrives with the models issue)"
         ),
         None => bail!(
-            "no model provider: pass --provider replay --replay FILE (ollama, openai and the embedded GGUF model arrive with the models issue)"
+            "no model provider: pass --provider ollama|openai, or --provider replay --replay FILE"
         ),
     }
 }

@@ -1,0 +1,411 @@
+//! The Ollama provider against a canned HTTP/1.1 server on 127.0.0.1: the exact request body,
+//! reply parsing, and the errors a user sees.
+
+use orket_llm::{ChatMessage, ModelReply, ModelRequest, OllamaProvider, Provider, ProviderError};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// One canned reply of the test server.
+#[derive(Clone)]
+struct Canned {
+    status: u16,
+    body: String,
+    delay: Duration,
+}
+
+fn reply(status: u16, body: Value) -> Canned {
+    Canned {
+        status,
+        body: body.to_string(),
+        delay: Duration::ZERO,
+    }
+}
+
+/// One request the test server received.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+/// A test server answering the canned replies in order (the last one repeats).
+struct Server {
+    base: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Server {
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+async fn serve(replies: Vec<Canned>) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let replies = Arc::new(replies);
+    let next = Arc::new(AtomicUsize::new(0));
+    let recorded = Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (seen, replies, next) = (
+                Arc::clone(&recorded),
+                Arc::clone(&replies),
+                Arc::clone(&next),
+            );
+            tokio::spawn(async move { handle(stream, seen, replies, next).await });
+        }
+    });
+    Server {
+        base: format!("http://{addr}"),
+        seen,
+    }
+}
+
+async fn handle(
+    mut stream: TcpStream,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    replies: Arc<Vec<Canned>>,
+    next: Arc<AtomicUsize>,
+) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break pos + 4;
+        }
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let mut lines = head.split("\r\n");
+    let mut request_line = lines.next().unwrap_or_default().split(' ');
+    let method = request_line.next().unwrap_or_default().to_string();
+    let path = request_line.next().unwrap_or_default().to_string();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let length = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let body = String::from_utf8_lossy(&buf[head_end..head_end + length]).to_string();
+    seen.lock().unwrap_or_else(|e| e.into_inner()).push(Seen {
+        method,
+        path,
+        headers,
+        body,
+    });
+    let index = next.fetch_add(1, Ordering::SeqCst).min(replies.len() - 1);
+    let canned = &replies[index];
+    tokio::time::sleep(canned.delay).await;
+    let response = format!(
+        "HTTP/1.1 {} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+        canned.status,
+        canned.body.len(),
+        canned.body
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+fn request(schema: Option<Value>) -> ModelRequest {
+    ModelRequest {
+        model: "qwen2.5-coder:7b".into(),
+        messages: vec![
+            ChatMessage::system("You are a coder."),
+            ChatMessage::user("ISSUE-1: write hello.py"),
+            ChatMessage::assistant("{\"tool_calls\": []}"),
+            ChatMessage::user("Go on."),
+        ],
+        temperature: 0.2,
+        seed: Some(42),
+        timeout: Duration::from_secs(30),
+        max_tokens: Some(512),
+        tool_schema: schema,
+        issue_id: "ISSUE-1".into(),
+        role: "coder".into(),
+    }
+}
+
+fn chat_reply(content: &str) -> Value {
+    json!({
+        "model": "qwen2.5-coder:7b",
+        "created_at": "2026-01-01T00:00:00Z",
+        "message": {"role": "assistant", "content": content},
+        "done": true,
+        "done_reason": "stop",
+        "prompt_eval_count": 42,
+        "eval_count": 7
+    })
+}
+
+fn schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {"tool_calls": {"type": "array", "maxItems": 10}},
+        "required": ["tool_calls"]
+    })
+}
+
+#[tokio::test]
+async fn sends_the_native_chat_request_with_schema_and_options() {
+    let server = serve(vec![reply(200, chat_reply("{\"tool_calls\": []}"))]).await;
+    let provider = OllamaProvider::new(&server.base);
+    assert_eq!(provider.name(), "ollama");
+    let got = provider.complete(&request(Some(schema()))).await;
+    assert_eq!(
+        got,
+        Ok(ModelReply {
+            content: "{\"tool_calls\": []}".into(),
+            tokens_in: 42,
+            tokens_out: 7,
+            model: "qwen2.5-coder:7b".into(),
+        })
+    );
+    let seen = server.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].method, "POST");
+    assert_eq!(seen[0].path, "/api/chat");
+    assert_eq!(seen[0].header("content-type"), Some("application/json"));
+    assert_eq!(seen[0].header("authorization"), None);
+    assert_eq!(
+        seen[0].json(),
+        json!({
+            "model": "qwen2.5-coder:7b",
+            "messages": [
+                {"role": "system", "content": "You are a coder."},
+                {"role": "user", "content": "ISSUE-1: write hello.py"},
+                {"role": "assistant", "content": "{\"tool_calls\": []}"},
+                {"role": "user", "content": "Go on."}
+            ],
+            "stream": false,
+            "format": schema(),
+            "options": {"temperature": 0.2, "seed": 42, "num_predict": 512}
+        })
+    );
+}
+
+#[tokio::test]
+async fn without_schema_seed_or_max_tokens_those_keys_are_absent() {
+    let mut reply_body = chat_reply("TOOL: write_file");
+    // A cached prompt has no prompt_eval_count: it counts as zero.
+    if let Some(object) = reply_body.as_object_mut() {
+        object.remove("prompt_eval_count");
+    }
+    let server = serve(vec![reply(200, reply_body)]).await;
+    // A bare host:port works like OLLAMA_HOST does.
+    let bare = server.base.trim_start_matches("http://").to_string();
+    let provider = OllamaProvider::new(&bare);
+    assert_eq!(provider.host(), server.base);
+    let mut plain = request(None);
+    plain.seed = None;
+    plain.max_tokens = None;
+    plain.messages.truncate(1);
+    let got = provider.complete(&plain).await;
+    assert_eq!(
+        got.map(|r| (r.content, r.tokens_in, r.tokens_out)),
+        Ok(("TOOL: write_file".to_string(), 0, 7))
+    );
+    let body = server.seen()[0].json();
+    assert_eq!(
+        body,
+        json!({
+            "model": "qwen2.5-coder:7b",
+            "messages": [{"role": "system", "content": "You are a coder."}],
+            "stream": false,
+            "options": {"temperature": 0.2}
+        })
+    );
+    assert!(body.get("format").is_none());
+}
+
+#[tokio::test]
+async fn a_missing_model_says_how_to_pull_it() {
+    let server = serve(vec![reply(
+        404,
+        json!({"error": "model \"x\" not found, try pulling it first"}),
+    )])
+    .await;
+    let provider = OllamaProvider::new(&server.base);
+    let mut req = request(None);
+    req.model = "x".into();
+    let err = provider.complete(&req).await;
+    assert_eq!(
+        err,
+        Err(ProviderError::ModelNotFound {
+            model: "x".into(),
+            hint: "pull it with `ollama pull x` or pick another model".into(),
+        })
+    );
+    let err = err
+        .err()
+        .unwrap_or_else(|| ProviderError::Other(String::new()));
+    assert!(!err.is_retryable());
+    let message = err.to_string();
+    assert!(message.contains("model \"x\""), "{message}");
+    assert!(message.contains("ollama pull x"), "{message}");
+}
+
+#[tokio::test]
+async fn a_refused_connection_names_the_host_and_is_retryable() {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let port = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .port();
+    drop(listener);
+    let provider = OllamaProvider::new(&format!("http://127.0.0.1:{port}"));
+    let err = provider.complete(&request(None)).await;
+    let expected = format!(
+        "Ollama at http://127.0.0.1:{port} not reachable: connection refused — start it with `ollama serve` or set OLLAMA_HOST"
+    );
+    assert_eq!(
+        err,
+        Err(ProviderError::Connection {
+            provider: "ollama".into(),
+            detail: expected.clone(),
+        })
+    );
+    let err = err
+        .err()
+        .unwrap_or_else(|| ProviderError::Other(String::new()));
+    assert!(err.is_retryable());
+    assert!(err.to_string().contains(&expected), "{err}");
+
+    let listed = provider.list_models().await;
+    assert!(
+        matches!(&listed, Err(ProviderError::Connection { detail, .. }) if detail == &expected),
+        "{listed:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_server_times_out() {
+    let mut slow = reply(200, chat_reply("late"));
+    slow.delay = Duration::from_secs(10);
+    let server = serve(vec![slow]).await;
+    let provider = OllamaProvider::new(&server.base);
+    let mut req = request(None);
+    req.timeout = Duration::from_secs(1);
+    let started = Instant::now();
+    let err = provider.complete(&req).await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        err,
+        Err(ProviderError::Timeout {
+            provider: "ollama".into(),
+            after_secs: 1,
+        })
+    );
+    assert!(err.is_err_and(|e| e.is_retryable()));
+}
+
+#[tokio::test]
+async fn other_errors_quote_the_status_and_the_server() {
+    let long = "é".repeat(500);
+    let server = serve(vec![
+        reply(
+            500,
+            json!({"error": "model runner has unexpectedly stopped"}),
+        ),
+        reply(400, json!({ "error": long })),
+        reply(200, json!({"model": "m", "done": true})),
+        reply(200, json!("not an object")),
+    ])
+    .await;
+    let provider = OllamaProvider::new(&server.base);
+    let err = provider.complete(&request(None)).await;
+    assert_eq!(
+        err,
+        Err(ProviderError::Other(
+            "ollama: the server answered HTTP 500 Internal Server Error: model runner has unexpectedly stopped".into()
+        ))
+    );
+    let truncated = provider.complete(&request(None)).await;
+    let Err(ProviderError::Other(message)) = truncated else {
+        panic!("{truncated:?}");
+    };
+    assert!(message.starts_with("ollama: the server answered HTTP 400 Bad Request: éé"));
+    assert!(message.ends_with("é…"), "{message}");
+    assert!(message.chars().count() < 400, "{message}");
+
+    for _ in 0..2 {
+        let bad = provider.complete(&request(None)).await;
+        assert!(
+            matches!(&bad, Err(ProviderError::Other(m)) if m.contains("no \"message.content\"")),
+            "{bad:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn list_models_reads_the_tags() {
+    let server = serve(vec![reply(
+        200,
+        json!({"models": [
+            {"name": "qwen2.5-coder:7b", "size": 4683087332u64},
+            {"name": "llama3.2:3b", "size": 2019393189u64}
+        ]}),
+    )])
+    .await;
+    let provider = OllamaProvider::new(&server.base);
+    assert_eq!(
+        provider.list_models().await,
+        Ok(vec![
+            "qwen2.5-coder:7b".to_string(),
+            "llama3.2:3b".to_string()
+        ])
+    );
+    let seen = server.seen();
+    assert_eq!(
+        (seen[0].method.as_str(), seen[0].path.as_str()),
+        ("GET", "/api/tags")
+    );
+
+    let empty = serve(vec![reply(200, json!({"models": []}))]).await;
+    assert_eq!(
+        OllamaProvider::new(&empty.base).list_models().await,
+        Ok(vec![])
+    );
+    let broken = serve(vec![reply(200, json!({"tags": []}))]).await;
+    let err = OllamaProvider::new(&broken.base).list_models().await;
+    assert!(
+        matches!(&err, Err(ProviderError::Other(m)) if m.contains("no \"models\" array")),
+        "{err:?}"
+    );
+}

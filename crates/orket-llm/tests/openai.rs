@@ -1,0 +1,397 @@
+//! The OpenAI-compatible provider against a canned HTTP/1.1 server on 127.0.0.1: the exact
+//! request body, the API key, the response-format fallback, and the errors a user sees.
+
+use orket_llm::{ChatMessage, ModelReply, ModelRequest, OpenAiProvider, Provider, ProviderError};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// One canned reply of the test server.
+#[derive(Clone)]
+struct Canned {
+    status: u16,
+    body: String,
+    delay: Duration,
+}
+
+fn reply(status: u16, body: Value) -> Canned {
+    Canned {
+        status,
+        body: body.to_string(),
+        delay: Duration::ZERO,
+    }
+}
+
+/// One request the test server received.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+/// A test server answering the canned replies in order (the last one repeats).
+struct Server {
+    base: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Server {
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+async fn serve(replies: Vec<Canned>) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let replies = Arc::new(replies);
+    let next = Arc::new(AtomicUsize::new(0));
+    let recorded = Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (seen, replies, next) = (
+                Arc::clone(&recorded),
+                Arc::clone(&replies),
+                Arc::clone(&next),
+            );
+            tokio::spawn(async move { handle(stream, seen, replies, next).await });
+        }
+    });
+    Server {
+        base: format!("http://{addr}"),
+        seen,
+    }
+}
+
+async fn handle(
+    mut stream: TcpStream,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    replies: Arc<Vec<Canned>>,
+    next: Arc<AtomicUsize>,
+) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break pos + 4;
+        }
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let mut lines = head.split("\r\n");
+    let mut request_line = lines.next().unwrap_or_default().split(' ');
+    let method = request_line.next().unwrap_or_default().to_string();
+    let path = request_line.next().unwrap_or_default().to_string();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let length = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let body = String::from_utf8_lossy(&buf[head_end..head_end + length]).to_string();
+    seen.lock().unwrap_or_else(|e| e.into_inner()).push(Seen {
+        method,
+        path,
+        headers,
+        body,
+    });
+    let index = next.fetch_add(1, Ordering::SeqCst).min(replies.len() - 1);
+    let canned = &replies[index];
+    tokio::time::sleep(canned.delay).await;
+    let response = format!(
+        "HTTP/1.1 {} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+        canned.status,
+        canned.body.len(),
+        canned.body
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+fn request(schema: Option<Value>) -> ModelRequest {
+    ModelRequest {
+        model: "qwen2.5-coder-7b-instruct".into(),
+        messages: vec![
+            ChatMessage::system("You are a coder."),
+            ChatMessage::user("ISSUE-1: write hello.py"),
+        ],
+        temperature: 0.2,
+        seed: Some(7),
+        timeout: Duration::from_secs(30),
+        max_tokens: Some(1024),
+        tool_schema: schema,
+        issue_id: "ISSUE-1".into(),
+        role: "coder".into(),
+    }
+}
+
+fn schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {"tool_calls": {"type": "array", "maxItems": 10}},
+        "required": ["tool_calls"],
+        "additionalProperties": false
+    })
+}
+
+fn completion(content: &str) -> Value {
+    json!({
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "model": "qwen2.5-coder-7b-instruct",
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": content},
+            "finish_reason": "stop"
+        }],
+        "usage": {"prompt_tokens": 120, "completion_tokens": 15, "total_tokens": 135}
+    })
+}
+
+/// The body expected for `request(Some(schema()))`, with or without the response format.
+fn expected_body(with_response_format: bool) -> Value {
+    let mut body = json!({
+        "model": "qwen2.5-coder-7b-instruct",
+        "messages": [
+            {"role": "system", "content": "You are a coder."},
+            {"role": "user", "content": "ISSUE-1: write hello.py"}
+        ],
+        "temperature": 0.2,
+        "seed": 7,
+        "max_tokens": 1024
+    });
+    if with_response_format {
+        if let Some(object) = body.as_object_mut() {
+            object.insert(
+                "response_format".into(),
+                json!({
+                    "type": "json_schema",
+                    "json_schema": {"name": "tool_calls", "schema": schema(), "strict": true}
+                }),
+            );
+        }
+    }
+    body
+}
+
+#[tokio::test]
+async fn sends_the_schema_as_a_strict_response_format_with_the_key() {
+    let server = serve(vec![reply(200, completion("{\"tool_calls\": []}"))]).await;
+    let provider = OpenAiProvider::new(&format!("{}/v1/", server.base), Some("sk-test".into()));
+    assert_eq!(provider.name(), "openai");
+    assert_eq!(provider.base_url(), format!("{}/v1", server.base));
+    let got = provider.complete(&request(Some(schema()))).await;
+    assert_eq!(
+        got,
+        Ok(ModelReply {
+            content: "{\"tool_calls\": []}".into(),
+            tokens_in: 120,
+            tokens_out: 15,
+            model: "qwen2.5-coder-7b-instruct".into(),
+        })
+    );
+    let seen = server.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].method, "POST");
+    assert_eq!(seen[0].path, "/v1/chat/completions");
+    assert_eq!(seen[0].header("authorization"), Some("Bearer sk-test"));
+    assert_eq!(seen[0].header("content-type"), Some("application/json"));
+    assert_eq!(seen[0].json(), expected_body(true));
+    assert!(!provider.is_plain());
+}
+
+#[tokio::test]
+async fn without_a_key_or_schema_the_request_is_plain() {
+    let mut body = completion("TOOL: write_file");
+    // A server that reports no usage counts zero tokens.
+    if let Some(object) = body.as_object_mut() {
+        object.remove("usage");
+    }
+    let server = serve(vec![reply(200, body)]).await;
+    let provider = OpenAiProvider::new(&format!("{}/v1", server.base), None);
+    let got = provider.complete(&request(None)).await;
+    assert_eq!(
+        got.map(|r| (r.content, r.tokens_in, r.tokens_out)),
+        Ok(("TOOL: write_file".to_string(), 0, 0))
+    );
+    let seen = server.seen();
+    assert_eq!(seen[0].header("authorization"), None);
+    assert_eq!(seen[0].json(), expected_body(false));
+}
+
+#[tokio::test]
+async fn a_refused_response_format_falls_back_to_plain_text_for_good() {
+    let server = serve(vec![
+        reply(
+            400,
+            json!({"error": {"message": "response_format json_schema is not supported"}}),
+        ),
+        reply(200, completion("TOOL: write_file\nPATH: a.py")),
+        reply(200, completion("{\"tool_calls\": []}")),
+    ])
+    .await;
+    let provider = OpenAiProvider::new(&format!("{}/v1", server.base), None);
+    let first = provider.complete(&request(Some(schema()))).await;
+    assert_eq!(
+        first.map(|r| r.content),
+        Ok("TOOL: write_file\nPATH: a.py".to_string())
+    );
+    assert!(provider.is_plain());
+    let seen = server.seen();
+    assert_eq!(seen.len(), 2, "one refusal, one plain retry");
+    assert_eq!(seen[0].json(), expected_body(true));
+    assert_eq!(seen[1].json(), expected_body(false));
+
+    let second = provider.complete(&request(Some(schema()))).await;
+    assert_eq!(
+        second.map(|r| r.content),
+        Ok("{\"tool_calls\": []}".to_string())
+    );
+    let seen = server.seen();
+    assert_eq!(seen.len(), 3, "the third request goes plain directly");
+    assert_eq!(seen[2].json(), expected_body(false));
+}
+
+#[tokio::test]
+async fn other_bad_requests_are_not_retried() {
+    let server = serve(vec![reply(
+        400,
+        json!({"error": {"message": "messages must not be empty", "type": "invalid_request_error"}}),
+    )])
+    .await;
+    let provider = OpenAiProvider::new(&server.base, None);
+    let err = provider.complete(&request(Some(schema()))).await;
+    assert_eq!(
+        err,
+        Err(ProviderError::Other(
+            "openai: the server answered HTTP 400 Bad Request: messages must not be empty".into()
+        ))
+    );
+    assert_eq!(server.seen().len(), 1);
+    assert!(!provider.is_plain());
+}
+
+#[tokio::test]
+async fn a_missing_model_is_model_not_found() {
+    let server = serve(vec![reply(
+        404,
+        json!({"error": {
+            "message": "The model `gpt-x` does not exist or you do not have access to it.",
+            "type": "invalid_request_error",
+            "code": "model_not_found"
+        }}),
+    )])
+    .await;
+    let base = format!("{}/v1", server.base);
+    let provider = OpenAiProvider::new(&base, Some("k".into()));
+    let mut req = request(None);
+    req.model = "gpt-x".into();
+    let err = provider.complete(&req).await;
+    assert_eq!(
+        err,
+        Err(ProviderError::ModelNotFound {
+            model: "gpt-x".into(),
+            hint: format!("load it on the server at {base} or pick another model"),
+        })
+    );
+    assert!(err.is_err_and(|e| !e.is_retryable() && e.to_string().contains("\"gpt-x\"")));
+}
+
+#[tokio::test]
+async fn a_refused_connection_names_the_base_url_and_is_retryable() {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let port = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .port();
+    drop(listener);
+    let provider = OpenAiProvider::new(&format!("127.0.0.1:{port}/v1"), None);
+    let err = provider.complete(&request(Some(schema()))).await;
+    assert_eq!(
+        err,
+        Err(ProviderError::Connection {
+            provider: "openai".into(),
+            detail: format!(
+                "OpenAI-compatible server at http://127.0.0.1:{port}/v1 not reachable: connection refused — start it or set ORKET_OPENAI_BASE_URL"
+            ),
+        })
+    );
+    assert!(err.is_err_and(|e| e.is_retryable()));
+}
+
+#[tokio::test]
+async fn a_slow_server_times_out() {
+    let mut slow = reply(200, completion("late"));
+    slow.delay = Duration::from_secs(10);
+    let server = serve(vec![slow]).await;
+    let provider = OpenAiProvider::new(&server.base, None);
+    let mut req = request(None);
+    req.timeout = Duration::from_millis(500);
+    let started = Instant::now();
+    let err = provider.complete(&req).await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        err,
+        Err(ProviderError::Timeout {
+            provider: "openai".into(),
+            after_secs: 1,
+        })
+    );
+}
+
+#[tokio::test]
+async fn an_unexpected_reply_names_the_missing_field() {
+    let server = serve(vec![
+        reply(200, json!({"choices": []})),
+        reply(
+            200,
+            json!({"choices": [{"message": {"role": "assistant", "content": null}}]}),
+        ),
+    ])
+    .await;
+    let provider = OpenAiProvider::new(&server.base, None);
+    for _ in 0..2 {
+        let err = provider.complete(&request(None)).await;
+        assert!(
+            matches!(&err, Err(ProviderError::Other(m))
+                if m.starts_with("openai: unexpected reply from http://127.0.0.1:")
+                    && m.contains("no \"choices[0].message.content\"")),
+            "{err:?}"
+        );
+    }
+}
