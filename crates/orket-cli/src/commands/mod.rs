@@ -2,6 +2,8 @@
 
 pub mod board;
 pub mod check;
+pub mod demo;
+pub mod model;
 pub mod run;
 pub mod runs;
 pub mod show;

@@ -27,6 +27,9 @@ pub struct ProviderArgs {
     /// Simulated model time per replayed reply, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub replay_delay_ms: u64,
+    /// The GGUF file for `--provider embedded` [default: the demo model in the model cache].
+    #[arg(long, env = "ORKET_MODEL_PATH", value_name = "FILE")]
+    pub model_path: Option<PathBuf>,
 }
 
 /// Options of `orket run`.
@@ -77,20 +80,54 @@ fn base_provider(args: &ProviderArgs) -> Result<Arc<dyn Provider>> {
     match args.provider.as_deref() {
         Some("ollama") => Ok(Arc::new(OllamaProvider::from_env())),
         Some("openai") => Ok(Arc::new(OpenAiProvider::from_env())),
+        Some("embedded") => embedded_provider(args),
         Some("replay") => {
             let Some(file) = &args.replay else {
                 bail!("--provider replay needs --replay FILE (JSON Lines: {{\"issue_id\", \"role\", \"content\"}} per line)");
             };
-            let replay = ReplayProvider::open(file)?.with_delay(Duration::from_millis(args.replay_delay_ms));
+            let replay =
+                ReplayProvider::open(file)?.with_delay(Duration::from_millis(args.replay_delay_ms));
             Ok(Arc::new(replay))
         }
-        Some(other) => bail!(
-            "unknown provider \"{other}\" (known: ollama, openai, replay; the embedded GGUF model arrives with the models issue)"
-        ),
+        Some(other) => {
+            bail!("unknown provider \"{other}\" (known: embedded, ollama, openai, replay)")
+        }
         None => bail!(
             "no model provider: pass --provider ollama|openai, or --provider replay --replay FILE"
         ),
     }
+}
+
+/// The embedded GGUF model: `--model-path` / `ORKET_MODEL_PATH`, else the demo model in the
+/// model cache, fetched on first use.
+#[cfg(feature = "embedded")]
+fn embedded_provider(args: &ProviderArgs) -> Result<Arc<dyn Provider>> {
+    use orket_llm::embedded::{EmbeddedOptions, EmbeddedProvider};
+    use orket_llm::models::{demo_model, fetch, find_local};
+    let path = match &args.model_path {
+        Some(path) => path.clone(),
+        None => match find_local("smollm2") {
+            Some(path) => path,
+            None => {
+                let model = demo_model("smollm2").context("the demo model is not known")?;
+                println!("The demo model is not installed yet: fetching it once.");
+                fetch(model, |step| println!("  {step}"))?
+            }
+        },
+    };
+    println!("Loading {} ...", path.display());
+    Ok(Arc::new(EmbeddedProvider::load(
+        &path,
+        EmbeddedOptions::default(),
+    )?))
+}
+
+/// Without the `embedded` feature there is no in-process model.
+#[cfg(not(feature = "embedded"))]
+fn embedded_provider(_args: &ProviderArgs) -> Result<Arc<dyn Provider>> {
+    bail!(
+        "this orket was built without the embedded model: rebuild with `cargo build --release -p orket-cli --features embedded` (needs cmake, clang, libclang-dev), or use --provider ollama|openai"
+    )
 }
 
 async fn engine(
@@ -108,8 +145,25 @@ async fn engine(
     Ok(Engine::new(tree, store, provider, bus, options))
 }
 
-/// Runs an epic, a rock or an issue.
+/// Runs an epic, a rock or an issue; exit 0 when every run completed.
 pub async fn run(project: &Project, args: RunArgs) -> Result<ExitCode> {
+    let outcomes = run_with(project, args).await?;
+    Ok(exit_code(&outcomes))
+}
+
+fn exit_code(outcomes: &[RunOutcome]) -> ExitCode {
+    if outcomes
+        .iter()
+        .all(|o| o.status == orket_core::RunStatus::Completed)
+    {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Runs with live progress and prints each run's summary.
+pub async fn run_with(project: &Project, args: RunArgs) -> Result<Vec<RunOutcome>> {
     let mut options = EngineOptions::from_env();
     options.department = args.department.clone();
     options.workspace_base = args.workspace.clone();
@@ -126,7 +180,8 @@ pub async fn run(project: &Project, args: RunArgs) -> Result<ExitCode> {
     let result = engine.run_card(&args.target).await;
     progress.abort();
     let outcomes = result?;
-    report(engine.store().as_ref(), &outcomes).await
+    report(engine.store().as_ref(), &outcomes).await?;
+    Ok(outcomes)
 }
 
 /// Continues an interrupted run.
@@ -147,7 +202,8 @@ pub async fn resume(
     let result = engine.resume(run_id).await;
     progress.abort();
     let outcome = result?;
-    report(engine.store().as_ref(), &[outcome]).await
+    report(engine.store().as_ref(), std::slice::from_ref(&outcome)).await?;
+    Ok(exit_code(&[outcome]))
 }
 
 /// Prints one line per event worth seeing while the run goes.
@@ -214,8 +270,7 @@ fn progress_line(e: &EventRecord) -> Option<String> {
     })
 }
 
-async fn report(store: &dyn Store, outcomes: &[RunOutcome]) -> Result<ExitCode> {
-    let mut ok = true;
+async fn report(store: &dyn Store, outcomes: &[RunOutcome]) -> Result<()> {
     for outcome in outcomes {
         println!();
         println!(
@@ -241,11 +296,6 @@ async fn report(store: &dyn Store, outcomes: &[RunOutcome]) -> Result<ExitCode> 
                 issue.name
             );
         }
-        ok &= outcome.status == orket_core::RunStatus::Completed;
     }
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(())
 }

@@ -1,0 +1,115 @@
+//! `orket demo`: the demo organization, written out if missing, and its epic run end to end
+//! by the embedded model (fetched on first use).
+
+use crate::commands::run::{run_with, ProviderArgs, RunArgs};
+use crate::project::Project;
+use anyhow::{Context, Result};
+use std::path::Path;
+use std::process::ExitCode;
+
+/// The demo organization's files, carried in the binary.
+const FILES: &[(&str, &str)] = &[
+    (
+        "config/organization.json",
+        include_str!("../../../../demo/config/organization.json"),
+    ),
+    (
+        "model/core/teams/demo_team.json",
+        include_str!("../../../../demo/model/core/teams/demo_team.json"),
+    ),
+    (
+        "model/core/roles/coder.json",
+        include_str!("../../../../demo/model/core/roles/coder.json"),
+    ),
+    (
+        "model/core/roles/integrity_guard.json",
+        include_str!("../../../../demo/model/core/roles/integrity_guard.json"),
+    ),
+    (
+        "model/core/dialects/qwen.json",
+        include_str!("../../../../demo/model/core/dialects/qwen.json"),
+    ),
+    (
+        "model/core/dialects/llama3.json",
+        include_str!("../../../../demo/model/core/dialects/llama3.json"),
+    ),
+    (
+        "model/core/dialects/deepseek-r1.json",
+        include_str!("../../../../demo/model/core/dialects/deepseek-r1.json"),
+    ),
+    (
+        "model/core/dialects/phi.json",
+        include_str!("../../../../demo/model/core/dialects/phi.json"),
+    ),
+    (
+        "model/core/dialects/generic.json",
+        include_str!("../../../../demo/model/core/dialects/generic.json"),
+    ),
+    (
+        "model/core/environments/local.json",
+        include_str!("../../../../demo/model/core/environments/local.json"),
+    ),
+    (
+        "model/core/epics/hello_cli.json",
+        include_str!("../../../../demo/model/core/epics/hello_cli.json"),
+    ),
+    (
+        "model/core/rocks/demo_launch.json",
+        include_str!("../../../../demo/model/core/rocks/demo_launch.json"),
+    ),
+];
+
+/// Writes the demo organization under `root` where its files are missing (existing files,
+/// perhaps edited by the user, are kept). Returns how many files were written.
+pub fn write_demo(root: &Path) -> Result<usize> {
+    let mut written = 0;
+    for (rel, text) in FILES {
+        let path = root.join(rel);
+        if path.exists() {
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        written += 1;
+    }
+    Ok(written)
+}
+
+/// Runs the demo: organization in `root` (written if missing), model fetched if missing, the
+/// epic `hello_cli` from scratch with the embedded provider, then the board.
+pub async fn run(project: &Project) -> Result<ExitCode> {
+    let written = write_demo(project.root())?;
+    if written > 0 {
+        println!(
+            "Wrote the demo organization ({written} files) to {}",
+            project.root().display()
+        );
+    }
+    let args = RunArgs {
+        target: "hello_cli".to_string(),
+        department: "core".to_string(),
+        workspace: None,
+        model: None,
+        reset: true,
+        concurrency: 1,
+        max_iterations: 12,
+        build: None,
+        token_budget: None,
+        time_budget: None,
+        provider: ProviderArgs {
+            provider: Some("embedded".to_string()),
+            replay: None,
+            replay_delay_ms: 0,
+            record: None,
+            model_path: None,
+        },
+    };
+    // A small model may not finish the work: any defined outcome ends the demo well.
+    run_with(project, args).await?;
+    println!();
+    crate::commands::board::run(project, None, false).await?;
+    Ok(ExitCode::SUCCESS)
+}
