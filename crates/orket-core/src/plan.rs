@@ -1,7 +1,7 @@
 //! Critical-path scores and the ready queue the traction loop plans each tick from.
 
 use crate::status::Status;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 /// What planning needs to know of an issue.
 #[derive(Debug, Clone, Copy)]
@@ -17,29 +17,121 @@ pub struct PlanCard<'a> {
 }
 
 /// For every issue, how many issues depend on it directly or transitively (each counted once,
-/// cycles tolerated).
+/// cycles tolerated). Strongly connected components are collapsed (Tarjan) and reachability is
+/// propagated as bitsets in reverse topological order: O(edges × issues / 64), so planning a
+/// long chain every tick stays cheap.
 pub fn downstream_counts(cards: &[PlanCard<'_>]) -> HashMap<String, usize> {
-    // dependents[x] = issues that name x in depends_on
-    let mut dependents: HashMap<&str, Vec<&str>> = HashMap::new();
-    for card in cards {
+    let n = cards.len();
+    let index: HashMap<&str, usize> = cards.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
+    // edges[x] = issues that name x in depends_on (x's dependents)
+    let mut edges: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, card) in cards.iter().enumerate() {
         for dep in card.depends_on {
-            dependents.entry(dep.as_str()).or_default().push(card.id);
+            if let Some(&d) = index.get(dep.as_str()) {
+                edges[d].push(i);
+            }
         }
     }
-    let mut counts = HashMap::with_capacity(cards.len());
-    for card in cards {
-        let mut seen: HashSet<&str> = HashSet::new();
-        let mut stack: Vec<&str> = vec![card.id];
-        while let Some(id) = stack.pop() {
-            for &next in dependents.get(id).map(Vec::as_slice).unwrap_or(&[]) {
-                if next != card.id && seen.insert(next) {
-                    stack.push(next);
+    let (component, components) = strongly_connected(&edges);
+    let words = n.div_ceil(64);
+    let mut members: Vec<Vec<u64>> = vec![vec![0; words]; components];
+    let mut cyclic = vec![false; components];
+    let mut nodes_of: Vec<Vec<usize>> = vec![Vec::new(); components];
+    for (x, &c) in component.iter().enumerate() {
+        members[c][x / 64] |= 1 << (x % 64);
+        nodes_of[c].push(x);
+        if edges[x].contains(&x) {
+            cyclic[c] = true;
+        }
+    }
+    // Tarjan numbers components in reverse topological order: every edge goes from a higher
+    // component number to a lower or equal one, so lower components are complete first.
+    let mut reach: Vec<Vec<u64>> = vec![vec![0; words]; components];
+    for c in 0..components {
+        let mut acc = vec![0u64; words];
+        if nodes_of[c].len() > 1 || cyclic[c] {
+            acc.clone_from(&members[c]);
+        }
+        for &x in &nodes_of[c] {
+            for &y in &edges[x] {
+                let t = component[y];
+                if t != c {
+                    for w in 0..words {
+                        acc[w] |= members[t][w] | reach[t][w];
+                    }
                 }
             }
         }
-        counts.insert(card.id.to_string(), seen.len());
+        reach[c] = acc;
     }
-    counts
+    cards
+        .iter()
+        .enumerate()
+        .map(|(x, card)| {
+            let set = &reach[component[x]];
+            let mut count: usize = set.iter().map(|w| w.count_ones() as usize).sum();
+            if set[x / 64] & (1 << (x % 64)) != 0 {
+                count -= 1;
+            }
+            (card.id.to_string(), count)
+        })
+        .collect()
+}
+
+/// Tarjan's strongly connected components, iterative: the component of every node and how
+/// many there are, numbered in reverse topological order.
+fn strongly_connected(edges: &[Vec<usize>]) -> (Vec<usize>, usize) {
+    let n = edges.len();
+    const UNSEEN: usize = usize::MAX;
+    let mut order = vec![UNSEEN; n];
+    let mut low = vec![0usize; n];
+    let mut on_stack = vec![false; n];
+    let mut stack: Vec<usize> = Vec::new();
+    let mut component = vec![UNSEEN; n];
+    let mut components = 0;
+    let mut counter = 0;
+    for root in 0..n {
+        if order[root] != UNSEEN {
+            continue;
+        }
+        let mut work: Vec<(usize, usize)> = vec![(root, 0)];
+        order[root] = counter;
+        low[root] = counter;
+        counter += 1;
+        stack.push(root);
+        on_stack[root] = true;
+        while let Some(&mut (x, ref mut next)) = work.last_mut() {
+            if let Some(&y) = edges[x].get(*next) {
+                *next += 1;
+                if order[y] == UNSEEN {
+                    order[y] = counter;
+                    low[y] = counter;
+                    counter += 1;
+                    stack.push(y);
+                    on_stack[y] = true;
+                    work.push((y, 0));
+                } else if on_stack[y] {
+                    low[x] = low[x].min(order[y]);
+                }
+            } else {
+                work.pop();
+                if let Some(&(parent, _)) = work.last() {
+                    low[parent] = low[parent].min(low[x]);
+                }
+                if low[x] == order[x] {
+                    while let Some(y) = stack.pop() {
+                        on_stack[y] = false;
+                        component[y] = components;
+                        if y == x {
+                            break;
+                        }
+                    }
+                    components += 1;
+                }
+            }
+        }
+    }
+    (component, components)
 }
 
 /// Critical-path score of every issue: its priority plus its transitive downstream count.
@@ -256,6 +348,48 @@ mod tests {
         assert_eq!(ready_queue(&cards, None), vec!["CR", "IP", "R1"]);
         assert_eq!(ready_queue(&cards, Some("R1")), vec!["R1"]);
         assert!(ready_queue(&cards, Some("R2")).is_empty());
+    }
+
+    /// The definition, node by node: a search from every issue over its dependents.
+    fn naive_downstream(cards: &[PlanCard<'_>]) -> HashMap<String, usize> {
+        use std::collections::HashSet;
+        let mut dependents: HashMap<&str, Vec<&str>> = HashMap::new();
+        for card in cards {
+            for dep in card.depends_on {
+                dependents.entry(dep.as_str()).or_default().push(card.id);
+            }
+        }
+        cards
+            .iter()
+            .map(|card| {
+                let mut seen: HashSet<&str> = HashSet::new();
+                let mut stack = vec![card.id];
+                while let Some(id) = stack.pop() {
+                    for &next in dependents.get(id).map(Vec::as_slice).unwrap_or(&[]) {
+                        if next != card.id && seen.insert(next) {
+                            stack.push(next);
+                        }
+                    }
+                }
+                (card.id.to_string(), seen.len())
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn downstream_counts_match_the_definition(edges in proptest::collection::vec((0usize..70, 0usize..70), 0..200)) {
+            let ids: Vec<String> = (0..70).map(|i| format!("I{i}")).collect();
+            let mut deps: Vec<Vec<String>> = vec![Vec::new(); 70];
+            for (a, b) in edges {
+                deps[a].push(ids[b].clone());
+            }
+            deps[3].push("UNKNOWN".to_string());
+            let cards: Vec<PlanCard<'_>> = (0..70)
+                .map(|i| PlanCard { id: &ids[i], status: Status::Ready, priority: 2.0, depends_on: &deps[i] })
+                .collect();
+            proptest::prop_assert_eq!(downstream_counts(&cards), naive_downstream(&cards));
+        }
     }
 
     #[test]

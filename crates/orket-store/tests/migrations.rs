@@ -25,11 +25,12 @@ async fn opening_creates_the_file_and_applies_the_migrations_once() {
     let path = db_path(&dir);
     assert!(path.exists(), "the file and its directory are created");
     assert_eq!(store.path(), path);
-    assert_eq!(store.schema_version().await.unwrap(), 1);
+    assert_eq!(store.schema_version().await.unwrap(), 2);
     let rows = migration_rows(&path).await;
-    assert_eq!(rows.len(), 1);
-    let (version, name, checksum, applied_at) = &rows[0];
-    assert_eq!((*version, name.as_str()), (1, "init"));
+    assert_eq!(rows.len(), 2);
+    let names: Vec<(i64, &str)> = rows.iter().map(|r| (r.0, r.1.as_str())).collect();
+    assert_eq!(names, [(1, "init"), (2, "turn_and_status_indexes")]);
+    let (_, _, checksum, applied_at) = &rows[0];
     assert_eq!(checksum.len(), 64);
     assert!(checksum.chars().all(|c| c.is_ascii_hexdigit()));
     assert!(applied_at.ends_with('Z'));
@@ -48,7 +49,7 @@ async fn opening_creates_the_file_and_applies_the_migrations_once() {
     let reopened = SqliteStore::open(&path).await.unwrap();
     assert_eq!(migration_rows(&path).await, rows);
     assert_eq!(reopened.migrate().await.unwrap(), 0);
-    assert_eq!(reopened.schema_version().await.unwrap(), 1);
+    assert_eq!(reopened.schema_version().await.unwrap(), 2);
     assert_eq!(
         reopened
             .get_issue("build-login", "ISSUE-0001")
@@ -120,5 +121,5 @@ async fn concurrent_opens_of_a_new_file_migrate_once() {
     for open in opens {
         open.await.unwrap().expect("open");
     }
-    assert_eq!(migration_rows(&path).await.len(), 1);
+    assert_eq!(migration_rows(&path).await.len(), 2);
 }

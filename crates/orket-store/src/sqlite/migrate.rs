@@ -7,11 +7,18 @@ use sha2::{Digest, Sha256};
 use sqlx::{Executor, SqlitePool};
 
 /// The migrations, in order: `(version, name, SQL)`.
-pub(super) static MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-)];
+pub(super) static MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "turn_and_status_indexes",
+        include_str!("../../migrations/sqlite/0002_turn_and_status_indexes.sql"),
+    ),
+];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS _schema_migrations (
     version INTEGER PRIMARY KEY,
