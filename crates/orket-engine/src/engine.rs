@@ -149,24 +149,8 @@ pub struct Engine {
     registry: PolicyRegistry,
 }
 
-/// The assets an epic run needs, loaded and checked.
-struct Prepared {
-    org: Organization,
-    epic: Epic,
-    team: Team,
-    env: Environment,
-    roles: HashMap<String, Role>,
-    dialects: HashMap<String, Dialect>,
-    policies: Policies,
-    policy_warnings: Vec<String>,
-    user_settings: HashMap<String, String>,
-}
-
-/// Everything the turns of one epic run share.
-pub(crate) struct RunCtx {
-    pub run_id: String,
-    pub build_id: String,
-    pub target: Option<String>,
+/// The assets an epic run needs, loaded and checked, and the policies chosen for it.
+pub(crate) struct RunAssets {
     pub org: Organization,
     pub epic: Epic,
     pub team: Team,
@@ -175,6 +159,14 @@ pub(crate) struct RunCtx {
     pub dialects: HashMap<String, Dialect>,
     pub policies: Policies,
     pub user_settings: HashMap<String, String>,
+}
+
+/// Everything the turns of one epic run share.
+pub(crate) struct RunCtx {
+    pub run_id: String,
+    pub build_id: String,
+    pub target: Option<String>,
+    pub assets: RunAssets,
     pub workspace: Arc<Workspace>,
     pub files: FileTools,
     pub sink: EventSink,
@@ -307,7 +299,7 @@ impl Engine {
     }
 
     /// Loads what an epic run needs and refuses epics over the complexity threshold.
-    fn prepare(&self, epic_name: &str, dept: &str) -> Result<Prepared, EngineError> {
+    fn prepare(&self, epic_name: &str, dept: &str) -> Result<RunAssets, EngineError> {
         let org = self.tree.organization()?;
         let epic = self.tree.load_epic(epic_name, dept)?;
         if epic.issues.len() > org.idesign_threshold && !epic.idesign {
@@ -347,8 +339,11 @@ impl Engine {
                     .map(|d| (f.to_string(), d))
             })
             .collect();
-        let (policies, policy_warnings) = self.registry.resolve(&org, &|k| std::env::var(k).ok());
-        Ok(Prepared {
+        let (policies, warnings) = self.registry.resolve(&org, &|k| std::env::var(k).ok());
+        for warning in &warnings {
+            tracing::warn!("{warning}");
+        }
+        Ok(RunAssets {
             org,
             epic,
             team,
@@ -356,7 +351,6 @@ impl Engine {
             roles,
             dialects,
             policies,
-            policy_warnings,
             user_settings: self.user_settings()?,
         })
     }
@@ -391,7 +385,7 @@ impl Engine {
         kind: RunKind,
         base: Option<PathBuf>,
     ) -> Result<RunOutcome, EngineError> {
-        let prepared = self.prepare(epic_name, dept)?;
+        let assets = self.prepare(epic_name, dept)?;
         let build_id = match (&self.options.build, kind) {
             (Some(build), RunKind::Epic | RunKind::Issue) => build.clone(),
             _ => epic_build_id(epic_name),
@@ -399,8 +393,8 @@ impl Engine {
         let workspace_dir = base
             .unwrap_or_else(|| self.workspace_base())
             .join(epic_name);
-        let epic = &prepared.epic;
-        let run_id = prepared.policies.execution_runtime.run_id();
+        let epic = &assets.epic;
+        let run_id = assets.policies.execution_runtime.run_id();
 
         let existing: HashMap<String, IssueRecord> = self
             .store
@@ -457,7 +451,7 @@ impl Engine {
         seed.push(Change::CreateRun(run));
         self.store.apply(seed).await?;
 
-        let ctx = self.run_ctx(run_id, build_id, target, prepared, &workspace_dir)?;
+        let ctx = self.run_ctx(run_id, build_id, target, assets, &workspace_dir)?;
         self.commit_events(
             &ctx,
             vec![event(&ctx, names::SESSION_START, None, None, json!({
@@ -490,7 +484,7 @@ impl Engine {
             .unwrap_or(&run.target)
             .to_string();
         let target = run.params["target"].as_str().map(str::to_string);
-        let prepared = self.prepare(&epic_name, &run.department)?;
+        let assets = self.prepare(&epic_name, &run.department)?;
         let turns = self.store.list_turns(run_id).await?;
         let mut per_pair: BTreeMap<(String, String), usize> = BTreeMap::new();
         for t in &turns {
@@ -505,7 +499,7 @@ impl Engine {
             run.id.clone(),
             run.build_id.clone(),
             target.as_deref(),
-            prepared,
+            assets,
             &PathBuf::from(&run.workspace),
         )?;
         let used: i64 = turns
@@ -536,24 +530,11 @@ impl Engine {
         run_id: String,
         build_id: String,
         target: Option<&str>,
-        prepared: Prepared,
+        assets: RunAssets,
         workspace_dir: &std::path::Path,
     ) -> Result<RunCtx, EngineError> {
-        let Prepared {
-            org,
-            epic,
-            team,
-            env,
-            roles,
-            dialects,
-            policies,
-            policy_warnings,
-            user_settings,
-        } = prepared;
-        for warning in &policy_warnings {
-            tracing::warn!("{warning}");
-        }
-        let references: Vec<PathBuf> = epic
+        let references: Vec<PathBuf> = assets
+            .epic
             .card
             .references
             .iter()
@@ -566,12 +547,14 @@ impl Engine {
             }
         })?);
         let log = Arc::new(EventLog::for_workspace(workspace.root()));
-        let halt_on_violation = org
+        let halt_on_violation = assets
+            .org
             .process_rules
             .get("halt_on_violation")
             .and_then(|v| v.as_bool())
             .unwrap_or(false);
-        let approval_required = org
+        let approval_required = assets
+            .org
             .process_rules
             .get("approval_required")
             .and_then(|v| v.as_array())
@@ -585,14 +568,7 @@ impl Engine {
             run_id,
             build_id,
             target: target.map(str::to_string),
-            org,
-            epic,
-            team,
-            env,
-            roles,
-            dialects,
-            policies,
-            user_settings,
+            assets,
             files: FileTools::new(Arc::clone(&workspace)),
             workspace,
             sink: EventSink::new(self.bus.clone(), Some(log)),
@@ -620,7 +596,11 @@ impl Engine {
                     depends_on: &i.depends_on,
                 })
                 .collect();
-            let candidates = ctx.policies.planner.plan(&cards, ctx.target.as_deref());
+            let candidates = ctx
+                .assets
+                .policies
+                .planner
+                .plan(&cards, ctx.target.as_deref());
             if candidates.is_empty() {
                 ended = Some(final_state(&issues, ctx.target.as_deref()));
                 break;
@@ -739,7 +719,7 @@ impl Engine {
             changes.push(Change::RecordSuccess {
                 run_id: ctx.run_id.clone(),
                 build_id: ctx.build_id.clone(),
-                card: ctx.epic.stem.clone(),
+                card: ctx.assets.epic.stem.clone(),
                 data: json!({"issues": summary, "turns": turns}),
             });
             changes.push(Change::AppendEvent(event(
@@ -747,14 +727,14 @@ impl Engine {
                 names::SUCCESS_RECORDED,
                 None,
                 None,
-                json!({"epic": ctx.epic.stem}),
+                json!({"epic": ctx.assets.epic.stem}),
             )));
             changes.push(Change::AppendEvent(event(
                 ctx,
                 names::ORCHESTRATOR_EPIC_COMPLETE,
                 None,
                 None,
-                json!({"epic": ctx.epic.stem}),
+                json!({"epic": ctx.assets.epic.stem}),
             )));
         }
         changes.push(Change::SaveSnapshot {

@@ -119,19 +119,24 @@ pub(crate) async fn run_turn(
     let review = issue.status == Status::CodeReview;
 
     // Routing: review turns go to the first seat holding integrity_guard.
-    let seat = ctx.policies.router.route(&ctx.team, &issue.seat, review);
+    let seat = ctx
+        .assets
+        .policies
+        .router
+        .route(&ctx.assets.team, &issue.seat, review);
     let Some(seat) = seat else {
         let reason = if review {
             format!(
                 "team \"{}\" has no seat holding {INTEGRITY_GUARD}: the review cannot be routed",
-                ctx.team.name
+                ctx.assets.team.name
             )
         } else {
             format!(
                 "seat \"{}\" is not a seat of team \"{}\" (seats: {})",
                 issue.seat,
-                ctx.team.name,
-                ctx.team
+                ctx.assets.team.name,
+                ctx.assets
+                    .team
                     .seats
                     .iter()
                     .map(|s| s.key.as_str())
@@ -152,7 +157,7 @@ pub(crate) async fn run_turn(
     }
     let mut roles = Vec::new();
     for name in &role_names {
-        match ctx.roles.get(name) {
+        match ctx.assets.roles.get(name) {
             Some(r) => roles.push(r.clone()),
             None => {
                 return fail_issue(
@@ -179,27 +184,28 @@ pub(crate) async fn run_turn(
     let primary = role_names[0].clone();
 
     // Model and dialect.
-    let strategy = &ctx.policies.prompt_strategy;
+    let strategy = &ctx.assets.policies.prompt_strategy;
     let model = strategy.model(&ModelChoice {
         explicit: engine.options().model.as_deref(),
-        epic: &ctx.epic,
+        epic: &ctx.assets.epic,
         role: &primary,
-        user: &ctx.user_settings,
-        environment: &ctx.env.model,
-        org: &ctx.org,
+        user: &ctx.assets.user_settings,
+        environment: &ctx.assets.env.model,
+        org: &ctx.assets.org,
     });
     let family = strategy.dialect(&model);
     let Some(dialect) = ctx
+        .assets
         .dialects
         .get(family)
-        .or_else(|| ctx.dialects.get("generic"))
+        .or_else(|| ctx.assets.dialects.get("generic"))
     else {
         let reason =
             format!("no dialect for model \"{model}\" (family {family}) and no generic dialect");
         return fail_issue(engine, ctx, &issue, &reason).await;
     };
 
-    let tools = ctx.policies.tool_strategy.tools(&roles);
+    let tools = ctx.assets.policies.tool_strategy.tools(&roles);
 
     // The issue as this turn sees it: a developer turn works on it in progress.
     let working_status = if review {
@@ -218,11 +224,11 @@ pub(crate) async fn run_turn(
         )
         .await?;
     let prompt = compile(&PromptInput {
-        org: &ctx.org,
+        org: &ctx.assets.org,
         roles: &roles,
         seat: &seat.name,
         dialect,
-        epic: &ctx.epic,
+        epic: &ctx.assets.epic,
         issue: &shown,
         comments: recent,
         memory: &memory,
@@ -250,10 +256,11 @@ pub(crate) async fn run_turn(
     let request = ModelRequest {
         model: model.clone(),
         messages: messages.clone(),
-        temperature: ctx.env.temperature,
-        seed: ctx.env.seed,
-        timeout: Duration::from_secs(ctx.env.timeout),
+        temperature: ctx.assets.env.temperature,
+        seed: ctx.assets.env.seed,
+        timeout: Duration::from_secs(ctx.assets.env.timeout),
         max_tokens: ctx
+            .assets
             .env
             .params
             .get("max_tokens")
@@ -287,30 +294,6 @@ pub(crate) async fn run_turn(
         )
         .await?;
 
-    let mut state = TurnState::new(Arc::clone(&snapshot));
-    if !review {
-        let mut start = IssueUpdate::by("orket")
-            .assignee(seat.name.clone())
-            .session_id(ctx.run_id.clone());
-        if issue.status == Status::Ready {
-            start = start.status(Status::InProgress);
-            state.events.push(event(
-                ctx,
-                "status_change",
-                Some("orket"),
-                Some(issue_id),
-                json!({"from": Status::Ready, "to": Status::InProgress}),
-            ));
-            state.progress = true;
-        }
-        state.changes.push(Change::UpdateIssue {
-            build_id: ctx.build_id.clone(),
-            id: issue_id.to_string(),
-            update: start,
-        });
-        state.set_status(issue_id, Status::InProgress);
-    }
-
     let turn_row = |content: String,
                     calls: Value,
                     results: Value,
@@ -342,6 +325,8 @@ pub(crate) async fn run_turn(
         Ok(reply) => reply,
         Err(err) => {
             let message = err.to_string();
+            // The turn never started: the issue keeps its status, only the failed row is kept.
+            let mut state = TurnState::new(Arc::clone(&snapshot));
             state.changes.push(Change::AppendTurn(turn_row(
                 String::new(),
                 json!([]),
@@ -357,6 +342,31 @@ pub(crate) async fn run_turn(
     ctx.tokens
         .fetch_add(reply.tokens_in + reply.tokens_out, Ordering::SeqCst);
 
+    // The turn happened: a developer turn takes the issue in progress, in the same batch.
+    let mut state = TurnState::new(Arc::clone(&snapshot));
+    if !review {
+        let mut start = IssueUpdate::by("orket")
+            .assignee(seat.name.clone())
+            .session_id(ctx.run_id.clone());
+        if issue.status == Status::Ready {
+            start = start.status(Status::InProgress);
+            state.events.push(event(
+                ctx,
+                "status_change",
+                Some("orket"),
+                Some(issue_id),
+                json!({"from": Status::Ready, "to": Status::InProgress}),
+            ));
+            state.progress = true;
+        }
+        state.changes.push(Change::UpdateIssue {
+            build_id: ctx.build_id.clone(),
+            id: issue_id.to_string(),
+            update: start,
+        });
+        state.set_status(issue_id, Status::InProgress);
+    }
+
     // Tool calls: gate, then execute, one by one; the first refusal or failed tool stops.
     let calls = parse_tool_calls(&reply.content);
     let mut violation: Option<(Refusal, Option<ToolCall>)> = None;
@@ -371,7 +381,7 @@ pub(crate) async fn run_turn(
                 roles: &role_names,
                 allowed_tools: &tools,
                 workspace: &ctx.workspace,
-                idesign: ctx.epic.idesign,
+                idesign: ctx.assets.epic.idesign,
                 approval_required: &ctx.approval_required,
                 status_of: &status_of,
             };
@@ -450,7 +460,7 @@ pub(crate) async fn run_turn(
         notes.push("the reply had no tool call".to_string());
     }
     let status_now = state.status(issue_id).unwrap_or(working_status);
-    let evaluation = ctx.policies.evaluator.evaluate(&TurnReport {
+    let evaluation = ctx.assets.policies.evaluator.evaluate(&TurnReport {
         review,
         status: status_now,
         wrote_files: state.wrote_files,
@@ -633,7 +643,7 @@ async fn execute(
             }
         }
         "create_issue" => {
-            let runtime = &ctx.policies.execution_runtime;
+            let runtime = &ctx.assets.policies.execution_runtime;
             let mut id = runtime.issue_id();
             while state.status(&id).is_some() {
                 id = runtime.issue_id();
@@ -808,10 +818,6 @@ async fn retry_or_fail(
     message: &str,
     review: bool,
 ) -> Result<TurnOutcome, EngineError> {
-    // Only the failed turn's row is kept: the start of the turn (the move to in_progress) does
-    // not happen for a call that failed.
-    state.changes.retain(|c| matches!(c, Change::AppendTurn(_)));
-    state.events.clear();
     let retries = issue.retry_count + 1;
     let id = issue.id.as_str();
     let mut stop_run = None;
@@ -887,7 +893,7 @@ async fn fail_issue(
     issue: &IssueRecord,
     reason: &str,
 ) -> Result<TurnOutcome, EngineError> {
-    let mut state = TurnState::new(Arc::new(HashMap::new()));
+    let mut state = TurnState::new(Arc::new(HashMap::from([(issue.id.clone(), issue.status)])));
     move_issue(
         &mut state,
         ctx,
