@@ -7,6 +7,7 @@ use crate::events::{names, EventBus, EventLog, EventSink};
 use crate::file_tools::FileTools;
 use crate::policy::{Policies, PolicyRegistry};
 use crate::turn::{self, TurnOutcome};
+use crate::verify::VerifyLimits;
 use crate::workspace::Workspace;
 use orket_core::assets::{
     AssetError, AssetTree, Category, Dialect, Environment, Epic, Organization, Role, Team,
@@ -87,6 +88,8 @@ pub struct EngineOptions {
     pub token_budget: Option<u64>,
     /// Wall-clock time a run may take before it ends `budget_exceeded`.
     pub time_budget: Option<Duration>,
+    /// Limits of verification fixture runs (`ORKET_VERIFY_*`).
+    pub verify: VerifyLimits,
 }
 
 impl Default for EngineOptions {
@@ -104,14 +107,19 @@ impl Default for EngineOptions {
             build: None,
             token_budget: None,
             time_budget: None,
+            verify: VerifyLimits::default(),
         }
     }
 }
 
 impl EngineOptions {
-    /// The defaults with `ORKET_CONTEXT_WINDOW` applied when it is a number.
+    /// The defaults with `ORKET_CONTEXT_WINDOW` applied when it is a number, and the
+    /// `ORKET_VERIFY_*` limits.
     pub fn from_env() -> Self {
-        let mut options = EngineOptions::default();
+        let mut options = EngineOptions {
+            verify: VerifyLimits::from_env(),
+            ..EngineOptions::default()
+        };
         if let Some(n) = std::env::var("ORKET_CONTEXT_WINDOW")
             .ok()
             .and_then(|v| v.parse().ok())

@@ -244,6 +244,176 @@ async fn golden_flow_completes_the_demo_epic() {
     );
 }
 
+/// Gives DEMO-1 a verification fixture that checks hello.py and puts the fixture in the
+/// epic's workspace.
+fn with_hello_fixture(root: &Path) {
+    let path = root.join("model/core/epics/hello_cli.json");
+    let mut epic: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    epic["issues"][0]["verification"] = json!({
+        "fixture_path": "verification/test_hello.py",
+        "scenarios": [{"id": "greets", "description": "hello.py prints the greeting",
+                       "input_data": null, "expected_output": "print(\"Hello, Orket!\")"}]
+    });
+    std::fs::write(&path, epic.to_string()).unwrap();
+    let fixtures = root.join("workspace/hello_cli/verification");
+    std::fs::create_dir_all(&fixtures).unwrap();
+    std::fs::write(
+        fixtures.join("test_hello.py"),
+        "from pathlib import Path\n\ndef verify_greets(_):\n    return (Path(__file__).resolve().parent.parent / 'hello.py').read_text().strip()\n",
+    )
+    .unwrap();
+}
+
+async fn event_names(store: &Arc<dyn Store>, run_id: &str) -> Vec<String> {
+    store
+        .list_events(Some(run_id), 0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_review_accepts_done_when_the_verification_passes() {
+    let mut replies = all_replies();
+    replies.splice(
+        0..2,
+        write_and_review("DEMO-1", "hello.py", "print(\"Hello, Orket!\")\n"),
+    );
+    let (p, engine, _bus) =
+        project_with(&replies, with_hello_fixture, EngineOptions::default()).await;
+    let outcome = engine.run_card("hello_cli").await.unwrap().remove(0);
+    assert_eq!(outcome.status, RunStatus::Completed, "{:?}", outcome.reason);
+
+    let issue = p
+        .store
+        .get_issue("build-hello_cli", "DEMO-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(issue.status, Status::Done);
+    let last_run = &issue.verification["last_run"];
+    assert_eq!(last_run["ok"], json!(true), "{last_run:#}");
+    assert_eq!(
+        (last_run["passed"].as_u64(), last_run["total"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let comments = p
+        .store
+        .list_comments("build-hello_cli", "DEMO-1")
+        .await
+        .unwrap();
+    assert!(
+        comments.iter().any(|c| c.author == "orket"
+            && c.content
+                .contains("verification/test_hello.py: PASSED (1/1 scenarios passed")),
+        "{comments:#?}"
+    );
+    // The reviewer saw the result in its prompt.
+    let turns = p.store.list_turns(&outcome.run_id).await.unwrap();
+    let review = turns
+        .iter()
+        .find(|t| t.turn.review && t.turn.issue_id == "DEMO-1")
+        .unwrap();
+    assert!(
+        review.turn.messages.to_string().contains("VERIFICATION:"),
+        "{}",
+        review.turn.messages
+    );
+    let events = event_names(&p.store, &outcome.run_id).await;
+    for name in ["verification_started", "verification_completed"] {
+        assert_eq!(
+            events.iter().filter(|e| *e == name).count(),
+            1,
+            "{name}: {events:?}"
+        );
+    }
+    // Issues without a fixture are not verified.
+    let other = p
+        .store
+        .get_issue("build-hello_cli", "DEMO-3")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(other.verification, serde_json::Value::Null);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_verification_refuses_done() {
+    // The developer writes the wrong greeting; the reviewer still says done.
+    let (p, engine, _bus) =
+        project_with(&all_replies(), with_hello_fixture, EngineOptions::default()).await;
+    let outcome = engine.run_card("hello_cli").await.unwrap().remove(0);
+    assert_ne!(outcome.status, RunStatus::Completed);
+
+    let issue = p
+        .store
+        .get_issue("build-hello_cli", "DEMO-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(issue.status, Status::Done);
+    assert_eq!(issue.status, Status::Blocked);
+    let last_run = &issue.verification["last_run"];
+    assert_eq!(last_run["ok"], json!(false));
+    assert_eq!(
+        (
+            last_run["passed"].as_u64(),
+            last_run["failed"].as_u64(),
+            last_run["total"].as_u64()
+        ),
+        (Some(0), Some(1), Some(1))
+    );
+    let comments = p
+        .store
+        .list_comments("build-hello_cli", "DEMO-1")
+        .await
+        .unwrap();
+    assert!(
+        comments.iter().any(|c| c
+            .content
+            .contains("FAILED (0/1 scenarios passed, 1 failed)")
+            && c.content
+                .contains("expected \"print(\\\"Hello, Orket!\\\")\", got \"print(1)\"")),
+        "{comments:#?}"
+    );
+    let turns = p.store.list_turns(&outcome.run_id).await.unwrap();
+    let review = turns
+        .iter()
+        .find(|t| t.turn.review && t.turn.issue_id == "DEMO-1")
+        .unwrap();
+    assert_eq!(review.turn.status, "violation");
+    assert!(
+        review
+            .turn
+            .error
+            .as_deref()
+            .unwrap()
+            .starts_with("VERIFICATION_FAILED"),
+        "{:?}",
+        review.turn.error
+    );
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            p.root
+                .join("workspace/hello_cli/agent_output/policy_violation_DEMO-1.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["code"], "VERIFICATION_FAILED");
+    // The independent issue still finished.
+    let notes = p
+        .store
+        .get_issue("build-hello_cli", "DEMO-3")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(notes.status, Status::Done);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reply_without_tool_calls_stalls_with_a_reason() {
     let replies: Vec<String> = (0..5)
