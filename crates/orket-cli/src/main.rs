@@ -59,6 +59,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show an epic, rock or issue flattened: each issue's seats and the prompts their turns
+    /// would send.
+    Preview {
+        /// An epic or rock name, or an issue id.
+        name: String,
+        /// The department to look the card up in.
+        #[arg(long, value_name = "D", default_value = "core")]
+        department: String,
+        /// Print the preview as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the most recent runs, newest first.
     Runs {
         /// How many runs to list.
@@ -122,6 +134,11 @@ async fn main() -> ExitCode {
         Command::Resume { run_id, provider } => {
             commands::run::resume(&project, &run_id, &provider).await
         }
+        Command::Preview {
+            name,
+            department,
+            json,
+        } => commands::preview::run(&project, &name, Some(&department), json).await,
         Command::Runs { limit, json } => commands::runs::run(&project, limit, json).await,
         Command::Show { run_id, json } => commands::show::run(&project, &run_id, json).await,
     };

@@ -267,11 +267,16 @@ impl Engine {
                 }
             }
         }
-        Err(EngineError::NotFound(format!(
+        Err(Self::not_found(&self.tree, name, &dept))
+    }
+
+    /// The error for a name that is no epic, rock or issue (it lists what exists).
+    pub(crate) fn not_found(tree: &AssetTree, name: &str, dept: &str) -> EngineError {
+        EngineError::NotFound(format!(
             "\"{name}\" is no epic, rock or issue of department \"{dept}\" (epics: {}; rocks: {})",
-            self.tree.list(Category::Epics, &dept).join(", "),
-            self.tree.list(Category::Rocks, &dept).join(", ")
-        )))
+            tree.list(Category::Epics, dept).join(", "),
+            tree.list(Category::Rocks, dept).join(", ")
+        ))
     }
 
     /// Keeps the rock's build row current: its status derived from its epics' builds.
@@ -308,8 +313,18 @@ impl Engine {
 
     /// Loads what an epic run needs and refuses epics over the complexity threshold.
     fn prepare(&self, epic_name: &str, dept: &str) -> Result<RunAssets, EngineError> {
-        let org = self.tree.organization()?;
-        let epic = self.tree.load_epic(epic_name, dept)?;
+        Self::prepare_assets(&self.tree, &self.registry, epic_name, dept)
+    }
+
+    /// [`Engine::prepare`] without an engine (also used by `preview`).
+    pub(crate) fn prepare_assets(
+        tree: &AssetTree,
+        registry: &PolicyRegistry,
+        epic_name: &str,
+        dept: &str,
+    ) -> Result<RunAssets, EngineError> {
+        let org = tree.organization()?;
+        let epic = tree.load_epic(epic_name, dept)?;
         if epic.issues.len() > org.idesign_threshold && !epic.idesign {
             return Err(EngineError::Complexity(format!(
                 "epic \"{epic_name}\" has {} issues, more than the iDesign threshold of {} (architecture.idesign_threshold), and architecture_governance.idesign is off: turn it on or split the epic",
@@ -317,8 +332,8 @@ impl Engine {
                 org.idesign_threshold
             )));
         }
-        let team = self.tree.load_team(&epic.team, dept)?;
-        let env = self.tree.load_environment(&epic.environment, dept)?;
+        let team = tree.load_team(&epic.team, dept)?;
+        let env = tree.load_environment(&epic.environment, dept)?;
         let mut roles = HashMap::new();
         let names = team
             .seats
@@ -329,7 +344,7 @@ impl Engine {
             if roles.contains_key(&name) {
                 continue;
             }
-            match self.tree.load_role(&name, dept, Some(&team)) {
+            match tree.load_role(&name, dept, Some(&team)) {
                 Ok(role) => {
                     roles.insert(name, role);
                 }
@@ -340,14 +355,9 @@ impl Engine {
         }
         let dialects = MODEL_FAMILIES
             .iter()
-            .filter_map(|f| {
-                self.tree
-                    .load_dialect(f, dept)
-                    .ok()
-                    .map(|d| (f.to_string(), d))
-            })
+            .filter_map(|f| tree.load_dialect(f, dept).ok().map(|d| (f.to_string(), d)))
             .collect();
-        let (policies, warnings) = self.registry.resolve(&org, &|k| std::env::var(k).ok());
+        let (policies, warnings) = registry.resolve(&org, &|k| std::env::var(k).ok());
         for warning in &warnings {
             tracing::warn!("{warning}");
         }
@@ -359,14 +369,14 @@ impl Engine {
             roles,
             dialects,
             policies,
-            user_settings: self.user_settings()?,
+            user_settings: Self::user_settings(tree)?,
         })
     }
 
     /// `config/user_settings.json` (`preferred_coder`, `preferred_architect`,
     /// `preferred_reviewer`, ...), when present.
-    fn user_settings(&self) -> Result<HashMap<String, String>, EngineError> {
-        let path = self.tree.root().join("config").join("user_settings.json");
+    fn user_settings(tree: &AssetTree) -> Result<HashMap<String, String>, EngineError> {
+        let path = tree.root().join("config").join("user_settings.json");
         if !path.is_file() {
             return Ok(HashMap::new());
         }
@@ -834,7 +844,7 @@ pub(crate) fn event(
 }
 
 /// The store row an issue of the epic file is seeded as (its file status is kept).
-fn seed_record(build_id: &str, spec: &orket_core::assets::IssueSpec) -> IssueRecord {
+pub(crate) fn seed_record(build_id: &str, spec: &orket_core::assets::IssueSpec) -> IssueRecord {
     let mut r = IssueRecord::new(build_id, &spec.card.id, &spec.card.name, &spec.seat);
     r.description = spec.card.description.clone();
     r.issue_type = spec.card.card_type.clone();

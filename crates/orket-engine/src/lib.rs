@@ -9,6 +9,7 @@ pub mod file_tools;
 pub mod gate;
 pub mod idesign;
 pub mod policy;
+pub mod preview;
 mod process;
 pub mod prompt;
 mod turn;

@@ -4,6 +4,7 @@ pub mod board;
 pub mod check;
 pub mod demo;
 pub mod model;
+pub mod preview;
 pub mod run;
 pub mod runs;
 pub mod show;
