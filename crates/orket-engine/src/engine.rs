@@ -6,6 +6,7 @@
 use crate::events::{names, EventBus, EventLog, EventSink};
 use crate::file_tools::FileTools;
 use crate::policy::{Policies, PolicyRegistry};
+use crate::sandbox::SandboxManager;
 use crate::turn::{self, TurnOutcome};
 use crate::verify::VerifyLimits;
 use crate::workspace::Workspace;
@@ -212,6 +213,14 @@ impl Engine {
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The sandboxes of this engine's store, their files kept in `<root>/.orket/sandboxes`.
+    pub fn sandboxes(&self) -> SandboxManager {
+        SandboxManager::new(
+            Arc::clone(&self.store),
+            self.tree.root().join(".orket").join("sandboxes"),
+        )
     }
 
     /// The provider.
@@ -720,6 +729,9 @@ impl Engine {
         reason: &str,
         turns: usize,
     ) -> Result<RunOutcome, EngineError> {
+        if status == RunStatus::Completed {
+            crate::sandbox::deploy_for_run(self, ctx).await?;
+        }
         let issues = self.store.list_issues(&ctx.build_id).await?;
         let mut changes = vec![Change::UpdateRun {
             id: ctx.run_id.clone(),

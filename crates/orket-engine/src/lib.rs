@@ -12,6 +12,7 @@ pub mod policy;
 pub mod preview;
 mod process;
 pub mod prompt;
+pub mod sandbox;
 mod turn;
 mod turn_prompt;
 pub mod verify;

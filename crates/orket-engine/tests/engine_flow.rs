@@ -414,6 +414,91 @@ async fn a_failing_verification_refuses_done() {
     assert_eq!(notes.status, Status::Done);
 }
 
+/// Sets the demo epic's `params`.
+fn set_epic_params(root: &Path, params: serde_json::Value) {
+    let path = root.join("model/core/epics/hello_cli.json");
+    let mut epic: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    epic["params"] = params;
+    std::fs::write(&path, epic.to_string()).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_completed_epic_that_asks_for_a_sandbox_records_a_failed_deploy_and_completes() {
+    // No docker engine is reachable: the deploy must fail cleanly, the run still completes.
+    std::env::set_var("DOCKER_HOST", "unix:///nonexistent/orket-test/docker.sock");
+    let (p, engine, _bus) = project_with(
+        &all_replies(),
+        |root| {
+            set_epic_params(
+                root,
+                json!({"sandbox": true, "stack": "fastapi-react-postgres"}),
+            )
+        },
+        EngineOptions::default(),
+    )
+    .await;
+    let outcome = engine.run_card("hello_cli").await.unwrap().remove(0);
+    assert_eq!(outcome.status, RunStatus::Completed, "{:?}", outcome.reason);
+    let sandboxes = p.store.list_sandboxes().await.unwrap();
+    assert_eq!(sandboxes.len(), 1, "{sandboxes:#?}");
+    let sandbox = &sandboxes[0];
+    assert_eq!(sandbox.status, orket_store::SandboxStatus::Failed);
+    assert_eq!(sandbox.run_id.as_deref(), Some(outcome.run_id.as_str()));
+    assert_eq!(sandbox.stack, "fastapi-react-postgres");
+    assert!(!sandbox.reason.as_deref().unwrap_or_default().is_empty());
+    assert!(sandbox
+        .compose_file
+        .starts_with(&p.root.join(".orket/sandboxes").display().to_string()));
+    let events = event_names(&p.store, &outcome.run_id).await;
+    let created = events.iter().position(|e| e == "sandbox_created").unwrap();
+    let failed = events
+        .iter()
+        .position(|e| e == "sandbox_deploy_failed")
+        .unwrap();
+    assert!(created < failed && failed < events.len() - 1, "{events:?}");
+    assert_eq!(events.last().map(String::as_str), Some("session_end"));
+    // The run's log has them too.
+    let log = std::fs::read_to_string(p.root.join("workspace/hello_cli/orket.log")).unwrap();
+    assert!(log.contains("\"sandbox_deploy_failed\""));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sandboxes_are_opt_in_and_need_a_stack() {
+    let (p, engine, _bus) = project_with(
+        &all_replies(),
+        |root| set_epic_params(root, json!({"sandbox": true})),
+        EngineOptions::default(),
+    )
+    .await;
+    let outcome = engine.run_card("hello_cli").await.unwrap().remove(0);
+    assert_eq!(outcome.status, RunStatus::Completed);
+    assert!(p.store.list_sandboxes().await.unwrap().is_empty());
+    let failed: Vec<_> = p
+        .store
+        .list_events(Some(&outcome.run_id), 0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event == "sandbox_deploy_failed")
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0].data["reason"]
+        .as_str()
+        .unwrap()
+        .contains("no params.stack"));
+
+    // Without params.sandbox nothing is deployed.
+    let (p, engine, _bus) = project(&all_replies()).await;
+    let outcome = engine.run_card("hello_cli").await.unwrap().remove(0);
+    assert_eq!(outcome.status, RunStatus::Completed);
+    assert!(p.store.list_sandboxes().await.unwrap().is_empty());
+    assert!(!event_names(&p.store, &outcome.run_id)
+        .await
+        .iter()
+        .any(|e| e.starts_with("sandbox_")));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reply_without_tool_calls_stalls_with_a_reason() {
     let replies: Vec<String> = (0..5)
