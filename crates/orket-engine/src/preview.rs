@@ -99,80 +99,81 @@ pub async fn preview(
     name: &str,
 ) -> Result<AssetPreview, EngineError> {
     let dept = options.department.as_str();
-    let mut out = AssetPreview {
-        kind: String::new(),
+    let epic_build = |epic: &str| match &options.build {
+        Some(build) => build.clone(),
+        None => epic_build_id(epic),
+    };
+    let (kind, targets): (&str, Vec<Target<'_>>) = if tree.find(Category::Epics, name, dept).is_ok()
+    {
+        (
+            "epic",
+            vec![Target::new(name, dept, epic_build(name), None)],
+        )
+    } else if tree.find(Category::Rocks, name, dept).is_ok() {
+        let rock = tree.load_rock(name, dept)?;
+        let targets = rock
+            .epics
+            .iter()
+            .map(|e| Target::new(&e.epic, &e.department, epic_build_id(&e.epic), None))
+            .collect();
+        ("rock", targets)
+    } else {
+        let epic_name = tree.list(Category::Epics, dept).into_iter().find(|e| {
+            tree.load_epic(e, dept)
+                .is_ok_and(|epic| epic.issue(name).is_some())
+        });
+        match epic_name {
+            Some(e) => {
+                let build = epic_build(&e);
+                ("issue", vec![Target::new(&e, dept, build, Some(name))])
+            }
+            None => return Err(Engine::not_found(tree, name, dept)),
+        }
+    };
+    let mut epics = Vec::new();
+    for target in &targets {
+        epics.push(epic_preview(tree, store, options, registry, target).await?);
+    }
+    Ok(AssetPreview {
+        kind: kind.to_string(),
         name: name.to_string(),
         department: dept.to_string(),
-        epics: Vec::new(),
-    };
-    if tree.find(Category::Epics, name, dept).is_ok() {
-        out.kind = "epic".to_string();
-        let build = options.build.clone().unwrap_or_else(|| epic_build_id(name));
-        out.epics
-            .push(epic_preview(tree, store, options, registry, name, dept, &build, None).await?);
-        return Ok(out);
-    }
-    if tree.find(Category::Rocks, name, dept).is_ok() {
-        out.kind = "rock".to_string();
-        let rock = tree.load_rock(name, dept)?;
-        for entry in &rock.epics {
-            let build = epic_build_id(&entry.epic);
-            out.epics.push(
-                epic_preview(
-                    tree,
-                    store,
-                    options,
-                    registry,
-                    &entry.epic,
-                    &entry.department,
-                    &build,
-                    None,
-                )
-                .await?,
-            );
-        }
-        return Ok(out);
-    }
-    for epic_name in tree.list(Category::Epics, dept) {
-        let Ok(epic) = tree.load_epic(&epic_name, dept) else {
-            continue;
-        };
-        if epic.issue(name).is_some() {
-            out.kind = "issue".to_string();
-            let build = options
-                .build
-                .clone()
-                .unwrap_or_else(|| epic_build_id(&epic_name));
-            out.epics.push(
-                epic_preview(
-                    tree,
-                    store,
-                    options,
-                    registry,
-                    &epic_name,
-                    dept,
-                    &build,
-                    Some(name),
-                )
-                .await?,
-            );
-            return Ok(out);
-        }
-    }
-    Err(Engine::not_found(tree, name, dept))
+        epics,
+    })
 }
 
-#[allow(clippy::too_many_arguments)]
+/// One epic to preview: its name, department, build, and the only issue to show (if one).
+struct Target<'a> {
+    epic: String,
+    department: String,
+    build: String,
+    only: Option<&'a str>,
+}
+
+impl<'a> Target<'a> {
+    fn new(epic: &str, department: &str, build: String, only: Option<&'a str>) -> Self {
+        Target {
+            epic: epic.to_string(),
+            department: department.to_string(),
+            build,
+            only,
+        }
+    }
+}
+
 async fn epic_preview(
     tree: &AssetTree,
     store: Option<&dyn Store>,
     options: &EngineOptions,
     registry: &PolicyRegistry,
-    epic_name: &str,
-    dept: &str,
-    build_id: &str,
-    only: Option<&str>,
+    target: &Target<'_>,
 ) -> Result<EpicPreview, EngineError> {
+    let (epic_name, dept, build_id, only) = (
+        target.epic.as_str(),
+        target.department.as_str(),
+        target.build.as_str(),
+        target.only,
+    );
     let assets = Engine::prepare_assets(tree, registry, epic_name, dept)?;
     let mut issues = Vec::new();
     for spec in &assets.epic.issues {

@@ -437,49 +437,35 @@ fn run_inner(workspace: &Path, verification: &Value, limits: &VerifyLimits) -> V
         Ok(s) => s,
         Err(e) => return fatal(&fixture_path, &[], e, false, None, String::new()),
     };
-    if fixture_path.is_empty() {
-        let reason = "verification.fixture_path is missing".to_string();
-        return fatal(
+    // Fatal paths before any process ran.
+    let refuse = |reason: String, security: bool| {
+        fatal(
             &fixture_path,
             &scenarios,
             reason,
-            false,
+            security,
             None,
             String::new(),
-        );
+        )
+    };
+    if fixture_path.is_empty() {
+        return refuse("verification.fixture_path is missing".to_string(), false);
     }
     let fixture = match resolve_fixture(workspace, &fixture_path) {
         Ok(f) => f,
         Err(Refused::Outside(reason)) => {
             tracing::warn!("security: {reason}");
-            let reason = format!("security: {reason}");
-            return fatal(&fixture_path, &scenarios, reason, true, None, String::new());
+            return refuse(format!("security: {reason}"), true);
         }
-        Err(Refused::Missing(reason)) => {
-            return fatal(
-                &fixture_path,
-                &scenarios,
-                reason,
-                false,
-                None,
-                String::new(),
-            )
-        }
+        Err(Refused::Missing(reason)) => return refuse(reason, false),
     };
     if scenarios.is_empty() {
         let reason = format!("{fixture_path}: the issue's verification has no scenarios");
-        return fatal(
-            &fixture_path,
-            &scenarios,
-            reason,
-            false,
-            None,
-            String::new(),
-        );
+        return refuse(reason, false);
     }
     let python = match python() {
         Ok(p) => p,
-        Err(e) => return fatal(&fixture_path, &scenarios, e, false, None, String::new()),
+        Err(e) => return refuse(e, false),
     };
     let network = network_isolation();
     let isolation = Isolation {

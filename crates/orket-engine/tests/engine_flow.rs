@@ -265,6 +265,15 @@ fn with_hello_fixture(root: &Path) {
     .unwrap();
 }
 
+/// The run's review turn of `issue`.
+async fn review_turn(store: &Arc<dyn Store>, run_id: &str, issue: &str) -> orket_store::TurnRecord {
+    let turns = store.list_turns(run_id).await.unwrap();
+    turns
+        .into_iter()
+        .find(|t| t.turn.review && t.turn.issue_id == issue)
+        .unwrap_or_else(|| panic!("no review turn of {issue}"))
+}
+
 async fn event_names(store: &Arc<dyn Store>, run_id: &str) -> Vec<String> {
     store
         .list_events(Some(run_id), 0, 1000)
@@ -312,11 +321,7 @@ async fn a_review_accepts_done_when_the_verification_passes() {
         "{comments:#?}"
     );
     // The reviewer saw the result in its prompt.
-    let turns = p.store.list_turns(&outcome.run_id).await.unwrap();
-    let review = turns
-        .iter()
-        .find(|t| t.turn.review && t.turn.issue_id == "DEMO-1")
-        .unwrap();
+    let review = review_turn(&p.store, &outcome.run_id, "DEMO-1").await;
     assert!(
         review.turn.messages.to_string().contains("VERIFICATION:"),
         "{}",
@@ -379,11 +384,7 @@ async fn a_failing_verification_refuses_done() {
                 .contains("expected \"print(\\\"Hello, Orket!\\\")\", got \"print(1)\"")),
         "{comments:#?}"
     );
-    let turns = p.store.list_turns(&outcome.run_id).await.unwrap();
-    let review = turns
-        .iter()
-        .find(|t| t.turn.review && t.turn.issue_id == "DEMO-1")
-        .unwrap();
+    let review = review_turn(&p.store, &outcome.run_id, "DEMO-1").await;
     assert_eq!(review.turn.status, "violation");
     assert!(
         review
@@ -412,6 +413,37 @@ async fn a_failing_verification_refuses_done() {
         .unwrap()
         .unwrap();
     assert_eq!(notes.status, Status::Done);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_cannot_rewrite_its_fixture() {
+    // The developer tries to make the verification pass by editing the fixture.
+    let replies = vec![reply(
+        "DEMO-1",
+        "coder",
+        json!([{"tool": "write_file", "args": {"path": "verification/test_hello.py",
+                "content": "def verify(_):\n    return 'print(\"Hello, Orket!\")'\n"}}]),
+    )];
+    let (p, engine, _bus) =
+        project_with(&replies, with_hello_fixture, EngineOptions::default()).await;
+    let fixture = p
+        .root
+        .join("workspace/hello_cli/verification/test_hello.py");
+    let before = std::fs::read_to_string(&fixture).unwrap();
+    let outcome = engine.run_card("DEMO-1").await.unwrap().remove(0);
+    assert_ne!(outcome.status, RunStatus::Completed);
+    assert_eq!(std::fs::read_to_string(&fixture).unwrap(), before);
+    let issue = p
+        .store
+        .get_issue("build-hello_cli", "DEMO-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(issue.status, Status::Blocked);
+    let turns = p.store.list_turns(&outcome.run_id).await.unwrap();
+    let error = turns[0].turn.error.as_deref().unwrap();
+    assert!(error.starts_with("PATH_PROTECTED"), "{error}");
+    assert!(error.contains("verification/"), "{error}");
 }
 
 /// Sets the demo epic's `params`.

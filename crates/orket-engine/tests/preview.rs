@@ -18,14 +18,15 @@ fn demo() -> AssetTree {
 }
 
 async fn of(name: &str) -> Result<AssetPreview, EngineError> {
-    preview(
-        &demo(),
-        None,
-        &EngineOptions::default(),
-        &PolicyRegistry::default(),
-        name,
-    )
-    .await
+    of_with(None, &EngineOptions::default(), name).await
+}
+
+async fn of_with(
+    store: Option<&dyn Store>,
+    options: &EngineOptions,
+    name: &str,
+) -> Result<AssetPreview, EngineError> {
+    preview(&demo(), store, options, &PolicyRegistry::default(), name).await
 }
 
 #[tokio::test]
@@ -102,15 +103,9 @@ async fn the_preview_is_exactly_what_the_turn_sends() {
         workspace_base: Some(dir.path().join("ws")),
         ..EngineOptions::default()
     };
-    let before = preview(
-        &demo(),
-        Some(store.as_ref()),
-        &options,
-        &PolicyRegistry::default(),
-        "DEMO-1",
-    )
-    .await
-    .unwrap();
+    let before = of_with(Some(store.as_ref()), &options, "DEMO-1")
+        .await
+        .unwrap();
     let dev = &before.epics[0].issues[0].turns[0];
 
     let reply = json!({"issue_id": "DEMO-1", "role": "coder", "content": json!([
@@ -140,15 +135,9 @@ async fn the_preview_is_exactly_what_the_turn_sends() {
     assert_eq!(messages[1]["content"].as_str(), dev.user_prompt.as_deref());
 
     // Now the issue is in the store (in code_review): the preview shows it from there.
-    let after = preview(
-        &demo(),
-        Some(store.as_ref()),
-        &options,
-        &PolicyRegistry::default(),
-        "DEMO-1",
-    )
-    .await
-    .unwrap();
+    let after = of_with(Some(store.as_ref()), &options, "DEMO-1")
+        .await
+        .unwrap();
     let issue = &after.epics[0].issues[0];
     assert_eq!(issue.source, "store");
     assert_eq!(issue.status, orket_core::Status::CodeReview);

@@ -29,6 +29,16 @@ pub struct ComposeOutput {
 }
 
 impl ComposeOutput {
+    /// A command that did not run to its end, for `why`.
+    fn not_run(why: String) -> Self {
+        ComposeOutput {
+            ok: false,
+            stdout: String::new(),
+            stderr: why,
+            ended: "not run to its end".to_string(),
+        }
+    }
+
     /// Why it failed, in one line: the last lines of stderr (else stdout), how it ended, and
     /// a plain explanation when the docker engine cannot be reached.
     pub fn failure(&self) -> String {
@@ -131,12 +141,7 @@ impl ComposeCli {
                 stderr: String::from_utf8_lossy(&f.stderr).into_owned(),
                 ended: f.describe(),
             },
-            Err(e) => ComposeOutput {
-                ok: false,
-                stdout: String::new(),
-                stderr: format!("cannot start {}: {e}", self.name()),
-                ended: "not started".to_string(),
-            },
+            Err(e) => ComposeOutput::not_run(format!("cannot start {}: {e}", self.name())),
         }
     }
 
@@ -155,11 +160,6 @@ impl ComposeCli {
             cli.run_blocking(&project, &file, &args, timeout)
         })
         .await
-        .unwrap_or_else(|e| ComposeOutput {
-            ok: false,
-            stdout: String::new(),
-            stderr: format!("the compose task failed: {e}"),
-            ended: "not finished".to_string(),
-        })
+        .unwrap_or_else(|e| ComposeOutput::not_run(format!("the compose task failed: {e}")))
     }
 }
