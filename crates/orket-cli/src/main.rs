@@ -67,6 +67,9 @@ enum Command {
         /// The department to look the card up in.
         #[arg(long, value_name = "D", default_value = "core")]
         department: String,
+        /// The model every turn would use (as `orket run --model`).
+        #[arg(long, value_name = "M")]
+        model: Option<String>,
         /// Print the preview as JSON.
         #[arg(long)]
         json: bool,
@@ -165,8 +168,9 @@ async fn main() -> ExitCode {
         Command::Preview {
             name,
             department,
+            model,
             json,
-        } => commands::preview::run(&project, &name, Some(&department), json).await,
+        } => commands::preview::run(&project, &name, &department, model, json).await,
         Command::Sandbox { action } => match action {
             SandboxAction::List { json } => commands::sandbox::list(&project, json).await,
             SandboxAction::Logs { id, tail } => commands::sandbox::logs(&project, &id, tail).await,

@@ -51,7 +51,7 @@ fn preview_json_lists_each_issue_with_its_seats_and_prompts() {
 
 #[test]
 fn preview_text_shows_the_prompts() {
-    let out = orket(&["preview", "DEMO-3"]);
+    let out = orket(&["preview", "DEMO-3", "--model", "qwen2.5-coder:7b"]);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
@@ -62,7 +62,9 @@ fn preview_text_shows_the_prompts() {
         text.contains("== DEMO-3 Write NOTES.md [ready, from the file]"),
         "{text}"
     );
-    assert!(text.contains("-- developer turn: seat developer (Developer), roles coder"));
+    assert!(text.contains(
+        "-- developer turn: seat developer (Developer), roles coder, model qwen2.5-coder:7b, dialect qwen"
+    ), "{text}");
     assert!(text.contains("-- review turn: seat"), "{text}");
     assert!(text.contains("[system]\n### IDENTITY\n"));
     assert!(!text.contains("== DEMO-1"));

@@ -14,14 +14,16 @@ use std::process::ExitCode;
 pub async fn run(
     project: &Project,
     name: &str,
-    department: Option<&str>,
+    department: &str,
+    model: Option<String>,
     json: bool,
 ) -> Result<ExitCode> {
     let tree = project.tree()?;
-    let mut options = EngineOptions::from_env();
-    if let Some(d) = department {
-        options.department = d.to_string();
-    }
+    let options = EngineOptions {
+        department: department.to_string(),
+        model,
+        ..EngineOptions::from_env()
+    };
     let store = if project.db_path().is_file() {
         Some(
             SqliteStore::open(project.db_path())
