@@ -265,6 +265,15 @@ fn with_hello_fixture(root: &Path) {
     .unwrap();
 }
 
+/// An issue of the demo build as stored.
+async fn stored(p: &Project, id: &str) -> orket_store::IssueRecord {
+    p.store
+        .get_issue("build-hello_cli", id)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{id} is not in the build"))
+}
+
 /// The run's review turn of `issue`.
 async fn review_turn(store: &Arc<dyn Store>, run_id: &str, issue: &str) -> orket_store::TurnRecord {
     let turns = store.list_turns(run_id).await.unwrap();
@@ -296,12 +305,7 @@ async fn a_review_accepts_done_when_the_verification_passes() {
     let outcome = engine.run_card("hello_cli").await.unwrap().remove(0);
     assert_eq!(outcome.status, RunStatus::Completed, "{:?}", outcome.reason);
 
-    let issue = p
-        .store
-        .get_issue("build-hello_cli", "DEMO-1")
-        .await
-        .unwrap()
-        .unwrap();
+    let issue = stored(&p, "DEMO-1").await;
     assert_eq!(issue.status, Status::Done);
     let last_run = &issue.verification["last_run"];
     assert_eq!(last_run["ok"], json!(true), "{last_run:#}");
@@ -336,12 +340,7 @@ async fn a_review_accepts_done_when_the_verification_passes() {
         );
     }
     // Issues without a fixture are not verified.
-    let other = p
-        .store
-        .get_issue("build-hello_cli", "DEMO-3")
-        .await
-        .unwrap()
-        .unwrap();
+    let other = stored(&p, "DEMO-3").await;
     assert_eq!(other.verification, serde_json::Value::Null);
 }
 
@@ -353,12 +352,7 @@ async fn a_failing_verification_refuses_done() {
     let outcome = engine.run_card("hello_cli").await.unwrap().remove(0);
     assert_ne!(outcome.status, RunStatus::Completed);
 
-    let issue = p
-        .store
-        .get_issue("build-hello_cli", "DEMO-1")
-        .await
-        .unwrap()
-        .unwrap();
+    let issue = stored(&p, "DEMO-1").await;
     assert_ne!(issue.status, Status::Done);
     assert_eq!(issue.status, Status::Blocked);
     let last_run = &issue.verification["last_run"];
@@ -406,12 +400,7 @@ async fn a_failing_verification_refuses_done() {
     .unwrap();
     assert_eq!(report["code"], "VERIFICATION_FAILED");
     // The independent issue still finished.
-    let notes = p
-        .store
-        .get_issue("build-hello_cli", "DEMO-3")
-        .await
-        .unwrap()
-        .unwrap();
+    let notes = stored(&p, "DEMO-3").await;
     assert_eq!(notes.status, Status::Done);
 }
 
@@ -433,12 +422,7 @@ async fn an_agent_cannot_rewrite_its_fixture() {
     let outcome = engine.run_card("DEMO-1").await.unwrap().remove(0);
     assert_ne!(outcome.status, RunStatus::Completed);
     assert_eq!(std::fs::read_to_string(&fixture).unwrap(), before);
-    let issue = p
-        .store
-        .get_issue("build-hello_cli", "DEMO-1")
-        .await
-        .unwrap()
-        .unwrap();
+    let issue = stored(&p, "DEMO-1").await;
     assert_eq!(issue.status, Status::Blocked);
     let turns = p.store.list_turns(&outcome.run_id).await.unwrap();
     let error = turns[0].turn.error.as_deref().unwrap();
