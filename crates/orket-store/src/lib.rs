@@ -10,6 +10,7 @@
 mod change;
 mod error;
 mod records;
+mod sandbox;
 mod sqlite;
 mod store;
 mod time;
@@ -21,6 +22,7 @@ pub use records::{
     BuildRecord, CardTransaction, Comment, EventRecord, IssueRecord, IssueUpdate, MemoryRecord,
     NewEvent, NewTurn, RunRecord, RunUpdate, SnapshotRecord, SuccessRecord, TurnRecord,
 };
+pub use sandbox::{SandboxPorts, SandboxRecord, SandboxStatus, PORT_BASES};
 pub use sqlite::SqliteStore;
 pub use store::Store;
 pub use time::now_timestamp;

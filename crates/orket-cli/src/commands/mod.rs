@@ -4,6 +4,8 @@ pub mod board;
 pub mod check;
 pub mod demo;
 pub mod model;
+pub mod preview;
 pub mod run;
 pub mod runs;
+pub mod sandbox;
 pub mod show;

@@ -18,6 +18,11 @@ pub(super) static MIGRATIONS: &[(i64, &str, &str)] = &[
         "turn_and_status_indexes",
         include_str!("../../migrations/sqlite/0002_turn_and_status_indexes.sql"),
     ),
+    (
+        3,
+        "sandboxes",
+        include_str!("../../migrations/sqlite/0003_sandboxes.sql"),
+    ),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS _schema_migrations (
