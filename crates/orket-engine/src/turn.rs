@@ -311,6 +311,29 @@ pub(crate) async fn run_turn(
                 gate::check_verified_done(call, issue_id, failed_verification).map(|()| d)
             });
             match decision {
+                Err(refusal) if refusal.code == gate::codes::VERIFICATION_FAILED => {
+                    // Not a breach of policy but unfinished work: the review sends the issue
+                    // back to its developer with the failures, the turn's other effects stand.
+                    state
+                        .results
+                        .push(json!({"ok": false, "error": refusal.to_string()}));
+                    move_issue(
+                        &mut state,
+                        ctx,
+                        issue_id,
+                        Status::InProgress,
+                        None,
+                        &primary,
+                    );
+                    comment(
+                        &mut state,
+                        ctx,
+                        issue_id,
+                        "orket",
+                        &format!("{refusal} Sent back to the developer."),
+                    );
+                    break;
+                }
                 Err(refusal) => {
                     state
                         .results
