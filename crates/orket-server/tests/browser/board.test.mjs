@@ -1,0 +1,220 @@
+// Drives the Orket web board in headless Chromium (Debian's /usr/bin/chromium through
+// playwright-core; no browser download) against a running `orket serve`.
+//
+//   node board.test.mjs <board url> <api key> <screenshot.png> [replay file]
+//
+// 1. Without a key the board shows the API-key banner; a wrong key is refused (403); the
+//    right key typed into the banner loads the board.
+// 2. With `?api_key=` in the address (taken out of the address bar), the board's form starts a
+//    replayed run of the epic `hello_cli`; card DEMO-1 must leave the ready column and reach the
+//    done column live (WebSocket), as the same DOM node, without any navigation or reload; the
+//    run must end `completed` with 3/3, the timeline and the event stream must show it.
+// 3. A full-page screenshot goes to <screenshot.png>.
+// Exits 0 on success, 1 with a message on the first failure (and a screenshot next to the
+// requested one, `-failure.png`), 2 on bad usage or a missing browser.
+
+import { chromium } from 'playwright-core';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const [boardUrl, apiKey, screenshotPath, replayFile = 'replay/hello_cli.jsonl'] = process.argv.slice(2);
+if (!boardUrl || !apiKey || !screenshotPath) {
+  console.error('usage: node board.test.mjs <board url> <api key> <screenshot.png> [replay file]');
+  process.exit(2);
+}
+const executablePath = process.env.ORKET_CHROMIUM || '/usr/bin/chromium';
+if (!existsSync(executablePath)) {
+  console.error(`board test: no Chromium at ${executablePath}: install it with \`apt-get install -y chromium\` (bash .ci/run does it)`);
+  process.exit(2);
+}
+
+const STEP_MS = 15000;
+const RUN_MS = 90000;
+const watchdog = setTimeout(() => {
+  console.error('board test FAILED: took longer than 180 s in all');
+  process.exit(1);
+}, 180000);
+
+const log = (msg) => console.log(`board test: ${msg}`);
+
+class Failure extends Error {}
+function check(condition, message) {
+  if (!condition) throw new Failure(message);
+}
+
+/** Waits for a locator's state with a message that says what was expected. */
+async function expectState(locator, state, what, timeout = STEP_MS) {
+  try {
+    await locator.waitFor({ state, timeout });
+  } catch {
+    throw new Failure(`${what} (waited ${timeout / 1000} s)`);
+  }
+}
+
+async function waitUntil(page, fn, arg, what, timeout = STEP_MS) {
+  try {
+    await page.waitForFunction(fn, arg, { timeout, polling: 100 });
+  } catch {
+    throw new Failure(`${what} (waited ${timeout / 1000} s)`);
+  }
+}
+
+function watchPage(page, problems, { refusalsExpected = false } = {}) {
+  page.on('pageerror', (e) => problems.push(`uncaught exception in the page: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error') {
+      const text = m.text();
+      // The browser logs refused requests and WebSocket handshakes: expected while the key
+      // is missing or wrong on purpose.
+      if (refusalsExpected && (/\b40[13]\b/.test(text) || /^WebSocket connection to .* failed/.test(text))) return;
+      problems.push(`console error: ${text}`);
+    }
+  });
+}
+
+const profile = mkdtempSync(join(tmpdir(), 'orket-board-chromium-'));
+let context;
+let page;
+const problems = [];
+let exitCode = 0;
+try {
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath,
+    headless: true,
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    ],
+    viewport: { width: 1440, height: 1000 },
+    colorScheme: 'light',
+  });
+
+  // ---- 1. the API key -------------------------------------------------------------------
+  const authPage = await context.newPage();
+  watchPage(authPage, problems, { refusalsExpected: true });
+  await authPage.goto(boardUrl, { waitUntil: 'load' });
+  const banner = authPage.getByTestId('auth-banner');
+  await expectState(banner, 'visible', 'without a key, the API-key banner should appear');
+  const bannerText = await banner.innerText();
+  check(/API key/i.test(bannerText), `the key banner should say an API key is needed; it says: ${bannerText}`);
+  await authPage.getByTestId('auth-key').fill(`${apiKey}-wrong`);
+  await authPage.getByTestId('auth-submit').click();
+  await waitUntil(authPage, () => {
+    const b = document.querySelector('[data-testid="auth-banner"]');
+    return b && !b.hidden && b.dataset.status === '403';
+  }, null, 'a wrong key should bring the banner back with the refusal (403)');
+  check(/refused/i.test(await banner.innerText()), 'the banner should say the key was refused');
+  await authPage.getByTestId('auth-key').fill(apiKey);
+  await authPage.getByTestId('auth-submit').click();
+  await expectState(banner, 'hidden', 'the right key should hide the banner');
+  await waitUntil(authPage, () => {
+    const b = document.querySelector('[data-testid="auth-banner"]');
+    const ws = document.querySelector('[data-testid="ws-status"]');
+    return b.hidden && ws.dataset.state === 'open';
+  }, null, 'with the right key the board should load and its WebSocket connect');
+  await authPage.close();
+  log('API key banner: missing → asked, wrong → refused, right → board loads');
+
+  // ---- 2. a live run --------------------------------------------------------------------
+  page = await context.newPage();
+  watchPage(page, problems);
+  const url = new URL(boardUrl);
+  url.searchParams.set('api_key', apiKey);
+  await page.goto(url.href, { waitUntil: 'load' });
+  check(!page.url().includes('api_key'), `the key should leave the address bar; the address is ${page.url()}`);
+  let navigations = 0;
+  page.on('framenavigated', (frame) => {
+    if (frame === page.mainFrame()) navigations += 1;
+  });
+  await page.evaluate(() => {
+    window.__orketMarker = 'same-page';
+    // Where card DEMO-1 is seen, per run shown (the board's kanban names its run).
+    window.__demo1 = {};
+    const kanban = document.querySelector('[data-testid="kanban"]');
+    const note = () => {
+      const card = kanban.querySelector('[data-testid="card-DEMO-1"]');
+      const run = kanban.dataset.runId;
+      if (!card || !run) return;
+      const seen = window.__demo1[run] || (window.__demo1[run] = { columns: [], node: null, nodes: 0 });
+      if (card !== seen.node) {
+        seen.node = card;
+        seen.nodes += 1;
+      }
+      const col = card.closest('[data-testid^="column-"]');
+      const status = col ? col.dataset.status : '(none)';
+      if (seen.columns[seen.columns.length - 1] !== status) seen.columns.push(status);
+    };
+    new MutationObserver(note).observe(kanban, { childList: true, subtree: true, attributes: true, attributeFilter: ['data-run-id'] });
+  });
+  await waitUntil(page, () => document.querySelector('[data-testid="ws-status"]').dataset.state === 'open',
+    null, 'the board\'s WebSocket should connect (status "live")');
+  check(await page.getByTestId('auth-banner').isHidden(), 'with ?api_key= the key banner should stay hidden');
+
+  await page.getByTestId('start-target').fill('hello_cli');
+  await page.getByTestId('start-provider').selectOption('replay');
+  await page.getByTestId('start-replay').fill(replayFile);
+  await page.getByTestId('start-delay').fill('400');
+  await page.getByTestId('start-run').click();
+  await waitUntil(page, () => /Run \S+ started/.test(document.querySelector('[data-testid="start-message"]').textContent),
+    null, 'the start form should report "Run <id> started"');
+  const startText = await page.getByTestId('start-message').innerText();
+  const runId = /Run (\S+) started/.exec(startText)[1];
+  log(`run ${runId} started from the form`);
+
+  await expectState(page.locator('[data-testid="column-done"] [data-testid="card-DEMO-1"]'), 'attached',
+    'card DEMO-1 should reach the done column', RUN_MS);
+  const demo1 = await page.evaluate((run) => {
+    const seen = window.__demo1[run] || { columns: [], nodes: 0 };
+    return { columns: seen.columns, nodes: seen.nodes };
+  }, runId);
+  log(`DEMO-1 went through the columns ${demo1.columns.join(' → ')}`);
+  check(demo1.columns[demo1.columns.length - 1] === 'done', `DEMO-1 should end in done, not ${demo1.columns.join(' → ')}`);
+  check(demo1.columns.length >= 2 && demo1.columns[0] !== 'done',
+    `DEMO-1 should be seen in another column before done (live moves); seen: ${demo1.columns.join(' → ')}`);
+  check(demo1.nodes === 1, `the card DEMO-1 should be moved, not redrawn (${demo1.nodes} different nodes)`);
+
+  await waitUntil(page, () => document.querySelector('[data-testid="run-status"]').textContent === 'completed',
+    null, 'the run should end "completed"', RUN_MS);
+  for (const id of ['DEMO-1', 'DEMO-2', 'DEMO-3']) {
+    await expectState(page.locator(`[data-testid="column-done"] [data-testid="card-${id}"]`), 'attached',
+      `card ${id} should be in the done column once the run completed`);
+  }
+  await waitUntil(page, (id) => {
+    const p = document.querySelector(`[data-testid="run-progress-${id}"]`);
+    return p && p.textContent === '3/3';
+  }, runId, `the run list should show 3/3 for run ${runId}`);
+  await waitUntil(page, () => document.querySelectorAll('[data-testid="timeline"] [data-testid^="turn-"]').length >= 6,
+    null, 'the timeline should show the run\'s 6 turns');
+  const toDone = page.locator('[data-testid="event"][data-event="status_change"][data-issue-id="DEMO-1"]', { hasText: '→ done' });
+  check(await toDone.count() >= 1, 'the event stream should show DEMO-1\'s status_change to done');
+  check(await page.locator('[data-testid="event"][data-event="session_end"]').count() >= 1,
+    'the event stream should show session_end');
+
+  const marker = await page.evaluate(() => window.__orketMarker);
+  check(marker === 'same-page', 'the page was reloaded (the window marker is gone)');
+  check(navigations === 0, `the page navigated ${navigations} time(s) during the run`);
+  const errorBanner = page.getByTestId('error-banner');
+  check(await errorBanner.isHidden(), `the error banner shows: ${await errorBanner.innerText().catch(() => '')}`);
+  check(problems.length === 0, problems.join('\n'));
+
+  await page.screenshot({ path: screenshotPath, fullPage: true });
+  log(`screenshot: ${screenshotPath}`);
+  log('passed');
+} catch (e) {
+  exitCode = 1;
+  console.error(`board test FAILED: ${e instanceof Failure ? e.message : e.stack || e}`);
+  if (problems.length) console.error(`page problems:\n  ${problems.join('\n  ')}`);
+  if (page) {
+    const failureShot = screenshotPath.replace(/(\.png)?$/i, '-failure.png');
+    await page.screenshot({ path: failureShot, fullPage: true }).then(
+      () => console.error(`board test: failure screenshot: ${failureShot}`),
+      () => {},
+    );
+  }
+} finally {
+  if (context) await context.close().catch(() => {});
+  rmSync(profile, { recursive: true, force: true });
+  clearTimeout(watchdog);
+}
+process.exit(exitCode);
