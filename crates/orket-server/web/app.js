@@ -449,15 +449,10 @@
       col.count.textContent = String(n);
       col.section.hidden = n === 0 && !ALWAYS_SHOWN.has(status);
     }
+    // Without a run, the run header says what to do.
     const empty = $('kanban-empty');
-    if (state.issues.size === 0) {
-      empty.hidden = false;
-      empty.textContent = state.selected
-        ? 'This run has no issues yet.'
-        : 'No run selected: start a run, or pick one from the list.';
-    } else {
-      empty.hidden = true;
-    }
+    empty.hidden = !state.selected || state.issues.size > 0;
+    empty.textContent = 'No issues on this run’s board yet.';
   }
 
   function verificationText(v) {
@@ -627,7 +622,7 @@
       const { name, args } = callParts(call);
       return h('li', { class: 'call' },
         h('code', { class: 'tool' }, name),
-        args !== undefined ? h('span', { class: 'args', title: compact(args, 2000) }, compact(args, 90)) : null,
+        args !== undefined ? h('span', { class: 'args', title: compact(args, 2000) }, compact(args, 300)) : h('span'),
         h('span', { class: 'arrow', 'aria-hidden': 'true' }, '→'),
         i < results.length ? resultView(results[i]) : h('span', { class: 'result' }, '(no result)'));
     });
@@ -750,7 +745,7 @@
     } else if (ev.data && typeof ev.data === 'object' && Object.keys(ev.data).length === 0) {
       detail = '';
     } else {
-      detail = ev.data === undefined || ev.data === null ? '' : compact(ev.data, 140);
+      detail = ev.data === undefined || ev.data === null ? '' : compact(ev.data, 400);
     }
     return h('li', { class: `event ev-${ev.event}`, testid: 'event', 'data-event': ev.event, 'data-issue-id': ev.issue_id || null },
       h('time', { datetime: ev.timestamp || null }, time(ev.timestamp)),
@@ -758,7 +753,7 @@
       ev.issue_id ? h('span', { class: 'card-id' }, ev.issue_id) : null,
       ev.role ? h('span', { class: 'muted' }, ev.role) : null,
       $('events-all').checked && ev.run_id ? h('span', { class: 'muted' }, ev.run_id) : null,
-      detail ? h('span', { class: 'ev-data' }, detail) : null);
+      detail ? h('span', { class: 'ev-data', title: detail }, detail) : null);
   }
 
   function renderEvents() {
@@ -874,9 +869,16 @@
     ws.addEventListener('close', () => {
       if (state.ws !== ws) return;
       state.ws = null;
-      // Refused before opening: maybe the key; an API call shows the key banner if so.
-      if (!opened) api('/v1/version').catch(() => {});
-      reconnectLater();
+      if (opened) {
+        reconnectLater();
+        return;
+      }
+      // Refused before opening: maybe the key. An API call tells (and shows the key banner);
+      // without a valid key the next attempt waits for one (the banner's form reconnects).
+      api('/v1/version').then(reconnectLater, (e) => {
+        if (e.status === 401 || e.status === 403) setConn('closed', 'waiting for the API key');
+        else reconnectLater();
+      });
     });
   }
 
@@ -890,23 +892,33 @@
 
   // ---- project (asset board) and metrics --------------------------------------------------
 
+  /** A rock's or epic's name as a button that puts it in the start form's target. */
+  function targetButton(card) {
+    return h('button', {
+      type: 'button',
+      class: 'link',
+      title: 'Use as the run target',
+      onclick: () => {
+        $('start-target').value = card.id;
+        $('start-target').focus();
+      },
+    }, card.name || card.id);
+  }
+
+  /** A rock's or epic's status, or that it cannot be loaded. */
+  function cardBadge(card, text) {
+    return card.error
+      ? h('span', { class: 'badge status-failed', title: card.error }, 'cannot load')
+      : h('span', { class: `badge istatus-${card.status}` }, text);
+  }
+
   function epicView(epic) {
     const issues = Array.isArray(epic.issues) ? epic.issues : [];
     const done = issues.filter((i) => i.status === 'done' || i.status === 'canceled').length;
-    return h('li', { class: 'epic' },
-      h('button', {
-        type: 'button',
-        class: 'link',
-        title: 'Use as the run target',
-        onclick: () => {
-          $('start-target').value = epic.id;
-          $('start-target').focus();
-        },
-      }, epic.name || epic.id),
+    return h('li', { class: 'epic', testid: `epic-${epic.id}` },
+      targetButton(epic),
       h('span', { class: 'muted' }, ` ${epic.id}`),
-      epic.error
-        ? h('span', { class: 'badge status-failed', title: epic.error }, 'cannot load')
-        : h('span', { class: `badge istatus-${epic.status}` }, `${label(epic.status)} ${done}/${issues.length}`));
+      cardBadge(epic, `${label(epic.status)} ${done}/${issues.length}`));
   }
 
   async function loadProject() {
@@ -920,19 +932,9 @@
         targets.add(rock.id);
         parts.push(h('div', { class: 'rock' },
           h('div', { class: 'rock-head' },
-            h('button', {
-              type: 'button',
-              class: 'link',
-              title: 'Use as the run target',
-              onclick: () => {
-                $('start-target').value = rock.id;
-                $('start-target').focus();
-              },
-            }, rock.name || rock.id),
+            targetButton(rock),
             h('span', { class: 'muted' }, ' rock'),
-            rock.error
-              ? h('span', { class: 'badge status-failed', title: rock.error }, 'cannot load')
-              : h('span', { class: `badge istatus-${rock.status}` }, label(rock.status))),
+            cardBadge(rock, label(rock.status))),
           h('ul', { class: 'epics' }, (rock.epics || []).map(epicView))));
       }
       if (epics.length) {

@@ -30,7 +30,7 @@ if (!existsSync(executablePath)) {
 }
 
 const STEP_MS = 15000;
-const RUN_MS = 90000;
+const RUN_MS = 45000;
 const watchdog = setTimeout(() => {
   console.error('board test FAILED: took longer than 180 s in all');
   process.exit(1);
@@ -68,6 +68,8 @@ function watchPage(page, problems, { refusalsExpected = false } = {}) {
       // The browser logs refused requests and WebSocket handshakes: expected while the key
       // is missing or wrong on purpose.
       if (refusalsExpected && (/\b40[13]\b/.test(text) || /^WebSocket connection to .* failed/.test(text))) return;
+      // The unknown target the test starts on purpose.
+      if (/status of 40[04]/.test(text) && (m.location().url || '').endsWith('/v1/system/run-active')) return;
       problems.push(`console error: ${text}`);
     }
   });
@@ -151,10 +153,27 @@ try {
     null, 'the board\'s WebSocket should connect (status "live")');
   check(await page.getByTestId('auth-banner').isHidden(), 'with ?api_key= the key banner should stay hidden');
 
-  await page.getByTestId('start-target').fill('hello_cli');
   await page.getByTestId('start-provider').selectOption('replay');
   await page.getByTestId('start-replay').fill(replayFile);
   await page.getByTestId('start-delay').fill('400');
+  await page.getByTestId('start-reset').check();
+
+  // A refused start shows the server's error as text: markup in it stays inert.
+  await page.getByTestId('start-target').fill('<img src=x onerror="window.__injected=1">');
+  await page.getByTestId('start-run').click();
+  await waitUntil(page, () => {
+    const m = document.querySelector('[data-testid="start-message"]');
+    return m.classList.contains('error') && m.textContent.length > 0;
+  }, null, 'starting an unknown target should show the server\'s error in the form');
+  const refused = await page.getByTestId('start-message').innerText();
+  check(await page.locator('[data-testid="start-message"] img').count() === 0
+    && await page.evaluate(() => window.__injected === undefined),
+  `the error text was inserted as HTML: ${refused}`);
+  log(`unknown target refused: ${refused}`);
+
+  check(/not found|no epic|unknown|<img/i.test(refused), `the refusal should be about the unknown target: ${refused}`);
+
+  await page.getByTestId('start-target').fill('hello_cli');
   await page.getByTestId('start-run').click();
   await waitUntil(page, () => /Run \S+ started/.test(document.querySelector('[data-testid="start-message"]').textContent),
     null, 'the start form should report "Run <id> started"');
@@ -186,6 +205,10 @@ try {
   }, runId, `the run list should show 3/3 for run ${runId}`);
   await waitUntil(page, () => document.querySelectorAll('[data-testid="timeline"] [data-testid^="turn-"]').length >= 6,
     null, 'the timeline should show the run\'s 6 turns');
+  await waitUntil(page, () => {
+    const epic = document.querySelector('[data-testid="epic-hello_cli"]');
+    return epic && /3\/3/.test(epic.textContent);
+  }, null, 'the project panel should show hello_cli with 3/3 issues finished');
   const toDone = page.locator('[data-testid="event"][data-event="status_change"][data-issue-id="DEMO-1"]', { hasText: '→ done' });
   check(await toDone.count() >= 1, 'the event stream should show DEMO-1\'s status_change to done');
   check(await page.locator('[data-testid="event"][data-event="session_end"]').count() >= 1,
