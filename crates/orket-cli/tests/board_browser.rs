@@ -1,8 +1,9 @@
 //! The web board in a real browser: `orket serve` (with an API key) on a copy of the demo
-//! project, and headless Chromium driven by playwright-core
-//! (`crates/orket-server/tests/browser/board.test.mjs`): the API-key banner, then a replayed
-//! run of `hello_cli` started from the board's form, card DEMO-1 moving to the done column
-//! live without a reload, and a screenshot in `target/board-screenshot.png`.
+//! project, and headless Chromium driven by playwright-core (the scripts in
+//! `crates/orket-server/tests/browser/`): the API-key banner, a replayed run of `hello_cli`
+//! started from the board's form with card DEMO-1 moving to the done column live without a
+//! reload, Halt, and approvals decided from the board; screenshots in
+//! `target/board-screenshot.png` and `target/board-approvals-screenshot.png`.
 //!
 //! Needs Debian's Chromium (`/usr/bin/chromium`, or `ORKET_CHROMIUM`), Node.js and the npm
 //! package in `crates/orket-server/tests/browser/node_modules`; `bash .ci/run` installs them.
@@ -169,9 +170,10 @@ fn wait_healthy(server: &mut Server) -> u16 {
     }
 }
 
-/// Runs the browser script with a time limit; returns (exit code, stdout + stderr).
+/// Runs a browser script with a time limit; returns (exit code, stdout + stderr).
 fn run_browser(
     chromium: &Path,
+    script: &str,
     url: &str,
     key: &str,
     shot: &Path,
@@ -179,7 +181,7 @@ fn run_browser(
 ) -> (Option<i32>, String) {
     let out = fs::File::create(out_file).unwrap();
     let mut child = Command::new("node")
-        .arg(browser_dir().join("board.test.mjs"))
+        .arg(browser_dir().join(script))
         .args([url, key])
         .arg(shot)
         .arg("replay/hello_cli.jsonl")
@@ -209,13 +211,20 @@ fn run_browser(
     }
 }
 
-#[test]
-fn board_moves_a_card_to_done_live_in_a_real_browser() {
+/// A copy of the demo project (changed by `prepare`) served by `orket serve` with an API key,
+/// and `script` run against it; asserts that it passed and left a PNG at
+/// `target/<screenshot>`. Returns the project root (kept until the temp dir drops).
+fn browser_scenario(
+    script: &str,
+    screenshot: &str,
+    prepare: impl FnOnce(&Path),
+) -> tempfile::TempDir {
     let chromium = check_prerequisites();
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("project");
     copy_project(&workspace_root().join("demo"), &root);
     assert!(root.join("replay/hello_cli.jsonl").is_file());
+    prepare(&root);
 
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -225,24 +234,20 @@ fn board_moves_a_card_to_done_live_in_a_real_browser() {
     let mut server = start_server(&root, &key, &tmp.path().join("server.log"));
     let port = wait_healthy(&mut server);
 
-    let shot = target_dir().join("board-screenshot.png");
+    let shot = target_dir().join(screenshot);
     fs::create_dir_all(shot.parent().unwrap()).unwrap();
     let _ = fs::remove_file(&shot); // a stale screenshot must not pass
     let url = format!("http://127.0.0.1:{port}/");
-    let (code, output) = run_browser(
-        &chromium,
-        &url,
-        &key,
-        &shot,
-        &tmp.path().join("browser.log"),
-    );
+    let log = tmp.path().join(format!("{script}.log"));
+    let (code, output) = run_browser(&chromium, script, &url, &key, &shot, &log);
     println!("{output}");
     assert_eq!(
         code,
         Some(0),
-        "the browser test failed:\n{output}\n--- orket serve:\n{}",
+        "the browser test {script} failed:\n{output}\n--- orket serve:\n{}",
         server.log_text()
     );
+    drop(server);
 
     let png =
         fs::read(&shot).unwrap_or_else(|e| panic!("no screenshot at {}: {e}", shot.display()));
@@ -253,4 +258,45 @@ fn board_moves_a_card_to_done_live_in_a_real_browser() {
         png.len()
     );
     println!("board screenshot: {}", shot.display());
+    tmp
+}
+
+/// The API-key banner; a replayed run of hello_cli started from the form, DEMO-1 moving to
+/// done live without a reload; a slow run halted from the board.
+#[test]
+fn board_moves_a_card_to_done_live_in_a_real_browser() {
+    let tmp = browser_scenario("board.test.mjs", "board-screenshot.png", |_| {});
+    let workspace = tmp.path().join("project/workspace/hello_cli");
+    assert!(
+        workspace.join("hello.py").is_file() && workspace.join("README.md").is_file(),
+        "the run started from the board should have written its files in {}",
+        workspace.display()
+    );
+}
+
+/// Parked write_file calls shown as approvals: one approved (the file is written), one
+/// rejected with a reason (nothing written), both decided from the board.
+#[test]
+fn board_approves_and_rejects_parked_tool_calls_in_a_real_browser() {
+    let tmp = browser_scenario(
+        "approvals.test.mjs",
+        "board-approvals-screenshot.png",
+        |root| {
+            let file = root.join("config/organization.json");
+            let mut org: serde_json::Value =
+                serde_json::from_str(&fs::read_to_string(&file).unwrap()).unwrap();
+            org["process_rules"]["approval_required"] = serde_json::json!(["write_file"]);
+            fs::write(&file, serde_json::to_string_pretty(&org).unwrap()).unwrap();
+        },
+    );
+    let workspace = tmp.path().join("project/workspace/hello_cli");
+    assert!(
+        workspace.join("hello.py").is_file(),
+        "the approved write_file should have written hello.py in {}",
+        workspace.display()
+    );
+    assert!(
+        !workspace.join("NOTES.md").exists(),
+        "the rejected write_file must not have written NOTES.md"
+    );
 }

@@ -590,20 +590,25 @@
 
   // ---- timeline -------------------------------------------------------------------------
 
+  /** A tool result after its arrow: ok, a refusal with its code, or an error. */
   function resultView(result) {
+    const arrow = h('span', { class: 'arrow', 'aria-hidden': 'true' }, '→ ');
     if (result && typeof result === 'object' && result.ok === true) {
-      return h('span', { class: 'result ok' }, 'ok');
+      return h('span', { class: 'result ok' }, arrow, 'ok');
     }
     if (result && typeof result === 'object' && result.ok === false) {
       const error = typeof result.error === 'string' ? result.error : compact(result.error);
       const m = REFUSAL.exec(error || '');
       if (m) {
-        return h('span', { class: 'result refused' },
+        return h('span', { class: 'result refused' }, arrow,
           h('span', { class: 'code', testid: 'refusal-code' }, m[1]), ' ', compact(m[2], 300));
       }
-      return h('span', { class: 'result failed' }, `error: ${compact(error || 'failed', 300)}`);
+      return h('span', { class: 'result failed' }, arrow, `error: ${compact(error || 'failed', 300)}`);
     }
-    return h('span', { class: 'result' }, compact(result, 200));
+    if (result === undefined) {
+      return h('span', { class: 'result muted', title: 'the turn stopped before this call' }, arrow, 'not run');
+    }
+    return h('span', { class: 'result' }, arrow, compact(result, 200));
   }
 
   function callParts(call) {
@@ -623,8 +628,7 @@
       return h('li', { class: 'call' },
         h('code', { class: 'tool' }, name),
         args !== undefined ? h('span', { class: 'args', title: compact(args, 2000) }, compact(args, 300)) : h('span'),
-        h('span', { class: 'arrow', 'aria-hidden': 'true' }, '→'),
-        i < results.length ? resultView(results[i]) : h('span', { class: 'result' }, '(no result)'));
+        resultView(results[i]));
     });
     for (const extra of results.slice(calls.length)) {
       items.push(h('li', { class: 'call' }, h('span', { class: 'tool' }, '(result)'), resultView(extra)));
@@ -686,9 +690,23 @@
     }
   }
 
+  /** A tool call's arguments for a person to judge: each one by name, text shown as text. */
+  function argsView(args) {
+    if (!args || typeof args !== 'object' || Array.isArray(args)) {
+      const text = JSON.stringify(args, null, 2) || '';
+      return h('pre', { class: 'args-block' }, text.length > 4000 ? `${text.slice(0, 3999)}…` : text);
+    }
+    const cut = (text) => (text.length > 4000 ? `${text.slice(0, 3999)}…` : text);
+    return h('dl', { class: 'args-list' }, Object.entries(args).map(([name, value]) => [
+      h('dt', null, name),
+      typeof value === 'string' && value.includes('\n')
+        ? h('dd', null, h('pre', { class: 'args-block' }, cut(value)))
+        : h('dd', null, h('code', null, cut(typeof value === 'string' ? value : JSON.stringify(value)))),
+    ]));
+  }
+
   function approvalView(a) {
     const pending = a.status === 'pending';
-    const args = JSON.stringify(a.args, null, 2) || '';
     const parts = [
       h('div', { class: 'approval-head' },
         h('code', { class: 'tool' }, a.tool),
@@ -696,7 +714,7 @@
         h('span', { class: 'card-id' }, a.issue_id),
         h('span', { class: 'muted' }, ` by ${a.role} · ${dateTime(a.created_at)}`),
         h('span', { class: `badge approval-${a.status}` }, a.status)),
-      h('pre', { class: 'args-block' }, args.length > 2000 ? `${args.slice(0, 1999)}…` : args),
+      argsView(a.args),
     ];
     if (pending) {
       const reasonId = `reason-${a.id}`;
@@ -711,7 +729,12 @@
     } else if (a.reason) {
       parts.push(h('p', { class: 'muted small' }, `reason: ${a.reason}`));
     }
-    return h('li', { class: `approval${pending ? ' pending' : ''}`, testid: `approval-${a.id}` }, parts);
+    return h('li', {
+      class: `approval${pending ? ' pending' : ''}`,
+      testid: `approval-${a.id}`,
+      'data-issue-id': a.issue_id,
+      'data-status': a.status,
+    }, parts);
   }
 
   async function loadApprovals() {

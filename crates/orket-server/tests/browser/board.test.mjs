@@ -1,96 +1,27 @@
 // Drives the Orket web board in headless Chromium (Debian's /usr/bin/chromium through
-// playwright-core; no browser download) against a running `orket serve`.
+// playwright-core; no browser download) against a running `orket serve` whose project is a
+// copy of demo/.
 //
 //   node board.test.mjs <board url> <api key> <screenshot.png> [replay file]
 //
 // 1. Without a key the board shows the API-key banner; a wrong key is refused (403); the
 //    right key typed into the banner loads the board.
-// 2. With `?api_key=` in the address (taken out of the address bar), the board's form starts a
-//    replayed run of the epic `hello_cli`; card DEMO-1 must leave the ready column and reach the
-//    done column live (WebSocket), as the same DOM node, without any navigation or reload; the
-//    run must end `completed` with 3/3, the timeline and the event stream must show it.
-// 3. A full-page screenshot goes to <screenshot.png>.
+// 2. With `?api_key=` in the address (taken out of the address bar), a start with an unknown
+//    target shows the server's error as inert text; then the board's form starts a replayed run
+//    of the epic `hello_cli`: card DEMO-1 must leave the ready column and reach the done column
+//    live (WebSocket), as the same DOM node, without any navigation or reload; the run must end
+//    `completed` with 3/3, and the timeline, the event stream and the project panel show it.
+//    A full-page screenshot goes to <screenshot.png>.
+// 3. A slow run started from the form and halted with the Halt button ends `canceled`.
 // Exits 0 on success, 1 with a message on the first failure (and a screenshot next to the
 // requested one, `-failure.png`), 2 on bad usage or a missing browser.
 
-import { chromium } from 'playwright-core';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import {
+  RUN_MS, check, expectState, keyedUrl, main, waitLive, waitUntil, watchPage,
+} from './lib.mjs';
 
-const [boardUrl, apiKey, screenshotPath, replayFile = 'replay/hello_cli.jsonl'] = process.argv.slice(2);
-if (!boardUrl || !apiKey || !screenshotPath) {
-  console.error('usage: node board.test.mjs <board url> <api key> <screenshot.png> [replay file]');
-  process.exit(2);
-}
-const executablePath = process.env.ORKET_CHROMIUM || '/usr/bin/chromium';
-if (!existsSync(executablePath)) {
-  console.error(`board test: no Chromium at ${executablePath}: install it with \`apt-get install -y chromium\` (bash .ci/run does it)`);
-  process.exit(2);
-}
-
-const STEP_MS = 15000;
-const RUN_MS = 45000;
-const watchdog = setTimeout(() => {
-  console.error('board test FAILED: took longer than 180 s in all');
-  process.exit(1);
-}, 180000);
-
-const log = (msg) => console.log(`board test: ${msg}`);
-
-class Failure extends Error {}
-function check(condition, message) {
-  if (!condition) throw new Failure(message);
-}
-
-/** Waits for a locator's state with a message that says what was expected. */
-async function expectState(locator, state, what, timeout = STEP_MS) {
-  try {
-    await locator.waitFor({ state, timeout });
-  } catch {
-    throw new Failure(`${what} (waited ${timeout / 1000} s)`);
-  }
-}
-
-async function waitUntil(page, fn, arg, what, timeout = STEP_MS) {
-  try {
-    await page.waitForFunction(fn, arg, { timeout, polling: 100 });
-  } catch {
-    throw new Failure(`${what} (waited ${timeout / 1000} s)`);
-  }
-}
-
-function watchPage(page, problems, { refusalsExpected = false } = {}) {
-  page.on('pageerror', (e) => problems.push(`uncaught exception in the page: ${e.message}`));
-  page.on('console', (m) => {
-    if (m.type() === 'error') {
-      const text = m.text();
-      // The browser logs refused requests and WebSocket handshakes: expected while the key
-      // is missing or wrong on purpose.
-      if (refusalsExpected && (/\b40[13]\b/.test(text) || /^WebSocket connection to .* failed/.test(text))) return;
-      // The unknown target the test starts on purpose.
-      if (/status of 40[04]/.test(text) && (m.location().url || '').endsWith('/v1/system/run-active')) return;
-      problems.push(`console error: ${text}`);
-    }
-  });
-}
-
-const profile = mkdtempSync(join(tmpdir(), 'orket-board-chromium-'));
-let context;
-let page;
-const problems = [];
-let exitCode = 0;
-try {
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath,
-    headless: true,
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    ],
-    viewport: { width: 1440, height: 1000 },
-    colorScheme: 'light',
-  });
+await main('board', async ({ context, args, log, problems, setPage }) => {
+  const { boardUrl, apiKey, screenshotPath, replayFile } = args;
 
   // ---- 1. the API key -------------------------------------------------------------------
   const authPage = await context.newPage();
@@ -119,11 +50,11 @@ try {
   log('API key banner: missing → asked, wrong → refused, right → board loads');
 
   // ---- 2. a live run --------------------------------------------------------------------
-  page = await context.newPage();
-  watchPage(page, problems);
-  const url = new URL(boardUrl);
-  url.searchParams.set('api_key', apiKey);
-  await page.goto(url.href, { waitUntil: 'load' });
+  const page = await context.newPage();
+  setPage(page);
+  // The unknown target started on purpose below is refused (400 or 404).
+  watchPage(page, problems, { allowed: (text, url) => /status of 40[04]/.test(text) && url.endsWith('/v1/system/run-active') });
+  await page.goto(keyedUrl(boardUrl, apiKey), { waitUntil: 'load' });
   check(!page.url().includes('api_key'), `the key should leave the address bar; the address is ${page.url()}`);
   let navigations = 0;
   page.on('framenavigated', (frame) => {
@@ -149,8 +80,7 @@ try {
     };
     new MutationObserver(note).observe(kanban, { childList: true, subtree: true, attributes: true, attributeFilter: ['data-run-id'] });
   });
-  await waitUntil(page, () => document.querySelector('[data-testid="ws-status"]').dataset.state === 'open',
-    null, 'the board\'s WebSocket should connect (status "live")');
+  await waitLive(page);
   check(await page.getByTestId('auth-banner').isHidden(), 'with ?api_key= the key banner should stay hidden');
 
   await page.getByTestId('start-provider').selectOption('replay');
@@ -223,21 +153,28 @@ try {
 
   await page.screenshot({ path: screenshotPath, fullPage: true });
   log(`screenshot: ${screenshotPath}`);
-  log('passed');
-} catch (e) {
-  exitCode = 1;
-  console.error(`board test FAILED: ${e instanceof Failure ? e.message : e.stack || e}`);
-  if (problems.length) console.error(`page problems:\n  ${problems.join('\n  ')}`);
-  if (page) {
-    const failureShot = screenshotPath.replace(/(\.png)?$/i, '-failure.png');
-    await page.screenshot({ path: failureShot, fullPage: true }).then(
-      () => console.error(`board test: failure screenshot: ${failureShot}`),
-      () => {},
-    );
-  }
-} finally {
-  if (context) await context.close().catch(() => {});
-  rmSync(profile, { recursive: true, force: true });
-  clearTimeout(watchdog);
-}
-process.exit(exitCode);
+
+  // ---- 3. halt ----------------------------------------------------------------------------
+  // A slow run (5 s a reply) halted from the board ends canceled at the next turn boundary.
+  await page.getByTestId('start-delay').fill('5000');
+  await page.getByTestId('start-reset').check();
+  await page.getByTestId('start-run').click();
+  await waitUntil(page, (previous) => {
+    const m = /Run (\S+) started/.exec(document.querySelector('[data-testid="start-message"]').textContent);
+    return m && m[1] !== previous;
+  }, runId, 'a second run should start');
+  const slowId = /Run (\S+) started/.exec(await page.getByTestId('start-message').innerText())[1];
+  await waitUntil(page, () => {
+    const halt = document.querySelector('[data-testid="halt"]');
+    return document.querySelector('[data-testid="run-status"]').textContent === 'running' && !halt.disabled;
+  }, null, `run ${slowId} should show as running with Halt enabled`);
+  await page.getByTestId('halt').click();
+  await waitUntil(page, () => document.querySelector('[data-testid="run-status"]').textContent === 'canceled',
+    null, `the halted run ${slowId} should end "canceled"`, RUN_MS);
+  check(await page.getByTestId('halt').isDisabled(), 'Halt should be disabled once the run ended');
+  check(await page.locator('[data-testid="column-done"] [data-testid="card-DEMO-2"]').count() === 0,
+    'the halted run should not have finished DEMO-2');
+  check(await page.getByTestId('error-banner').isHidden(),
+    `the error banner shows: ${await page.getByTestId('error-banner').innerText().catch(() => '')}`);
+  log(`run ${slowId} halted from the board: canceled`);
+});
