@@ -772,10 +772,11 @@
     }
     return h('li', { class: `event ev-${ev.event}`, testid: 'event', 'data-event': ev.event, 'data-issue-id': ev.issue_id || null },
       h('time', { datetime: ev.timestamp || null }, time(ev.timestamp)),
-      h('span', { class: 'ev-name' }, ev.event),
-      ev.issue_id ? h('span', { class: 'card-id' }, ev.issue_id) : null,
-      ev.role ? h('span', { class: 'muted' }, ev.role) : null,
-      $('events-all').checked && ev.run_id ? h('span', { class: 'muted' }, ev.run_id) : null,
+      h('span', { class: 'ev-head' },
+        h('span', { class: 'ev-name' }, ev.event),
+        ev.issue_id ? h('span', { class: 'card-id' }, ev.issue_id) : null,
+        ev.role ? h('span', { class: 'muted' }, ev.role) : null,
+        $('events-all').checked && ev.run_id ? h('span', { class: 'muted' }, `run ${ev.run_id}`) : null),
       detail ? h('span', { class: 'ev-data', title: detail }, detail) : null);
   }
 
