@@ -192,7 +192,7 @@ fn run_browser(
         .stderr(out)
         .spawn()
         .expect("starting node");
-    let deadline = Instant::now() + Duration::from_secs(240);
+    let deadline = Instant::now() + Duration::from_secs(360);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break Some(status);
@@ -207,7 +207,7 @@ fn run_browser(
     let text = fs::read_to_string(out_file).unwrap_or_default();
     match status {
         Some(status) => (status.code(), text),
-        None => (None, format!("{text}\n(killed after 240 s)")),
+        None => (None, format!("{text}\n(killed after 360 s)")),
     }
 }
 

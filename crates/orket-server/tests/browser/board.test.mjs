@@ -85,7 +85,7 @@ await main('board', async ({ context, args, log, problems, setPage }) => {
 
   await page.getByTestId('start-provider').selectOption('replay');
   await page.getByTestId('start-replay').fill(replayFile);
-  await page.getByTestId('start-delay').fill('400');
+  await page.getByTestId('start-delay').fill('1000');
   await page.getByTestId('start-reset').check();
 
   // A refused start shows the server's error as text: markup in it stays inert.
