@@ -380,6 +380,7 @@
     state.cards.clear();
     updateColumns();
     $('timeline').replaceChildren();
+    $('run-roles').replaceChildren();
     $('timeline-empty').hidden = false;
     $('approvals').replaceChildren();
     renderRuns();
@@ -461,7 +462,8 @@
     let passed = Number.isFinite(last.passed) ? last.passed : null;
     let failed = Number.isFinite(last.failed) ? last.failed : null;
     if ((passed === null || failed === null) && Array.isArray(last.results)) {
-      passed = last.results.filter((r) => r && (r.status === 'passed' || r.status === 'pass')).length;
+      const ok = (r) => r && (r.passed === true || ['passed', 'pass', 'ok', 'success'].includes(r.status));
+      passed = last.results.filter(ok).length;
       failed = last.results.length - passed;
     }
     if (passed === null && failed === null) return null;
@@ -648,9 +650,26 @@
       turn.error ? h('p', { class: 'turn-error' }, compact(turn.error, 400)) : null);
   }
 
+  function roleMetricsView(metrics) {
+    const roles = metrics && metrics.roles && typeof metrics.roles === 'object' ? Object.entries(metrics.roles) : [];
+    return roles.map(([role, m]) => h('li', null,
+      h('span', { class: 'role' }, role),
+      ` ${m.turns} turn${m.turns === 1 ? '' : 's'} · ${m.tokens_in} in / ${m.tokens_out} out · `
+      + `${m.tool_calls} tool call${m.tool_calls === 1 ? '' : 's'} · ${m.lines_written} lines written`));
+  }
+
+  async function loadRoleMetrics(id) {
+    await guarded('Run metrics', async () => {
+      const metrics = await api(`/v1/runs/${encodeURIComponent(id)}/metrics`);
+      if (id !== state.selected) return;
+      $('run-roles').replaceChildren(...roleMetricsView(metrics));
+    });
+  }
+
   async function loadSession() {
     const id = state.selected;
     if (!id) return;
+    loadRoleMetrics(id);
     await guarded('Timeline', async () => {
       const session = await api(`/v1/sessions/${encodeURIComponent(id)}`);
       if (id !== state.selected) return;

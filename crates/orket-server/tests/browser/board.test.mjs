@@ -136,6 +136,10 @@ await main('board', async ({ context, args, log, problems, setPage }) => {
   await waitUntil(page, () => document.querySelectorAll('[data-testid="timeline"] [data-testid^="turn-"]').length >= 6,
     null, 'the timeline should show the run\'s 6 turns');
   await waitUntil(page, () => {
+    const roles = document.querySelector('[data-testid="run-roles"]').textContent;
+    return /coder 3 turns/.test(roles) && /integrity_guard 3 turns/.test(roles);
+  }, null, 'the run header should show 3 turns each for coder and integrity_guard');
+  await waitUntil(page, () => {
     const epic = document.querySelector('[data-testid="epic-hello_cli"]');
     return epic && /3\/3/.test(epic.textContent);
   }, null, 'the project panel should show hello_cli with 3/3 issues finished');
