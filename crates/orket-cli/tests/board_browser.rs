@@ -300,3 +300,27 @@ fn board_approves_and_rejects_parked_tool_calls_in_a_real_browser() {
         "the rejected write_file must not have written NOTES.md"
     );
 }
+
+/// The board inserts server text as text only and loads nothing from elsewhere (no CDN, no
+/// external fonts): no HTML sinks in its script, no remote address in its three files.
+#[test]
+fn board_files_have_no_html_sinks_and_no_remote_resources() {
+    let web = workspace_root().join("crates/orket-server/web");
+    let script = fs::read_to_string(web.join("app.js")).unwrap();
+    for sink in [
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "eval(",
+        "new Function",
+    ] {
+        assert!(!script.contains(sink), "app.js uses {sink}");
+    }
+    for file in ["index.html", "app.js", "style.css"] {
+        let text = fs::read_to_string(web.join(file)).unwrap();
+        for remote in ["http://", "https://", "//fonts.", "@import"] {
+            assert!(!text.contains(remote), "{file} refers to {remote}");
+        }
+    }
+}
