@@ -3,6 +3,7 @@
 //! (SPEC §12), and the prompt compiler (SPEC §6.4). The traction loop that ties them together
 //! lands with the rest of the engine issue.
 
+pub mod approval;
 pub mod engine;
 pub mod events;
 pub mod file_tools;

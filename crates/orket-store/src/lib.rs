@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+mod board;
 mod change;
 mod error;
 mod records;
@@ -15,11 +16,13 @@ mod store;
 mod time;
 mod words;
 
+pub use board::overlay_builds;
 pub use change::{Applied, Change};
 pub use error::{StoreError, StoreResult};
 pub use records::{
-    BuildRecord, CardTransaction, Comment, EventRecord, IssueRecord, IssueUpdate, MemoryRecord,
-    NewEvent, NewTurn, RunRecord, RunUpdate, SnapshotRecord, SuccessRecord, TurnRecord,
+    ApprovalRecord, BuildRecord, CardTransaction, Comment, EventRecord, IssueRecord, IssueUpdate,
+    MemoryRecord, NewApproval, NewEvent, NewTurn, RunRecord, RunUpdate, SnapshotRecord,
+    SuccessRecord, TurnRecord,
 };
 pub use sqlite::SqliteStore;
 pub use store::Store;

@@ -6,4 +6,5 @@ pub mod demo;
 pub mod model;
 pub mod run;
 pub mod runs;
+pub mod serve;
 pub mod show;

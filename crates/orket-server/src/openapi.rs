@@ -1,0 +1,42 @@
+//! The OpenAPI document of the server (`GET /openapi.json`), generated from the handlers'
+//! annotations; a test keeps its paths equal to the route table.
+
+use crate::{approvals, files, runs, system, web, ws};
+use axum::Json;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+/// The document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Orket", description = "orket serve: runs, their events and the project's files. Every /v1 and /ws route needs X-API-Key when the server has ORKET_API_KEY."),
+    paths(
+        web::index, web::app_js, web::style_css, system::health, document,
+        system::version, system::heartbeat, system::metrics, system::calendar, system::board,
+        files::explorer, files::read, files::save,
+        runs::run_active, runs::list, runs::backlog, runs::metrics, runs::halt,
+        runs::session, runs::snapshot,
+        approvals::list, approvals::approve, approvals::reject,
+        ws::events,
+    ),
+    modifiers(&KeyScheme)
+)]
+pub struct ApiDoc;
+
+struct KeyScheme;
+
+impl Modify for KeyScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+    }
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", responses((status = 200, description = "the OpenAPI document", content_type = "application/json")))]
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
