@@ -211,13 +211,26 @@ pub struct SnapshotView {
     pub data: Value,
 }
 
-async fn run_view(state: &AppState, run: RunRecord) -> ApiResult<RunView> {
-    let issues = state.store().list_issues(&run.build_id).await?;
+/// Done and total issues of a build.
+async fn progress(state: &AppState, build_id: &str) -> ApiResult<Progress> {
+    let issues = state.store().list_issues(build_id).await?;
     let done = issues
         .iter()
         .filter(|i| matches!(i.status, Status::Done | Status::Canceled))
         .count();
-    Ok(RunView {
+    Ok(Progress {
+        done,
+        total: issues.len(),
+    })
+}
+
+async fn run_view(state: &AppState, run: RunRecord) -> ApiResult<RunView> {
+    let progress = progress(state, &run.build_id).await?;
+    Ok(view_with(state, run, progress))
+}
+
+fn view_with(state: &AppState, run: RunRecord, progress: Progress) -> RunView {
+    RunView {
         active: state.halt_of(&run.id).is_some(),
         id: run.id,
         kind: run.kind.to_string(),
@@ -230,11 +243,8 @@ async fn run_view(state: &AppState, run: RunRecord) -> ApiResult<RunView> {
         started_at: run.started_at,
         updated_at: run.updated_at,
         ended_at: run.ended_at,
-        progress: Progress {
-            done,
-            total: issues.len(),
-        },
-    })
+        progress,
+    }
 }
 
 async fn find_run(state: &AppState, id: &str) -> ApiResult<RunRecord> {
@@ -253,9 +263,19 @@ pub async fn list(
     Query(query): Query<ListQuery>,
 ) -> ApiResult<Json<Vec<RunView>>> {
     let limit = query.limit.unwrap_or(50).clamp(1, 1000);
+    // Runs of one build share its progress: one read per build, not per run.
+    let mut builds: std::collections::HashMap<String, (usize, usize)> = Default::default();
     let mut out = Vec::new();
     for run in state.store().list_runs(limit).await? {
-        out.push(run_view(&state, run).await?);
+        let (done, total) = match builds.get(&run.build_id) {
+            Some(known) => *known,
+            None => {
+                let p = progress(&state, &run.build_id).await?;
+                builds.insert(run.build_id.clone(), (p.done, p.total));
+                (p.done, p.total)
+            }
+        };
+        out.push(view_with(&state, run, Progress { done, total }));
     }
     Ok(Json(out))
 }
