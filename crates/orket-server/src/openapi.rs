@@ -3,7 +3,7 @@
 
 use crate::{approvals, files, runs, system, web, ws};
 use axum::Json;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 /// The document.
@@ -23,6 +23,7 @@ use utoipa::{Modify, OpenApi};
 )]
 pub struct ApiDoc;
 
+/// Declares the `X-API-Key` scheme and puts it on every `/v1` and `/ws` operation.
 struct KeyScheme;
 
 impl Modify for KeyScheme {
@@ -32,6 +33,18 @@ impl Modify for KeyScheme {
             "api_key",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
         );
+        // The routes behind the key say so (the same rule the router applies).
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !crate::routes::needs_key(path) {
+                continue;
+            }
+            for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
+                operation.security = Some(vec![SecurityRequirement::new(
+                    "api_key",
+                    Vec::<String>::new(),
+                )]);
+            }
+        }
     }
 }
 

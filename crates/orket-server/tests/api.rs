@@ -68,6 +68,19 @@ async fn openapi_document_lists_exactly_the_routes() {
         }
     }
     assert_eq!(routes, documented);
+    // Exactly the routes behind the key declare it.
+    for (method, path) in &documented {
+        let security = &doc["paths"][path][method]["security"];
+        assert_eq!(
+            security.is_array(),
+            needs_key(path),
+            "{method} {path}: {security}"
+        );
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["api_key"],
+        json!({"type": "apiKey", "in": "header", "name": "X-API-Key"})
+    );
     // And the document is served as it is built.
     let p = Project::new().await;
     let (status, served) = p.send(Method::GET, "/openapi.json", None, None).await;
