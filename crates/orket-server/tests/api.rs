@@ -728,3 +728,29 @@ async fn cors_only_for_allowed_origins() {
         .get("access-control-allow-origin")
         .is_none());
 }
+
+#[tokio::test]
+async fn a_run_that_cannot_start_is_recorded_failed_with_the_reason() {
+    let p = Project::new().await;
+    let epic = p.root.join("model/core/epics/broken.json");
+    std::fs::write(
+        &epic,
+        json!({"name": "Broken", "team": "no_such_team", "environment": "local",
+            "issues": [{"id": "B-1", "summary": "Something", "seat": "developer"}]})
+        .to_string(),
+    )
+    .unwrap();
+    let mut events = p.state.bus().subscribe();
+    let id = p.start("broken", 0).await;
+    let session = p.wait_end(&id).await;
+    assert_eq!(session["run"]["status"], "failed", "{session}");
+    let reason = session["run"]["reason"].as_str().unwrap();
+    assert!(reason.contains("no_such_team"), "{reason}");
+    assert_eq!(session["run"]["build_id"], "build-broken");
+    let end = events.recv().await.unwrap();
+    assert_eq!(
+        (end.event.as_str(), end.run_id.as_deref()),
+        ("session_end", Some(id.as_str()))
+    );
+    assert_eq!(end.data["status"], "failed");
+}
