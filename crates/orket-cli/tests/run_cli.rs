@@ -89,6 +89,62 @@ fn run_completes_the_demo_and_prints_a_summary() {
 }
 
 #[test]
+fn a_failing_fixture_is_shown_and_refuses_done() {
+    let (_dir, root, replay) = demo_with_replay();
+    let epic_file = root.join("model/core/epics/hello_cli.json");
+    let mut epic: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&epic_file).unwrap()).unwrap();
+    epic["issues"][0]["verification"] = json!({
+        "fixture_path": "verification/test_hello.py",
+        "scenarios": [{"id": "greets", "input_data": null, "expected_output": "Hello, Orket!"}]
+    });
+    std::fs::write(&epic_file, epic.to_string()).unwrap();
+    let fixtures = root.join("workspace/hello_cli/verification");
+    std::fs::create_dir_all(&fixtures).unwrap();
+    std::fs::write(
+        fixtures.join("test_hello.py"),
+        "from pathlib import Path\ndef verify(_):\n    return (Path(__file__).resolve().parent.parent / 'hello.py').read_text().strip()\n",
+    )
+    .unwrap();
+    let out = orket()
+        .env("ORKET_VERIFY_MEM_MB", "300")
+        .args(["run", "hello_cli", "--provider", "replay", "--replay"])
+        .arg(&replay)
+        .arg("--root")
+        .arg(&root)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("DEMO-1 verification FAILED: 0/1 scenarios passed"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("VERIFICATION_FAILED") || stdout.contains("its verification failed"),
+        "{stdout}"
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let issue = runtime.block_on(async {
+        let store = SqliteStore::open(&root.join(".orket/orket.db"))
+            .await
+            .unwrap();
+        store
+            .get_issue("build-hello_cli", "DEMO-1")
+            .await
+            .unwrap()
+            .unwrap()
+    });
+    assert_eq!(issue.status.to_string(), "blocked");
+    let last_run = &issue.verification["last_run"];
+    assert_eq!(
+        last_run["isolation"]["limits"]["mem_mb"], 300,
+        "{last_run:#}"
+    );
+    assert_eq!(last_run["failed"], 1);
+}
+
+#[test]
 fn run_without_a_provider_or_with_an_unknown_target_is_a_clear_error() {
     let (_dir, root, replay) = demo_with_replay();
     let out = orket()

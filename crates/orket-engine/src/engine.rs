@@ -6,7 +6,9 @@
 use crate::events::{names, EventBus, EventLog, EventSink};
 use crate::file_tools::FileTools;
 use crate::policy::{Policies, PolicyRegistry};
+use crate::sandbox::SandboxManager;
 use crate::turn::{self, TurnOutcome};
+use crate::verify::VerifyLimits;
 use crate::workspace::Workspace;
 use orket_core::assets::{
     AssetError, AssetTree, Category, Dialect, Environment, Epic, Organization, Role, Team,
@@ -118,6 +120,8 @@ pub struct EngineOptions {
     pub run_id: Option<String>,
     /// Raised to stop the engine's runs at the next turn boundary.
     pub halt: Halt,
+    /// Limits of verification fixture runs (`ORKET_VERIFY_*`).
+    pub verify: VerifyLimits,
 }
 
 impl Default for EngineOptions {
@@ -137,14 +141,19 @@ impl Default for EngineOptions {
             time_budget: None,
             run_id: None,
             halt: Halt::new(),
+            verify: VerifyLimits::default(),
         }
     }
 }
 
 impl EngineOptions {
-    /// The defaults with `ORKET_CONTEXT_WINDOW` applied when it is a number.
+    /// The defaults with `ORKET_CONTEXT_WINDOW` applied when it is a number, and the
+    /// `ORKET_VERIFY_*` limits.
     pub fn from_env() -> Self {
-        let mut options = EngineOptions::default();
+        let mut options = EngineOptions {
+            verify: VerifyLimits::from_env(),
+            ..EngineOptions::default()
+        };
         if let Some(n) = std::env::var("ORKET_CONTEXT_WINDOW")
             .ok()
             .and_then(|v| v.parse().ok())
@@ -256,6 +265,14 @@ impl Engine {
         &self.store
     }
 
+    /// The sandboxes of this engine's store, their files kept in `<root>/.orket/sandboxes`.
+    pub fn sandboxes(&self) -> SandboxManager {
+        SandboxManager::new(
+            Arc::clone(&self.store),
+            self.tree.root().join(".orket").join("sandboxes"),
+        )
+    }
+
     /// The provider.
     pub(crate) fn provider(&self) -> &Arc<dyn Provider> {
         &self.provider
@@ -323,12 +340,17 @@ impl Engine {
                 self.run_epic(&epic, &dept, Some(name), RunKind::Issue, None)
                     .await?,
             ]),
-            None => Err(EngineError::NotFound(format!(
-                "\"{name}\" is no epic, rock or issue of department \"{dept}\" (epics: {}; rocks: {})",
-                self.tree.list(Category::Epics, &dept).join(", "),
-                self.tree.list(Category::Rocks, &dept).join(", ")
-            ))),
+            None => Err(Self::not_found(&self.tree, name, &dept)),
         }
+    }
+
+    /// The error for a name that is no epic, rock or issue (it lists what exists).
+    pub(crate) fn not_found(tree: &AssetTree, name: &str, dept: &str) -> EngineError {
+        EngineError::NotFound(format!(
+            "\"{name}\" is no epic, rock or issue of department \"{dept}\" (epics: {}; rocks: {})",
+            tree.list(Category::Epics, dept).join(", "),
+            tree.list(Category::Rocks, dept).join(", ")
+        ))
     }
 
     /// Keeps the rock's build row current: its status derived from its epics' builds.
@@ -365,8 +387,18 @@ impl Engine {
 
     /// Loads what an epic run needs and refuses epics over the complexity threshold.
     pub(crate) fn prepare(&self, epic_name: &str, dept: &str) -> Result<RunAssets, EngineError> {
-        let org = self.tree.organization()?;
-        let epic = self.tree.load_epic(epic_name, dept)?;
+        Self::prepare_assets(&self.tree, &self.registry, epic_name, dept)
+    }
+
+    /// [`Engine::prepare`] without an engine (also used by `preview`).
+    pub(crate) fn prepare_assets(
+        tree: &AssetTree,
+        registry: &PolicyRegistry,
+        epic_name: &str,
+        dept: &str,
+    ) -> Result<RunAssets, EngineError> {
+        let org = tree.organization()?;
+        let epic = tree.load_epic(epic_name, dept)?;
         if epic.issues.len() > org.idesign_threshold && !epic.idesign {
             return Err(EngineError::Complexity(format!(
                 "epic \"{epic_name}\" has {} issues, more than the iDesign threshold of {} (architecture.idesign_threshold), and architecture_governance.idesign is off: turn it on or split the epic",
@@ -374,8 +406,8 @@ impl Engine {
                 org.idesign_threshold
             )));
         }
-        let team = self.tree.load_team(&epic.team, dept)?;
-        let env = self.tree.load_environment(&epic.environment, dept)?;
+        let team = tree.load_team(&epic.team, dept)?;
+        let env = tree.load_environment(&epic.environment, dept)?;
         let mut roles = HashMap::new();
         let names = team
             .seats
@@ -386,7 +418,7 @@ impl Engine {
             if roles.contains_key(&name) {
                 continue;
             }
-            match self.tree.load_role(&name, dept, Some(&team)) {
+            match tree.load_role(&name, dept, Some(&team)) {
                 Ok(role) => {
                     roles.insert(name, role);
                 }
@@ -397,14 +429,9 @@ impl Engine {
         }
         let dialects = MODEL_FAMILIES
             .iter()
-            .filter_map(|f| {
-                self.tree
-                    .load_dialect(f, dept)
-                    .ok()
-                    .map(|d| (f.to_string(), d))
-            })
+            .filter_map(|f| tree.load_dialect(f, dept).ok().map(|d| (f.to_string(), d)))
             .collect();
-        let (policies, warnings) = self.registry.resolve(&org, &|k| std::env::var(k).ok());
+        let (policies, warnings) = registry.resolve(&org, &|k| std::env::var(k).ok());
         for warning in &warnings {
             tracing::warn!("{warning}");
         }
@@ -416,14 +443,14 @@ impl Engine {
             roles,
             dialects,
             policies,
-            user_settings: self.user_settings()?,
+            user_settings: Self::user_settings(tree)?,
         })
     }
 
     /// `config/user_settings.json` (`preferred_coder`, `preferred_architect`,
     /// `preferred_reviewer`, ...), when present.
-    fn user_settings(&self) -> Result<HashMap<String, String>, EngineError> {
-        let path = self.tree.root().join("config").join("user_settings.json");
+    fn user_settings(tree: &AssetTree) -> Result<HashMap<String, String>, EngineError> {
+        let path = tree.root().join("config").join("user_settings.json");
         if !path.is_file() {
             return Ok(HashMap::new());
         }
@@ -784,6 +811,9 @@ impl Engine {
         reason: &str,
         turns: usize,
     ) -> Result<RunOutcome, EngineError> {
+        if status == RunStatus::Completed {
+            crate::sandbox::deploy_for_run(self, ctx).await?;
+        }
         let issues = self.store.list_issues(&ctx.build_id).await?;
         let mut changes = vec![Change::UpdateRun {
             id: ctx.run_id.clone(),
@@ -908,7 +938,7 @@ pub(crate) fn event(
 }
 
 /// The store row an issue of the epic file is seeded as (its file status is kept).
-fn seed_record(build_id: &str, spec: &orket_core::assets::IssueSpec) -> IssueRecord {
+pub(crate) fn seed_record(build_id: &str, spec: &orket_core::assets::IssueSpec) -> IssueRecord {
     let mut r = IssueRecord::new(build_id, &spec.card.id, &spec.card.name, &spec.seat);
     r.description = spec.card.description.clone();
     r.issue_type = spec.card.card_type.clone();

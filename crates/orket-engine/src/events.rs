@@ -35,10 +35,22 @@ pub mod names {
     pub const POLICY_VIOLATION_REPORT_SAVED: &str = "policy_violation_report_saved";
     /// A verification fixture started.
     pub const VERIFICATION_STARTED: &str = "verification_started";
+    /// A review's verification finished (counts, fatal reason, isolation).
+    pub const VERIFICATION_COMPLETED: &str = "verification_completed";
+    /// A fixture path left `verification/`: the review fails, the run goes on.
+    pub const SECURITY_VIOLATION: &str = "security_violation";
     /// A sandbox was deployed.
     pub const SANDBOX_DEPLOYED: &str = "sandbox_deployed";
     /// A sandbox deploy failed.
     pub const SANDBOX_DEPLOY_FAILED: &str = "sandbox_deploy_failed";
+    /// A sandbox's ports were reserved and its compose file written.
+    pub const SANDBOX_CREATED: &str = "sandbox_created";
+    /// A sandbox's health was checked.
+    pub const SANDBOX_HEALTH: &str = "sandbox_health";
+    /// A sandbox was stopped (its ports are free again).
+    pub const SANDBOX_STOPPED: &str = "sandbox_stopped";
+    /// Stopping a sandbox failed.
+    pub const SANDBOX_STOP_FAILED: &str = "sandbox_stop_failed";
     /// A model call timed out and is retried.
     pub const MODEL_TIMEOUT_RETRY: &str = "model_timeout_retry";
     /// A model call could not connect and is retried.

@@ -60,6 +60,8 @@ pub mod codes {
     pub const IDESIGN_IMPORT: &str = "IDESIGN_IMPORT";
     /// iDesign: a Python file with a syntax error.
     pub const IDESIGN_SYNTAX: &str = "IDESIGN_SYNTAX";
+    /// Moving an issue to done while its verification (run by this review) failed.
+    pub const VERIFICATION_FAILED: &str = "VERIFICATION_FAILED";
 }
 
 /// At most this many tool calls per turn.
@@ -147,6 +149,29 @@ pub fn check_budget(calls: &[ToolCall]) -> Result<(), Refusal> {
                 "the turn made {} tool calls; at most {MAX_CALLS_PER_TURN} are allowed per turn",
                 calls.len()
             ),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses moving `issue_id` to `done` while the verification run for this review failed;
+/// `failed` is that run's summary (`None` when it passed or the issue has no fixture).
+pub fn check_verified_done(
+    call: &ToolCall,
+    issue_id: &str,
+    failed: Option<&str>,
+) -> Result<(), Refusal> {
+    let Some(summary) = failed else {
+        return Ok(());
+    };
+    let target = call.str_arg("issue_id").unwrap_or(issue_id);
+    if call.name == "update_issue_status"
+        && target == issue_id
+        && call.str_arg("status") == Some("done")
+    {
+        return Err(Refusal::new(
+            codes::VERIFICATION_FAILED,
+            format!("update_issue_status: {issue_id} cannot move to done: its verification failed. {summary}"),
         ));
     }
     Ok(())

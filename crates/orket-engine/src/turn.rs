@@ -5,11 +5,12 @@
 use crate::engine::{event, Engine, EngineError, RunCtx};
 use crate::events::names;
 use crate::gate::{self, Decision, GateContext, Refusal};
-use crate::policy::{ModelChoice, TurnReport};
-use crate::prompt::{compile, PromptInput};
+use crate::policy::TurnReport;
+use crate::turn_prompt::{compile_turn_prompt, plan_seat, prompt_context, SeatPlan};
+use crate::verify::{self, VerificationResult};
 use orket_core::lifecycle::allowed_targets;
 use orket_core::priority::parse_priority;
-use orket_core::{CardKind, Status, ToolCall, WaitReason, INTEGRITY_GUARD};
+use orket_core::{CardKind, Status, ToolCall, WaitReason};
 use orket_llm::{parse_tool_calls, turn_schema, ChatMessage, ModelRequest, ProviderError};
 use orket_store::{Change, IssueRecord, IssueUpdate, NewApproval, NewTurn};
 use serde_json::{json, Value};
@@ -42,10 +43,6 @@ const UNAVAILABLE: [&str; 4] = [
     "image_generate",
 ];
 
-/// How many recent comments a prompt shows.
-const PROMPT_COMMENTS: usize = 5;
-/// How many remembered decisions a prompt shows.
-const PROMPT_MEMORIES: usize = 5;
 /// Attempts per model call.
 const MODEL_ATTEMPTS: u32 = 3;
 
@@ -118,124 +115,49 @@ pub(crate) async fn run_turn(
     }
     let review = issue.status == Status::CodeReview;
 
-    // Routing: review turns go to the first seat holding integrity_guard.
-    let seat = ctx
-        .assets
-        .policies
-        .router
-        .route(&ctx.assets.team, &issue.seat, review);
-    let Some(seat) = seat else {
-        let reason = if review {
-            format!(
-                "team \"{}\" has no seat holding {INTEGRITY_GUARD}: the review cannot be routed",
-                ctx.assets.team.name
-            )
-        } else {
-            format!(
-                "seat \"{}\" is not a seat of team \"{}\" (seats: {})",
-                issue.seat,
-                ctx.assets.team.name,
-                ctx.assets
-                    .team
-                    .seats
-                    .iter()
-                    .map(|s| s.key.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        };
-        return fail_issue(engine, ctx, &issue, &reason).await;
-    };
-    let mut role_names: Vec<String> = Vec::new();
-    if review {
-        role_names.push(INTEGRITY_GUARD.to_string());
-    }
-    for r in &seat.roles {
-        if !role_names.contains(r) {
-            role_names.push(r.clone());
-        }
-    }
-    let mut roles = Vec::new();
-    for name in &role_names {
-        match ctx.assets.roles.get(name) {
-            Some(r) => roles.push(r.clone()),
-            None => {
-                return fail_issue(
-                    engine,
-                    ctx,
-                    &issue,
-                    &format!("role \"{name}\" of seat \"{}\" has no definition", seat.key),
-                )
-                .await
-            }
-        }
-    }
-    if !roles
-        .iter()
-        .any(|r| r.issue_types.contains(&issue.issue_type))
-    {
-        let reason = format!(
-            "no acting role ({}) handles issues of type \"{}\"",
-            role_names.join(", "),
-            issue.issue_type
-        );
-        return fail_issue(engine, ctx, &issue, &reason).await;
-    }
-    let primary = role_names[0].clone();
-
-    // Model and dialect.
-    let strategy = &ctx.assets.policies.prompt_strategy;
-    let model = strategy.model(&ModelChoice {
-        explicit: engine.options().model.as_deref(),
-        epic: &ctx.assets.epic,
-        role: &primary,
-        user: &ctx.assets.user_settings,
-        environment: &ctx.assets.env.model,
-        org: &ctx.assets.org,
-    });
-    let family = strategy.dialect(&model);
-    let Some(dialect) = ctx
-        .assets
-        .dialects
-        .get(family)
-        .or_else(|| ctx.assets.dialects.get("generic"))
-    else {
-        let reason =
-            format!("no dialect for model \"{model}\" (family {family}) and no generic dialect");
-        return fail_issue(engine, ctx, &issue, &reason).await;
-    };
-
-    let tools = ctx.assets.policies.tool_strategy.tools(&roles);
-
-    // The issue as this turn sees it: a developer turn works on it in progress.
-    let working_status = if review {
-        Status::CodeReview
-    } else {
-        Status::InProgress
-    };
-    let mut shown = issue.clone();
-    shown.status = working_status;
-    let comments = store.list_comments(&ctx.build_id, issue_id).await?;
-    let recent = &comments[comments.len().saturating_sub(PROMPT_COMMENTS)..];
-    let memory = store
-        .search_memory(
-            &format!("{} {}", issue.name, issue.description),
-            PROMPT_MEMORIES,
-        )
-        .await?;
-    let prompt = compile(&PromptInput {
-        org: &ctx.assets.org,
-        roles: &roles,
-        seat: &seat.name,
-        dialect,
-        epic: &ctx.assets.epic,
-        issue: &shown,
-        comments: recent,
-        memory: &memory,
-        tools: &tools,
+    // Routing, roles, model, dialect and tools (shared with `preview`).
+    let plan = match plan_seat(
+        &ctx.assets,
+        engine.options().model.as_deref(),
+        &issue,
         review,
-        verification: None,
-    });
+    ) {
+        Ok(plan) => plan,
+        Err(reason) => return fail_issue(engine, ctx, &issue, &reason).await,
+    };
+    let SeatPlan {
+        seat,
+        ref role_names,
+        ref roles,
+        ref model,
+        ref tools,
+        working_status,
+        ..
+    } = plan;
+    let (model, tools) = (model.clone(), tools.clone());
+    let primary = plan.primary().to_string();
+
+    // A review runs the issue's verification fixture first (SPEC §9).
+    let verdict = if review && verify::has_fixture(&issue.verification) {
+        Some(run_verification(engine, ctx, &issue, &primary).await?)
+    } else {
+        None
+    };
+    let verdict_summary = verdict.as_ref().map(|v| v.summary());
+    let failed_verification = verdict
+        .as_ref()
+        .filter(|v| !v.ok)
+        .and(verdict_summary.as_deref());
+
+    let (recent, memory) = prompt_context(store.as_ref(), &issue).await?;
+    let prompt = compile_turn_prompt(
+        &ctx.assets,
+        &plan,
+        &issue,
+        &recent,
+        &memory,
+        verdict_summary.as_deref(),
+    );
     let mut messages = vec![
         ChatMessage::system(prompt.system),
         ChatMessage::user(prompt.user),
@@ -378,14 +300,17 @@ pub(crate) async fn run_turn(
         for call in &calls {
             let gate_ctx = GateContext {
                 issue_id,
-                roles: &role_names,
+                roles: role_names,
                 allowed_tools: &tools,
                 workspace: &ctx.workspace,
                 idesign: ctx.assets.epic.idesign,
                 approval_required: &ctx.approval_required,
                 status_of: &status_of,
             };
-            match gate::check_call(&gate_ctx, call) {
+            let decision = gate::check_call(&gate_ctx, call).and_then(|d| {
+                gate::check_verified_done(call, issue_id, failed_verification).map(|()| d)
+            });
+            match decision {
                 Err(refusal) => {
                     state
                         .results
@@ -482,7 +407,7 @@ pub(crate) async fn run_turn(
         status: status_now,
         wrote_files: state.wrote_files,
         reply: &reply.content,
-        roles: &roles,
+        roles,
     });
     if evaluation.promote {
         move_issue(&mut state, ctx, issue_id, Status::CodeReview, None, "orket");
@@ -532,6 +457,85 @@ pub(crate) async fn run_turn(
         progress,
         stop_run: None,
     })
+}
+
+/// Runs the issue's fixture off the executor's threads and commits what it found: the result
+/// as `verification.last_run`, a comment for the reviewer, and the events
+/// (`verification_started`, `verification_completed`, `security_violation` for a fixture
+/// outside `verification/`).
+async fn run_verification(
+    engine: &Engine,
+    ctx: &RunCtx,
+    issue: &IssueRecord,
+    role: &str,
+) -> Result<VerificationResult, EngineError> {
+    let fixture = issue.verification["fixture_path"].clone();
+    engine
+        .commit_events(
+            ctx,
+            vec![event(
+                ctx,
+                names::VERIFICATION_STARTED,
+                Some(role),
+                Some(&issue.id),
+                json!({"fixture_path": fixture, "limits": engine.options().verify}),
+            )],
+        )
+        .await?;
+    let result = verify::run_verification_async(
+        ctx.workspace.root().to_path_buf(),
+        issue.verification.clone(),
+        engine.options().verify,
+    )
+    .await;
+    let mut block = match &issue.verification {
+        Value::Object(map) => map.clone(),
+        _ => serde_json::Map::new(),
+    };
+    block.insert(
+        "last_run".to_string(),
+        serde_json::to_value(&result).unwrap_or(Value::Null),
+    );
+    let mut changes = vec![
+        Change::UpdateIssue {
+            build_id: ctx.build_id.clone(),
+            id: issue.id.clone(),
+            update: IssueUpdate::by("orket").verification(Value::Object(block)),
+        },
+        Change::AddComment {
+            build_id: ctx.build_id.clone(),
+            issue_id: issue.id.clone(),
+            author: "orket".to_string(),
+            content: result.summary(),
+        },
+    ];
+    if result.security_violation {
+        changes.push(Change::AppendEvent(event(
+            ctx,
+            names::SECURITY_VIOLATION,
+            Some(role),
+            Some(&issue.id),
+            json!({"fixture_path": fixture, "error": result.error}),
+        )));
+    }
+    changes.push(Change::AppendEvent(event(
+        ctx,
+        names::VERIFICATION_COMPLETED,
+        Some(role),
+        Some(&issue.id),
+        json!({
+            "fixture_path": fixture,
+            "ok": result.ok,
+            "passed": result.passed,
+            "failed": result.failed,
+            "total": result.total,
+            "error": result.error,
+            "isolation_weaker": result.isolation.as_ref().is_some_and(|i| i.weaker),
+            "duration_ms": result.duration_ms,
+        }),
+    )));
+    engine.commit(ctx, changes).await?;
+    Ok(result)
 }
 
 async fn call_model(

@@ -244,6 +244,277 @@ async fn golden_flow_completes_the_demo_epic() {
     );
 }
 
+/// Gives DEMO-1 a verification fixture that checks hello.py and puts the fixture in the
+/// epic's workspace.
+fn with_hello_fixture(root: &Path) {
+    let path = root.join("model/core/epics/hello_cli.json");
+    let mut epic: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    epic["issues"][0]["verification"] = json!({
+        "fixture_path": "verification/test_hello.py",
+        "scenarios": [{"id": "greets", "description": "hello.py prints the greeting",
+                       "input_data": null, "expected_output": "print(\"Hello, Orket!\")"}]
+    });
+    std::fs::write(&path, epic.to_string()).unwrap();
+    let fixtures = root.join("workspace/hello_cli/verification");
+    std::fs::create_dir_all(&fixtures).unwrap();
+    std::fs::write(
+        fixtures.join("test_hello.py"),
+        "from pathlib import Path\n\ndef verify_greets(_):\n    return (Path(__file__).resolve().parent.parent / 'hello.py').read_text().strip()\n",
+    )
+    .unwrap();
+}
+
+/// An issue of the demo build as stored.
+async fn stored(p: &Project, id: &str) -> orket_store::IssueRecord {
+    p.store
+        .get_issue("build-hello_cli", id)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{id} is not in the build"))
+}
+
+/// The run's review turn of `issue`.
+async fn review_turn(store: &Arc<dyn Store>, run_id: &str, issue: &str) -> orket_store::TurnRecord {
+    let turns = store.list_turns(run_id).await.unwrap();
+    turns
+        .into_iter()
+        .find(|t| t.turn.review && t.turn.issue_id == issue)
+        .unwrap_or_else(|| panic!("no review turn of {issue}"))
+}
+
+async fn event_names(store: &Arc<dyn Store>, run_id: &str) -> Vec<String> {
+    store
+        .list_events(Some(run_id), 0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_review_accepts_done_when_the_verification_passes() {
+    let mut replies = all_replies();
+    replies.splice(
+        0..2,
+        write_and_review("DEMO-1", "hello.py", "print(\"Hello, Orket!\")\n"),
+    );
+    let (p, engine, _bus) =
+        project_with(&replies, with_hello_fixture, EngineOptions::default()).await;
+    let outcome = engine.run_card("hello_cli").await.unwrap().remove(0);
+    assert_eq!(outcome.status, RunStatus::Completed, "{:?}", outcome.reason);
+
+    let issue = stored(&p, "DEMO-1").await;
+    assert_eq!(issue.status, Status::Done);
+    let last_run = &issue.verification["last_run"];
+    assert_eq!(last_run["ok"], json!(true), "{last_run:#}");
+    assert_eq!(
+        (last_run["passed"].as_u64(), last_run["total"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let comments = p
+        .store
+        .list_comments("build-hello_cli", "DEMO-1")
+        .await
+        .unwrap();
+    assert!(
+        comments.iter().any(|c| c.author == "orket"
+            && c.content
+                .contains("verification/test_hello.py: PASSED (1/1 scenarios passed")),
+        "{comments:#?}"
+    );
+    // The reviewer saw the result in its prompt.
+    let review = review_turn(&p.store, &outcome.run_id, "DEMO-1").await;
+    assert!(
+        review.turn.messages.to_string().contains("VERIFICATION:"),
+        "{}",
+        review.turn.messages
+    );
+    let events = event_names(&p.store, &outcome.run_id).await;
+    for name in ["verification_started", "verification_completed"] {
+        assert_eq!(
+            events.iter().filter(|e| *e == name).count(),
+            1,
+            "{name}: {events:?}"
+        );
+    }
+    // Issues without a fixture are not verified.
+    let other = stored(&p, "DEMO-3").await;
+    assert_eq!(other.verification, serde_json::Value::Null);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_verification_refuses_done() {
+    // The developer writes the wrong greeting; the reviewer still says done.
+    let (p, engine, _bus) =
+        project_with(&all_replies(), with_hello_fixture, EngineOptions::default()).await;
+    let outcome = engine.run_card("hello_cli").await.unwrap().remove(0);
+    assert_ne!(outcome.status, RunStatus::Completed);
+
+    let issue = stored(&p, "DEMO-1").await;
+    assert_ne!(issue.status, Status::Done);
+    assert_eq!(issue.status, Status::Blocked);
+    let last_run = &issue.verification["last_run"];
+    assert_eq!(last_run["ok"], json!(false));
+    assert_eq!(
+        (
+            last_run["passed"].as_u64(),
+            last_run["failed"].as_u64(),
+            last_run["total"].as_u64()
+        ),
+        (Some(0), Some(1), Some(1))
+    );
+    let comments = p
+        .store
+        .list_comments("build-hello_cli", "DEMO-1")
+        .await
+        .unwrap();
+    assert!(
+        comments.iter().any(|c| c
+            .content
+            .contains("FAILED (0/1 scenarios passed, 1 failed)")
+            && c.content
+                .contains("expected \"print(\\\"Hello, Orket!\\\")\", got \"print(1)\"")),
+        "{comments:#?}"
+    );
+    let review = review_turn(&p.store, &outcome.run_id, "DEMO-1").await;
+    assert_eq!(review.turn.status, "violation");
+    assert!(
+        review
+            .turn
+            .error
+            .as_deref()
+            .unwrap()
+            .starts_with("VERIFICATION_FAILED"),
+        "{:?}",
+        review.turn.error
+    );
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            p.root
+                .join("workspace/hello_cli/agent_output/policy_violation_DEMO-1.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["code"], "VERIFICATION_FAILED");
+    // The independent issue still finished.
+    let notes = stored(&p, "DEMO-3").await;
+    assert_eq!(notes.status, Status::Done);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_cannot_rewrite_its_fixture() {
+    // The developer tries to make the verification pass by editing the fixture.
+    let replies = vec![reply(
+        "DEMO-1",
+        "coder",
+        json!([{"tool": "write_file", "args": {"path": "verification/test_hello.py",
+                "content": "def verify(_):\n    return 'print(\"Hello, Orket!\")'\n"}}]),
+    )];
+    let (p, engine, _bus) =
+        project_with(&replies, with_hello_fixture, EngineOptions::default()).await;
+    let fixture = p
+        .root
+        .join("workspace/hello_cli/verification/test_hello.py");
+    let before = std::fs::read_to_string(&fixture).unwrap();
+    let outcome = engine.run_card("DEMO-1").await.unwrap().remove(0);
+    assert_ne!(outcome.status, RunStatus::Completed);
+    assert_eq!(std::fs::read_to_string(&fixture).unwrap(), before);
+    let issue = stored(&p, "DEMO-1").await;
+    assert_eq!(issue.status, Status::Blocked);
+    let turns = p.store.list_turns(&outcome.run_id).await.unwrap();
+    let error = turns[0].turn.error.as_deref().unwrap();
+    assert!(error.starts_with("PATH_PROTECTED"), "{error}");
+    assert!(error.contains("verification/"), "{error}");
+}
+
+/// Sets the demo epic's `params`.
+fn set_epic_params(root: &Path, params: serde_json::Value) {
+    let path = root.join("model/core/epics/hello_cli.json");
+    let mut epic: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    epic["params"] = params;
+    std::fs::write(&path, epic.to_string()).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_completed_epic_that_asks_for_a_sandbox_records_a_failed_deploy_and_completes() {
+    // No docker engine is reachable: the deploy must fail cleanly, the run still completes.
+    std::env::set_var("DOCKER_HOST", "unix:///nonexistent/orket-test/docker.sock");
+    let (p, engine, _bus) = project_with(
+        &all_replies(),
+        |root| {
+            set_epic_params(
+                root,
+                json!({"sandbox": true, "stack": "fastapi-react-postgres"}),
+            )
+        },
+        EngineOptions::default(),
+    )
+    .await;
+    let outcome = engine.run_card("hello_cli").await.unwrap().remove(0);
+    assert_eq!(outcome.status, RunStatus::Completed, "{:?}", outcome.reason);
+    let sandboxes = p.store.list_sandboxes().await.unwrap();
+    assert_eq!(sandboxes.len(), 1, "{sandboxes:#?}");
+    let sandbox = &sandboxes[0];
+    assert_eq!(sandbox.status, orket_store::SandboxStatus::Failed);
+    assert_eq!(sandbox.run_id.as_deref(), Some(outcome.run_id.as_str()));
+    assert_eq!(sandbox.stack, "fastapi-react-postgres");
+    assert!(!sandbox.reason.as_deref().unwrap_or_default().is_empty());
+    assert!(sandbox
+        .compose_file
+        .starts_with(&p.root.join(".orket/sandboxes").display().to_string()));
+    let events = event_names(&p.store, &outcome.run_id).await;
+    let created = events.iter().position(|e| e == "sandbox_created").unwrap();
+    let failed = events
+        .iter()
+        .position(|e| e == "sandbox_deploy_failed")
+        .unwrap();
+    assert!(created < failed && failed < events.len() - 1, "{events:?}");
+    assert_eq!(events.last().map(String::as_str), Some("session_end"));
+    // The run's log has them too.
+    let log = std::fs::read_to_string(p.root.join("workspace/hello_cli/orket.log")).unwrap();
+    assert!(log.contains("\"sandbox_deploy_failed\""));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sandboxes_are_opt_in_and_need_a_stack() {
+    let (p, engine, _bus) = project_with(
+        &all_replies(),
+        |root| set_epic_params(root, json!({"sandbox": true})),
+        EngineOptions::default(),
+    )
+    .await;
+    let outcome = engine.run_card("hello_cli").await.unwrap().remove(0);
+    assert_eq!(outcome.status, RunStatus::Completed);
+    assert!(p.store.list_sandboxes().await.unwrap().is_empty());
+    let failed: Vec<_> = p
+        .store
+        .list_events(Some(&outcome.run_id), 0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event == "sandbox_deploy_failed")
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0].data["reason"]
+        .as_str()
+        .unwrap()
+        .contains("no params.stack"));
+
+    // Without params.sandbox nothing is deployed.
+    let (p, engine, _bus) = project(&all_replies()).await;
+    let outcome = engine.run_card("hello_cli").await.unwrap().remove(0);
+    assert_eq!(outcome.status, RunStatus::Completed);
+    assert!(p.store.list_sandboxes().await.unwrap().is_empty());
+    assert!(!event_names(&p.store, &outcome.run_id)
+        .await
+        .iter()
+        .any(|e| e.starts_with("sandbox_")));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reply_without_tool_calls_stalls_with_a_reason() {
     let replies: Vec<String> = (0..5)

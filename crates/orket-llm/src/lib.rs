@@ -19,7 +19,7 @@ pub mod schema;
 pub mod select;
 
 pub use ollama::OllamaProvider;
-pub use openai::OpenAiProvider;
+pub use openai::{OpenAiProvider, SchemaFormat};
 pub use orket_core::ToolCall;
 pub use parse::parse_tool_calls;
 pub use provider::{ChatMessage, ChatRole, ModelReply, ModelRequest, Provider, ProviderError};

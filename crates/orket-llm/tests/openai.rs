@@ -1,7 +1,9 @@
 //! The OpenAI-compatible provider against a canned HTTP/1.1 server on 127.0.0.1: the exact
 //! request body, the API key, the response-format fallback, and the errors a user sees.
 
-use orket_llm::{ChatMessage, ModelReply, ModelRequest, OpenAiProvider, Provider, ProviderError};
+use orket_llm::{
+    ChatMessage, ModelReply, ModelRequest, OpenAiProvider, Provider, ProviderError, SchemaFormat,
+};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -49,8 +51,8 @@ fn completion(content: &str) -> Value {
     })
 }
 
-/// The body expected for `request(Some(schema()))`, with or without the response format.
-fn expected_body(with_response_format: bool) -> Value {
+/// The body expected for `request(Some(schema()))` with the schema sent in `format`.
+fn expected_body(format: SchemaFormat) -> Value {
     let mut body = json!({
         "model": "qwen2.5-coder-7b-instruct",
         "messages": [
@@ -61,16 +63,16 @@ fn expected_body(with_response_format: bool) -> Value {
         "seed": 7,
         "max_tokens": 1024
     });
-    if with_response_format {
-        if let Some(object) = body.as_object_mut() {
-            object.insert(
-                "response_format".into(),
-                json!({
-                    "type": "json_schema",
-                    "json_schema": {"name": "tool_calls", "schema": schema(), "strict": true}
-                }),
-            );
-        }
+    let response_format = match format {
+        SchemaFormat::JsonSchema => json!({
+            "type": "json_schema",
+            "json_schema": {"name": "tool_calls", "schema": schema(), "strict": true}
+        }),
+        SchemaFormat::JsonObject => json!({"type": "json_object", "schema": schema()}),
+        SchemaFormat::Plain => return body,
+    };
+    if let Some(object) = body.as_object_mut() {
+        object.insert("response_format".into(), response_format);
     }
     body
 }
@@ -97,7 +99,7 @@ async fn sends_the_schema_as_a_strict_response_format_with_the_key() {
     assert_eq!(seen[0].path, "/v1/chat/completions");
     assert_eq!(seen[0].header("authorization"), Some("Bearer sk-test"));
     assert_eq!(seen[0].header("content-type"), Some("application/json"));
-    assert_eq!(seen[0].json(), expected_body(true));
+    assert_eq!(seen[0].json(), expected_body(SchemaFormat::JsonSchema));
     assert!(!provider.is_plain());
 }
 
@@ -117,15 +119,52 @@ async fn without_a_key_or_schema_the_request_is_plain() {
     );
     let seen = server.seen();
     assert_eq!(seen[0].header("authorization"), None);
-    assert_eq!(seen[0].json(), expected_body(false));
+    assert_eq!(seen[0].json(), expected_body(SchemaFormat::Plain));
 }
 
 #[tokio::test]
-async fn a_refused_response_format_falls_back_to_plain_text_for_good() {
+async fn a_refused_json_schema_falls_back_to_a_json_object_with_the_schema_for_good() {
+    // What llama-cpp-python's server answers to a `json_schema` response format.
+    let server = serve(vec![
+        reply(
+            500,
+            json!({"error": {"message": "1 validation error:\n  {'type': 'literal_error', \
+                'loc': ('body', 'response_format', 'type'), 'msg': \"Input should be 'text' or \
+                'json_object'\", 'input': 'json_schema'}",
+                "type": "internal_server_error", "param": null, "code": null}}),
+        ),
+        reply(200, completion("{\"tool_calls\": []}")),
+        reply(200, completion("{\"tool_calls\": []}")),
+    ])
+    .await;
+    let provider = OpenAiProvider::new(&format!("{}/v1", server.base), None);
+    let first = provider.complete(&request(Some(schema()))).await;
+    assert_eq!(
+        first.map(|r| r.content),
+        Ok("{\"tool_calls\": []}".to_string())
+    );
+    assert_eq!(provider.schema_format(), SchemaFormat::JsonObject);
+    provider
+        .complete(&request(Some(schema())))
+        .await
+        .expect("second reply");
+    let seen = server.seen();
+    assert_eq!(seen.len(), 3, "one refusal, then json_object twice");
+    assert_eq!(seen[0].json(), expected_body(SchemaFormat::JsonSchema));
+    assert_eq!(seen[1].json(), expected_body(SchemaFormat::JsonObject));
+    assert_eq!(seen[2].json(), expected_body(SchemaFormat::JsonObject));
+}
+
+#[tokio::test]
+async fn a_server_refusing_every_response_format_gets_plain_text_for_good() {
     let server = serve(vec![
         reply(
             400,
             json!({"error": {"message": "response_format json_schema is not supported"}}),
+        ),
+        reply(
+            400,
+            json!({"error": {"message": "response_format json_object is not supported"}}),
         ),
         reply(200, completion("TOOL: write_file\nPATH: a.py")),
         reply(200, completion("{\"tool_calls\": []}")),
@@ -139,9 +178,10 @@ async fn a_refused_response_format_falls_back_to_plain_text_for_good() {
     );
     assert!(provider.is_plain());
     let seen = server.seen();
-    assert_eq!(seen.len(), 2, "one refusal, one plain retry");
-    assert_eq!(seen[0].json(), expected_body(true));
-    assert_eq!(seen[1].json(), expected_body(false));
+    assert_eq!(seen.len(), 3, "two refusals, one plain retry");
+    assert_eq!(seen[0].json(), expected_body(SchemaFormat::JsonSchema));
+    assert_eq!(seen[1].json(), expected_body(SchemaFormat::JsonObject));
+    assert_eq!(seen[2].json(), expected_body(SchemaFormat::Plain));
 
     let second = provider.complete(&request(Some(schema()))).await;
     assert_eq!(
@@ -149,8 +189,8 @@ async fn a_refused_response_format_falls_back_to_plain_text_for_good() {
         Ok("{\"tool_calls\": []}".to_string())
     );
     let seen = server.seen();
-    assert_eq!(seen.len(), 3, "the third request goes plain directly");
-    assert_eq!(seen[2].json(), expected_body(false));
+    assert_eq!(seen.len(), 4, "the next request goes plain directly");
+    assert_eq!(seen[3].json(), expected_body(SchemaFormat::Plain));
 }
 
 #[tokio::test]

@@ -4,7 +4,8 @@
 //! router and is checked against the OpenAPI document ([`openapi`]). Runs started over the API
 //! execute in this process ([`runs`]); [`auth`] guards `/v1` and `/ws` with `ORKET_API_KEY`;
 //! [`files`] confines the file routes to `model/`, `config/` and `workspace/`; [`ws`] streams
-//! the event bus; [`system`] answers health, version, heartbeat, metrics, calendar and board.
+//! the event bus; [`system`] answers health, version, heartbeat, metrics, calendar and board;
+//! [`sandboxes`] lists, stops and reads the logs of sandboxes and previews assets.
 //! The contract the board codes against is `API.md` beside this crate.
 
 pub mod approvals;
@@ -14,6 +15,7 @@ pub mod files;
 pub mod openapi;
 pub mod routes;
 pub mod runs;
+pub mod sandboxes;
 pub mod system;
 pub mod web;
 pub mod ws;

@@ -1,7 +1,7 @@
 //! The OpenAPI document of the server (`GET /openapi.json`), generated from the handlers'
 //! annotations; a test keeps its paths equal to the route table.
 
-use crate::{approvals, files, runs, system, web, ws};
+use crate::{approvals, files, runs, sandboxes, system, web, ws};
 use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -17,6 +17,7 @@ use utoipa::{Modify, OpenApi};
         runs::run_active, runs::list, runs::backlog, runs::metrics, runs::halt,
         runs::session, runs::snapshot,
         approvals::list, approvals::approve, approvals::reject,
+        sandboxes::preview_asset, sandboxes::list, sandboxes::stop, sandboxes::logs,
         ws::events,
     ),
     modifiers(&KeyScheme)

@@ -2,7 +2,7 @@
 //! router from it and the OpenAPI test compares it with the document, so the two cannot drift.
 
 use crate::error::ApiError;
-use crate::{approvals, auth, files, runs, system, web, ws, AppState, MAX_BODY_BYTES};
+use crate::{approvals, auth, files, runs, sandboxes, system, web, ws, AppState, MAX_BODY_BYTES};
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::routing::{get, post, MethodRouter};
@@ -67,6 +67,14 @@ pub fn table() -> Vec<Route> {
             "/v1/approvals/{id}/reject",
             post(approvals::reject),
         ),
+        route(
+            M::GET,
+            "/v1/system/preview-asset",
+            get(sandboxes::preview_asset),
+        ),
+        route(M::GET, "/v1/sandboxes", get(sandboxes::list)),
+        route(M::POST, "/v1/sandboxes/{id}/stop", post(sandboxes::stop)),
+        route(M::GET, "/v1/sandboxes/{id}/logs", get(sandboxes::logs)),
         route(M::GET, "/ws/events", get(ws::events)),
     ]
 }

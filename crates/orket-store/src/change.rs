@@ -4,6 +4,7 @@ use crate::records::{
     BuildRecord, Comment, IssueRecord, IssueUpdate, NewApproval, NewEvent, NewTurn, RunRecord,
     RunUpdate,
 };
+use crate::sandbox::{SandboxRecord, SandboxStatus};
 use serde_json::Value;
 
 /// One write. A batch of them (`Store::apply`) commits as one transaction.
@@ -103,6 +104,18 @@ pub enum Change {
         reason: Option<String>,
         /// The executed call's result.
         result: Option<Value>,
+    },
+    /// Registers a sandbox. `Conflict` if its id exists or another sandbox holding its ports
+    /// (allocated, deploying, running) has the same slot.
+    InsertSandbox(SandboxRecord),
+    /// Moves a sandbox to `status` with `reason` (`NotFound` if it does not exist).
+    UpdateSandbox {
+        /// The sandbox.
+        id: String,
+        /// Its new status.
+        status: SandboxStatus,
+        /// Why (cleared when `None`).
+        reason: Option<String>,
     },
 }
 

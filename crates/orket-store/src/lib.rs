@@ -11,6 +11,7 @@ mod board;
 mod change;
 mod error;
 mod records;
+mod sandbox;
 mod sqlite;
 mod store;
 mod time;
@@ -24,6 +25,7 @@ pub use records::{
     MemoryRecord, NewApproval, NewEvent, NewTurn, RunRecord, RunUpdate, SnapshotRecord,
     SuccessRecord, TurnRecord,
 };
+pub use sandbox::{SandboxPorts, SandboxRecord, SandboxStatus, PORT_BASES};
 pub use sqlite::SqliteStore;
 pub use store::Store;
 pub use time::now_timestamp;

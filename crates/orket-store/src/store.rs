@@ -7,6 +7,7 @@ use crate::records::{
     MemoryRecord, NewEvent, NewTurn, RunRecord, RunUpdate, SnapshotRecord, SuccessRecord,
     TurnRecord,
 };
+use crate::sandbox::{SandboxRecord, SandboxStatus};
 use async_trait::async_trait;
 use serde_json::Value;
 
@@ -70,6 +71,32 @@ pub trait Store: Send + Sync {
     async fn get_approval(&self, id: i64) -> StoreResult<Option<ApprovalRecord>>;
     /// Approvals, of one run or of all, by id.
     async fn list_approvals(&self, run_id: Option<&str>) -> StoreResult<Vec<ApprovalRecord>>;
+    /// A sandbox of the registry.
+    async fn get_sandbox(&self, id: &str) -> StoreResult<Option<SandboxRecord>>;
+    /// Every sandbox, newest first.
+    async fn list_sandboxes(&self) -> StoreResult<Vec<SandboxRecord>>;
+
+    /// Registers a sandbox (`Conflict` if its slot is held or its id exists).
+    async fn insert_sandbox(&self, sandbox: SandboxRecord) -> StoreResult<()> {
+        self.apply(vec![Change::InsertSandbox(sandbox)]).await?;
+        Ok(())
+    }
+
+    /// Moves a sandbox to `status` with `reason`.
+    async fn update_sandbox(
+        &self,
+        id: &str,
+        status: SandboxStatus,
+        reason: Option<String>,
+    ) -> StoreResult<()> {
+        let change = Change::UpdateSandbox {
+            id: id.to_string(),
+            status,
+            reason,
+        };
+        self.apply(vec![change]).await?;
+        Ok(())
+    }
 
     /// Creates or replaces a build row.
     async fn upsert_build(&self, build: BuildRecord) -> StoreResult<()> {

@@ -27,14 +27,14 @@ async fn opening_creates_the_file_and_applies_the_migrations_once() {
     assert_eq!(store.path(), path);
     assert_eq!(store.schema_version().await.unwrap(), 4);
     let rows = migration_rows(&path).await;
-    assert_eq!(rows.len(), 3);
+    assert_eq!(rows.len(), 4);
     let names: Vec<(i64, &str)> = rows.iter().map(|r| (r.0, r.1.as_str())).collect();
-    // Version 3 belongs to another branch (sandboxes); a gap is applied as it comes.
     assert_eq!(
         names,
         [
             (1, "init"),
             (2, "turn_and_status_indexes"),
+            (3, "sandboxes"),
             (4, "pending_approvals")
         ]
     );
@@ -129,5 +129,5 @@ async fn concurrent_opens_of_a_new_file_migrate_once() {
     for open in opens {
         open.await.unwrap().expect("open");
     }
-    assert_eq!(migration_rows(&path).await.len(), 3);
+    assert_eq!(migration_rows(&path).await.len(), 4);
 }

@@ -258,6 +258,25 @@ fn progress_line(e: &EventRecord) -> Option<String> {
             "  {issue} policy violation report: {}",
             d["path"].as_str().unwrap_or("")
         ),
+        "verification_completed" => format!(
+            "  {issue} verification {}: {}/{} scenarios passed{}",
+            if d["ok"] == true { "PASSED" } else { "FAILED" },
+            d["passed"],
+            d["total"],
+            d["error"]
+                .as_str()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
+        ),
+        "sandbox_deployed" => format!(
+            "sandbox {} running: api http://127.0.0.1:{}",
+            d["sandbox_id"].as_str().unwrap_or("?"),
+            d["ports"]["api"]
+        ),
+        "sandbox_deploy_failed" => format!(
+            "sandbox deploy failed: {}",
+            d["reason"].as_str().unwrap_or("")
+        ),
         "model_timeout_retry" | "model_connection_retry" => format!(
             "  {issue} {}: {}",
             e.event,

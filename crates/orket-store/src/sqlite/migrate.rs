@@ -21,6 +21,11 @@ pub(super) static MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0002_turn_and_status_indexes.sql"),
     ),
     (
+        3,
+        "sandboxes",
+        include_str!("../../migrations/sqlite/0003_sandboxes.sql"),
+    ),
+    (
         4,
         "pending_approvals",
         include_str!("../../migrations/sqlite/0004_pending_approvals.sql"),

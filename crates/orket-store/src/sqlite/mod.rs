@@ -11,6 +11,7 @@ use crate::records::{
     ApprovalRecord, BuildRecord, CardTransaction, Comment, EventRecord, IssueRecord, MemoryRecord,
     RunRecord, SnapshotRecord, SuccessRecord, TurnRecord,
 };
+use crate::sandbox::SandboxRecord;
 use crate::store::Store;
 use crate::words::memory_words;
 use async_trait::async_trait;
@@ -263,6 +264,16 @@ impl Store for SqliteStore {
             None => sqlx::query("SELECT * FROM success_ledger ORDER BY id"),
         };
         self.fetch_all(query, rows::success).await
+    }
+
+    async fn get_sandbox(&self, id: &str) -> StoreResult<Option<SandboxRecord>> {
+        let query = sqlx::query("SELECT * FROM sandboxes WHERE id = ?").bind(id);
+        self.fetch_optional(query, rows::sandbox).await
+    }
+
+    async fn list_sandboxes(&self) -> StoreResult<Vec<SandboxRecord>> {
+        let query = sqlx::query("SELECT * FROM sandboxes ORDER BY created_at DESC, rowid DESC");
+        self.fetch_all(query, rows::sandbox).await
     }
 
     async fn search_memory(&self, query: &str, limit: usize) -> StoreResult<Vec<MemoryRecord>> {

@@ -5,6 +5,7 @@ use crate::records::{
     ApprovalRecord, BuildRecord, CardTransaction, Comment, EventRecord, IssueRecord, MemoryRecord,
     NewApproval, NewTurn, RunRecord, SnapshotRecord, SuccessRecord, TurnRecord,
 };
+use crate::sandbox::{SandboxPorts, SandboxRecord};
 use orket_core::Status;
 use serde::de::DeserializeOwned;
 use sqlx::sqlite::SqliteRow;
@@ -318,4 +319,32 @@ pub(super) fn all<T>(
     map: fn(&SqliteRow) -> StoreResult<T>,
 ) -> StoreResult<Vec<T>> {
     rows.iter().map(map).collect()
+}
+
+/// A `sandboxes` row.
+pub(super) fn sandbox(row: &SqliteRow) -> StoreResult<SandboxRecord> {
+    let c = Cols::new(row, "sandboxes", "a sandbox");
+    let id: String = c.get("id")?;
+    let c = c.of(format!("sandbox {id}"));
+    Ok(SandboxRecord {
+        run_id: c.get("run_id")?,
+        build_id: c.get("build_id")?,
+        epic: c.get("epic")?,
+        stack: c.get("stack")?,
+        slot: c.count("slot")?,
+        ports: SandboxPorts {
+            api: c.count("api_port")?,
+            frontend: c.count("frontend_port")?,
+            db: c.count("db_port")?,
+            admin: c.count("admin_port")?,
+        },
+        status: c.parse("status")?,
+        reason: c.get("reason")?,
+        project_name: c.get("project_name")?,
+        compose_file: c.get("compose_file")?,
+        workspace: c.get("workspace")?,
+        created_at: c.get("created_at")?,
+        updated_at: c.get("updated_at")?,
+        id,
+    })
 }

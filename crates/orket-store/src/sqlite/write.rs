@@ -7,6 +7,7 @@ use crate::records::{
     BuildRecord, ColumnValue, Comment, IssueRecord, IssueUpdate, NewEvent, NewTurn, RunRecord,
     RunUpdate,
 };
+use crate::sandbox::SandboxRecord;
 use crate::time::now_timestamp;
 use crate::words::memory_words;
 use orket_core::lifecycle::derive_epic_status;
@@ -126,6 +127,33 @@ pub(super) async fn apply_change(
             decide_approval(conn, id, &status, reason, result).await?;
             Applied::Done
         }
+        Change::InsertSandbox(sandbox) => {
+            insert_sandbox(conn, &sandbox).await?;
+            Applied::Done
+        }
+        Change::UpdateSandbox { id, status, reason } => {
+            let done = sqlx::query(
+                "UPDATE sandboxes SET status = ?, reason = ?, updated_at = ? WHERE id = ?",
+            )
+            .bind(status.as_str())
+            .bind(reason)
+            .bind(now_timestamp())
+            .bind(&id)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| {
+                conflict_on_duplicate(e, || {
+                    format!("sandbox {id}: its port slot is held by another sandbox")
+                })
+            })?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound {
+                    what: "sandbox",
+                    id,
+                });
+            }
+            Applied::Done
+        }
     })
 }
 
@@ -201,6 +229,44 @@ fn issue_not_found(build_id: &str, id: &str) -> StoreError {
         what: "issue",
         id: format!("{build_id}/{id}"),
     }
+}
+
+async fn insert_sandbox(conn: &mut SqliteConnection, s: &SandboxRecord) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO sandboxes (id, run_id, build_id, epic, stack, slot, api_port, frontend_port, \
+         db_port, admin_port, status, reason, project_name, compose_file, workspace, created_at, \
+         updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&s.id)
+    .bind(&s.run_id)
+    .bind(&s.build_id)
+    .bind(&s.epic)
+    .bind(&s.stack)
+    .bind(i64::from(s.slot))
+    .bind(i64::from(s.ports.api))
+    .bind(i64::from(s.ports.frontend))
+    .bind(i64::from(s.ports.db))
+    .bind(i64::from(s.ports.admin))
+    .bind(s.status.as_str())
+    .bind(&s.reason)
+    .bind(&s.project_name)
+    .bind(&s.compose_file)
+    .bind(&s.workspace)
+    .bind(&s.created_at)
+    .bind(&s.updated_at)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| {
+        conflict_on_duplicate(e, || {
+            format!(
+                "sandbox {}: its id exists or slot {} (ports {:?}) is held by another sandbox",
+                s.id,
+                s.slot,
+                s.ports.all()
+            )
+        })
+    })?;
+    Ok(())
 }
 
 /// Turns a unique-key violation into a `Conflict` described by `message`.

