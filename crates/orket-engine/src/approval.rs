@@ -100,7 +100,7 @@ impl Engine {
             .collect();
         let mut state = TurnState::new(Arc::new(snapshot));
         let issue_id = call.issue_id.as_str();
-        let (status, reason, result) = match decision {
+        let (status, reason, result, note, back) = match decision {
             ApprovalDecision::Approve => {
                 // The call is judged as if the issue were back where the turn had it.
                 state.set_status(issue_id, call.resume_status);
@@ -141,28 +141,15 @@ impl Engine {
                     }
                     Err(refusal) => json!({"ok": false, "error": refusal.to_string()}),
                 };
-                if state.status(issue_id) == Some(call.resume_status) {
-                    // The call did not move the issue: back to where it was parked.
-                    turn::move_issue(&mut state, &ctx, issue_id, call.resume_status, None, PERSON);
-                    clear_wait_reason(&mut state, &ctx.build_id, issue_id);
-                }
-                let ok = result.get("ok") == Some(&Value::Bool(true));
-                turn::comment(
-                    &mut state,
-                    &ctx,
-                    issue_id,
-                    PERSON,
-                    &format!(
-                        "Approved by a person: {} {}",
-                        call.tool,
-                        if ok {
-                            "ran".to_string()
-                        } else {
-                            format!("failed: {}", result["error"].as_str().unwrap_or("error"))
-                        }
-                    ),
-                );
-                ("approved", None, Some(result))
+                // A call that did not move the issue puts it back where it was parked.
+                let back = (state.status(issue_id) == Some(call.resume_status))
+                    .then_some(call.resume_status);
+                let outcome = match result.get("ok") {
+                    Some(Value::Bool(true)) => "ran".to_string(),
+                    _ => format!("failed: {}", result["error"].as_str().unwrap_or("error")),
+                };
+                let note = format!("Approved by a person: {} {outcome}", call.tool);
+                ("approved", None, Some(result), note, back)
             }
             ApprovalDecision::Reject { reason } => {
                 let text = reason
@@ -170,21 +157,20 @@ impl Engine {
                     .map(str::trim)
                     .filter(|r| !r.is_empty())
                     .unwrap_or("no reason given");
-                turn::comment(
-                    &mut state,
-                    &ctx,
-                    issue_id,
-                    PERSON,
-                    &format!(
-                        "Rejected by a person: {} was not run ({text}). Do the work another way.",
-                        call.tool
-                    ),
+                let note = format!(
+                    "Rejected by a person: {} was not run ({text}). Do the work another way.",
+                    call.tool
                 );
-                turn::move_issue(&mut state, &ctx, issue_id, Status::Ready, None, PERSON);
-                clear_wait_reason(&mut state, &ctx.build_id, issue_id);
-                ("rejected", reason, None)
+                ("rejected", reason, None, note, Some(Status::Ready))
             }
         };
+        turn::comment(&mut state, &ctx, issue_id, PERSON, &note);
+        if let Some(to) = back {
+            // Its real status until now (the gate judged the call as if it were `to`).
+            state.set_status(issue_id, Status::WaitingForDeveloper);
+            turn::move_issue(&mut state, &ctx, issue_id, to, None, PERSON);
+            clear_wait_reason(&mut state, &ctx.build_id, issue_id);
+        }
         state.changes.push(Change::DecideApproval {
             id,
             status: status.to_string(),

@@ -1144,6 +1144,38 @@ async fn an_approved_call_runs_and_a_rejected_one_resets_the_issue() {
     );
     assert_eq!(issue("DEMO-3").await.status, Status::Ready);
     assert!(!p.root.join("workspace/hello_cli/NOTES.md").exists());
+    // The decisions' status changes start from where the issues waited.
+    let events = p
+        .store
+        .list_events(Some(&outcome.run_id), 0, 1000)
+        .await
+        .unwrap();
+    let moves: Vec<(String, String, String)> = events
+        .iter()
+        .filter(|e| e.event == "status_change" && e.role.as_deref() == Some("person"))
+        .map(|e| {
+            (
+                e.issue_id.clone().unwrap_or_default(),
+                e.data["from"].as_str().unwrap_or_default().to_string(),
+                e.data["to"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        moves,
+        [
+            (
+                "DEMO-1".into(),
+                "waiting_for_developer".into(),
+                "in_progress".into()
+            ),
+            (
+                "DEMO-3".into(),
+                "waiting_for_developer".into(),
+                "ready".into()
+            ),
+        ]
+    );
     let err = engine
         .decide_approval(approvals[1].id, ApprovalDecision::Approve)
         .await
