@@ -2,11 +2,11 @@
 //! call runs and the issue goes back to where it was parked), reject (the reason becomes a
 //! comment and the issue goes back to `ready`). See `orket_engine::approval`.
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiQuery, ApiResult};
 use crate::{body_value, AppState};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::Json;
 use orket_engine::approval::ApprovalDecision;
 use orket_engine::engine::{Engine, EngineOptions};
@@ -92,7 +92,7 @@ pub struct RejectRequest {
     responses((status = 200, body = [ApprovalView])))]
 pub async fn list(
     State(state): State<AppState>,
-    Query(query): Query<ApprovalQuery>,
+    ApiQuery(query): ApiQuery<ApprovalQuery>,
 ) -> ApiResult<Json<Vec<ApprovalView>>> {
     let run = query.run_id.as_deref().filter(|r| !r.is_empty());
     let approvals = state.store().list_approvals(run).await?;

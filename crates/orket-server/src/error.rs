@@ -1,10 +1,13 @@
 //! Errors as JSON: every failure answers `{"error": "..."}` with its status code.
 
+use axum::extract::{FromRequestParts, Query};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use orket_engine::engine::EngineError;
 use orket_store::StoreError;
+use serde::de::DeserializeOwned;
 use serde_json::json;
 
 /// A failed request: the status and a message naming the field, file or id concerned.
@@ -82,3 +85,19 @@ impl From<EngineError> for ApiError {
 
 /// The result of a handler.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The query string as `T`, or a JSON 400 naming what is wrong (axum's `Query` answers in
+/// plain text).
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(value)| ApiQuery(value))
+            .map_err(|rejection| ApiError::bad_request(format!("query: {}", rejection.body_text())))
+    }
+}

@@ -5,9 +5,9 @@
 //! Inside a top folder, resolution is the engine's [`Workspace`] (links followed, the real
 //! location must stay inside).
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiQuery, ApiResult};
 use crate::AppState;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 use orket_engine::workspace::Workspace;
 use serde::{Deserialize, Serialize};
@@ -188,7 +188,7 @@ fn resolve(root: &Path, path: &str, write: bool) -> ApiResult<(PathBuf, String)>
     responses((status = 200, body = Listing), (status = 403), (status = 404)))]
 pub async fn explorer(
     State(state): State<AppState>,
-    Query(query): Query<PathQuery>,
+    ApiQuery(query): ApiQuery<PathQuery>,
 ) -> ApiResult<Json<Listing>> {
     let root = state.root();
     if query.path.trim().is_empty() {
@@ -242,7 +242,7 @@ pub async fn explorer(
     responses((status = 200, body = FileText), (status = 403), (status = 404)))]
 pub async fn read(
     State(state): State<AppState>,
-    Query(query): Query<PathQuery>,
+    ApiQuery(query): ApiQuery<PathQuery>,
 ) -> ApiResult<Json<FileText>> {
     let (real, display) = resolve(state.root(), query.path.trim(), false)?;
     let meta = std::fs::metadata(&real)

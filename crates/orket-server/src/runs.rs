@@ -1,11 +1,11 @@
 //! Runs over the API: start one in this process (`POST /v1/system/run-active`), list them,
 //! their backlog, per-role metrics, transcript and snapshot, and halt one at a turn boundary.
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiQuery, ApiResult};
 use crate::{body_value, AppState, ProviderChoice};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use orket_core::ids::{epic_build_id, new_run_id, rock_build_id};
@@ -260,7 +260,7 @@ async fn find_run(state: &AppState, id: &str) -> ApiResult<RunRecord> {
     responses((status = 200, body = [RunView])))]
 pub async fn list(
     State(state): State<AppState>,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Vec<RunView>>> {
     let limit = query.limit.unwrap_or(50).clamp(1, 1000);
     // Runs of one build share its progress: one read per build, not per run.

@@ -2,9 +2,9 @@
 //! `SandboxManager` and `preview`: list (never passwords), stop, logs; an epic, rock or issue
 //! flattened with each seat's compiled prompt.
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiQuery, ApiResult};
 use crate::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::Json;
 use orket_engine::engine::EngineOptions;
 use orket_engine::events::EventSink;
@@ -80,7 +80,7 @@ pub struct Logs {
 pub async fn logs(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(query): Query<LogsQuery>,
+    ApiQuery(query): ApiQuery<LogsQuery>,
 ) -> ApiResult<Json<Logs>> {
     let tail = query.tail.unwrap_or(200).clamp(1, MAX_TAIL);
     let logs = manager(&state).logs(&id, tail).await?;
@@ -103,7 +103,7 @@ pub struct PreviewQuery {
     responses((status = 200, description = "the preview", body = Object), (status = 400), (status = 404)))]
 pub async fn preview_asset(
     State(state): State<AppState>,
-    Query(query): Query<PreviewQuery>,
+    ApiQuery(query): ApiQuery<PreviewQuery>,
 ) -> ApiResult<Json<AssetPreview>> {
     let name = query
         .name

@@ -1,8 +1,8 @@
 //! Health, version, heartbeat, machine metrics, the sprint calendar and the board.
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiQuery, ApiResult};
 use crate::AppState;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 use orket_core::assets::board::BoardError;
 use orket_core::assets::Board;
@@ -125,7 +125,7 @@ pub async fn calendar() -> Json<Calendar> {
     responses((status = 200, description = "the board", body = Object), (status = 400), (status = 404)))]
 pub async fn board(
     State(state): State<AppState>,
-    Query(query): Query<DeptQuery>,
+    ApiQuery(query): ApiQuery<DeptQuery>,
 ) -> ApiResult<Json<Board>> {
     let dept = query.dept.as_deref().filter(|d| !d.is_empty());
     let mut board = Board::from_files(state.tree(), dept).map_err(|e| match e {

@@ -2,9 +2,10 @@
 //! Each client has its own bounded receiver on the bus: a slow client never blocks a run; when
 //! it falls behind it receives `{"event": "lagged", "data": {"skipped": n}}` and goes on.
 
+use crate::error::ApiQuery;
 use crate::AppState;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -27,7 +28,7 @@ pub struct EventsQuery {
         (status = 401), (status = 403)))]
 pub async fn events(
     State(state): State<AppState>,
-    Query(query): Query<EventsQuery>,
+    ApiQuery(query): ApiQuery<EventsQuery>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let run_id = query.run_id.filter(|r| !r.is_empty());

@@ -129,6 +129,19 @@ async fn system_routes_answer() {
     let (status, _) = p.get("/v1/system/board?dept=nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
+    // A query that does not parse is a JSON 400 too.
+    for uri in [
+        "/v1/runs?limit=abc",
+        "/v1/sandboxes/x/logs?tail=-1",
+        "/v1/approvals?run_id=a&run_id=b",
+    ] {
+        let (status, err) = p.get(uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {err}");
+        assert!(
+            err["error"].as_str().unwrap().starts_with("query:"),
+            "{uri}: {err}"
+        );
+    }
     let (status, err) = p.get("/v1/no/such/route").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(err["error"].is_string());
