@@ -8,8 +8,9 @@
 
 use async_trait::async_trait;
 use orket_store::{
-    Applied, BuildRecord, CardTransaction, Change, Comment, EventRecord, IssueRecord, MemoryRecord,
-    RunRecord, SandboxRecord, SnapshotRecord, Store, StoreResult, SuccessRecord, TurnRecord,
+    Applied, ApprovalRecord, BuildRecord, CardTransaction, Change, Comment, EventRecord,
+    IssueRecord, MemoryRecord, RunRecord, SandboxRecord, SnapshotRecord, Store, StoreResult,
+    SuccessRecord, TurnRecord,
 };
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -148,6 +149,16 @@ impl Store for TimedStore {
             self.inner.list_events(run_id, after_id, limit),
         )
         .await
+    }
+
+    async fn get_approval(&self, id: i64) -> StoreResult<Option<ApprovalRecord>> {
+        self.timed("get_approval", self.inner.get_approval(id))
+            .await
+    }
+
+    async fn list_approvals(&self, run_id: Option<&str>) -> StoreResult<Vec<ApprovalRecord>> {
+        self.timed("list_approvals", self.inner.list_approvals(run_id))
+            .await
     }
 
     async fn latest_snapshot(&self, run_id: &str) -> StoreResult<Option<SnapshotRecord>> {

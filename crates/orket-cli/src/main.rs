@@ -93,6 +93,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve the HTTP API, the WebSocket of events and the web board (ORKET_API_KEY,
+    /// ORKET_ALLOWED_ORIGINS).
+    Serve(commands::serve::ServeArgs),
     /// Show a run's timeline: its turns, tool calls with their results, and events.
     Show {
         /// The run id.
@@ -178,6 +181,7 @@ async fn main() -> ExitCode {
             SandboxAction::Stop { id } => commands::sandbox::stop(&project, &id).await,
         },
         Command::Runs { limit, json } => commands::runs::run(&project, limit, json).await,
+        Command::Serve(args) => commands::serve::run(&project, args).await,
         Command::Show { run_id, json } => commands::show::run(&project, &run_id, json).await,
     };
     match result {

@@ -25,7 +25,7 @@ use orket_store::{
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -61,6 +61,32 @@ pub enum EngineError {
     Resume(String),
 }
 
+/// A request to stop a run at the next turn boundary, shared between the engine and whoever
+/// may halt it (the server's `POST /v1/runs/{id}/halt`). Turns in flight finish and are
+/// committed; no new turn starts; the run ends `canceled` ("halted by a person").
+#[derive(Debug, Clone, Default)]
+pub struct Halt(Arc<AtomicBool>);
+
+impl Halt {
+    /// A signal not raised yet.
+    pub fn new() -> Self {
+        Halt::default()
+    }
+
+    /// Asks the run to stop at the next turn boundary.
+    pub fn halt(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a halt was asked for.
+    pub fn is_halted(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The reason a halted run ends with.
+pub const HALTED_REASON: &str = "halted by a person";
+
 /// How a run is carried out.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -89,6 +115,11 @@ pub struct EngineOptions {
     pub token_budget: Option<u64>,
     /// Wall-clock time a run may take before it ends `budget_exceeded`.
     pub time_budget: Option<Duration>,
+    /// The id of the first run this engine starts (chosen by the caller so it can be handed
+    /// out before the run begins); later runs (a rock's next epics) get fresh ids.
+    pub run_id: Option<String>,
+    /// Raised to stop the engine's runs at the next turn boundary.
+    pub halt: Halt,
     /// Limits of verification fixture runs (`ORKET_VERIFY_*`).
     pub verify: VerifyLimits,
 }
@@ -108,6 +139,8 @@ impl Default for EngineOptions {
             build: None,
             token_budget: None,
             time_budget: None,
+            run_id: None,
+            halt: Halt::new(),
             verify: VerifyLimits::default(),
         }
     }
@@ -129,6 +162,20 @@ impl EngineOptions {
         }
         options
     }
+}
+
+/// What a name given to [`Engine::run_card`] is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// An epic (by file stem).
+    Epic,
+    /// A rock (by file stem).
+    Rock,
+    /// An issue, run with its epic.
+    Issue {
+        /// The epic holding it.
+        epic: String,
+    },
 }
 
 /// How a run ended.
@@ -156,6 +203,8 @@ pub struct Engine {
     bus: EventBus,
     options: EngineOptions,
     registry: PolicyRegistry,
+    /// `options.run_id`, until the first run takes it.
+    first_run_id: std::sync::Mutex<Option<String>>,
 }
 
 /// The assets an epic run needs, loaded and checked, and the policies chosen for it.
@@ -199,6 +248,7 @@ impl Engine {
             store,
             provider,
             bus,
+            first_run_id: std::sync::Mutex::new(options.run_id.clone()),
             options,
             registry: PolicyRegistry::default(),
         }
@@ -233,50 +283,65 @@ impl Engine {
         &self.options
     }
 
+    /// What `name` is in the engine's department: an epic, a rock, or an issue of an epic
+    /// (looked up in that order, as `run_card` does); `None` when it is none of them.
+    pub fn resolve(&self, name: &str) -> Option<Target> {
+        let dept = &self.options.department;
+        if self.tree.find(Category::Epics, name, dept).is_ok() {
+            return Some(Target::Epic);
+        }
+        if self.tree.find(Category::Rocks, name, dept).is_ok() {
+            return Some(Target::Rock);
+        }
+        self.tree
+            .list(Category::Epics, dept)
+            .into_iter()
+            .find(|epic_name| {
+                self.tree
+                    .load_epic(epic_name, dept)
+                    .is_ok_and(|epic| epic.issue(name).is_some())
+            })
+            .map(|epic| Target::Issue { epic })
+    }
+
     /// Runs an epic by name, a rock by name, or one issue (with its epic) by id.
     pub async fn run_card(&self, name: &str) -> Result<Vec<RunOutcome>, EngineError> {
         let dept = self.options.department.clone();
-        if self.tree.find(Category::Epics, name, &dept).is_ok() {
-            return Ok(vec![
+        match self.resolve(name) {
+            Some(Target::Epic) => Ok(vec![
                 self.run_epic(name, &dept, None, RunKind::Epic, None)
                     .await?,
-            ]);
-        }
-        if self.tree.find(Category::Rocks, name, &dept).is_ok() {
-            let rock = self.tree.load_rock(name, &dept)?;
-            let rock_build = rock_build_id(&rock.stem);
-            let mut outcomes = Vec::new();
-            for entry in &rock.epics {
-                let base = self.workspace_base().join(&rock.stem);
-                let outcome = self
-                    .run_epic(
-                        &entry.epic,
-                        &entry.department,
-                        None,
-                        RunKind::Rock,
-                        Some(base),
-                    )
-                    .await?;
-                let stop = outcome.status != RunStatus::Completed;
-                outcomes.push(outcome);
-                self.update_rock_build(&rock, &rock_build).await?;
-                if stop {
-                    break;
+            ]),
+            Some(Target::Rock) => {
+                let rock = self.tree.load_rock(name, &dept)?;
+                let rock_build = rock_build_id(&rock.stem);
+                let mut outcomes = Vec::new();
+                for entry in &rock.epics {
+                    let base = self.workspace_base().join(&rock.stem);
+                    let outcome = self
+                        .run_epic(
+                            &entry.epic,
+                            &entry.department,
+                            None,
+                            RunKind::Rock,
+                            Some(base),
+                        )
+                        .await?;
+                    let stop = outcome.status != RunStatus::Completed;
+                    outcomes.push(outcome);
+                    self.update_rock_build(&rock, &rock_build).await?;
+                    if stop {
+                        break;
+                    }
                 }
+                Ok(outcomes)
             }
-            return Ok(outcomes);
+            Some(Target::Issue { epic }) => Ok(vec![
+                self.run_epic(&epic, &dept, Some(name), RunKind::Issue, None)
+                    .await?,
+            ]),
+            None => Err(Self::not_found(&self.tree, name, &dept)),
         }
-        for epic_name in self.tree.list(Category::Epics, &dept) {
-            if let Ok(epic) = self.tree.load_epic(&epic_name, &dept) {
-                if epic.issue(name).is_some() {
-                    return Ok(vec![
-                        self.run_epic(&epic_name, &dept, Some(name), RunKind::Issue, None)
-                            .await?,
-                    ]);
-                }
-            }
-        }
-        Err(Self::not_found(&self.tree, name, &dept))
     }
 
     /// The error for a name that is no epic, rock or issue (it lists what exists).
@@ -321,7 +386,7 @@ impl Engine {
     }
 
     /// Loads what an epic run needs and refuses epics over the complexity threshold.
-    fn prepare(&self, epic_name: &str, dept: &str) -> Result<RunAssets, EngineError> {
+    pub(crate) fn prepare(&self, epic_name: &str, dept: &str) -> Result<RunAssets, EngineError> {
         Self::prepare_assets(&self.tree, &self.registry, epic_name, dept)
     }
 
@@ -421,7 +486,12 @@ impl Engine {
             .unwrap_or_else(|| self.workspace_base())
             .join(epic_name);
         let epic = &assets.epic;
-        let run_id = assets.policies.execution_runtime.run_id();
+        let run_id = self
+            .first_run_id
+            .lock()
+            .ok()
+            .and_then(|mut id| id.take())
+            .unwrap_or_else(|| assets.policies.execution_runtime.run_id());
 
         let existing: HashMap<String, IssueRecord> = self
             .store
@@ -552,7 +622,7 @@ impl Engine {
         self.drive(&ctx).await
     }
 
-    fn run_ctx(
+    pub(crate) fn run_ctx(
         &self,
         run_id: String,
         build_id: String,
@@ -613,6 +683,10 @@ impl Engine {
         let mut idle_ticks = 0usize;
         let mut ended: Option<(RunStatus, String)> = None;
         for tick in 1..=self.options.max_iterations {
+            if self.options.halt.is_halted() {
+                ended = Some((RunStatus::Canceled, HALTED_REASON.to_string()));
+                break;
+            }
             let issues = self.store.list_issues(&ctx.build_id).await?;
             let cards: Vec<PlanCard<'_>> = issues
                 .iter()
@@ -652,6 +726,10 @@ impl Engine {
                 let snapshot = Arc::clone(&snapshot);
                 async move {
                     let _permit = semaphore.acquire().await;
+                    // A halt lets the turns in flight finish but starts no new one.
+                    if self.options.halt.is_halted() {
+                        return Ok(TurnOutcome::Skipped);
+                    }
                     turn::run_turn(self, ctx, id, snapshot).await
                 }
             }))
@@ -677,6 +755,10 @@ impl Engine {
             }
             if let Some(reason) = failure {
                 ended = Some((RunStatus::Failed, reason));
+                break;
+            }
+            if self.options.halt.is_halted() {
+                ended = Some((RunStatus::Canceled, HALTED_REASON.to_string()));
                 break;
             }
             if let Some(reason) = self.over_budget(ctx, started) {

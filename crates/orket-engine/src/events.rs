@@ -57,6 +57,10 @@ pub mod names {
     pub const MODEL_CONNECTION_RETRY: &str = "model_connection_retry";
     /// A success-ledger row was recorded.
     pub const SUCCESS_RECORDED: &str = "success_recorded";
+    /// A tool call waits for a person's approval (data: tool, args).
+    pub const APPROVAL_REQUESTED: &str = "approval_requested";
+    /// A person approved or rejected a parked tool call (data: approval, status, result).
+    pub const APPROVAL_DECIDED: &str = "approval_decided";
 }
 
 /// How many events a slow subscriber may fall behind before it is told it lagged.

@@ -4,6 +4,7 @@
 //! (SPEC §5–6), verification fixtures in an isolated process (SPEC §9), docker compose
 //! sandboxes (SPEC §10) and the asset preview (SPEC §14).
 
+pub mod approval;
 pub mod engine;
 pub mod events;
 pub mod file_tools;

@@ -12,7 +12,7 @@ use orket_core::lifecycle::allowed_targets;
 use orket_core::priority::parse_priority;
 use orket_core::{CardKind, Status, ToolCall, WaitReason};
 use orket_llm::{parse_tool_calls, turn_schema, ChatMessage, ModelRequest, ProviderError};
-use orket_store::{Change, IssueRecord, IssueUpdate, NewTurn};
+use orket_store::{Change, IssueRecord, IssueUpdate, NewApproval, NewTurn};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -46,20 +46,20 @@ const UNAVAILABLE: [&str; 4] = [
 /// Attempts per model call.
 const MODEL_ATTEMPTS: u32 = 3;
 
-struct TurnState {
+pub(crate) struct TurnState {
     /// The build's statuses when the tick began.
     snapshot: Arc<HashMap<String, Status>>,
     /// The statuses this turn changed (and issues it created).
     statuses: Arc<Mutex<HashMap<String, Status>>>,
-    changes: Vec<Change>,
-    events: Vec<orket_store::NewEvent>,
+    pub(crate) changes: Vec<Change>,
+    pub(crate) events: Vec<orket_store::NewEvent>,
     results: Vec<Value>,
     wrote_files: bool,
     progress: bool,
 }
 
 impl TurnState {
-    fn new(snapshot: Arc<HashMap<String, Status>>) -> Self {
+    pub(crate) fn new(snapshot: Arc<HashMap<String, Status>>) -> Self {
         TurnState {
             snapshot,
             statuses: Arc::new(Mutex::new(HashMap::new())),
@@ -71,11 +71,11 @@ impl TurnState {
         }
     }
 
-    fn status(&self, id: &str) -> Option<Status> {
+    pub(crate) fn status(&self, id: &str) -> Option<Status> {
         status_in(&self.statuses, &self.snapshot, id)
     }
 
-    fn set_status(&self, id: &str, status: Status) {
+    pub(crate) fn set_status(&self, id: &str, status: Status) {
         if let Ok(mut m) = self.statuses.lock() {
             m.insert(id.to_string(), status);
         }
@@ -358,6 +358,23 @@ pub(crate) async fn run_turn(
                         "orket",
                     );
                     comment(&mut state, ctx, issue_id, "orket", &message);
+                    state.changes.push(Change::RequestApproval(NewApproval {
+                        run_id: ctx.run_id.clone(),
+                        build_id: ctx.build_id.clone(),
+                        issue_id: issue_id.to_string(),
+                        role: primary.clone(),
+                        seat: seat.key.clone(),
+                        tool: call.name.clone(),
+                        args: Value::Object(call.args.clone()),
+                        resume_status: working_status,
+                    }));
+                    state.events.push(event(
+                        ctx,
+                        names::APPROVAL_REQUESTED,
+                        Some(&primary),
+                        Some(issue_id),
+                        json!({"tool": call.name, "args": call.args}),
+                    ));
                     break;
                 }
                 Ok(Decision::Allow) => {}
@@ -579,7 +596,7 @@ async fn call_model(
     }
 }
 
-fn move_issue(
+pub(crate) fn move_issue(
     state: &mut TurnState,
     ctx: &RunCtx,
     id: &str,
@@ -608,7 +625,7 @@ fn move_issue(
     state.progress = true;
 }
 
-fn comment(state: &mut TurnState, ctx: &RunCtx, id: &str, author: &str, content: &str) {
+pub(crate) fn comment(state: &mut TurnState, ctx: &RunCtx, id: &str, author: &str, content: &str) {
     state.changes.push(Change::AddComment {
         build_id: ctx.build_id.clone(),
         issue_id: id.to_string(),
@@ -619,7 +636,7 @@ fn comment(state: &mut TurnState, ctx: &RunCtx, id: &str, author: &str, content:
 }
 
 /// Executes an allowed call: file tools on the workspace, card tools into the turn's batch.
-async fn execute(
+pub(crate) async fn execute(
     engine: &Engine,
     ctx: &RunCtx,
     state: &mut TurnState,
@@ -945,7 +962,11 @@ async fn fail_issue(
     })
 }
 
-async fn commit_state(engine: &Engine, ctx: &RunCtx, state: TurnState) -> Result<(), EngineError> {
+pub(crate) async fn commit_state(
+    engine: &Engine,
+    ctx: &RunCtx,
+    state: TurnState,
+) -> Result<(), EngineError> {
     let mut changes = state.changes;
     changes.extend(state.events.into_iter().map(Change::AppendEvent));
     engine.commit(ctx, changes).await?;

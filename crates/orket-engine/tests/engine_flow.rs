@@ -1063,3 +1063,143 @@ async fn history_window_and_remembered_decisions_reach_the_prompt() {
     let user = messages[1]["content"].as_str().unwrap();
     assert!(user.contains("RECENT COMMENTS:"), "{user}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_halted_engine_starts_no_turn_and_ends_canceled_under_the_chosen_id() {
+    let halt = orket_engine::engine::Halt::new();
+    halt.halt();
+    let (p, engine, _bus) = project_with(
+        &all_replies(),
+        |_| {},
+        EngineOptions {
+            run_id: Some("feed0001".to_string()),
+            halt: halt.clone(),
+            ..EngineOptions::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        engine.resolve("DEMO-2"),
+        Some(orket_engine::engine::Target::Issue {
+            epic: "hello_cli".to_string()
+        })
+    );
+    assert_eq!(engine.resolve("nope"), None);
+    let outcome = engine.run_card("hello_cli").await.unwrap().remove(0);
+    assert_eq!(outcome.run_id, "feed0001");
+    assert_eq!(
+        (outcome.status, outcome.reason.as_deref(), outcome.turns),
+        (RunStatus::Canceled, Some("halted by a person"), 0)
+    );
+    let run = p.store.get_run("feed0001").await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Canceled);
+    let events = p.store.list_events(Some("feed0001"), 0, 100).await.unwrap();
+    let names: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(names, ["session_start", "session_end"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approved_call_runs_and_a_rejected_one_resets_the_issue() {
+    use orket_engine::approval::ApprovalDecision;
+    let replies = vec![
+        reply(
+            "DEMO-1",
+            "coder",
+            json!({"tool": "write_file", "args": {"path": "hello.py", "content": "x\n"}}),
+        ),
+        reply(
+            "DEMO-3",
+            "coder",
+            json!({"tool": "write_file", "args": {"path": "NOTES.md", "content": "n\n"}}),
+        ),
+    ];
+    let (p, engine, _bus) = project_with(
+        &replies,
+        |root| set_rule(root, "approval_required", json!(["write_file"])),
+        EngineOptions::default(),
+    )
+    .await;
+    let outcome = engine.run_card("hello_cli").await.unwrap().remove(0);
+    assert_eq!(outcome.status, RunStatus::Stalled);
+    let approvals = p.store.list_approvals(Some(&outcome.run_id)).await.unwrap();
+    assert_eq!(approvals.len(), 2);
+    assert_eq!(approvals[0].call.resume_status, Status::InProgress);
+    let approved = engine
+        .decide_approval(approvals[0].id, ApprovalDecision::Approve)
+        .await
+        .unwrap();
+    assert_eq!(approved.status, "approved");
+    assert_eq!(
+        std::fs::read_to_string(p.root.join("workspace/hello_cli/hello.py")).unwrap(),
+        "x\n"
+    );
+    let issue = |id: &'static str| {
+        let store = Arc::clone(&p.store);
+        async move {
+            store
+                .get_issue("build-hello_cli", id)
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        (
+            issue("DEMO-1").await.status,
+            issue("DEMO-1").await.wait_reason
+        ),
+        (Status::InProgress, None)
+    );
+    let rejected = engine
+        .decide_approval(
+            approvals[1].id,
+            ApprovalDecision::Reject {
+                reason: Some("not now".to_string()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (rejected.status.as_str(), rejected.reason.as_deref()),
+        ("rejected", Some("not now"))
+    );
+    assert_eq!(issue("DEMO-3").await.status, Status::Ready);
+    assert!(!p.root.join("workspace/hello_cli/NOTES.md").exists());
+    // The decisions' status changes start from where the issues waited.
+    let events = p
+        .store
+        .list_events(Some(&outcome.run_id), 0, 1000)
+        .await
+        .unwrap();
+    let moves: Vec<(String, String, String)> = events
+        .iter()
+        .filter(|e| e.event == "status_change" && e.role.as_deref() == Some("person"))
+        .map(|e| {
+            (
+                e.issue_id.clone().unwrap_or_default(),
+                e.data["from"].as_str().unwrap_or_default().to_string(),
+                e.data["to"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        moves,
+        [
+            (
+                "DEMO-1".into(),
+                "waiting_for_developer".into(),
+                "in_progress".into()
+            ),
+            (
+                "DEMO-3".into(),
+                "waiting_for_developer".into(),
+                "ready".into()
+            ),
+        ]
+    );
+    let err = engine
+        .decide_approval(approvals[1].id, ApprovalDecision::Approve)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("already rejected"), "{err}");
+}

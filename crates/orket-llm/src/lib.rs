@@ -16,6 +16,7 @@ pub mod provider;
 pub mod record;
 pub mod replay;
 pub mod schema;
+pub mod select;
 
 pub use ollama::OllamaProvider;
 pub use openai::{OpenAiProvider, SchemaFormat};
@@ -25,3 +26,4 @@ pub use provider::{ChatMessage, ChatRole, ModelReply, ModelRequest, Provider, Pr
 pub use record::RecordingProvider;
 pub use replay::ReplayProvider;
 pub use schema::{turn_schema, MAX_CALLS_PER_TURN};
+pub use select::{provider_by_name, PROVIDER_NAMES};

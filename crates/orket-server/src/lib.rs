@@ -1,1 +1,281 @@
-//! The HTTP API, WebSocket and web board: arrives with the server issue.
+//! `orket serve`: the REST API (SPEC §14), the WebSocket of events and the web board.
+//!
+//! Start with [`router`]: the routes are one table ([`routes::table`]) that both builds the
+//! router and is checked against the OpenAPI document ([`openapi`]). Runs started over the API
+//! execute in this process ([`runs`]); [`auth`] guards `/v1` and `/ws` with `ORKET_API_KEY`;
+//! [`files`] confines the file routes to `model/`, `config/` and `workspace/`; [`ws`] streams
+//! the event bus; [`system`] answers health, version, heartbeat, metrics, calendar and board;
+//! [`sandboxes`] lists, stops and reads the logs of sandboxes and previews assets.
+//! The contract the board codes against is `API.md` beside this crate.
+
+pub mod approvals;
+pub mod auth;
+pub mod error;
+pub mod files;
+pub mod openapi;
+pub mod routes;
+pub mod runs;
+pub mod sandboxes;
+pub mod system;
+pub mod web;
+pub mod ws;
+
+use crate::error::{ApiError, ApiResult};
+use axum::extract::rejection::BytesRejection;
+use axum::Router;
+use orket_core::assets::AssetTree;
+use orket_engine::engine::Halt;
+use orket_engine::events::{EventBus, DEFAULT_BUS_CAPACITY};
+use orket_llm::Provider;
+use orket_store::Store;
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The largest request body accepted (larger → 413).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The model provider a run asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderChoice {
+    /// `embedded`, `ollama`, `openai` or `replay`.
+    pub name: String,
+    /// The replay file (absolute, inside the project), for `replay`.
+    pub replay: Option<PathBuf>,
+    /// Simulated model time per replayed reply.
+    pub replay_delay: Duration,
+}
+
+/// Builds the provider of a run; the `orket` binary passes one that also knows the embedded
+/// model. The error text is shown to the client.
+pub type ProviderFactory =
+    Arc<dyn Fn(&ProviderChoice) -> Result<Arc<dyn Provider>, String> + Send + Sync>;
+
+/// The providers of `orket_llm::provider_by_name` (no embedded model).
+pub fn default_providers() -> ProviderFactory {
+    Arc::new(|choice: &ProviderChoice| {
+        orket_llm::provider_by_name(&choice.name, choice.replay.as_deref(), choice.replay_delay)
+    })
+}
+
+/// What a server serves and how.
+pub struct ServerConfig {
+    /// The project root (holding `model/`, `config/`, `workspace/`).
+    pub root: PathBuf,
+    /// The store of the project.
+    pub store: Arc<dyn Store>,
+    /// `ORKET_API_KEY`: when set, `/v1` and `/ws` need it.
+    pub api_key: Option<String>,
+    /// `ORKET_ALLOWED_ORIGINS`: origins allowed by CORS (empty: no CORS headers).
+    pub allowed_origins: Vec<String>,
+    /// Builds the provider of each run.
+    pub providers: ProviderFactory,
+    /// The provider when a run names none (`ORKET_PROVIDER`).
+    pub default_provider: Option<String>,
+    /// Events a WebSocket client may fall behind before it is told it lagged.
+    pub bus_capacity: usize,
+}
+
+impl ServerConfig {
+    /// A configuration for the project at `root` with `store`: no key, no CORS, the default
+    /// providers, the default bus.
+    pub fn new(root: impl Into<PathBuf>, store: Arc<dyn Store>) -> Self {
+        ServerConfig {
+            root: root.into(),
+            store,
+            api_key: None,
+            allowed_origins: Vec::new(),
+            providers: default_providers(),
+            default_provider: None,
+            bus_capacity: DEFAULT_BUS_CAPACITY,
+        }
+    }
+
+    /// Applies `ORKET_API_KEY`, `ORKET_ALLOWED_ORIGINS` and `ORKET_PROVIDER` from `env`
+    /// (empty values count as unset).
+    pub fn with_env(mut self, env: impl Fn(&str) -> Option<String>) -> Self {
+        let get = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        self.api_key = get("ORKET_API_KEY");
+        self.allowed_origins = get("ORKET_ALLOWED_ORIGINS")
+            .map(|v| parse_origins(&v))
+            .unwrap_or_default();
+        self.default_provider = get("ORKET_PROVIDER");
+        self
+    }
+}
+
+/// The origins of a comma-separated list (blanks dropped, trailing `/` removed).
+pub fn parse_origins(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(|o| o.trim().trim_end_matches('/').to_string())
+        .filter(|o| !o.is_empty())
+        .collect()
+}
+
+/// The server's shared state.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    config: ServerConfig,
+    tree: AssetTree,
+    bus: EventBus,
+    /// Runs executing in this process, with their halt signals.
+    active: Mutex<HashMap<String, Halt>>,
+    metrics: system::MetricsSampler,
+}
+
+impl AppState {
+    /// The state of a server with `config`.
+    pub fn new(config: ServerConfig) -> Self {
+        AppState(Arc::new(Inner {
+            tree: AssetTree::new(&config.root),
+            bus: EventBus::new(config.bus_capacity),
+            active: Mutex::new(HashMap::new()),
+            metrics: system::MetricsSampler::from_env(),
+            config,
+        }))
+    }
+
+    /// The project root.
+    pub fn root(&self) -> &Path {
+        &self.0.config.root
+    }
+
+    /// The project's assets.
+    pub fn tree(&self) -> &AssetTree {
+        &self.0.tree
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.0.config.store
+    }
+
+    /// The bus every run of this server publishes its events to.
+    pub fn bus(&self) -> &EventBus {
+        &self.0.bus
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.0.config
+    }
+
+    /// The API key, when one is required.
+    pub fn api_key(&self) -> Option<&str> {
+        self.0.config.api_key.as_deref()
+    }
+
+    /// How many runs execute in this server now.
+    pub fn active_runs(&self) -> usize {
+        self.0.active.lock().map(|a| a.len()).unwrap_or(0)
+    }
+
+    /// The halt signal of a run executing in this server.
+    pub fn halt_of(&self, run_id: &str) -> Option<Halt> {
+        self.0.active.lock().ok()?.get(run_id).cloned()
+    }
+
+    pub(crate) fn set_active(&self, run_id: &str, halt: Option<Halt>) {
+        if let Ok(mut active) = self.0.active.lock() {
+            match halt {
+                Some(halt) => active.insert(run_id.to_string(), halt),
+                None => active.remove(run_id),
+            };
+        }
+    }
+
+    pub(crate) fn metrics(&self) -> &system::MetricsSampler {
+        &self.0.metrics
+    }
+}
+
+/// The whole application: API, WebSocket, OpenAPI document and board, with the key check on
+/// `/v1` and `/ws`, the body limit, CORS and JSON errors.
+pub fn router(state: AppState) -> Router {
+    routes::build(state)
+}
+
+/// Why `addr` may not be served: a non-loopback address without an API key.
+pub fn check_bind(addr: &SocketAddr, api_key: Option<&str>) -> Result<(), String> {
+    if api_key.is_none() && !is_loopback(&addr.ip()) {
+        return Err(format!(
+            "refusing to listen on {addr} without an API key: anyone who can reach this address \
+             could run agents and write files. Set ORKET_API_KEY, or serve on 127.0.0.1"
+        ));
+    }
+    Ok(())
+}
+
+fn is_loopback(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
+/// Serves `state` on `listener` until `shutdown` completes.
+pub async fn serve(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// A JSON body, or 400 naming what is wrong (413 past the size limit).
+pub(crate) fn parse_body<T: DeserializeOwned>(
+    body: Result<axum::body::Bytes, BytesRejection>,
+) -> ApiResult<T> {
+    let bytes =
+        body.map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))?;
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))
+}
+
+/// The JSON body as a value (an empty body is `null`), or 400 / 413.
+pub(crate) fn body_value(
+    body: Result<axum::body::Bytes, BytesRejection>,
+) -> ApiResult<serde_json::Value> {
+    let bytes =
+        body.map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Value::Null);
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_only_without_a_key() {
+        let local: SocketAddr = "127.0.0.1:8082".parse().unwrap();
+        let v6: SocketAddr = "[::1]:8082".parse().unwrap();
+        let any: SocketAddr = "0.0.0.0:8082".parse().unwrap();
+        assert!(check_bind(&local, None).is_ok());
+        assert!(check_bind(&v6, None).is_ok());
+        assert!(check_bind(&any, None)
+            .unwrap_err()
+            .contains("without an API key"));
+        assert!(check_bind(&any, Some("k")).is_ok());
+    }
+
+    #[test]
+    fn origins_are_split() {
+        assert_eq!(
+            parse_origins("http://a:1/, ,http://b"),
+            ["http://a:1", "http://b"]
+        );
+        assert!(parse_origins(" , ").is_empty());
+    }
+}

@@ -1,7 +1,8 @@
 //! Changes: the writes a store applies, all or nothing, in one batch.
 
 use crate::records::{
-    BuildRecord, Comment, IssueRecord, IssueUpdate, NewEvent, NewTurn, RunRecord, RunUpdate,
+    BuildRecord, Comment, IssueRecord, IssueUpdate, NewApproval, NewEvent, NewTurn, RunRecord,
+    RunUpdate,
 };
 use crate::sandbox::{SandboxRecord, SandboxStatus};
 use serde_json::Value;
@@ -90,6 +91,19 @@ pub enum Change {
         issue_id: Option<String>,
         /// The run it comes from.
         run_id: Option<String>,
+    },
+    /// Parks a tool call for a person's decision (status `pending`).
+    RequestApproval(NewApproval),
+    /// Decides a pending approval (`Conflict` if it is not pending, `NotFound` if unknown).
+    DecideApproval {
+        /// The approval.
+        id: i64,
+        /// `approved` or `rejected`.
+        status: String,
+        /// The person's reason.
+        reason: Option<String>,
+        /// The executed call's result.
+        result: Option<Value>,
     },
     /// Registers a sandbox. `Conflict` if its id exists or another sandbox holding its ports
     /// (allocated, deploying, running) has the same slot.

@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+mod board;
 mod change;
 mod error;
 mod records;
@@ -16,11 +17,13 @@ mod store;
 mod time;
 mod words;
 
+pub use board::overlay_builds;
 pub use change::{Applied, Change};
 pub use error::{StoreError, StoreResult};
 pub use records::{
-    BuildRecord, CardTransaction, Comment, EventRecord, IssueRecord, IssueUpdate, MemoryRecord,
-    NewEvent, NewTurn, RunRecord, RunUpdate, SnapshotRecord, SuccessRecord, TurnRecord,
+    ApprovalRecord, BuildRecord, CardTransaction, Comment, EventRecord, IssueRecord, IssueUpdate,
+    MemoryRecord, NewApproval, NewEvent, NewTurn, RunRecord, RunUpdate, SnapshotRecord,
+    SuccessRecord, TurnRecord,
 };
 pub use sandbox::{SandboxPorts, SandboxRecord, SandboxStatus, PORT_BASES};
 pub use sqlite::SqliteStore;

@@ -716,6 +716,47 @@ pub struct MemoryRecord {
     pub score: usize,
 }
 
+/// A tool call parked until a person approves or rejects it (`process_rules.approval_required`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewApproval {
+    /// The run whose turn made the call.
+    pub run_id: String,
+    /// The issue's build.
+    pub build_id: String,
+    /// The issue of the turn.
+    pub issue_id: String,
+    /// The acting role.
+    pub role: String,
+    /// The seat key that acted.
+    pub seat: String,
+    /// The tool called.
+    pub tool: String,
+    /// Its arguments (a JSON object).
+    pub args: Value,
+    /// The issue's status when the call was parked, restored when it is approved.
+    pub resume_status: Status,
+}
+
+/// A stored approval and its decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalRecord {
+    /// Row id.
+    pub id: i64,
+    /// The parked call.
+    #[serde(flatten)]
+    pub call: NewApproval,
+    /// `pending`, `approved` or `rejected`.
+    pub status: String,
+    /// The person's reason (rejections).
+    pub reason: Option<String>,
+    /// The tool's result, once approved and executed.
+    pub result: Option<Value>,
+    /// When it was parked.
+    pub created_at: String,
+    /// When it was decided.
+    pub decided_at: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,8 +3,9 @@
 use crate::change::{Applied, Change};
 use crate::error::{StoreError, StoreResult};
 use crate::records::{
-    BuildRecord, CardTransaction, Comment, EventRecord, IssueRecord, IssueUpdate, MemoryRecord,
-    NewEvent, NewTurn, RunRecord, RunUpdate, SnapshotRecord, SuccessRecord, TurnRecord,
+    ApprovalRecord, BuildRecord, CardTransaction, Comment, EventRecord, IssueRecord, IssueUpdate,
+    MemoryRecord, NewEvent, NewTurn, RunRecord, RunUpdate, SnapshotRecord, SuccessRecord,
+    TurnRecord,
 };
 use crate::sandbox::{SandboxRecord, SandboxStatus};
 use async_trait::async_trait;
@@ -66,6 +67,10 @@ pub trait Store: Send + Sync {
     async fn list_success(&self, build_id: Option<&str>) -> StoreResult<Vec<SuccessRecord>>;
     /// Up to `limit` memory entries sharing words with `query`: most shared first, then newest.
     async fn search_memory(&self, query: &str, limit: usize) -> StoreResult<Vec<MemoryRecord>>;
+    /// An approval.
+    async fn get_approval(&self, id: i64) -> StoreResult<Option<ApprovalRecord>>;
+    /// Approvals, of one run or of all, by id.
+    async fn list_approvals(&self, run_id: Option<&str>) -> StoreResult<Vec<ApprovalRecord>>;
     /// A sandbox of the registry.
     async fn get_sandbox(&self, id: &str) -> StoreResult<Option<SandboxRecord>>;
     /// Every sandbox, newest first.

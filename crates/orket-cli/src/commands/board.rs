@@ -2,10 +2,8 @@
 
 use crate::project::Project;
 use anyhow::{Context, Result};
-use orket_core::assets::{Board, BoardEpic, BoardIssue};
-use orket_core::Status;
-use orket_store::{SqliteStore, Store};
-use std::collections::HashMap;
+use orket_core::assets::{Board, BoardEpic};
+use orket_store::{overlay_builds, SqliteStore};
 use std::process::ExitCode;
 
 /// Prints the board; statuses come from the store for epics that have a build in it. An
@@ -17,8 +15,7 @@ pub async fn run(project: &Project, department: Option<&str>, json: bool) -> Res
         let store = SqliteStore::open(project.db_path())
             .await
             .with_context(|| format!("opening the store {}", project.db_path().display()))?;
-        let builds = store_builds(&store, &board).await?;
-        board.overlay(|id| builds.get(id).cloned());
+        overlay_builds(&store, &mut board).await?;
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&board)?);
@@ -26,43 +23,6 @@ pub async fn run(project: &Project, department: Option<&str>, json: bool) -> Res
         print!("{}", render(&board));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The status and issues of every build of the board that the store holds.
-async fn store_builds(
-    store: &dyn Store,
-    board: &Board,
-) -> Result<HashMap<String, (Status, Vec<BoardIssue>)>> {
-    let mut out = HashMap::new();
-    let epics = board
-        .rocks
-        .iter()
-        .flat_map(|r| r.epics.iter())
-        .chain(board.epics.iter());
-    for epic in epics {
-        if out.contains_key(&epic.build_id) {
-            continue;
-        }
-        let Some(build) = store.get_build(&epic.build_id).await? else {
-            continue;
-        };
-        let issues = store
-            .list_issues(&epic.build_id)
-            .await?
-            .into_iter()
-            .map(|i| BoardIssue {
-                id: i.id,
-                name: i.name,
-                status: i.status,
-                seat: i.seat,
-                assignee: i.assignee,
-                priority: i.priority,
-                depends_on: i.depends_on,
-            })
-            .collect();
-        out.insert(epic.build_id.clone(), (build.status, issues));
-    }
-    Ok(out)
 }
 
 /// The board as indented text.

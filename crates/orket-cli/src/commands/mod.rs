@@ -8,4 +8,5 @@ pub mod preview;
 pub mod run;
 pub mod runs;
 pub mod sandbox;
+pub mod serve;
 pub mod show;

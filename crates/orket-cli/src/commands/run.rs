@@ -4,7 +4,7 @@ use crate::project::Project;
 use anyhow::{bail, Context, Result};
 use orket_engine::engine::{Engine, EngineOptions, RunOutcome};
 use orket_engine::events::EventBus;
-use orket_llm::{OllamaProvider, OpenAiProvider, Provider, RecordingProvider, ReplayProvider};
+use orket_llm::{provider_by_name, Provider, RecordingProvider};
 use orket_store::{EventRecord, SqliteStore, Store};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -68,7 +68,8 @@ pub struct RunArgs {
     pub provider: ProviderArgs,
 }
 
-fn provider(args: &ProviderArgs) -> Result<Arc<dyn Provider>> {
+/// The provider `args` ask for, wrapped in a recorder with `--record`.
+pub fn provider(args: &ProviderArgs) -> Result<Arc<dyn Provider>> {
     let inner = base_provider(args)?;
     Ok(match &args.record {
         Some(path) => Arc::new(RecordingProvider::new(inner, path)?),
@@ -78,20 +79,16 @@ fn provider(args: &ProviderArgs) -> Result<Arc<dyn Provider>> {
 
 fn base_provider(args: &ProviderArgs) -> Result<Arc<dyn Provider>> {
     match args.provider.as_deref() {
-        Some("ollama") => Ok(Arc::new(OllamaProvider::from_env())),
-        Some("openai") => Ok(Arc::new(OpenAiProvider::from_env())),
         Some("embedded") => embedded_provider(args),
-        Some("replay") => {
-            let Some(file) = &args.replay else {
-                bail!("--provider replay needs --replay FILE (JSON Lines: {{\"issue_id\", \"role\", \"content\"}} per line)");
-            };
-            let replay =
-                ReplayProvider::open(file)?.with_delay(Duration::from_millis(args.replay_delay_ms));
-            Ok(Arc::new(replay))
+        Some("replay") if args.replay.is_none() => {
+            bail!("--provider replay needs --replay FILE (JSON Lines: {{\"issue_id\", \"role\", \"content\"}} per line)")
         }
-        Some(other) => {
-            bail!("unknown provider \"{other}\" (known: embedded, ollama, openai, replay)")
-        }
+        Some(name) => provider_by_name(
+            name,
+            args.replay.as_deref(),
+            Duration::from_millis(args.replay_delay_ms),
+        )
+        .map_err(anyhow::Error::msg),
         None => bail!(
             "no model provider: pass --provider ollama|openai, or --provider replay --replay FILE"
         ),

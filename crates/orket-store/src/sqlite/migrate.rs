@@ -6,7 +6,9 @@ use crate::time::now_timestamp;
 use sha2::{Digest, Sha256};
 use sqlx::{Executor, SqlitePool};
 
-/// The migrations, in order: `(version, name, SQL)`.
+/// The migrations, in order: `(version, name, SQL)`. Versions only increase; a gap is allowed
+/// (each version is applied when its row is missing, so a migration of a branch merged later
+/// with a lower number still runs).
 pub(super) static MIGRATIONS: &[(i64, &str, &str)] = &[
     (
         1,
@@ -22,6 +24,11 @@ pub(super) static MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "sandboxes",
         include_str!("../../migrations/sqlite/0003_sandboxes.sql"),
+    ),
+    (
+        4,
+        "pending_approvals",
+        include_str!("../../migrations/sqlite/0004_pending_approvals.sql"),
     ),
 ];
 
@@ -123,12 +130,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn versions_count_up_from_one_with_unique_names() {
-        for (index, (version, name, sql)) in MIGRATIONS.iter().enumerate() {
-            assert_eq!(*version, index as i64 + 1, "migration {name}");
+    fn versions_increase_from_one_with_unique_names() {
+        let mut previous = 0;
+        let mut names = std::collections::HashSet::new();
+        for (version, name, sql) in MIGRATIONS {
+            assert!(
+                *version > previous,
+                "migration {version} ({name}) is out of order"
+            );
+            assert!(names.insert(*name), "migration name {name} repeats");
             assert!(!sql.trim().is_empty(), "migration {name} is empty");
+            previous = *version;
         }
-        assert_eq!(latest_known(), MIGRATIONS.len() as i64);
+        assert_eq!(MIGRATIONS[0].0, 1);
+        assert_eq!(latest_known(), previous);
     }
 
     #[test]

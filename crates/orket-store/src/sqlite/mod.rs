@@ -8,8 +8,8 @@ mod write;
 use crate::change::{Applied, Change};
 use crate::error::{StoreError, StoreResult};
 use crate::records::{
-    BuildRecord, CardTransaction, Comment, EventRecord, IssueRecord, MemoryRecord, RunRecord,
-    SnapshotRecord, SuccessRecord, TurnRecord,
+    ApprovalRecord, BuildRecord, CardTransaction, Comment, EventRecord, IssueRecord, MemoryRecord,
+    RunRecord, SnapshotRecord, SuccessRecord, TurnRecord,
 };
 use crate::sandbox::SandboxRecord;
 use crate::store::Store;
@@ -292,6 +292,22 @@ impl Store for SqliteStore {
         qb.push(") GROUP BY m.id ORDER BY score DESC, m.id DESC LIMIT ")
             .push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
         rows::all(&qb.build().fetch_all(&self.reader).await?, rows::memory)
+    }
+
+    async fn get_approval(&self, id: i64) -> StoreResult<Option<ApprovalRecord>> {
+        let query = sqlx::query("SELECT * FROM pending_approvals WHERE id = ?").bind(id);
+        self.fetch_optional(query, rows::approval).await
+    }
+
+    async fn list_approvals(&self, run_id: Option<&str>) -> StoreResult<Vec<ApprovalRecord>> {
+        let query = match run_id {
+            Some(run_id) => {
+                sqlx::query("SELECT * FROM pending_approvals WHERE run_id = ? ORDER BY id")
+                    .bind(run_id)
+            }
+            None => sqlx::query("SELECT * FROM pending_approvals ORDER BY id"),
+        };
+        self.fetch_all(query, rows::approval).await
     }
 }
 

@@ -2,8 +2,8 @@
 
 use crate::error::{StoreError, StoreResult};
 use crate::records::{
-    BuildRecord, CardTransaction, Comment, EventRecord, IssueRecord, MemoryRecord, NewTurn,
-    RunRecord, SnapshotRecord, SuccessRecord, TurnRecord,
+    ApprovalRecord, BuildRecord, CardTransaction, Comment, EventRecord, IssueRecord, MemoryRecord,
+    NewApproval, NewTurn, RunRecord, SnapshotRecord, SuccessRecord, TurnRecord,
 };
 use crate::sandbox::{SandboxPorts, SandboxRecord};
 use orket_core::Status;
@@ -278,6 +278,38 @@ pub(super) fn memory(row: &SqliteRow) -> StoreResult<MemoryRecord> {
         run_id: c.get("run_id")?,
         created_at: c.get("created_at")?,
         score: c.count("score")?,
+    })
+}
+
+/// A `pending_approvals` row.
+pub(super) fn approval(row: &SqliteRow) -> StoreResult<ApprovalRecord> {
+    let c = Cols::new(row, "pending_approvals", "an approval");
+    let id: i64 = c.get("id")?;
+    let c = c.of(format!("approval {id}"));
+    let result: Option<String> = c.get("result")?;
+    Ok(ApprovalRecord {
+        id,
+        call: NewApproval {
+            run_id: c.get("run_id")?,
+            build_id: c.get("build_id")?,
+            issue_id: c.get("issue_id")?,
+            role: c.get("role")?,
+            seat: c.get("seat")?,
+            tool: c.get("tool")?,
+            args: c.json("args")?,
+            resume_status: c.parse("resume_status")?,
+        },
+        status: c.get("status")?,
+        reason: c.get("reason")?,
+        result: match result {
+            Some(raw) => Some(
+                serde_json::from_str(&raw)
+                    .map_err(|err| c.corrupt("result", format!("invalid JSON {raw:?}: {err}")))?,
+            ),
+            None => None,
+        },
+        created_at: c.get("created_at")?,
+        decided_at: c.get("decided_at")?,
     })
 }
 

@@ -100,6 +100,33 @@ pub(super) async fn apply_change(
             issue_id,
             run_id,
         } => Applied::Id(remember(conn, content, role, issue_id, run_id).await?),
+        Change::RequestApproval(call) => Applied::Id(
+            sqlx::query_scalar(
+                "INSERT INTO pending_approvals (run_id, build_id, issue_id, role, seat, tool, \
+                 args, resume_status, status, created_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?) RETURNING id",
+            )
+            .bind(call.run_id)
+            .bind(call.build_id)
+            .bind(call.issue_id)
+            .bind(call.role)
+            .bind(call.seat)
+            .bind(call.tool)
+            .bind(call.args.to_string())
+            .bind(call.resume_status.as_str())
+            .bind(now_timestamp())
+            .fetch_one(&mut *conn)
+            .await?,
+        ),
+        Change::DecideApproval {
+            id,
+            status,
+            reason,
+            result,
+        } => {
+            decide_approval(conn, id, &status, reason, result).await?;
+            Applied::Done
+        }
         Change::InsertSandbox(sandbox) => {
             insert_sandbox(conn, &sandbox).await?;
             Applied::Done
@@ -128,6 +155,47 @@ pub(super) async fn apply_change(
             Applied::Done
         }
     })
+}
+
+/// Decides a pending approval; refuses one already decided.
+async fn decide_approval(
+    conn: &mut SqliteConnection,
+    id: i64,
+    status: &str,
+    reason: Option<String>,
+    result: Option<Value>,
+) -> StoreResult<()> {
+    let current: Option<String> =
+        sqlx::query_scalar("SELECT status FROM pending_approvals WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    match current.as_deref() {
+        None => {
+            return Err(StoreError::NotFound {
+                what: "approval",
+                id: id.to_string(),
+            })
+        }
+        Some("pending") => {}
+        Some(other) => {
+            return Err(StoreError::Conflict(format!(
+                "approval {id} is already {other}"
+            )))
+        }
+    }
+    sqlx::query(
+        "UPDATE pending_approvals SET status = ?, reason = ?, result = ?, decided_at = ? \
+         WHERE id = ?",
+    )
+    .bind(status)
+    .bind(reason)
+    .bind(result.map(|r| r.to_string()))
+    .bind(now_timestamp())
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// An issue as stored, read inside the current transaction.

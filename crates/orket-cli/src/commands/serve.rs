@@ -1,0 +1,96 @@
+//! `orket serve`: the HTTP API, the WebSocket of events and the web board of a project.
+
+use crate::commands::run::{provider, ProviderArgs};
+use crate::project::Project;
+use anyhow::{Context, Result};
+use orket_server::{check_bind, AppState, ProviderChoice, ServerConfig};
+use orket_store::{SqliteStore, Store};
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Options of `orket serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// The address to listen on; anything but loopback needs ORKET_API_KEY.
+    #[arg(long, default_value = "127.0.0.1", value_name = "HOST")]
+    pub host: String,
+    /// The port (0 picks a free one).
+    #[arg(long, default_value_t = 8082, value_name = "PORT")]
+    pub port: u16,
+}
+
+/// The exit code of a refused configuration (non-loopback without a key, bad address).
+const REFUSED: u8 = 2;
+
+/// Serves the project until Ctrl-C.
+pub async fn run(project: &Project, args: ServeArgs) -> Result<ExitCode> {
+    let addr = match resolve(&args.host, args.port) {
+        Ok(addr) => addr,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Ok(ExitCode::from(REFUSED));
+        }
+    };
+    let env = |name: &str| std::env::var(name).ok();
+    let api_key = env("ORKET_API_KEY").filter(|k| !k.trim().is_empty());
+    if let Err(message) = check_bind(&addr, api_key.as_deref()) {
+        eprintln!("error: {message}");
+        return Ok(ExitCode::from(REFUSED));
+    }
+    let tree = project.tree()?;
+    let store = SqliteStore::open(project.db_path())
+        .await
+        .with_context(|| format!("opening the store {}", project.db_path().display()))?;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let mut config = ServerConfig::new(tree.root(), store).with_env(env);
+    // The runs' providers are built as `orket run` builds them (with the embedded model when
+    // this binary has it).
+    config.providers = Arc::new(|choice: &ProviderChoice| {
+        let args = ProviderArgs {
+            provider: Some(choice.name.clone()),
+            record: None,
+            replay: choice.replay.clone(),
+            replay_delay_ms: u64::try_from(choice.replay_delay.as_millis()).unwrap_or(u64::MAX),
+            model_path: std::env::var_os("ORKET_MODEL_PATH").map(Into::into),
+        };
+        provider(&args).map_err(|e| format!("{e:#}"))
+    });
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    // A closed stdout (the starter stopped reading) must not bring the server down.
+    let mut out = std::io::stdout();
+    let _ = writeln!(
+        out,
+        "orket serve: http://{local}/ (project {})",
+        project.root().display()
+    );
+    if config.api_key.is_some() {
+        let _ = writeln!(
+            out,
+            "  /v1 and /ws need the X-API-Key header (ORKET_API_KEY)"
+        );
+    }
+    let state = AppState::new(config);
+    orket_server::serve(state, listener, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .with_context(|| format!("serving on {local}"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `host:port` as a socket address (`localhost` and other names resolved).
+fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+    if let Ok(ip) = host.trim_matches(['[', ']']).parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("--host {host}: not an address or a known host name ({e})"))?
+        .next()
+        .ok_or_else(|| format!("--host {host}: the name has no address"))
+}

@@ -1,0 +1,56 @@
+//! The OpenAPI document of the server (`GET /openapi.json`), generated from the handlers'
+//! annotations; a test keeps its paths equal to the route table.
+
+use crate::{approvals, files, runs, sandboxes, system, web, ws};
+use axum::Json;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+/// The document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Orket", description = "orket serve: runs, their events and the project's files. Every /v1 and /ws route needs X-API-Key when the server has ORKET_API_KEY."),
+    paths(
+        web::index, web::app_js, web::style_css, system::health, document,
+        system::version, system::heartbeat, system::metrics, system::calendar, system::board,
+        files::explorer, files::read, files::save,
+        runs::run_active, runs::list, runs::backlog, runs::metrics, runs::halt,
+        runs::session, runs::snapshot,
+        approvals::list, approvals::approve, approvals::reject,
+        sandboxes::preview_asset, sandboxes::list, sandboxes::stop, sandboxes::logs,
+        ws::events,
+    ),
+    modifiers(&KeyScheme)
+)]
+pub struct ApiDoc;
+
+/// Declares the `X-API-Key` scheme and puts it on every `/v1` and `/ws` operation.
+struct KeyScheme;
+
+impl Modify for KeyScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+        // The routes behind the key say so (the same rule the router applies).
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !crate::routes::needs_key(path) {
+                continue;
+            }
+            for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
+                operation.security = Some(vec![SecurityRequirement::new(
+                    "api_key",
+                    Vec::<String>::new(),
+                )]);
+            }
+        }
+    }
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", responses((status = 200, description = "the OpenAPI document", content_type = "application/json")))]
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
