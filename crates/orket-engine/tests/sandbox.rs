@@ -57,7 +57,7 @@ fn every_stack_gives_a_compose_file_docker_compose_accepts() {
             .arg("config")
             .current_dir(&sandbox)
             .output()
-            .expect("docker-compose must be installed (see .ci/run)");
+            .expect("docker-compose must be installed (see .ci/setup)");
         let config = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),
@@ -245,7 +245,7 @@ async fn without_any_compose_cli_the_reason_says_so() {
 
 #[test]
 fn the_compose_cli_is_found() {
-    // .ci/run installs docker-compose; the plugin is used when docker has it.
+    // .ci/setup installs docker-compose; the plugin is used when docker has it.
     let cli = ComposeCli::detect().unwrap();
     assert!(matches!(
         cli,

@@ -77,7 +77,7 @@ export async function main(name, scenario) {
   }
   const executablePath = process.env.ORKET_CHROMIUM || '/usr/bin/chromium';
   if (!existsSync(executablePath)) {
-    console.error(`${name} test: no Chromium at ${executablePath}: install it with \`apt-get install -y chromium\` (bash .ci/run does it)`);
+    console.error(`${name} test: no Chromium at ${executablePath}: install it with \`apt-get install -y chromium\` (bash .ci/setup does it)`);
     process.exit(2);
   }
   const watchdog = setTimeout(() => {
