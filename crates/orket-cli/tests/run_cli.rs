@@ -89,8 +89,30 @@ fn run_completes_the_demo_and_prints_a_summary() {
 }
 
 #[test]
-fn a_failing_fixture_is_shown_and_refuses_done() {
+fn a_failing_fixture_is_shown_refuses_done_and_sends_the_issue_back() {
     let (_dir, root, replay) = demo_with_replay();
+    // The developer's second attempt writes what the fixture expects; the reviewer says done
+    // again.
+    let mut lines = std::fs::read_to_string(&replay).unwrap();
+    for (role, calls) in [
+        (
+            "coder",
+            json!([
+                {"tool": "write_file", "args": {"path": "hello.py", "content": "Hello, Orket!\n"}},
+                {"tool": "update_issue_status", "args": {"status": "code_review"}}
+            ]),
+        ),
+        (
+            "integrity_guard",
+            json!({"tool": "update_issue_status", "args": {"status": "done"}}),
+        ),
+    ] {
+        lines.push('\n');
+        lines.push_str(
+            &json!({"issue_id": "DEMO-1", "role": role, "content": calls.to_string()}).to_string(),
+        );
+    }
+    std::fs::write(&replay, lines).unwrap();
     let epic_file = root.join("model/core/epics/hello_cli.json");
     let mut epic: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&epic_file).unwrap()).unwrap();
@@ -115,13 +137,21 @@ fn a_failing_fixture_is_shown_and_refuses_done() {
         .output()
         .unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(
         stdout.contains("DEMO-1 verification FAILED: 0/1 scenarios passed"),
         "{stdout}"
     );
+    // The refused review sends DEMO-1 back; the fixed version passes and is done.
+    let failed_at = stdout.find("DEMO-1 verification FAILED").unwrap_or(0);
+    let back = stdout[failed_at..].find("DEMO-1 -> in_progress");
+    let passed = stdout[failed_at..].find("DEMO-1 verification PASSED: 1/1 scenarios passed");
     assert!(
-        stdout.contains("VERIFICATION_FAILED") || stdout.contains("its verification failed"),
+        matches!((back, passed), (Some(b), Some(p)) if b < p),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("DEMO-1 done refused (VERIFICATION_FAILED): sent back to the developer"),
         "{stdout}"
     );
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -135,13 +165,16 @@ fn a_failing_fixture_is_shown_and_refuses_done() {
             .unwrap()
             .unwrap()
     });
-    assert_eq!(issue.status.to_string(), "blocked");
+    assert_eq!(issue.status.to_string(), "done");
     let last_run = &issue.verification["last_run"];
     assert_eq!(
         last_run["isolation"]["limits"]["mem_mb"], 300,
         "{last_run:#}"
     );
-    assert_eq!(last_run["failed"], 1);
+    assert_eq!(
+        (last_run["passed"].as_u64(), last_run["failed"].as_u64()),
+        (Some(1), Some(0))
+    );
 }
 
 #[test]

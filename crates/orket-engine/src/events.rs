@@ -39,6 +39,8 @@ pub mod names {
     pub const VERIFICATION_COMPLETED: &str = "verification_completed";
     /// A fixture path left `verification/`: the review fails, the run goes on.
     pub const SECURITY_VIOLATION: &str = "security_violation";
+    /// A reviewer's `done` refused because the verification failed; the issue went back.
+    pub const DONE_REFUSED: &str = "done_refused";
     /// A sandbox was deployed.
     pub const SANDBOX_DEPLOYED: &str = "sandbox_deployed";
     /// A sandbox deploy failed.

@@ -332,6 +332,13 @@ pub(crate) async fn run_turn(
                         "orket",
                         &format!("{refusal} Sent back to the developer."),
                     );
+                    state.events.push(event(
+                        ctx,
+                        names::DONE_REFUSED,
+                        Some(&primary),
+                        Some(issue_id),
+                        json!({"code": refusal.code, "message": refusal.message}),
+                    ));
                     break;
                 }
                 Err(refusal) => {

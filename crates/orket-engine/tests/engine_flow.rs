@@ -414,6 +414,12 @@ async fn a_failing_verification_refuses_done_and_sends_the_issue_back() {
         )),
         "{moves:?}"
     );
+    let events = event_names(&p.store, &outcome.run_id).await;
+    assert_eq!(
+        events.iter().filter(|e| *e == "done_refused").count(),
+        1,
+        "{events:?}"
+    );
     // Not a policy violation: no report, the issue was never blocked.
     assert!(!p
         .root
@@ -1121,8 +1127,12 @@ async fn an_approved_call_runs_and_a_rejected_one_resets_the_issue() {
     .await;
     let outcome = engine.run_card("hello_cli").await.unwrap().remove(0);
     assert_eq!(outcome.status, RunStatus::Stalled);
-    let approvals = p.store.list_approvals(Some(&outcome.run_id)).await.unwrap();
+    let mut approvals = p.store.list_approvals(Some(&outcome.run_id)).await.unwrap();
     assert_eq!(approvals.len(), 2);
+    // The two developer turns ran concurrently: take the approvals by issue.
+    approvals.sort_by(|a, b| a.call.issue_id.cmp(&b.call.issue_id));
+    assert_eq!(approvals[0].call.issue_id, "DEMO-1");
+    assert_eq!(approvals[1].call.issue_id, "DEMO-3");
     assert_eq!(approvals[0].call.resume_status, Status::InProgress);
     let approved = engine
         .decide_approval(approvals[0].id, ApprovalDecision::Approve)

@@ -585,10 +585,11 @@ async fn approvals_are_listed_approved_and_rejected() {
     let (status, approvals) = p.get(&format!("/v1/approvals?run_id={id}")).await;
     assert_eq!(status, StatusCode::OK);
     let approvals = approvals.as_array().unwrap().clone();
-    let issues: Vec<&str> = approvals
+    let mut issues: Vec<&str> = approvals
         .iter()
         .map(|a| a["issue_id"].as_str().unwrap())
         .collect();
+    issues.sort_unstable(); // the two developer turns ran concurrently
     assert_eq!(issues, ["DEMO-1", "DEMO-3"]);
     for a in &approvals {
         assert_eq!(a["status"], "pending");
@@ -615,7 +616,14 @@ async fn approvals_are_listed_approved_and_rejected() {
     assert!(!workspace.join("hello.py").exists());
 
     // Approve: the parked write runs, the issue goes back in progress.
-    let first = approvals[0]["id"].as_i64().unwrap();
+    let approval_of = |issue: &str| {
+        approvals
+            .iter()
+            .find(|a| a["issue_id"] == issue)
+            .and_then(|a| a["id"].as_i64())
+            .unwrap()
+    };
+    let first = approval_of("DEMO-1");
     let (status, approved) = p
         .post(&format!("/v1/approvals/{first}/approve"), json!({}))
         .await;
@@ -639,7 +647,7 @@ async fn approvals_are_listed_approved_and_rejected() {
     assert_eq!(status, StatusCode::CONFLICT);
 
     // Reject: nothing runs, the reason is a comment, the issue is ready again.
-    let second = approvals[1]["id"].as_i64().unwrap();
+    let second = approval_of("DEMO-3");
     let (status, err) = p
         .post(
             &format!("/v1/approvals/{second}/reject"),

@@ -268,6 +268,10 @@ fn progress_line(e: &EventRecord) -> Option<String> {
                 .map(|e| format!(" ({e})"))
                 .unwrap_or_default()
         ),
+        "done_refused" => format!(
+            "  {issue} done refused ({}): sent back to the developer",
+            d["code"].as_str().unwrap_or("?")
+        ),
         "sandbox_deployed" => format!(
             "sandbox {} running: api http://127.0.0.1:{}",
             d["sandbox_id"].as_str().unwrap_or("?"),
