@@ -2,7 +2,8 @@
 //!
 //! Start with [`router`]: the routes are one table ([`routes::table`]) that both builds the
 //! router and is checked against the OpenAPI document ([`openapi`]). Runs started over the API
-//! execute in this process ([`runs`]); [`auth`] guards `/v1` and `/ws` with `ORKET_API_KEY`;
+//! execute in this process ([`runs`]); [`origin`] refuses foreign hosts and origins and
+//! non-JSON bodies on `/v1` and `/ws`; [`auth`] guards them with `ORKET_API_KEY`;
 //! [`files`] confines the file routes to `model/`, `config/` and `workspace/`; [`ws`] streams
 //! the event bus; [`system`] answers health, version, heartbeat, metrics, calendar and board;
 //! [`sandboxes`] lists, stops and reads the logs of sandboxes and previews assets.
@@ -13,6 +14,7 @@ pub mod auth;
 pub mod error;
 pub mod files;
 pub mod openapi;
+pub mod origin;
 pub mod routes;
 pub mod runs;
 pub mod sandboxes;

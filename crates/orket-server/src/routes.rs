@@ -2,7 +2,9 @@
 //! router from it and the OpenAPI test compares it with the document, so the two cannot drift.
 
 use crate::error::ApiError;
-use crate::{approvals, auth, files, runs, sandboxes, system, web, ws, AppState, MAX_BODY_BYTES};
+use crate::{
+    approvals, auth, files, origin, runs, sandboxes, system, web, ws, AppState, MAX_BODY_BYTES,
+};
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::routing::{get, post, MethodRouter};
@@ -79,8 +81,9 @@ pub fn table() -> Vec<Route> {
     ]
 }
 
-/// The router of [`table`]: the key check on `/v1` and `/ws`, the 1 MiB body limit, JSON
-/// errors for unknown routes, and CORS for `ORKET_ALLOWED_ORIGINS`.
+/// The router of [`table`]: the host / origin / content-type check and the key check on `/v1`
+/// and `/ws`, the 1 MiB body limit, JSON errors for unknown routes, and CORS for
+/// `ORKET_ALLOWED_ORIGINS`.
 pub fn build(state: AppState) -> Router {
     let mut open = Router::new();
     let mut guarded = Router::new();
@@ -91,10 +94,16 @@ pub fn build(state: AppState) -> Router {
             open = open.route(r.path, r.handler);
         }
     }
-    let guarded = guarded.route_layer(middleware::from_fn_with_state(
-        state.clone(),
-        auth::require_key,
-    ));
+    // Layers run outside in: the origin check first, then the key.
+    let guarded = guarded
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_key,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            origin::same_origin_only,
+        ));
     let mut app = open
         .merge(guarded)
         .fallback(|| async { ApiError::not_found("no such route (see /openapi.json)") })

@@ -736,6 +736,7 @@ async fn cors_only_for_allowed_origins() {
     let response = orket_server::router(q.state.clone())
         .oneshot(
             Request::get("/v1/version")
+                .header("host", "127.0.0.1:8082")
                 .header("origin", "http://board.local:3000")
                 .header("x-api-key", KEY)
                 .body(Body::empty())
@@ -743,11 +744,164 @@ async fn cors_only_for_allowed_origins() {
         )
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    // Not listed: no CORS headers, and the request itself is refused.
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert!(response
         .headers()
         .get("access-control-allow-origin")
         .is_none());
+}
+
+/// A request with the given headers (no key unless given); status and JSON body.
+async fn raw(
+    p: &Project,
+    method: Method,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (StatusCode, Value) {
+    let mut request = Request::builder().method(method).uri(uri);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = orket_server::router(p.state.clone())
+        .oneshot(request.body(Body::from(body.to_string())).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn cross_site_requests_and_foreign_hosts_are_refused() {
+    let p = Project::with(|c| {
+        c.api_key = None;
+        c.allowed_origins = vec!["http://board.local:3000".into()];
+    })
+    .await;
+    let save = json!({"path": "workspace/x.txt", "content": "pwned"}).to_string();
+    let local = ("host", "127.0.0.1:8082");
+    let json_type = ("content-type", "application/json");
+
+    // A form or `fetch(..., {mode: "no-cors"})` from another site: no preflight, so the
+    // server must refuse it itself.
+    for content_type in ["text/plain", "application/x-www-form-urlencoded"] {
+        let (status, err) = raw(
+            &p,
+            Method::POST,
+            "/v1/system/save",
+            &[local, ("content-type", content_type)],
+            &save,
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{content_type}");
+        assert!(err["error"].as_str().unwrap().starts_with("Content-Type:"));
+    }
+    let (status, _) = raw(&p, Method::POST, "/v1/system/save", &[local], &save).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let (status, err) = raw(
+        &p,
+        Method::POST,
+        "/v1/system/save",
+        &[local, json_type, ("origin", "http://evil.example")],
+        &save,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(err["error"]
+        .as_str()
+        .unwrap()
+        .contains("cross-origin request refused"));
+    // DNS rebinding: the page's own origin, but under a name that is not loopback.
+    let rebound = [
+        ("host", "evil.example:8082"),
+        json_type,
+        ("origin", "http://evil.example:8082"),
+    ];
+    let (status, err) = raw(&p, Method::POST, "/v1/system/save", &rebound, &save).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(err["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("Host not allowed"));
+    let (status, _) = raw(
+        &p,
+        Method::GET,
+        "/v1/version",
+        &[("host", "evil.example")],
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = raw(&p, Method::GET, "/v1/version", &[], "").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "no Host at all");
+    assert!(!p.root.join("workspace/x.txt").exists());
+    // Public routes are not concerned.
+    let (status, _) = raw(&p, Method::GET, "/health", &[("host", "evil.example")], "").await;
+    assert_eq!(status, StatusCode::OK);
+
+    // The board (same origin), loopback names, allowed origins and empty POSTs pass.
+    for (host, origin) in [
+        ("127.0.0.1:8082", "http://127.0.0.1:8082"),
+        ("localhost:8082", "http://localhost:8082"),
+        ("[::1]:8082", "http://[::1]:8082"),
+        ("127.0.0.1:8082", "http://board.local:3000"),
+    ] {
+        let (status, body) = raw(
+            &p,
+            Method::POST,
+            "/v1/system/save",
+            &[("host", host), ("origin", origin), json_type],
+            &save,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{host} {origin}: {body}");
+    }
+    let (status, _) = raw(&p, Method::GET, "/v1/version", &[local], "").await;
+    assert_eq!(status, StatusCode::OK, "no Origin (curl)");
+    let (status, body) = raw(
+        &p,
+        Method::POST,
+        "/v1/approvals/999/reject",
+        &[local, ("origin", "http://127.0.0.1:8082")],
+        "",
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "an empty POST needs no type: {body}"
+    );
+
+    // With a key, any host name may be served, but origins are still checked.
+    let k = Project::new().await;
+    let named = [("host", "orket.example"), ("x-api-key", KEY)];
+    let (status, _) = raw(&k, Method::GET, "/v1/version", &named, "").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = raw(
+        &k,
+        Method::GET,
+        "/v1/version",
+        &[named[0], named[1], ("origin", "https://orket.example")],
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = raw(
+        &k,
+        Method::GET,
+        "/v1/version",
+        &[named[0], named[1], ("origin", "http://evil.example")],
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]

@@ -170,3 +170,37 @@ async fn a_slow_client_is_told_how_many_events_it_missed() {
         101
     );
 }
+
+/// Browsers apply no CORS to WebSockets: a page on another site could read every event, so
+/// the upgrade is refused unless its `Origin` is the server's own (or allowed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_origin_cannot_open_the_websocket() {
+    let p = Project::with(|c| c.api_key = None).await;
+    let addr = listen(&p).await;
+    let url = format!("ws://{addr}/ws/events");
+    let with_origin = |origin: &str| {
+        let mut request = url.clone().into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+        request
+    };
+    let err = tokio_tungstenite::connect_async(with_origin("http://evil.example"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("403"), "{err}");
+    // DNS rebinding: the page's own origin under a name that is not loopback.
+    let mut rebound = with_origin("http://evil.example");
+    rebound
+        .headers_mut()
+        .insert("host", "evil.example".parse().unwrap());
+    let err = tokio_tungstenite::connect_async(rebound).await.unwrap_err();
+    assert!(err.to_string().contains("403"), "{err}");
+    // The board: same origin.
+    let (mut socket, _) = tokio_tungstenite::connect_async(with_origin(&format!("http://{addr}")))
+        .await
+        .unwrap();
+    p.state.bus().publish(event(1, "aaaa0001"));
+    let frame = next(&mut socket, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(frame["id"], 1);
+}
