@@ -11,6 +11,11 @@
 //!
 //! Everything a decision changes — the tool's effects, the issue, the comment, the approval
 //! row and an `approval_decided` event — is applied as one batch.
+//!
+//! A decision first claims the approval (`pending` → `deciding`, one compare-and-set in the
+//! store), so of two concurrent decisions (a double click, approve racing reject) exactly one
+//! runs and the other gets a `Conflict` before anything happened. The batch then requires the
+//! claim; a decision that fails gives the claim back (`pending`).
 
 use crate::engine::{event, Engine, EngineError};
 use crate::events::names;
@@ -41,8 +46,35 @@ pub enum ApprovalDecision {
 impl Engine {
     /// Applies a person's decision to pending approval `id` and returns the approval as it now
     /// stands. `NotFound` for an unknown approval; a store `Conflict` when it was already
-    /// decided or its issue no longer waits for it.
+    /// decided, is being decided by another request, or its issue no longer waits for it.
     pub async fn decide_approval(
+        &self,
+        id: i64,
+        decision: ApprovalDecision,
+    ) -> Result<ApprovalRecord, EngineError> {
+        let store = self.store();
+        store
+            .apply(vec![Change::ClaimApproval { id }])
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound { .. } => {
+                    EngineError::NotFound(format!("approval {id} not found"))
+                }
+                other => other.into(),
+            })?;
+        match self.decide_claimed(id, decision).await {
+            Ok(approval) => Ok(approval),
+            Err(err) => {
+                if let Err(e) = store.apply(vec![Change::ReleaseApproval { id }]).await {
+                    tracing::warn!("approval {id}: cannot give the claim back: {e}");
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// The decision on approval `id`, claimed (`deciding`) by this caller.
+    async fn decide_claimed(
         &self,
         id: i64,
         decision: ApprovalDecision,
@@ -52,13 +84,6 @@ impl Engine {
             .get_approval(id)
             .await?
             .ok_or_else(|| EngineError::NotFound(format!("approval {id} not found")))?;
-        if approval.status != "pending" {
-            return Err(StoreError::Conflict(format!(
-                "approval {id} is already {}",
-                approval.status
-            ))
-            .into());
-        }
         let call = &approval.call;
         let run = store
             .get_run(&call.run_id)

@@ -11,7 +11,7 @@ use axum::Json;
 use orket_engine::approval::ApprovalDecision;
 use orket_engine::engine::{Engine, EngineOptions};
 use orket_llm::ReplayProvider;
-use orket_store::ApprovalRecord;
+use orket_store::{ApprovalRecord, Change};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
@@ -158,6 +158,20 @@ async fn decide(
         state.bus().clone(),
         EngineOptions::from_env(),
     );
-    let approval = engine.decide_approval(id, decision).await?;
+    // In its own task: a client that goes away mid-decision must not stop it between the
+    // claim and the decision (the approval would stay `deciding`).
+    let task = tokio::spawn(async move { engine.decide_approval(id, decision).await });
+    let approval = match task.await {
+        Ok(decided) => decided?,
+        Err(panic) => {
+            let store = Arc::clone(state.store());
+            if let Err(e) = store.apply(vec![Change::ReleaseApproval { id }]).await {
+                tracing::warn!("approval {id}: cannot give the claim back: {e}");
+            }
+            return Err(ApiError::internal(format!(
+                "approval {id}: the decision failed: {panic}"
+            )));
+        }
+    };
     Ok(Json(approval.into()))
 }

@@ -94,7 +94,21 @@ pub enum Change {
     },
     /// Parks a tool call for a person's decision (status `pending`).
     RequestApproval(NewApproval),
-    /// Decides a pending approval (`Conflict` if it is not pending, `NotFound` if unknown).
+    /// Claims a pending approval for one decision: `pending` → `deciding` in one statement, so
+    /// of two concurrent deciders exactly one wins (`Conflict` if it is not pending, `NotFound`
+    /// if unknown).
+    ClaimApproval {
+        /// The approval.
+        id: i64,
+    },
+    /// Gives a claimed approval back (`deciding` → `pending`) after a decision failed
+    /// (`Conflict` if it is not `deciding`).
+    ReleaseApproval {
+        /// The approval.
+        id: i64,
+    },
+    /// Records the decision of a claimed approval (`Conflict` if it is not `deciding`,
+    /// `NotFound` if unknown).
     DecideApproval {
         /// The approval.
         id: i64,

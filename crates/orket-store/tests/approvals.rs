@@ -48,15 +48,67 @@ async fn approvals_round_trip_and_are_decided_once() {
     assert_eq!(of_run[0].id, second);
     assert!(store.list_approvals(Some("nope")).await.unwrap().is_empty());
 
+    let decide = |id: i64| Change::DecideApproval {
+        id,
+        status: "approved".to_string(),
+        reason: None,
+        result: Some(json!({"ok": true})),
+    };
+    // A decision needs a claim first.
+    let unclaimed = store.apply(vec![decide(first)]).await.unwrap_err();
+    assert!(
+        matches!(unclaimed, StoreError::Conflict(ref m) if m.contains("is pending: claim it")),
+        "{unclaimed}"
+    );
+    // One claim wins; a second claim, or a release of an unclaimed approval, conflicts.
+    let release = store
+        .apply(vec![Change::ReleaseApproval { id: first }])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(release, StoreError::Conflict(ref m) if m.contains("already pending")),
+        "{release}"
+    );
     store
-        .apply(vec![Change::DecideApproval {
-            id: first,
-            status: "approved".to_string(),
-            reason: None,
-            result: Some(json!({"ok": true})),
-        }])
+        .apply(vec![Change::ClaimApproval { id: first }])
         .await
         .unwrap();
+    assert_eq!(
+        store.get_approval(first).await.unwrap().unwrap().status,
+        "deciding"
+    );
+    let twice = store
+        .apply(vec![Change::ClaimApproval { id: first }])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(twice, StoreError::Conflict(ref m) if m.contains("being decided")),
+        "{twice}"
+    );
+    // Released, it is pending again and can be claimed anew.
+    store
+        .apply(vec![Change::ReleaseApproval { id: first }])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_approval(first).await.unwrap().unwrap().status,
+        "pending"
+    );
+    store
+        .apply(vec![Change::ClaimApproval { id: first }, decide(first)])
+        .await
+        .unwrap();
+    let missing_claim = store
+        .apply(vec![Change::ClaimApproval { id: 999 }])
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        missing_claim,
+        StoreError::NotFound {
+            what: "approval",
+            ..
+        }
+    ));
     let decided = store.get_approval(first).await.unwrap().unwrap();
     assert_eq!(decided.status, "approved");
     assert_eq!(decided.result, Some(json!({"ok": true})));

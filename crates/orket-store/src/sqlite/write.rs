@@ -118,6 +118,14 @@ pub(super) async fn apply_change(
             .fetch_one(&mut *conn)
             .await?,
         ),
+        Change::ClaimApproval { id } => {
+            move_approval(conn, id, "pending", "deciding").await?;
+            Applied::Done
+        }
+        Change::ReleaseApproval { id } => {
+            move_approval(conn, id, "deciding", "pending").await?;
+            Applied::Done
+        }
         Change::DecideApproval {
             id,
             status,
@@ -157,7 +165,46 @@ pub(super) async fn apply_change(
     })
 }
 
-/// Decides a pending approval; refuses one already decided.
+/// Why a compare-and-set on approval `id` matched no row: `NotFound`, or a `Conflict` naming
+/// its status.
+async fn approval_refusal(conn: &mut SqliteConnection, id: i64) -> StoreResult<StoreError> {
+    let current: Option<String> =
+        sqlx::query_scalar("SELECT status FROM pending_approvals WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(match current.as_deref() {
+        None => StoreError::NotFound {
+            what: "approval",
+            id: id.to_string(),
+        },
+        Some("deciding") => {
+            StoreError::Conflict(format!("approval {id} is being decided right now"))
+        }
+        Some(other) => StoreError::Conflict(format!("approval {id} is already {other}")),
+    })
+}
+
+/// Moves approval `id` from `from` to `to` in one statement (compare and set).
+async fn move_approval(
+    conn: &mut SqliteConnection,
+    id: i64,
+    from: &str,
+    to: &str,
+) -> StoreResult<()> {
+    let done = sqlx::query("UPDATE pending_approvals SET status = ? WHERE id = ? AND status = ?")
+        .bind(to)
+        .bind(id)
+        .bind(from)
+        .execute(&mut *conn)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(approval_refusal(conn, id).await?);
+    }
+    Ok(())
+}
+
+/// Decides a claimed (`deciding`) approval; refuses one not claimed or already decided.
 async fn decide_approval(
     conn: &mut SqliteConnection,
     id: i64,
@@ -165,28 +212,9 @@ async fn decide_approval(
     reason: Option<String>,
     result: Option<Value>,
 ) -> StoreResult<()> {
-    let current: Option<String> =
-        sqlx::query_scalar("SELECT status FROM pending_approvals WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    match current.as_deref() {
-        None => {
-            return Err(StoreError::NotFound {
-                what: "approval",
-                id: id.to_string(),
-            })
-        }
-        Some("pending") => {}
-        Some(other) => {
-            return Err(StoreError::Conflict(format!(
-                "approval {id} is already {other}"
-            )))
-        }
-    }
-    sqlx::query(
+    let done = sqlx::query(
         "UPDATE pending_approvals SET status = ?, reason = ?, result = ?, decided_at = ? \
-         WHERE id = ?",
+         WHERE id = ? AND status = 'deciding'",
     )
     .bind(status)
     .bind(reason)
@@ -195,6 +223,14 @@ async fn decide_approval(
     .bind(id)
     .execute(&mut *conn)
     .await?;
+    if done.rows_affected() == 0 {
+        return Err(match approval_refusal(conn, id).await? {
+            StoreError::Conflict(m) if m.ends_with("pending") => StoreError::Conflict(format!(
+                "approval {id} is pending: claim it (ClaimApproval) before deciding it"
+            )),
+            other => other,
+        });
+    }
     Ok(())
 }
 
