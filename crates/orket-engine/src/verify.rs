@@ -1,9 +1,11 @@
 //! The verification runner (SPEC §9): an issue's fixture, which must live under
 //! `<workspace>/verification/`, runs in a separate process with a clean environment, its own
 //! working directory, no network (a new network namespace where the OS allows it), CPU, memory
-//! and wall-time limits, speaking JSON on stdin/stdout. Every fatal path (fixture outside
-//! `verification/`, missing fixture, non-zero exit, bad output, timeout) fails all scenarios
-//! with the reason.
+//! and wall-time limits, speaking JSON on stdin/stdout. The child is sent each scenario's id
+//! and input only, never its expected output (code the fixture imports could read it there):
+//! it reports what each call returned, and pass or fail is decided here. Every fatal path
+//! (fixture outside `verification/`, missing fixture, non-zero exit, bad output, timeout,
+//! processes left holding its output) fails all scenarios with the reason.
 
 use crate::process::{self, tail};
 use serde::{Deserialize, Serialize};
@@ -17,9 +19,10 @@ use std::time::Duration;
 /// The folder fixtures live in, at the workspace root.
 pub const VERIFICATION_DIR: &str = "verification";
 
-/// The Python side of the protocol: loads the fixture, calls `verify_<id>(input)` or
-/// `verify(input)` per scenario, and answers `{ok, results: [{id, actual_output, status,
-/// error}]}` on the original stdout (the fixture's own prints go to stderr).
+/// The Python side of the protocol: reads `{fixture_path, scenarios: [{id, input_data}]}`,
+/// loads the fixture, calls `verify_<id>(input)` or `verify(input)` per scenario, and answers
+/// `{ok, results: [{id, actual_output, status, error}]}` on the original stdout (the fixture's
+/// own prints go to stderr), where `status` is `returned` or `raised`.
 const PYTHON_RUNNER: &str = include_str!("verify_runner.py");
 
 /// How much of the fixture's stderr a result keeps.
@@ -183,13 +186,16 @@ impl VerificationResult {
     }
 }
 
-/// A scenario as sent to the runner.
-#[derive(Debug, Clone, Serialize)]
+/// A scenario of the issue. Only `id` and `input_data` are sent to the runner.
+#[derive(Debug, Clone)]
 struct ScenarioInput {
     id: String,
     input_data: Value,
     expected_output: Value,
 }
+
+/// The runner's `status` for a call that returned a value (anything else failed).
+const RETURNED: &str = "returned";
 
 /// Why a fixture cannot be run.
 enum Refused {
@@ -502,9 +508,15 @@ fn run_inner(workspace: &Path, verification: &Value, limits: &VerifyLimits) -> V
             String::new(),
         );
     }
+    // Never the expected outputs: the fixture (and the agent code it imports) runs in that
+    // process and could find them there.
+    let sent: Vec<Value> = scenarios
+        .iter()
+        .map(|s| json!({"id": s.id, "input_data": s.input_data}))
+        .collect();
     let request = json!({
         "fixture_path": fixture.to_string_lossy(),
-        "scenarios": scenarios,
+        "scenarios": sent,
     });
     let mut command = Command::new(&python);
     command
@@ -541,15 +553,31 @@ fn run_inner(workspace: &Path, verification: &Value, limits: &VerifyLimits) -> V
     };
     let logs = finished.stderr_tail(LOG_CHARS);
     let reply: Option<Value> = serde_json::from_slice(&finished.stdout).ok();
+    let left = if finished.left_running {
+        format!(
+            "the fixture left processes running (started in their own session); they kept its output open ({} killed)",
+            finished.leftovers_killed
+        )
+    } else {
+        String::new()
+    };
     if finished.timed_out {
+        let left = if left.is_empty() {
+            String::new()
+        } else {
+            format!("; {left}")
+        };
         return fail(
             format!(
-                "the fixture {} (wall-time limit {} s, ORKET_VERIFY_TIMEOUT_SEC)",
+                "the fixture {} (wall-time limit {} s, ORKET_VERIFY_TIMEOUT_SEC){left}",
                 finished.describe(),
                 limits.timeout_sec
             ),
             logs,
         );
+    }
+    if !left.is_empty() {
+        return fail(format!("{left} (after {})", finished.describe()), logs);
     }
     if !finished.success() {
         let said = reply
@@ -598,18 +626,24 @@ fn run_inner(workspace: &Path, verification: &Value, limits: &VerifyLimits) -> V
         else {
             return fail(format!("bad output: no result for scenario {}", s.id), logs);
         };
-        let actual = answer.get("actual_output").cloned().unwrap_or(Value::Null);
-        let runner_passed = answer.get("status").and_then(Value::as_str) == Some("passed");
-        let passed = runner_passed && json_equal(&actual, &s.expected_output);
+        let returned = answer.get("status").and_then(Value::as_str) == Some(RETURNED);
+        let actual = if returned {
+            answer.get("actual_output").cloned().unwrap_or(Value::Null)
+        } else {
+            Value::Null
+        };
+        let passed = returned && json_equal(&actual, &s.expected_output);
         let error = if passed {
             None
+        } else if returned {
+            Some(format!("expected {}, got {actual}", s.expected_output))
         } else {
             Some(
                 answer
                     .get("error")
                     .and_then(Value::as_str)
                     .map(str::to_string)
-                    .unwrap_or_else(|| format!("expected {}, got {actual}", s.expected_output)),
+                    .unwrap_or_else(|| "the fixture did not return a value".to_string()),
             )
         };
         results.push(ScenarioResult {

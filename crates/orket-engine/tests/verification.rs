@@ -341,3 +341,149 @@ async fn verification_runs_off_the_async_threads() {
     assert!(ticker.is_finished());
     assert_eq!(ticker.await.unwrap(), 20);
 }
+
+/// A fixture that searches the runner's frames and `__main__` for the scenarios it was sent.
+const SNOOPING_FIXTURE: &str = r#"import sys
+
+def _dicts(value, depth=0):
+    if depth > 6:
+        return
+    if isinstance(value, dict):
+        yield value
+        for v in list(value.values()):
+            yield from _dicts(v, depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _dicts(v, depth + 1)
+
+def _everything():
+    frame = sys._getframe()
+    while frame is not None:
+        yield from _dicts(dict(frame.f_locals))
+        yield from _dicts(dict(frame.f_globals))
+        frame = frame.f_back
+    yield from _dicts(dict(vars(sys.modules['__main__'])))
+
+def verify_probe(data):
+    # The search does reach what the runner was sent.
+    return any(d.get('input_data') == 'probe-marker' for d in _everything())
+
+def verify_cheat(data):
+    for d in _everything():
+        if d.get('id') == 'cheat' and 'expected_output' in d:
+            return d['expected_output']
+    return 'no answer found'
+"#;
+
+#[test]
+fn the_fixture_cannot_read_the_expected_output() {
+    let ws = workspace_with("test_snoop.py", SNOOPING_FIXTURE);
+    let scenarios = json!([
+        {"id": "probe", "input_data": "probe-marker", "expected_output": true},
+        {"id": "cheat", "input_data": null, "expected_output": "the secret answer 42"}
+    ]);
+    let r = run(ws.path(), &block("verification/test_snoop.py", scenarios));
+    assert_eq!(counts(&r), (1, 1, 2), "{r:#?}");
+    assert!(
+        r.results[0].passed(),
+        "the search reaches the request: {r:#?}"
+    );
+    let cheat = &r.results[1];
+    assert_eq!(cheat.status, "failed");
+    assert_eq!(cheat.actual_output, json!("no answer found"), "{r:#?}");
+    let error = cheat.error.as_deref().unwrap();
+    assert!(
+        error.contains("expected \"the secret answer 42\", got \"no answer found\""),
+        "{error}"
+    );
+}
+
+/// True while `pid` is a live (not zombie) `sleep` process.
+fn sleep_running(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // "<pid> (<comm>) <state> ...": the state follows the last ')'.
+    let state = stat.rsplit(')').next().unwrap_or_default().trim_start();
+    stat.contains("(sleep)") && !state.starts_with('Z')
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fixture_that_leaves_a_process_in_its_own_session_does_not_hang_the_run() {
+    let ws = workspace_with(
+        "test_daemon.py",
+        "import subprocess, sys\ndef verify(d):\n    p = subprocess.Popen(['sleep', '30'], start_new_session=True)\n    sys.stderr.write('left pid %d\\n' % p.pid)\n    sys.stderr.flush()\n    return d\n",
+    );
+    let scenarios = json!([
+        {"id": "one", "input_data": 1, "expected_output": 1},
+        {"id": "two", "input_data": 2, "expected_output": 2}
+    ]);
+    let limits = VerifyLimits {
+        timeout_sec: 2,
+        ..VerifyLimits::default()
+    };
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(25),
+        run_verification_async(
+            ws.path().to_path_buf(),
+            block("verification/test_daemon.py", scenarios),
+            limits,
+        ),
+    )
+    .await
+    .expect("the verification returns although the fixture left a process holding its output");
+    all_failed_with(&r, 2, "left processes running");
+    // One leftover per scenario, each found by the pipe it held and killed.
+    let error = r.error.as_deref().unwrap();
+    assert!(
+        error.contains("own session") && error.contains("(2 killed)"),
+        "{r:#?}"
+    );
+    let pids: Vec<u32> = r
+        .logs
+        .lines()
+        .filter_map(|l| l.strip_prefix("left pid "))
+        .filter_map(|p| p.trim().parse().ok())
+        .collect();
+    assert_eq!(
+        pids.len(),
+        2,
+        "the fixture reports its children: {:?}",
+        r.logs
+    );
+    let mut alive = pids.clone();
+    for _ in 0..100 {
+        alive.retain(|&pid| sleep_running(pid));
+        if alive.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(alive.is_empty(), "still running: {alive:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fixture_that_times_out_after_leaving_a_process_does_not_hang_the_run() {
+    let ws = workspace_with(
+        "test_daemon_loop.py",
+        "import subprocess, time\ndef verify(d):\n    subprocess.Popen(['sleep', '30'], start_new_session=True)\n    while True:\n        time.sleep(0.01)\n",
+    );
+    let limits = VerifyLimits {
+        timeout_sec: 1,
+        ..VerifyLimits::default()
+    };
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(25),
+        run_verification_async(
+            ws.path().to_path_buf(),
+            block("verification/test_daemon_loop.py", two_scenarios()),
+            limits,
+        ),
+    )
+    .await
+    .expect("the verification returns although the fixture left a process holding its output");
+    all_failed_with(&r, 2, "timed out");
+    let error = r.error.as_deref().unwrap();
+    assert!(
+        error.contains("ORKET_VERIFY_TIMEOUT_SEC") && error.contains("(1 killed)"),
+        "{r:#?}"
+    );
+}
