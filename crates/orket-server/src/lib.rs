@@ -117,6 +117,32 @@ pub fn parse_origins(list: &str) -> Vec<String> {
         .collect()
 }
 
+/// A run executing in this server: its halt signal and the builds it works on.
+#[derive(Clone)]
+pub(crate) struct ActiveRun {
+    pub(crate) halt: Halt,
+    pub(crate) builds: Vec<String>,
+}
+
+/// Holds a run's entry among the active runs; dropping it (the run's task ended, normally,
+/// with an error, by a panic or because the runtime stopped) releases the entry.
+pub(crate) struct ActiveGuard {
+    state: AppState,
+    run_id: String,
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        let mut active = self
+            .state
+            .0
+            .active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        active.remove(&self.run_id);
+    }
+}
+
 /// The server's shared state.
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -125,8 +151,8 @@ struct Inner {
     config: ServerConfig,
     tree: AssetTree,
     bus: EventBus,
-    /// Runs executing in this process, with their halt signals.
-    active: Mutex<HashMap<String, Halt>>,
+    /// Runs executing in this process, by run id.
+    active: Mutex<HashMap<String, ActiveRun>>,
     metrics: system::MetricsSampler,
 }
 
@@ -172,23 +198,50 @@ impl AppState {
         self.0.config.api_key.as_deref()
     }
 
+    fn active(&self) -> std::sync::MutexGuard<'_, HashMap<String, ActiveRun>> {
+        self.0.active.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// How many runs execute in this server now.
     pub fn active_runs(&self) -> usize {
-        self.0.active.lock().map(|a| a.len()).unwrap_or(0)
+        self.active().len()
     }
 
     /// The halt signal of a run executing in this server.
     pub fn halt_of(&self, run_id: &str) -> Option<Halt> {
-        self.0.active.lock().ok()?.get(run_id).cloned()
+        self.active().get(run_id).map(|run| run.halt.clone())
     }
 
-    pub(crate) fn set_active(&self, run_id: &str, halt: Option<Halt>) {
-        if let Ok(mut active) = self.0.active.lock() {
-            match halt {
-                Some(halt) => active.insert(run_id.to_string(), halt),
-                None => active.remove(run_id),
-            };
+    /// Asks every run executing in this server to stop at its next turn boundary; returns how
+    /// many were asked.
+    pub fn halt_all(&self) -> usize {
+        let active = self.active();
+        for run in active.values() {
+            run.halt.halt();
         }
+        active.len()
+    }
+
+    /// Registers run `run_id` working on `builds`, unless a run executing in this server
+    /// already works on one of them: then `Err((its run id, the shared build))`. Check and
+    /// registration are one step, so two requests for one build cannot both pass.
+    pub(crate) fn claim_builds(
+        &self,
+        run_id: &str,
+        halt: Halt,
+        builds: Vec<String>,
+    ) -> Result<ActiveGuard, (String, String)> {
+        let mut active = self.active();
+        for (other, run) in active.iter() {
+            if let Some(build) = run.builds.iter().find(|b| builds.contains(b)) {
+                return Err((other.clone(), build.clone()));
+            }
+        }
+        active.insert(run_id.to_string(), ActiveRun { halt, builds });
+        Ok(ActiveGuard {
+            state: self.clone(),
+            run_id: run_id.to_string(),
+        })
     }
 
     pub(crate) fn metrics(&self) -> &system::MetricsSampler {
@@ -222,15 +275,46 @@ fn is_loopback(ip: &IpAddr) -> bool {
     }
 }
 
-/// Serves `state` on `listener` until `shutdown` completes.
+/// How long [`serve`] waits, after `shutdown`, for the halted runs to stop.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Serves `state` on `listener` until `shutdown` completes; then halts the runs executing in
+/// this server and waits up to [`SHUTDOWN_GRACE`] for them to stop at a turn boundary.
 pub async fn serve(
     state: AppState,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    let halting = state.clone();
+    let shutdown = async move {
+        shutdown.await;
+        let runs = halting.halt_all();
+        if runs > 0 {
+            tracing::info!("shutting down: halting {runs} run(s)");
+        }
+    };
+    let served = axum::serve(listener, router(state.clone()))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    state.halt_all();
+    wait_for_runs(&state, SHUTDOWN_GRACE).await;
+    served
+}
+
+/// Waits until no run executes in this server, or `grace` has passed; true when none does.
+pub async fn wait_for_runs(state: &AppState, grace: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + grace;
+    while state.active_runs() > 0 {
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(
+                "{} run(s) still executing after {grace:?}; they stop with the process",
+                state.active_runs()
+            );
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    true
 }
 
 /// A JSON body, or 400 naming what is wrong (413 past the size limit).

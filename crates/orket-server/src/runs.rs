@@ -8,6 +8,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use futures::FutureExt;
 use orket_core::ids::{epic_build_id, new_run_id, rock_build_id};
 use orket_core::{RunKind, RunStatus, Status};
 use orket_engine::engine::{Engine, EngineOptions, Halt, Target};
@@ -15,6 +16,7 @@ use orket_store::{Change, EventRecord, IssueRecord, NewEvent, RunRecord, RunUpda
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 use utoipa::{IntoParams, ToSchema};
 
@@ -612,29 +614,73 @@ pub async fn run_active(
             plan.target, plan.department
         )));
     };
-    state.set_active(&run_id, Some(halt));
+    // Two runs of one build at once would race on its issues (and a `reset` would delete
+    // them under the live run).
+    let builds = builds_of(&state, &plan.target, &plan.department, &kind);
+    let guard = state
+        .claim_builds(&run_id, halt, builds)
+        .map_err(|(other, build)| {
+            ApiError::conflict(format!(
+                "target: build {build} of \"{}\" is being run by run {other} in this server; \
+                 wait for it to end or halt it (POST /v1/runs/{other}/halt)",
+                plan.target
+            ))
+        })?;
     let task_state = state.clone();
     let id = run_id.clone();
     tokio::spawn(async move {
-        let result = engine.run_card(&plan.target).await;
-        if let Err(err) = result {
-            tracing::warn!("run {id} ({}) failed: {err}", plan.target);
-            if let Err(e) = record_failure(
-                &task_state,
-                &id,
-                &plan.target,
-                &plan.department,
-                &kind,
-                &err.to_string(),
-            )
-            .await
-            {
-                tracing::error!("cannot record the failure of run {id}: {e}");
-            }
+        // Released however the task ends (normally, with an error, by a panic, or dropped).
+        let _active = guard;
+        let outcome = AssertUnwindSafe(engine.run_card(&plan.target))
+            .catch_unwind()
+            .await;
+        let error = match outcome {
+            Ok(Ok(_)) => return,
+            Ok(Err(err)) => err.to_string(),
+            Err(panic) => format!("the run panicked: {}", panic_message(panic.as_ref())),
+        };
+        tracing::warn!("run {id} ({}) failed: {error}", plan.target);
+        if let Err(e) = record_failure(
+            &task_state,
+            &id,
+            &plan.target,
+            &plan.department,
+            &kind,
+            &error,
+        )
+        .await
+        {
+            tracing::error!("cannot record the failure of run {id}: {e}");
         }
-        task_state.set_active(&id, None);
     });
     Ok((StatusCode::ACCEPTED, Json(Started { session_id: run_id })))
+}
+
+/// The builds a run of `target` works on: its epic's, or a rock's own and its epics'.
+fn builds_of(state: &AppState, target: &str, department: &str, kind: &Target) -> Vec<String> {
+    match kind {
+        Target::Epic => vec![epic_build_id(target)],
+        Target::Issue { epic } => vec![epic_build_id(epic)],
+        Target::Rock => {
+            let mut builds = vec![rock_build_id(target)];
+            if let Ok(rock) = state.tree().load_rock(target, department) {
+                builds[0] = rock_build_id(&rock.stem);
+                builds.extend(rock.epics.iter().map(|e| epic_build_id(&e.epic)));
+            }
+            builds
+        }
+    }
+}
+
+/// The message of a panic payload (`panic!` with a literal or a formatted string).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        text.to_string()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "(no message)".to_string()
+    }
 }
 
 /// A run that failed before it could end on its own (assets that do not load, a store error):
