@@ -552,16 +552,32 @@ fn plan(state: &AppState, body: &Value) -> ApiResult<Plan> {
     })
 }
 
-/// The replay file: relative to the project root and inside it (links followed).
+/// The replay file: relative to the project root and inside it (links followed), and no
+/// dotfile or dot folder on the way (`.env`, `.orket/...`, `.git/...` are never read).
 fn replay_file(state: &AppState, file: &str) -> ApiResult<std::path::PathBuf> {
+    use std::path::Component;
     let path = std::path::Path::new(file);
     if path.is_absolute()
-        || path
-            .components()
-            .any(|c| matches!(c, std::path::Component::ParentDir))
+        || path.components().any(|c| {
+            matches!(
+                c,
+                Component::ParentDir | Component::RootDir | Component::Prefix(_)
+            )
+        })
     {
         return Err(ApiError::bad_request(format!(
             "replay: \"{file}\" must be a path inside the project, relative to its root"
+        )));
+    }
+    if let Some(hidden) = path.components().find_map(|c| match c {
+        Component::Normal(name) if name.to_string_lossy().starts_with('.') => {
+            Some(name.to_string_lossy().into_owned())
+        }
+        _ => None,
+    }) {
+        return Err(ApiError::bad_request(format!(
+            "replay: \"{file}\" goes through the dotfile \"{hidden}\"; dotfiles and dot folders \
+             (.env, .orket, .git) are never read"
         )));
     }
     let root = state

@@ -518,6 +518,44 @@ async fn bad_run_requests_are_400_naming_the_field_and_unknown_targets_404() {
 }
 
 #[tokio::test]
+async fn a_replay_file_behind_a_dotfile_is_refused_naming_the_field() {
+    let p = Project::new().await;
+    let replay = std::fs::read(p.root.join("replay/hello_cli.jsonl")).unwrap();
+    // Valid replay files, so only the path rule can refuse them.
+    std::fs::write(p.root.join(".env"), &replay).unwrap();
+    std::fs::write(p.root.join(".orket/copy.jsonl"), &replay).unwrap();
+    std::fs::write(p.root.join("replay/.hidden.jsonl"), &replay).unwrap();
+    for file in [
+        ".env",
+        ".orket/copy.jsonl",
+        "replay/.hidden.jsonl",
+        "./.env",
+    ] {
+        let (status, err) = p
+            .post(
+                "/v1/system/run-active",
+                json!({"target": "hello_cli", "replay": file}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{file}: {err}");
+        let message = err["error"].as_str().unwrap();
+        assert!(message.starts_with("replay:"), "{message}");
+        assert!(message.contains("dotfile"), "{message}");
+    }
+    let (_, runs) = p.get("/v1/runs").await;
+    assert_eq!(runs, json!([]), "nothing was started");
+    // A leading `./` alone is fine.
+    let (status, body) = p
+        .post(
+            "/v1/system/run-active",
+            json!({"target": "hello_cli", "replay": "./replay/hello_cli.jsonl"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    p.wait_end(body["session_id"].as_str().unwrap()).await;
+}
+
+#[tokio::test]
 async fn an_issue_target_runs_its_epic_with_only_that_issue() {
     let p = Project::new().await;
     let id = p.start("DEMO-3", 0).await;
