@@ -42,12 +42,14 @@ await main('approvals', async ({ context, args, log, problems, setPage }) => {
   const demo1Text = await pending('DEMO-1').innerText();
   check(/write_file/.test(demo1Text) && /hello\.py/.test(demo1Text),
     `the approval should show the tool and its arguments; it shows: ${demo1Text}`);
-  check(/waits for\s+input/.test(await page.getByTestId('card-DEMO-1').innerText()),
-    'card DEMO-1 should say it waits for input');
+  // The card moves on the status_change event; its wait reason arrives with the refetch.
+  await waitUntil(page, () => /waits for\s+input/.test(document.querySelector('[data-testid="card-DEMO-1"]')?.innerText ?? ''),
+    null, 'card DEMO-1 should say it waits for input');
   await waitUntil(page, () => document.querySelector('[data-testid="run-status"]').textContent === 'stalled',
     null, 'with both writes parked and DEMO-2 waiting for DEMO-1, the run should end "stalled"', RUN_MS);
-  check(await page.locator('[data-testid="timeline"] [data-testid="refusal-code"]', { hasText: 'APPROVAL_REQUIRED' }).count() >= 2,
-    'the timeline should show the parked calls with the code APPROVAL_REQUIRED');
+  await waitUntil(page, () => [...document.querySelectorAll('[data-testid="timeline"] [data-testid="refusal-code"]')]
+      .filter((e) => e.textContent.includes('APPROVAL_REQUIRED')).length >= 2,
+    null, 'the timeline should show the parked calls with the code APPROVAL_REQUIRED');
   log('both write_file calls parked; the run stalled');
 
   await pending('DEMO-1').getByRole('button', { name: 'Approve' }).click();
