@@ -10,6 +10,7 @@ pub mod events;
 pub mod file_tools;
 pub mod gate;
 pub mod idesign;
+pub mod landlock;
 pub mod policy;
 pub mod preview;
 mod process;

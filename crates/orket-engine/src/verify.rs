@@ -1,12 +1,15 @@
 //! The verification runner (SPEC §9): an issue's fixture, which must live under
 //! `<workspace>/verification/`, runs in a separate process with a clean environment, its own
-//! working directory, no network (a new network namespace where the OS allows it), CPU, memory
-//! and wall-time limits, speaking JSON on stdin/stdout. The child is sent each scenario's id
+//! working directory, no network (a new network namespace where the OS allows it), confined on
+//! the filesystem by Landlock where the kernel has it (read-only: the system, Python and the
+//! workspace; writable: its own folder; see [`crate::landlock`]), CPU, memory and wall-time
+//! limits, speaking JSON on stdin/stdout. The child is sent each scenario's id
 //! and input only, never its expected output (code the fixture imports could read it there):
 //! it reports what each call returned, and pass or fail is decided here. Every fatal path
 //! (fixture outside `verification/`, missing fixture, non-zero exit, bad output, timeout,
 //! processes left holding its output) fails all scenarios with the reason.
 
+use crate::landlock::{self, Access, Ruleset};
 use crate::process::{self, tail};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -96,12 +99,29 @@ pub enum NetworkIsolation {
     None,
 }
 
+/// How the fixture process was confined on the filesystem.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FilesystemIsolation {
+    /// Landlock: read-only system, Python and workspace, writable own folder, nothing else.
+    Landlock,
+    /// Not confined: the fixture could read what the user running Orket can read.
+    #[default]
+    None,
+}
+
 /// The isolation a run actually had.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Isolation {
     /// The network isolation.
     pub network: NetworkIsolation,
-    /// True when isolation was weaker than asked (no network namespace).
+    /// The filesystem confinement (absent in results stored before it existed: `none`).
+    #[serde(default)]
+    pub filesystem: FilesystemIsolation,
+    /// The kernel's Landlock ABI version used, when Landlock was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub landlock_abi: Option<u32>,
+    /// True when isolation was weaker than asked (no network namespace, or no Landlock).
     pub weaker: bool,
     /// What was weaker and why, when it was.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -357,6 +377,37 @@ fn set_limit(resource: libc::__rlimit_resource_t, soft: u64, slack: u64) -> std:
     Ok(())
 }
 
+/// Folders every fixture may read and execute: the system's programs, libraries and settings.
+const SYSTEM_READ: [&str; 8] = [
+    "/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin", "/etc",
+];
+
+/// Devices a fixture may read and write.
+const DEVICES: [&str; 4] = ["/dev/null", "/dev/zero", "/dev/urandom", "/dev/random"];
+
+/// The Landlock ruleset of a fixture run (`Ok(None)` when the kernel has no Landlock): read the
+/// system, the Python installation (`<prefix>` of the interpreter, as named and as resolved,
+/// so a virtual environment's packages are readable too) and `workspace`; write `workdir` only.
+fn confinement(python: &Path, workspace: &Path, workdir: &Path) -> Result<Option<Ruleset>, String> {
+    let Some(abi) = landlock::abi() else {
+        return Ok(None);
+    };
+    let prefix = |exe: &Path| exe.parent().and_then(Path::parent).map(Path::to_path_buf);
+    let mut paths: Vec<(PathBuf, Access)> = SYSTEM_READ
+        .iter()
+        .map(|p| (PathBuf::from(p), Access::Read))
+        .collect();
+    paths.extend(prefix(python).map(|p| (p, Access::Read)));
+    if let Ok(real) = python.canonicalize() {
+        paths.extend(prefix(&real).map(|p| (p, Access::Read)));
+    }
+    paths.extend(DEVICES.iter().map(|d| (PathBuf::from(d), Access::Device)));
+    paths.push((workspace.to_path_buf(), Access::Read));
+    paths.push((workdir.to_path_buf(), Access::ReadWrite));
+    let borrowed: Vec<(&Path, Access)> = paths.iter().map(|(p, a)| (p.as_path(), *a)).collect();
+    Ruleset::new(abi, &borrowed).map(Some)
+}
+
 /// The Python interpreter fixtures run with: `ORKET_VERIFY_PYTHON`, else the real executable
 /// behind `python3` on PATH (asked once, so wrappers like pyenv shims are not needed in the
 /// fixture's empty environment).
@@ -473,13 +524,40 @@ fn run_inner(workspace: &Path, verification: &Value, limits: &VerifyLimits) -> V
         Ok(p) => p,
         Err(e) => return refuse(e, false),
     };
+    let workdir = match tempfile::Builder::new().prefix("orket-verify-").tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            return refuse(format!("cannot create a working folder: {e}"), false);
+        }
+    };
     let network = network_isolation();
+    let (ruleset, landlock_refused) = match confinement(&python, workspace, workdir.path()) {
+        Ok(r) => (r, None),
+        Err(e) => (None, Some(e)),
+    };
+    let mut weaker = Vec::new();
+    if network == NetworkIsolation::None {
+        weaker.push(
+            "the OS refused a new network namespace (unshare), so the fixture shared the host's network"
+                .to_string(),
+        );
+    }
+    if ruleset.is_none() {
+        weaker.push(match landlock_refused {
+            Some(e) => format!("Landlock could not be set up ({e}), so the fixture could read and write what the user running Orket can"),
+            None => "the kernel has no Landlock, so the fixture could read and write what the user running Orket can".to_string(),
+        });
+    }
     let isolation = Isolation {
         network,
-        weaker: network == NetworkIsolation::None,
-        note: (network == NetworkIsolation::None).then(|| {
-            "weaker isolation: the OS refused a new network namespace (unshare), so the fixture shared the host's network".to_string()
-        }),
+        filesystem: if ruleset.is_some() {
+            FilesystemIsolation::Landlock
+        } else {
+            FilesystemIsolation::None
+        },
+        landlock_abi: ruleset.as_ref().map(Ruleset::abi),
+        weaker: !weaker.is_empty(),
+        note: (!weaker.is_empty()).then(|| format!("weaker isolation: {}", weaker.join("; "))),
         limits: *limits,
     };
     let fail = |reason: String, logs: String| {
@@ -491,15 +569,6 @@ fn run_inner(workspace: &Path, verification: &Value, limits: &VerifyLimits) -> V
             Some(isolation.clone()),
             logs,
         )
-    };
-    let workdir = match tempfile::Builder::new().prefix("orket-verify-").tempdir() {
-        Ok(d) => d,
-        Err(e) => {
-            return fail(
-                format!("cannot create a working folder: {e}"),
-                String::new(),
-            )
-        }
     };
     let runner = workdir.path().join("orket_runner.py");
     if let Err(e) = std::fs::write(&runner, PYTHON_RUNNER) {
@@ -531,14 +600,19 @@ fn run_inner(workspace: &Path, verification: &Value, limits: &VerifyLimits) -> V
         .env("LANG", "C.UTF-8")
         .env("PYTHONIOENCODING", "utf-8");
     let limits_copy = *limits;
-    // SAFETY: the closure calls only setrlimit(2) and unshare(2), both async-signal-safe.
+    // SAFETY: the closure calls only setrlimit(2), unshare(2), prctl(2) and
+    // landlock_restrict_self(2), all async-signal-safe; the ruleset was built before the fork.
     unsafe {
         command.pre_exec(move || {
             set_limit(libc::RLIMIT_CPU, limits_copy.cpu_sec, 1)?;
             set_limit(libc::RLIMIT_AS, limits_copy.mem_mb * 1024 * 1024, 0)?;
             set_limit(libc::RLIMIT_FSIZE, 64 * 1024 * 1024, 0)?;
             set_limit(libc::RLIMIT_CORE, 0, 0)?;
-            enter_namespace(network)
+            enter_namespace(network)?;
+            match &ruleset {
+                Some(r) => r.restrict_self(),
+                None => Ok(()),
+            }
         });
     }
     let input = request.to_string().into_bytes();
