@@ -45,7 +45,7 @@ fn json_calls(text: &str) -> Vec<ToolCall> {
             continue;
         }
         // Brackets and quotes are ASCII, so `start` and `end` are char boundaries.
-        if let Ok(value) = serde_json::from_str::<Value>(&text[start..=end]) {
+        if let Some(value) = parse_lenient(&text[start..=end]) {
             collect_calls(&value, 0, &mut calls);
             // A JSON value that is not a call is skipped whole: its inner objects (a call's
             // `args`, say) are never mistaken for calls.
@@ -53,6 +53,51 @@ fn json_calls(text: &str) -> Vec<ToolCall> {
         }
     }
     calls
+}
+
+/// `candidate` as JSON; when that fails only because strings hold raw control characters (a
+/// literal newline in a file's content, which lenient grammars such as llama-cpp-python's
+/// `json_object` + schema let a model write), with those characters escaped.
+fn parse_lenient(candidate: &str) -> Option<Value> {
+    match serde_json::from_str::<Value>(candidate) {
+        Ok(value) => Some(value),
+        Err(_) => {
+            let escaped = escape_raw_controls(candidate)?;
+            serde_json::from_str::<Value>(&escaped).ok()
+        }
+    }
+}
+
+/// `json` with the control characters inside its strings escaped (`\n`, `\r`, `\t`,
+/// `\u00XX`); `None` when there is none, so there is nothing to retry.
+fn escape_raw_controls(json: &str) -> Option<String> {
+    let mut out = String::with_capacity(json.len() + 16);
+    let (mut in_string, mut escaped, mut changed) = (false, false, false);
+    for c in json.chars() {
+        if in_string && !escaped && (c as u32) < 0x20 {
+            changed = true;
+            match c {
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                _ => out.push_str(&format!("\\u{:04x}", c as u32)),
+            }
+            continue;
+        }
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+        }
+        out.push(c);
+    }
+    changed.then_some(out)
 }
 
 /// A balanced bracket pair: where it closes and how deeply brackets nest inside (1 = flat).

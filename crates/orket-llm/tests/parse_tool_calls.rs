@@ -430,3 +430,27 @@ proptest! {
         let _ = parse_tool_calls(&text);
     }
 }
+
+#[test]
+fn raw_newlines_inside_strings_are_read_as_escaped() {
+    // llama-cpp-python's `json_object` + schema grammar lets a model put a literal newline in a
+    // string (its string rule excludes only `"` and `\`): the reply seen from SmolLM2.
+    let reply = "{ \"tool_calls\": [ { \"tool\" : \"write_file\", \"args\": {\"path\": \"hello.py\", \"content\": \"print(\\\"Hello\\\")\n\tdone\" } }] }";
+    assert!(
+        serde_json::from_str::<Value>(reply).is_err(),
+        "strict JSON refuses it"
+    );
+    assert_eq!(
+        parse_tool_calls(reply),
+        vec![call(
+            "write_file",
+            json!({"path": "hello.py", "content": "print(\"Hello\")\n\tdone"})
+        )]
+    );
+    // A newline between tokens (outside strings) stays plain whitespace.
+    let spaced = "{\n\"tool\": \"read_file\",\n\"args\": {\"path\": \"a\nb\"}\n}";
+    assert_eq!(
+        parse_tool_calls(spaced),
+        vec![call("read_file", json!({"path": "a\nb"}))]
+    );
+}
