@@ -470,3 +470,37 @@ async fn an_epic_that_does_not_load_is_refused_with_the_loaders_error() {
     assert!(err.to_string().contains("does not load"), "{err}");
     assert_eq!(before, snapshot(&p.root));
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_folder_linked_outside_the_project_is_never_written() {
+    let p = project();
+    let outside = p._dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::rename(
+        p.root.join("model/core/rocks/demo_launch.json"),
+        outside.join("demo_launch.json"),
+    )
+    .unwrap();
+    std::fs::remove_dir(p.root.join("model/core/rocks")).unwrap();
+    std::os::unix::fs::symlink(&outside, p.root.join("model/core/rocks")).unwrap();
+    let before = snapshot(&p.root);
+    let outside_before = snapshot(&outside);
+    let err = driver(
+        &p.root,
+        &[json!({"action": "create_rock", "args": {"name": "q3_launch", "epics": ["hello_cli"]}})],
+    )
+    .handle(&[], "a rock")
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "create_rock: model/core/rocks/q3_launch.json: leads outside the project through a link"
+    );
+    assert_eq!(before, snapshot(&p.root));
+    assert_eq!(
+        outside_before,
+        snapshot(&outside),
+        "nothing written outside"
+    );
+}
