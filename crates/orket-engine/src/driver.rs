@@ -978,33 +978,26 @@ impl Driver {
                 )),
             };
         }
-        let holders: Vec<Epic> = self
+        let mut holders: Vec<Epic> = self
             .all_epics()
             .into_iter()
             .filter(|e| e.issue(id).is_some())
             .collect();
-        match holders.len() {
-            0 => refuse(format!("{field}: unknown issue \"{id}\" (no epic has it)")),
-            1 => {
-                let epic = holders
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| Fail::Io("lost".into()))?;
-                let path = self.tree.root().join(&epic.file);
-                let index = epic
-                    .issues
-                    .iter()
-                    .position(|i| i.card.id == id)
-                    .ok_or_else(|| Fail::Io(format!("issue {id} vanished")))?;
-                Ok((path, epic, index))
-            }
-            _ => {
-                refuse(format!(
+        if holders.len() > 1 {
+            let names: Vec<&str> = holders.iter().map(|e| e.stem.as_str()).collect();
+            return refuse(format!(
                 "{field}: issue \"{id}\" is in several epics ({}); name the epic with {epic_field}",
-                holders.iter().map(|e| e.stem.as_str()).collect::<Vec<_>>().join(", ")
-            ))
-            }
+                names.join(", ")
+            ));
         }
+        let Some((epic, index)) = holders.pop().and_then(|epic| {
+            let index = epic.issues.iter().position(|i| i.card.id == id)?;
+            Some((epic, index))
+        }) else {
+            return refuse(format!("{field}: unknown issue \"{id}\" (no epic has it)"));
+        };
+        let path = self.tree.root().join(&epic.file);
+        Ok((path, epic, index))
     }
 
     /// What the prompt and the schema tell the model about the tree.
