@@ -1000,8 +1000,9 @@ impl Driver {
         Ok((path, epic, index))
     }
 
-    /// What the prompt and the schema tell the model about the tree.
-    fn facts(&self) -> Facts {
+    /// What the prompt and the schema tell the model about the tree now (see
+    /// [`driver_schema`]).
+    pub fn facts(&self) -> Facts {
         let dept = &self.options.department;
         let departments = self.tree.departments();
         let mut teams = Vec::new();
