@@ -36,6 +36,10 @@ enum Command {
     },
     /// Run an epic, a rock, or one issue (by id) with a team of agents.
     Run(commands::run::RunArgs),
+    /// Talk to the operations-lead model: each answer is one action on the asset tree
+    /// (create_epic, create_issue, create_rock, assign_team, turn_directive, adopt_issue) or
+    /// a reply. One message with --message, else lines from stdin.
+    Chat(commands::chat::ChatArgs),
     /// Run the demo epic end to end with the embedded model (fetched on first use).
     Demo,
     /// Demo GGUF models and the models a server offers.
@@ -158,6 +162,7 @@ async fn main() -> ExitCode {
         Command::Board { department, json } => {
             commands::board::run(&project, department.as_deref(), json).await
         }
+        Command::Chat(args) => commands::chat::run(&project, args).await,
         Command::Demo => commands::demo::run(&project).await,
         Command::Model {
             action: ModelAction::Fetch { name },

@@ -2,8 +2,9 @@
 //! project, and headless Chromium driven by playwright-core (the scripts in
 //! `crates/orket-server/tests/browser/`): the API-key banner, a replayed run of `hello_cli`
 //! started from the board's form with card DEMO-1 moving to the done column live without a
-//! reload, Halt, and approvals decided from the board; screenshots in
-//! `target/board-screenshot.png` and `target/board-approvals-screenshot.png`.
+//! reload, Halt, approvals decided from the board, and the operations-lead chat; screenshots in
+//! `target/board-screenshot.png`, `target/board-approvals-screenshot.png` and
+//! `target/board-chat-screenshot.png`.
 //!
 //! Needs Debian's Chromium (`/usr/bin/chromium`, or `ORKET_CHROMIUM`), Node.js and the npm
 //! package in `crates/orket-server/tests/browser/node_modules`; `bash .ci/setup` installs them.
@@ -299,6 +300,36 @@ fn board_approves_and_rejects_parked_tool_calls_in_a_real_browser() {
         !workspace.join("NOTES.md").exists(),
         "the rejected write_file must not have written NOTES.md"
     );
+}
+
+/// The operations-lead chat: a recorded create_epic shows the file written (and writes it), a
+/// recorded create_issue for a seat the team lacks shows the refusal naming the seat.
+#[test]
+fn board_chat_applies_and_refuses_driver_actions_in_a_real_browser() {
+    let line = |action: serde_json::Value| {
+        serde_json::json!({"issue_id": "driver", "role": "operations_lead",
+                           "content": action.to_string()})
+        .to_string()
+            + "\n"
+    };
+    let tmp = browser_scenario("chat.test.mjs", "board-chat-screenshot.png", |root| {
+        fs::write(
+            root.join("replay/driver.jsonl"),
+            line(serde_json::json!({"action": "create_epic",
+                "args": {"name": "docs_site", "team": "demo_team"}})),
+        )
+        .unwrap();
+        fs::write(
+            root.join("replay/driver_refused.jsonl"),
+            line(serde_json::json!({"action": "create_issue",
+                "args": {"epic": "hello_cli", "summary": "Test everything", "seat": "qa"}})),
+        )
+        .unwrap();
+    });
+    let epic = tmp.path().join("project/model/core/epics/docs_site.json");
+    let epic: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&epic).unwrap()).unwrap();
+    assert_eq!(epic["team"], "demo_team");
 }
 
 /// The board inserts server text as text only and loads nothing from elsewhere (no CDN, no

@@ -6,11 +6,13 @@
 //! non-JSON bodies on `/v1` and `/ws`; [`auth`] guards them with `ORKET_API_KEY`;
 //! [`files`] confines the file routes to `model/`, `config/` and `workspace/`; [`ws`] streams
 //! the event bus; [`system`] answers health, version, heartbeat, metrics, calendar and board;
-//! [`sandboxes`] lists, stops and reads the logs of sandboxes and previews assets.
+//! [`sandboxes`] lists, stops and reads the logs of sandboxes and previews assets; [`chat`]
+//! hands a message to the driver, whose action edits the asset tree.
 //! The contract the board codes against is `API.md` beside this crate.
 
 pub mod approvals;
 pub mod auth;
+pub mod chat;
 pub mod error;
 pub mod files;
 pub mod openapi;

@@ -1,7 +1,7 @@
 //! The OpenAPI document of the server (`GET /openapi.json`), generated from the handlers'
 //! annotations; a test keeps its paths equal to the route table.
 
-use crate::{approvals, files, runs, sandboxes, system, web, ws};
+use crate::{approvals, chat, files, runs, sandboxes, system, web, ws};
 use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -14,7 +14,7 @@ use utoipa::{Modify, OpenApi};
         web::index, web::app_js, web::style_css, system::health, document,
         system::version, system::heartbeat, system::metrics, system::calendar, system::board,
         files::explorer, files::read, files::save,
-        runs::run_active, runs::list, runs::backlog, runs::metrics, runs::halt,
+        runs::run_active, chat::chat_driver, runs::list, runs::backlog, runs::metrics, runs::halt,
         runs::session, runs::snapshot,
         approvals::list, approvals::approve, approvals::reject,
         sandboxes::preview_asset, sandboxes::list, sandboxes::stop, sandboxes::logs,

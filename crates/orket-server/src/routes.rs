@@ -3,7 +3,8 @@
 
 use crate::error::ApiError;
 use crate::{
-    approvals, auth, files, origin, runs, sandboxes, system, web, ws, AppState, MAX_BODY_BYTES,
+    approvals, auth, chat, files, origin, runs, sandboxes, system, web, ws, AppState,
+    MAX_BODY_BYTES,
 };
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, HeaderValue, Method};
@@ -52,6 +53,7 @@ pub fn table() -> Vec<Route> {
         route(M::GET, "/v1/system/read", get(files::read)),
         route(M::POST, "/v1/system/save", post(files::save)),
         route(M::POST, "/v1/system/run-active", post(runs::run_active)),
+        route(M::POST, "/v1/system/chat-driver", post(chat::chat_driver)),
         route(M::GET, "/v1/runs", get(runs::list)),
         route(M::GET, "/v1/runs/{id}/backlog", get(runs::backlog)),
         route(M::GET, "/v1/runs/{id}/metrics", get(runs::metrics)),

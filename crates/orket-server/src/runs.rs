@@ -495,7 +495,6 @@ fn plan(state: &AppState, body: &Value) -> ApiResult<Plan> {
             ))),
         }
     };
-    let replay_delay_ms = number("replay_delay_ms", 600_000)?.unwrap_or(0);
     let concurrency = match number("concurrency", 64)? {
         Some(0) => return Err(ApiError::bad_request("concurrency: must be at least 1")),
         Some(n) => n as usize,
@@ -511,6 +510,49 @@ fn plan(state: &AppState, body: &Value) -> ApiResult<Plan> {
         }
     };
     let model = text("model")?.filter(|m| !m.is_empty());
+    let provider = provider_choice(state, map)?;
+    Ok(Plan {
+        target,
+        department,
+        provider,
+        model,
+        reset,
+        concurrency,
+    })
+}
+
+/// The provider a request body asks for, read from its `provider`, `replay` and
+/// `replay_delay_ms` fields (a 400 names the field): `provider`, else the server's
+/// `ORKET_PROVIDER`, else `replay` when a replay file is given.
+pub(crate) fn provider_choice(
+    state: &AppState,
+    map: &serde_json::Map<String, Value>,
+) -> ApiResult<ProviderChoice> {
+    let text = |name: &str| -> ApiResult<Option<String>> {
+        match map.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "{name}: expected a string, found {other}"
+            ))),
+        }
+    };
+    let replay_delay_ms = match map.get("replay_delay_ms") {
+        None | Some(Value::Null) => 0,
+        Some(Value::Number(n)) => match n.as_u64().filter(|n| *n <= 600_000) {
+            Some(n) => n,
+            None => {
+                return Err(ApiError::bad_request(format!(
+                    "replay_delay_ms: expected a whole number from 0 to 600000, found {n}"
+                )))
+            }
+        },
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "replay_delay_ms: expected a number, found {other}"
+            )))
+        }
+    };
     let replay = text("replay")?.filter(|r| !r.is_empty());
     let name = match text("provider")?.filter(|p| !p.is_empty()) {
         Some(name) => name,
@@ -538,17 +580,10 @@ fn plan(state: &AppState, body: &Value) -> ApiResult<Plan> {
             (_, Some(file)) => Some(replay_file(state, &file)?),
             (_, None) => None,
         };
-    Ok(Plan {
-        target,
-        department,
-        provider: ProviderChoice {
-            name,
-            replay,
-            replay_delay: Duration::from_millis(replay_delay_ms),
-        },
-        model,
-        reset,
-        concurrency,
+    Ok(ProviderChoice {
+        name,
+        replay,
+        replay_delay: Duration::from_millis(replay_delay_ms),
     })
 }
 

@@ -41,6 +41,7 @@
     cards: new Map(), // issue id -> card element
     columns: new Map(), // status -> {section, list, count}
     events: [], // newest last
+    chat: [], // the operations-lead conversation: {role, content}
     ws: null,
     wsAttempt: 0,
     wsTimer: null,
@@ -1091,12 +1092,69 @@
     }
   }
 
+  /** One line of the operations-lead conversation, as text only. */
+  function chatLine(kind, text, files) {
+    const li = document.createElement('li');
+    li.className = kind;
+    li.dataset.kind = kind;
+    li.textContent = text;
+    if (files && files.length) {
+      const span = document.createElement('span');
+      span.className = 'files';
+      span.dataset.testid = 'chat-files';
+      span.textContent = files.map((f) => `wrote ${f}`).join('\n');
+      li.appendChild(span);
+    }
+    $('chat-log').appendChild(li);
+    li.scrollIntoView({ block: 'nearest' });
+  }
+
+  /** Sends a message to the driver (POST /v1/system/chat-driver) with the conversation so far. */
+  async function sendChat(event) {
+    event.preventDefault();
+    const input = $('chat-message');
+    const status = $('chat-status');
+    const button = event.target.querySelector('button[type="submit"]');
+    const message = input.value.trim();
+    if (!message) return;
+    const body = { message, history: state.chat.slice(-20) };
+    const provider = $('start-provider').value;
+    if (provider) body.provider = provider;
+    const replay = $('chat-replay').value.trim();
+    if (replay) body.replay = replay;
+    const model = $('start-model').value.trim();
+    if (model) body.model = model;
+    chatLine('user', message);
+    input.value = '';
+    button.disabled = true;
+    status.className = 'form-message';
+    status.textContent = 'Asking the operations lead…';
+    try {
+      const answer = await api('/v1/system/chat-driver', { method: 'POST', body });
+      const text = answer.action === 'reply' ? answer.reply : `${answer.action}: ${answer.reply}`;
+      chatLine('lead', text, answer.changed_files);
+      state.chat.push({ role: 'user', content: message }, { role: 'assistant', content: text });
+      status.textContent = '';
+      if (answer.changed_files && answer.changed_files.length) schedule('runs', refreshAll, 0);
+    } catch (e) {
+      const text = e.status === 401 || e.status === 403
+        ? 'The API key is missing or wrong (see the banner above).'
+        : e.message;
+      chatLine('refused', text);
+      state.chat.push({ role: 'user', content: message }, { role: 'assistant', content: `(refused) ${text}` });
+      status.textContent = '';
+    } finally {
+      button.disabled = false;
+    }
+  }
+
   function init() {
     initKey();
     for (const s of STATUSES) column(s);
     updateColumns();
     renderRunHead();
     $('start-form').addEventListener('submit', startRun);
+    $('chat-form').addEventListener('submit', sendChat);
     $('start-provider').addEventListener('change', updateProviderFields);
     updateProviderFields();
     $('halt').addEventListener('click', halt);

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod board;
+pub mod chat;
 pub mod check;
 pub mod demo;
 pub mod model;

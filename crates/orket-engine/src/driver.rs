@@ -1,0 +1,1906 @@
+//! The driver (SPEC §13): a person talks to an operations-lead model that answers with one
+//! structured action, and the action edits the asset tree.
+//!
+//! [`Driver::handle`] compiles a system prompt describing the organization (departments, teams
+//! with their seats, environments, epics with their issues, rocks), sends it with the
+//! conversation and a JSON schema that admits exactly one action ([`driver_schema`]: a `oneOf`
+//! per action, so a provider with constrained decoding only produces legal actions), parses the
+//! reply ([`parse_action`]), validates it against the tree and applies it ([`Driver::apply`]).
+//!
+//! Every write stays under the project's `model/` or `config/` (names are single path
+//! components, links that lead out are refused), is atomic (a temporary file renamed over the
+//! target), keeps the file's other fields (the JSON is edited as a `serde_json::Value`) and is
+//! re-loaded with the asset loader afterwards: when the asset no longer loads, the original is
+//! put back and the action is refused with the loader's error. A refused action writes nothing.
+//!
+//! Choices: `assign_team` is refused when the epic's issues use seats the new team lacks;
+//! `turn_directive` appends the directive to the issue's `note` (which the turn prompt shows as
+//! `NOTE:`), in the epic file and, when the driver has a store, in the issue's row of the epic's
+//! build; `adopt_issue` is refused when the issue depends on issues that stay behind or issues
+//! that stay behind depend on it (store rows already seeded are not moved).
+
+use crate::events::EventBus;
+use orket_core::assets::{
+    is_plain_name, AssetError, AssetTree, Category, Epic, IssueSpec, Organization,
+};
+use orket_core::priority::parse_priority;
+use orket_llm::{ChatMessage, ModelRequest, Provider, ProviderError};
+use orket_store::{Change, EventRecord, IssueUpdate, NewEvent, Store};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The issue id the driver's model calls carry (the replay key of recorded driver replies).
+pub const DRIVER_ISSUE_ID: &str = "driver";
+/// The role the driver's model calls carry (the replay key of recorded driver replies).
+pub const DRIVER_ROLE: &str = "operations_lead";
+/// The actions the driver's model may answer with.
+pub const ACTIONS: [&str; 7] = [
+    "create_issue",
+    "create_epic",
+    "create_rock",
+    "assign_team",
+    "turn_directive",
+    "adopt_issue",
+    "reply",
+];
+/// Event of an applied action (data: action, reply, changed_files).
+pub const EVENT_DRIVER_ACTION: &str = "driver_action";
+/// Event of a refused action (data: action, error).
+pub const EVENT_DRIVER_ACTION_REFUSED: &str = "driver_action_refused";
+
+/// Model calls a driver message makes at most (timeouts and connection errors are retried).
+const MODEL_ATTEMPTS: u32 = 3;
+/// Shortest summary accepted for a new issue (as the gate's `create_issue`).
+const MIN_SUMMARY_CHARS: usize = 5;
+
+/// How the driver calls its model.
+#[derive(Debug, Clone)]
+pub struct DriverOptions {
+    /// The model; `None`: the organization's `process_rules.default_llm`, else `default`.
+    pub model: Option<String>,
+    /// The department new assets go to and names are looked up in first (`core`).
+    pub department: String,
+    /// How long one model call may take.
+    pub timeout: Duration,
+    /// The most tokens a reply may have.
+    pub max_tokens: Option<u32>,
+    /// The first pause before a retried model call (doubled each time).
+    pub retry_backoff: Duration,
+}
+
+impl Default for DriverOptions {
+    fn default() -> Self {
+        DriverOptions {
+            model: None,
+            department: "core".to_string(),
+            timeout: Duration::from_secs(300),
+            max_tokens: Some(512),
+            retry_backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+/// What one driver message did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DriverOutcome {
+    /// The action applied (`create_epic`, ..., or `reply`).
+    pub action: String,
+    /// The model's message (`reply`) or what the action did, for a person.
+    pub reply: String,
+    /// The files written, relative to the project root with `/` separators.
+    pub changed_files: Vec<String>,
+    /// The model's raw reply (kept for the conversation's history).
+    #[serde(skip)]
+    pub model_reply: String,
+}
+
+/// Why a driver message did not apply an action.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DriverError {
+    /// The model call failed (after retries for timeouts and connection errors).
+    #[error("the model call failed: {0}")]
+    Model(ProviderError),
+    /// The model's reply is not one action.
+    #[error("the model's reply is not an action: {message}")]
+    BadReply {
+        /// What is wrong with it.
+        message: String,
+        /// The reply as received.
+        model_reply: String,
+    },
+    /// The action was refused by validation; nothing was written. The message names the
+    /// action, the field and, where one is concerned, the file.
+    #[error("{message}")]
+    Refused {
+        /// The action refused.
+        action: String,
+        /// Why.
+        message: String,
+    },
+    /// Reading or writing the tree failed (nothing is left half-written).
+    #[error("{0}")]
+    Io(String),
+}
+
+/// One action of the driver's model, with its arguments checked for shape (not yet against
+/// the tree).
+#[derive(Debug, Clone, PartialEq)]
+pub enum DriverAction {
+    /// A plain answer; no edit.
+    Reply {
+        /// The message for the person.
+        message: String,
+    },
+    /// A new epic file.
+    CreateEpic {
+        /// Its department (default: the driver's).
+        department: Option<String>,
+        /// Its name (the file stem).
+        name: String,
+        /// The team working on it.
+        team: String,
+        /// Its environment (default: the first one of the department).
+        environment: Option<String>,
+        /// What it delivers.
+        description: Option<String>,
+        /// Its first issues.
+        issues: Vec<NewIssue>,
+    },
+    /// A new issue appended to an epic.
+    CreateIssue {
+        /// The epic's name.
+        epic: String,
+        /// The issue.
+        issue: NewIssue,
+    },
+    /// A new rock file.
+    CreateRock {
+        /// Its department (default: the driver's).
+        department: Option<String>,
+        /// Its name (the file stem).
+        name: String,
+        /// Its epics, in order.
+        epics: Vec<String>,
+        /// What it is to achieve.
+        description: Option<String>,
+    },
+    /// An epic's team changes.
+    AssignTeam {
+        /// The epic.
+        epic: String,
+        /// The new team.
+        team: String,
+    },
+    /// A directive the next turn of an issue sees (in its `note`).
+    TurnDirective {
+        /// The issue's id.
+        issue: String,
+        /// The directive.
+        directive: String,
+        /// The issue's epic, when the id is not unique.
+        epic: Option<String>,
+    },
+    /// An issue moves from one epic to another.
+    AdoptIssue {
+        /// The issue's id.
+        issue: String,
+        /// The epic it is in (default: the one epic holding it).
+        from_epic: Option<String>,
+        /// The epic it moves to.
+        to_epic: String,
+    },
+}
+
+impl DriverAction {
+    /// The action's name (`create_epic`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            DriverAction::Reply { .. } => "reply",
+            DriverAction::CreateEpic { .. } => "create_epic",
+            DriverAction::CreateIssue { .. } => "create_issue",
+            DriverAction::CreateRock { .. } => "create_rock",
+            DriverAction::AssignTeam { .. } => "assign_team",
+            DriverAction::TurnDirective { .. } => "turn_directive",
+            DriverAction::AdoptIssue { .. } => "adopt_issue",
+        }
+    }
+}
+
+/// An issue to create (`create_issue`, or one of `create_epic`'s `issues`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewIssue {
+    /// Its name.
+    pub summary: String,
+    /// The seat working on it.
+    pub seat: String,
+    /// Its priority as given (`High`, `Medium`, `Low` or a number).
+    pub priority: Option<Value>,
+    /// Ids of issues of the same epic it waits for (in `create_epic`: also summaries of
+    /// issues of the same list).
+    pub depends_on: Vec<String>,
+    /// What it is about.
+    pub description: Option<String>,
+}
+
+/// Talks to an operations-lead model and applies its actions to an asset tree.
+pub struct Driver {
+    tree: AssetTree,
+    provider: Arc<dyn Provider>,
+    options: DriverOptions,
+    store: Option<Arc<dyn Store>>,
+    bus: Option<EventBus>,
+}
+
+impl Driver {
+    /// A driver of the tree `tree` calling `provider`.
+    pub fn new(tree: AssetTree, provider: Arc<dyn Provider>, options: DriverOptions) -> Self {
+        Driver {
+            tree,
+            provider,
+            options,
+            store: None,
+            bus: None,
+        }
+    }
+
+    /// Records `driver_action` / `driver_action_refused` events (without a run) in `store`,
+    /// and lets `turn_directive` reach the issue's row in its epic's build.
+    pub fn with_store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Also publishes the driver's events on `bus`.
+    pub fn with_bus(mut self, bus: EventBus) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
+    /// The tree the driver edits.
+    pub fn tree(&self) -> &AssetTree {
+        &self.tree
+    }
+
+    /// One message of the person, after `history` (earlier user and assistant messages): the
+    /// model's action, applied to the tree, and the event recorded.
+    pub async fn handle(
+        &self,
+        history: &[ChatMessage],
+        message: &str,
+    ) -> Result<DriverOutcome, DriverError> {
+        let org = self.tree.organization().unwrap_or_default();
+        let model = self
+            .options
+            .model
+            .clone()
+            .or_else(|| org.rule_str("default_llm").map(str::to_string))
+            .unwrap_or_else(|| "default".to_string());
+        let facts = self.facts();
+        let mut messages = vec![ChatMessage::system(system_prompt(&org, &facts))];
+        messages.extend(history.iter().cloned());
+        messages.push(ChatMessage::user(message));
+        let request = ModelRequest {
+            model,
+            messages,
+            temperature: 0.0,
+            seed: Some(42),
+            timeout: self.options.timeout,
+            max_tokens: self.options.max_tokens,
+            tool_schema: Some(driver_schema(&facts)),
+            issue_id: DRIVER_ISSUE_ID.to_string(),
+            role: DRIVER_ROLE.to_string(),
+        };
+        let reply = self.call_model(&request).await?;
+        let action = match parse_action(&reply.content) {
+            Ok(action) => action,
+            Err(err) => {
+                self.record(
+                    EVENT_DRIVER_ACTION_REFUSED,
+                    json!({"action": null, "error": err.to_string()}),
+                )
+                .await;
+                return Err(err);
+            }
+        };
+        let mut outcome = self.apply_and_record(&action).await?;
+        outcome.model_reply = reply.content;
+        Ok(outcome)
+    }
+
+    /// Applies `action` and records the `driver_action` or `driver_action_refused` event.
+    pub async fn apply_and_record(
+        &self,
+        action: &DriverAction,
+    ) -> Result<DriverOutcome, DriverError> {
+        match self.apply(action) {
+            Ok(outcome) => {
+                if let DriverAction::TurnDirective { issue, .. } = action {
+                    self.directive_to_store(issue, &outcome).await;
+                }
+                self.record(
+                    EVENT_DRIVER_ACTION,
+                    json!({"action": outcome.action, "reply": outcome.reply,
+                           "changed_files": outcome.changed_files}),
+                )
+                .await;
+                Ok(outcome)
+            }
+            Err(err) => {
+                self.record(
+                    EVENT_DRIVER_ACTION_REFUSED,
+                    json!({"action": action.name(), "error": err.to_string()}),
+                )
+                .await;
+                Err(err)
+            }
+        }
+    }
+
+    async fn call_model(
+        &self,
+        request: &ModelRequest,
+    ) -> Result<orket_llm::ModelReply, DriverError> {
+        let mut attempt = 1;
+        loop {
+            match self.provider.complete(request).await {
+                Ok(reply) => return Ok(reply),
+                Err(err) if err.is_retryable() && attempt < MODEL_ATTEMPTS => {
+                    tokio::time::sleep(self.options.retry_backoff * 2u32.pow(attempt - 1)).await;
+                    attempt += 1;
+                }
+                Err(err) => return Err(DriverError::Model(err)),
+            }
+        }
+    }
+
+    /// Appends an event without a run to the store (when there is one) and publishes it.
+    async fn record(&self, name: &str, data: Value) {
+        let Some(store) = &self.store else { return };
+        let event = NewEvent {
+            run_id: None,
+            role: Some(DRIVER_ROLE.to_string()),
+            event: name.to_string(),
+            issue_id: None,
+            data,
+            timestamp: Some(orket_store::now_timestamp()),
+        };
+        match store.apply(vec![Change::AppendEvent(event.clone())]).await {
+            Ok(applied) => {
+                if let (Some(bus), Some(id)) = (&self.bus, applied.last().and_then(|a| a.id())) {
+                    bus.publish(EventRecord {
+                        id,
+                        run_id: None,
+                        timestamp: event.timestamp.unwrap_or_default(),
+                        role: event.role,
+                        event: event.event,
+                        issue_id: None,
+                        data: event.data,
+                    });
+                }
+            }
+            Err(e) => tracing::warn!("cannot record the {name} event: {e}"),
+        }
+    }
+
+    /// A directive also reaches the issue's row in its epic's build (a continued build reads
+    /// the note from the store, not from the file).
+    async fn directive_to_store(&self, issue: &str, outcome: &DriverOutcome) {
+        let Some(store) = &self.store else { return };
+        let Some(file) = outcome.changed_files.first() else {
+            return;
+        };
+        let Some(epic) = Path::new(file).file_stem().and_then(|s| s.to_str()) else {
+            return;
+        };
+        let Ok(spec) = self.located_epic_by_file(file) else {
+            return;
+        };
+        let Some(note) = spec.issue(issue).and_then(|i| i.card.note.clone()) else {
+            return;
+        };
+        let build = orket_core::ids::epic_build_id(epic);
+        if let Ok(Some(_)) = store.get_issue(&build, issue).await {
+            if let Err(e) = store
+                .update_issue(&build, issue, IssueUpdate::by(DRIVER_ROLE).note(note))
+                .await
+            {
+                tracing::warn!("cannot write the directive to issue {issue} of {build}: {e}");
+            }
+        }
+    }
+
+    fn located_epic_by_file(&self, file: &str) -> Result<Epic, AssetError> {
+        let parts: Vec<&str> = file.split('/').collect();
+        let dept = match parts.as_slice() {
+            ["model", dept, "epics", _] => (*dept).to_string(),
+            _ => self.options.department.clone(),
+        };
+        let stem = Path::new(file)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default();
+        self.tree.load_epic(stem, &dept)
+    }
+
+    /// Validates `action` against the tree and applies it. A refusal writes nothing.
+    pub fn apply(&self, action: &DriverAction) -> Result<DriverOutcome, DriverError> {
+        let outcome = match action {
+            DriverAction::Reply { message } => Ok(DriverOutcome {
+                action: "reply".to_string(),
+                reply: message.clone(),
+                changed_files: Vec::new(),
+                model_reply: String::new(),
+            }),
+            DriverAction::CreateEpic {
+                department,
+                name,
+                team,
+                environment,
+                description,
+                issues,
+            } => self.create_epic(
+                department.as_deref(),
+                name,
+                team,
+                environment.as_deref(),
+                description.as_deref(),
+                issues,
+            ),
+            DriverAction::CreateIssue { epic, issue } => self.create_issue(epic, issue),
+            DriverAction::CreateRock {
+                department,
+                name,
+                epics,
+                description,
+            } => self.create_rock(department.as_deref(), name, epics, description.as_deref()),
+            DriverAction::AssignTeam { epic, team } => self.assign_team(epic, team),
+            DriverAction::TurnDirective {
+                issue,
+                directive,
+                epic,
+            } => self.turn_directive(issue, directive, epic.as_deref()),
+            DriverAction::AdoptIssue {
+                issue,
+                from_epic,
+                to_epic,
+            } => self.adopt_issue(issue, from_epic.as_deref(), to_epic),
+        };
+        outcome.map_err(|e| match e {
+            Fail::Refused(message) => DriverError::Refused {
+                action: action.name().to_string(),
+                message: format!("{}: {message}", action.name()),
+            },
+            Fail::Io(message) => DriverError::Io(format!("{}: {message}", action.name())),
+        })
+    }
+
+    // ---- the actions -------------------------------------------------------------------
+
+    fn create_epic(
+        &self,
+        department: Option<&str>,
+        name: &str,
+        team_name: &str,
+        environment: Option<&str>,
+        description: Option<&str>,
+        issues: &[NewIssue],
+    ) -> Result<DriverOutcome, Fail> {
+        plain("name", name)?;
+        let dept = self.department(department)?;
+        if let Ok(existing) = self.tree.find(Category::Epics, name, &dept) {
+            return refuse(format!(
+                "name: epic \"{name}\" already exists ({}); epics are never overwritten",
+                self.tree.relative(&existing)
+            ));
+        }
+        let team = self.team(team_name, &dept)?;
+        let environment = match environment {
+            Some(env) => {
+                plain("environment", env)?;
+                match self.tree.load_environment(env, &dept) {
+                    Ok(_) => env.to_string(),
+                    Err(AssetError::NotFound { .. }) => {
+                        return refuse(format!(
+                            "environment: unknown environment \"{env}\" (environments: {})",
+                            list_or_none(&self.tree.list(Category::Environments, &dept))
+                        ))
+                    }
+                    Err(e) => return refuse(format!("environment: {e}")),
+                }
+            }
+            None => match self.tree.list(Category::Environments, &dept).first() {
+                Some(env) => env.clone(),
+                None => return refuse("environment: required (the project has no environment)"),
+            },
+        };
+        let mut taken = self.all_issue_ids();
+        let mut ids: Vec<String> = Vec::new();
+        for _ in issues {
+            let id = next_issue_id(&ids, &taken);
+            taken.insert(id.clone());
+            ids.push(id);
+        }
+        let mut written = Vec::new();
+        for (i, issue) in issues.iter().enumerate() {
+            let field = format!("issues[{i}]");
+            let depends_on = issue
+                .depends_on
+                .iter()
+                .map(|dep| {
+                    ids.iter()
+                        .zip(issues)
+                        .find(|(id, other)| *id == dep || other.summary == *dep)
+                        .map(|(id, _)| id.clone())
+                        .ok_or_else(|| {
+                            Fail::Refused(format!(
+                                "{field}.depends_on: \"{dep}\" is neither the id nor the summary of another issue of the new epic"
+                            ))
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            written.push(issue_object(&ids[i], issue, &team, &depends_on, &field)?);
+        }
+        let mut epic = Map::new();
+        epic.insert("name".into(), json!(name));
+        if let Some(d) = description.filter(|d| !d.trim().is_empty()) {
+            epic.insert("description".into(), json!(d));
+        }
+        epic.insert("team".into(), json!(team.name));
+        epic.insert("environment".into(), json!(environment));
+        epic.insert("issues".into(), Value::Array(written));
+        let path = self
+            .tree
+            .root()
+            .join("model")
+            .join(&dept)
+            .join("epics")
+            .join(format!("{name}.json"));
+        let changed = self.commit(vec![(path, Value::Object(epic))], || {
+            self.tree
+                .load_epic(name, &dept)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })?;
+        Ok(outcome(
+            "create_epic",
+            format!(
+                "created epic {name} for team {} with {} issue(s) in {}",
+                team.name,
+                issues.len(),
+                changed.join(", ")
+            ),
+            changed,
+        ))
+    }
+
+    fn create_issue(&self, epic_name: &str, issue: &NewIssue) -> Result<DriverOutcome, Fail> {
+        let (path, epic) = self.epic(epic_name, "epic")?;
+        let team = self.team(&epic.team, &epic.department)?;
+        let known: Vec<&str> = epic.issues.iter().map(|i| i.card.id.as_str()).collect();
+        for (i, dep) in issue.depends_on.iter().enumerate() {
+            if !known.contains(&dep.as_str()) {
+                return refuse(format!(
+                    "depends_on[{i}]: \"{dep}\" is not an issue of epic \"{}\" (issues: {})",
+                    epic.stem,
+                    list_or_none(&known)
+                ));
+            }
+        }
+        let epic_ids: Vec<String> = known.iter().map(|s| s.to_string()).collect();
+        let id = next_issue_id(&epic_ids, &self.all_issue_ids());
+        let object = issue_object(&id, issue, &team, &issue.depends_on, "")?;
+        let mut value = self.read_value(&path)?;
+        push_issue(&mut value, &epic.issues_key, object)?;
+        let dept = epic.department.clone();
+        let stem = epic.stem.clone();
+        let changed = self.commit(vec![(path, value)], || {
+            self.tree
+                .load_epic(&stem, &dept)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })?;
+        Ok(outcome(
+            "create_issue",
+            format!(
+                "created issue {id} \"{}\" for seat {} in epic {} ({})",
+                issue.summary.trim(),
+                issue.seat,
+                epic.stem,
+                changed.join(", ")
+            ),
+            changed,
+        ))
+    }
+
+    fn create_rock(
+        &self,
+        department: Option<&str>,
+        name: &str,
+        epics: &[String],
+        description: Option<&str>,
+    ) -> Result<DriverOutcome, Fail> {
+        plain("name", name)?;
+        let dept = self.department(department)?;
+        if let Ok(existing) = self.tree.find(Category::Rocks, name, &dept) {
+            return refuse(format!(
+                "name: rock \"{name}\" already exists ({}); rocks are never overwritten",
+                self.tree.relative(&existing)
+            ));
+        }
+        if epics.is_empty() {
+            return refuse("epics: a rock needs at least one epic");
+        }
+        let mut entries = Vec::new();
+        for (i, epic) in epics.iter().enumerate() {
+            plain(&format!("epics[{i}]"), epic)?;
+            match self.tree.find(Category::Epics, epic, &dept) {
+                Ok(path) => {
+                    let rel = self.tree.relative(&path);
+                    let epic_dept = match rel.split('/').collect::<Vec<_>>().as_slice() {
+                        ["model", d, "epics", _] => (*d).to_string(),
+                        _ => dept.clone(),
+                    };
+                    entries.push(json!({"epic": epic, "department": epic_dept}));
+                }
+                Err(_) => {
+                    return refuse(format!(
+                        "epics[{i}]: unknown epic \"{epic}\" (epics: {})",
+                        list_or_none(&self.tree.list(Category::Epics, &dept))
+                    ))
+                }
+            }
+        }
+        let mut rock = Map::new();
+        rock.insert("name".into(), json!(name));
+        if let Some(d) = description.filter(|d| !d.trim().is_empty()) {
+            rock.insert("description".into(), json!(d));
+        }
+        rock.insert("owner_department".into(), json!(dept));
+        rock.insert("epics".into(), Value::Array(entries));
+        let path = self
+            .tree
+            .root()
+            .join("model")
+            .join(&dept)
+            .join("rocks")
+            .join(format!("{name}.json"));
+        let changed = self.commit(vec![(path, Value::Object(rock))], || {
+            self.tree
+                .load_rock(name, &dept)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })?;
+        Ok(outcome(
+            "create_rock",
+            format!(
+                "created rock {name} with epics {} in {}",
+                epics.join(", "),
+                changed.join(", ")
+            ),
+            changed,
+        ))
+    }
+
+    fn assign_team(&self, epic_name: &str, team_name: &str) -> Result<DriverOutcome, Fail> {
+        let (path, epic) = self.epic(epic_name, "epic")?;
+        let team = self.team(team_name, &epic.department)?;
+        let missing: BTreeSet<&str> = epic
+            .issues
+            .iter()
+            .filter(|i| team.seat(&i.seat).is_none())
+            .map(|i| i.seat.as_str())
+            .collect();
+        if !missing.is_empty() {
+            return refuse(format!(
+                "team: team \"{}\" lacks the seat(s) {} that issues of epic \"{}\" use (its seats: {})",
+                team.name,
+                missing.into_iter().collect::<Vec<_>>().join(", "),
+                epic.stem,
+                seat_list(&team)
+            ));
+        }
+        if epic.team == team.name {
+            return Ok(outcome(
+                "assign_team",
+                format!(
+                    "epic {} already has team {}; nothing changed",
+                    epic.stem, team.name
+                ),
+                Vec::new(),
+            ));
+        }
+        let mut value = self.read_value(&path)?;
+        set_field(&mut value, "team", json!(team.name))?;
+        let (stem, dept) = (epic.stem.clone(), epic.department.clone());
+        let changed = self.commit(vec![(path, value)], || {
+            self.tree
+                .load_epic(&stem, &dept)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })?;
+        Ok(outcome(
+            "assign_team",
+            format!(
+                "epic {} now has team {} (was {}) in {}",
+                epic.stem,
+                team.name,
+                epic.team,
+                changed.join(", ")
+            ),
+            changed,
+        ))
+    }
+
+    fn turn_directive(
+        &self,
+        issue: &str,
+        directive: &str,
+        epic_name: Option<&str>,
+    ) -> Result<DriverOutcome, Fail> {
+        if directive.trim().is_empty() {
+            return refuse("directive: must not be empty");
+        }
+        let (path, epic, index) = self.issue_home(issue, epic_name, "issue", "epic")?;
+        let mut value = self.read_value(&path)?;
+        let object = issue_at(&mut value, &epic.issues_key, index)?;
+        let note = match object.get("note").and_then(Value::as_str) {
+            Some(old) if !old.trim().is_empty() => {
+                format!("{}\n{}", old.trim_end(), directive.trim())
+            }
+            _ => directive.trim().to_string(),
+        };
+        object.insert("id".into(), json!(issue));
+        object.insert("note".into(), json!(note));
+        let (stem, dept) = (epic.stem.clone(), epic.department.clone());
+        let changed = self.commit(vec![(path, value)], || {
+            self.tree
+                .load_epic(&stem, &dept)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })?;
+        Ok(outcome(
+            "turn_directive",
+            format!(
+                "the next turn of issue {issue} (epic {}) will see the directive in its note ({})",
+                epic.stem,
+                changed.join(", ")
+            ),
+            changed,
+        ))
+    }
+
+    fn adopt_issue(
+        &self,
+        issue: &str,
+        from_epic: Option<&str>,
+        to_epic: &str,
+    ) -> Result<DriverOutcome, Fail> {
+        let (to_path, to) = self.epic(to_epic, "to_epic")?;
+        let (from_path, from, index) = self.issue_home(issue, from_epic, "issue", "from_epic")?;
+        if from_path == to_path {
+            return refuse(format!(
+                "to_epic: issue {issue} is already in epic \"{}\"",
+                to.stem
+            ));
+        }
+        let spec: &IssueSpec = &from.issues[index];
+        let team = self.team(&to.team, &to.department)?;
+        if team.seat(&spec.seat).is_none() {
+            return refuse(format!(
+                "to_epic: seat \"{}\" of issue {issue} is not a seat of team \"{}\" of epic \"{}\" (seats: {})",
+                spec.seat,
+                team.name,
+                to.stem,
+                seat_list(&team)
+            ));
+        }
+        if to.issue(issue).is_some() {
+            return refuse(format!(
+                "issue: epic \"{}\" already has an issue with id {issue}",
+                to.stem
+            ));
+        }
+        if !spec.depends_on.is_empty() {
+            return refuse(format!(
+                "issue: {issue} depends on {} of epic \"{}\", which would stay behind; move or drop those dependencies first",
+                spec.depends_on.join(", "),
+                from.stem
+            ));
+        }
+        let dependents: Vec<&str> = from
+            .issues
+            .iter()
+            .filter(|i| i.depends_on.iter().any(|d| d == issue))
+            .map(|i| i.card.id.as_str())
+            .collect();
+        if !dependents.is_empty() {
+            return refuse(format!(
+                "issue: {} of epic \"{}\" depend(s) on {issue}; they would be left with a dependency on another epic",
+                dependents.join(", "),
+                from.stem
+            ));
+        }
+        let mut from_value = self.read_value(&from_path)?;
+        let mut moved = issue_at(&mut from_value, &from.issues_key, index)?.clone();
+        moved.insert("id".into(), json!(issue));
+        remove_issue(&mut from_value, &from.issues_key, index)?;
+        let mut to_value = self.read_value(&to_path)?;
+        push_issue(&mut to_value, &to.issues_key, Value::Object(moved))?;
+        let (fs, fd) = (from.stem.clone(), from.department.clone());
+        let (ts, td) = (to.stem.clone(), to.department.clone());
+        let changed = self.commit(vec![(from_path, from_value), (to_path, to_value)], || {
+            self.tree.load_epic(&fs, &fd).map_err(|e| e.to_string())?;
+            self.tree
+                .load_epic(&ts, &td)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })?;
+        Ok(outcome(
+            "adopt_issue",
+            format!(
+                "moved issue {issue} from epic {} to epic {} ({})",
+                from.stem,
+                to.stem,
+                changed.join(", ")
+            ),
+            changed,
+        ))
+    }
+
+    // ---- lookups -----------------------------------------------------------------------
+
+    /// The department of a new asset: given (plain, known) or the driver's.
+    fn department(&self, given: Option<&str>) -> Result<String, Fail> {
+        let dept = given
+            .filter(|d| !d.trim().is_empty())
+            .unwrap_or(&self.options.department)
+            .to_string();
+        plain("department", &dept)?;
+        let known = self.tree.departments();
+        let org_known = self
+            .tree
+            .organization()
+            .map(|o| o.departments)
+            .unwrap_or_default();
+        if known.contains(&dept) || org_known.contains(&dept) {
+            Ok(dept)
+        } else {
+            refuse(format!(
+                "department: unknown department \"{dept}\" (departments: {})",
+                known.join(", ")
+            ))
+        }
+    }
+
+    fn team(&self, name: &str, dept: &str) -> Result<orket_core::assets::Team, Fail> {
+        plain("team", name)?;
+        match self.tree.load_team(name, dept) {
+            Ok(team) => Ok(team),
+            Err(AssetError::NotFound { .. }) => refuse(format!(
+                "team: unknown team \"{name}\" (teams: {})",
+                list_or_none(&self.tree.list(Category::Teams, dept))
+            )),
+            Err(e) => refuse(format!("team: team \"{name}\" does not load: {e}")),
+        }
+    }
+
+    /// An existing epic: its file and its loaded form. `field` names the argument.
+    fn epic(&self, name: &str, field: &str) -> Result<(PathBuf, Epic), Fail> {
+        plain(field, name)?;
+        let mut depts = vec![self.options.department.clone()];
+        depts.extend(self.tree.departments());
+        for dept in &depts {
+            if let Ok(path) = self.tree.find(Category::Epics, name, dept) {
+                return match self.tree.load_epic(name, dept) {
+                    Ok(epic) => Ok((path, epic)),
+                    Err(e) => refuse(format!(
+                        "{field}: epic \"{name}\" ({}) does not load: {e}",
+                        self.tree.relative(&path)
+                    )),
+                };
+            }
+        }
+        refuse(format!(
+            "{field}: unknown epic \"{name}\" (epics: {})",
+            list_or_none(
+                &self
+                    .all_epics()
+                    .iter()
+                    .map(|e| e.stem.as_str())
+                    .collect::<Vec<_>>()
+            )
+        ))
+    }
+
+    /// Every epic of the tree that loads (config/ and every department), each file once.
+    fn all_epics(&self) -> Vec<Epic> {
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        let root = self.tree.root();
+        let mut dirs = vec![(
+            root.join("config").join("epics"),
+            self.options.department.clone(),
+        )];
+        for dept in self.tree.departments() {
+            dirs.push((root.join("model").join(&dept).join("epics"), dept));
+        }
+        for (dir, dept) in dirs {
+            for stem in json_stems(&dir) {
+                if let Ok(epic) = self.tree.load_epic(&stem, &dept) {
+                    if seen.insert(epic.file.clone()) {
+                        out.push(epic);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn all_issue_ids(&self) -> BTreeSet<String> {
+        self.all_epics()
+            .iter()
+            .flat_map(|e| e.issues.iter().map(|i| i.card.id.clone()))
+            .collect()
+    }
+
+    /// The epic holding issue `id` (in `epic` when given): its file, the epic and the issue's
+    /// index in it.
+    fn issue_home(
+        &self,
+        id: &str,
+        epic: Option<&str>,
+        field: &str,
+        epic_field: &str,
+    ) -> Result<(PathBuf, Epic, usize), Fail> {
+        if id.trim().is_empty() {
+            return refuse(format!("{field}: required (an issue id)"));
+        }
+        if let Some(name) = epic.filter(|e| !e.trim().is_empty()) {
+            let (path, epic) = self.epic(name, epic_field)?;
+            return match epic.issues.iter().position(|i| i.card.id == id) {
+                Some(index) => Ok((path, epic, index)),
+                None => refuse(format!(
+                    "{field}: \"{id}\" is not an issue of epic \"{}\" (issues: {})",
+                    epic.stem,
+                    list_or_none(
+                        &epic
+                            .issues
+                            .iter()
+                            .map(|i| i.card.id.as_str())
+                            .collect::<Vec<_>>()
+                    )
+                )),
+            };
+        }
+        let mut holders: Vec<Epic> = self
+            .all_epics()
+            .into_iter()
+            .filter(|e| e.issue(id).is_some())
+            .collect();
+        if holders.len() > 1 {
+            let names: Vec<&str> = holders.iter().map(|e| e.stem.as_str()).collect();
+            return refuse(format!(
+                "{field}: issue \"{id}\" is in several epics ({}); name the epic with {epic_field}",
+                names.join(", ")
+            ));
+        }
+        let Some((epic, index)) = holders.pop().and_then(|epic| {
+            let index = epic.issues.iter().position(|i| i.card.id == id)?;
+            Some((epic, index))
+        }) else {
+            return refuse(format!("{field}: unknown issue \"{id}\" (no epic has it)"));
+        };
+        let path = self.tree.root().join(&epic.file);
+        Ok((path, epic, index))
+    }
+
+    /// What the prompt and the schema tell the model about the tree now (see
+    /// [`driver_schema`]).
+    pub fn facts(&self) -> Facts {
+        let dept = &self.options.department;
+        let departments = self.tree.departments();
+        let mut teams = Vec::new();
+        for name in self.tree.list(Category::Teams, dept) {
+            if let Ok(team) = self.tree.load_team(&name, dept) {
+                teams.push((name, team));
+            }
+        }
+        Facts {
+            departments,
+            teams,
+            environments: self.tree.list(Category::Environments, dept),
+            epics: self.all_epics(),
+            rocks: self
+                .tree
+                .list(Category::Rocks, dept)
+                .into_iter()
+                .filter_map(|r| self.tree.load_rock(&r, dept).ok())
+                .collect(),
+        }
+    }
+
+    // ---- writing -----------------------------------------------------------------------
+
+    fn read_value(&self, path: &Path) -> Result<Value, Fail> {
+        let rel = self.tree.relative(path);
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Fail::Io(format!("{rel}: cannot read: {e}")))?;
+        serde_json::from_str(&text).map_err(|e| Fail::Refused(format!("{rel}: invalid JSON: {e}")))
+    }
+
+    /// Writes every `(path, value)` atomically, then runs `verify` (the loaders); when it
+    /// fails, or a write fails, every file is put back as it was. Returns the files written.
+    fn commit(
+        &self,
+        files: Vec<(PathBuf, Value)>,
+        verify: impl FnOnce() -> Result<(), String>,
+    ) -> Result<Vec<String>, Fail> {
+        let mut prepared = Vec::new();
+        for (path, value) in files {
+            self.confine(&path)?;
+            let original = match std::fs::read(&path) {
+                Ok(bytes) => Some(bytes),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => {
+                    return Err(Fail::Io(format!(
+                        "{}: cannot read: {e}",
+                        self.tree.relative(&path)
+                    )))
+                }
+            };
+            let mut text = serde_json::to_string_pretty(&value)
+                .map_err(|e| Fail::Io(format!("cannot serialize: {e}")))?;
+            text.push('\n');
+            prepared.push((path, original, text));
+        }
+        let mut done: Vec<(PathBuf, Option<Vec<u8>>)> = Vec::new();
+        for (path, original, text) in prepared {
+            if let Some(parent) = path.parent() {
+                if let Err(e) = std::fs::create_dir_all(parent) {
+                    self.restore(&done);
+                    return Err(Fail::Io(format!(
+                        "{}: cannot create the folder: {e}",
+                        self.tree.relative(parent)
+                    )));
+                }
+                // The folder may have been created through a link: check again.
+                if let Err(e) = self.confine(&path) {
+                    self.restore(&done);
+                    return Err(e);
+                }
+            }
+            if let Err(e) = write_atomic(&path, text.as_bytes()) {
+                self.restore(&done);
+                return Err(Fail::Io(format!(
+                    "{}: cannot write: {e}",
+                    self.tree.relative(&path)
+                )));
+            }
+            done.push((path, original));
+        }
+        if let Err(message) = verify() {
+            self.restore(&done);
+            return Err(Fail::Refused(format!(
+                "the edited asset does not load, so it was put back as it was: {message}"
+            )));
+        }
+        Ok(done.iter().map(|(p, _)| self.tree.relative(p)).collect())
+    }
+
+    fn restore(&self, done: &[(PathBuf, Option<Vec<u8>>)]) {
+        for (path, original) in done.iter().rev() {
+            let result = match original {
+                Some(bytes) => write_atomic(path, bytes),
+                None => std::fs::remove_file(path),
+            };
+            if let Err(e) = result {
+                tracing::error!("cannot restore {}: {e}", path.display());
+            }
+        }
+    }
+
+    /// A file the driver writes: under `<root>/model/` or `<root>/config/`, plain components
+    /// only, not a link, and (links followed) still inside the root.
+    fn confine(&self, path: &Path) -> Result<(), Fail> {
+        let root = self.tree.root();
+        let outside = || {
+            Fail::Refused(format!(
+                "{}: outside the project's model/ and config/",
+                path.display()
+            ))
+        };
+        let rel = path.strip_prefix(root).map_err(|_| outside())?;
+        let parts: Vec<&str> = rel
+            .components()
+            .map(|c| match c {
+                Component::Normal(s) => s.to_str().ok_or_else(outside),
+                _ => Err(outside()),
+            })
+            .collect::<Result<_, _>>()?;
+        if !matches!(parts.first(), Some(&"model") | Some(&"config"))
+            || parts.iter().any(|p| !is_plain_name(p))
+        {
+            return Err(outside());
+        }
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(Fail::Refused(format!(
+                "{}: is a link; the driver never writes through links",
+                self.tree.relative(path)
+            )));
+        }
+        let real_root = root
+            .canonicalize()
+            .map_err(|e| Fail::Io(format!("{}: {e}", root.display())))?;
+        let mut existing = path.parent();
+        while let Some(dir) = existing {
+            if dir.exists() {
+                break;
+            }
+            existing = dir.parent();
+        }
+        if let Some(dir) = existing {
+            let real = dir
+                .canonicalize()
+                .map_err(|e| Fail::Io(format!("{}: {e}", dir.display())))?;
+            if !real.starts_with(&real_root) {
+                return Err(Fail::Refused(format!(
+                    "{}: leads outside the project through a link",
+                    self.tree.relative(path)
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why an action failed, before the action's name is put in front.
+enum Fail {
+    Refused(String),
+    Io(String),
+}
+
+fn refuse<T>(message: impl Into<String>) -> Result<T, Fail> {
+    Err(Fail::Refused(message.into()))
+}
+
+fn plain(field: &str, name: &str) -> Result<(), Fail> {
+    if is_plain_name(name) {
+        Ok(())
+    } else {
+        refuse(format!(
+            "{field}: \"{name}\" is not a plain name (one path component: no `/`, `\\` or leading `.`)"
+        ))
+    }
+}
+
+fn outcome(action: &str, reply: String, changed_files: Vec<String>) -> DriverOutcome {
+    DriverOutcome {
+        action: action.to_string(),
+        reply,
+        changed_files,
+        model_reply: String::new(),
+    }
+}
+
+fn list_or_none<S: AsRef<str>>(items: &[S]) -> String {
+    if items.is_empty() {
+        "none".to_string()
+    } else {
+        items
+            .iter()
+            .map(AsRef::as_ref)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn seat_list(team: &orket_core::assets::Team) -> String {
+    list_or_none(
+        &team
+            .seats
+            .iter()
+            .map(|s| s.key.as_str())
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// The JSON object of a new issue, after checking its summary, seat and priority.
+fn issue_object(
+    id: &str,
+    issue: &NewIssue,
+    team: &orket_core::assets::Team,
+    depends_on: &[String],
+    field: &str,
+) -> Result<Value, Fail> {
+    let at = |name: &str| {
+        if field.is_empty() {
+            name.to_string()
+        } else {
+            format!("{field}.{name}")
+        }
+    };
+    let summary = issue.summary.trim();
+    if summary.chars().count() < MIN_SUMMARY_CHARS {
+        return refuse(format!(
+            "{}: \"{summary}\" is too short (at least {MIN_SUMMARY_CHARS} characters)",
+            at("summary")
+        ));
+    }
+    let Some(seat) = team.seat(&issue.seat) else {
+        return refuse(format!(
+            "{}: \"{}\" is not a seat of team \"{}\" (seats: {})",
+            at("seat"),
+            issue.seat,
+            team.name,
+            seat_list(team)
+        ));
+    };
+    let mut object = Map::new();
+    object.insert("id".into(), json!(id));
+    object.insert("summary".into(), json!(summary));
+    object.insert("seat".into(), json!(seat.key));
+    if let Some(priority) = &issue.priority {
+        parse_priority(Some(priority))
+            .map_err(|e| Fail::Refused(format!("{}: {e}", at("priority"))))?;
+        object.insert("priority".into(), priority.clone());
+    }
+    if !depends_on.is_empty() {
+        object.insert("depends_on".into(), json!(depends_on));
+    }
+    if let Some(d) = issue
+        .description
+        .as_deref()
+        .filter(|d| !d.trim().is_empty())
+    {
+        object.insert("description".into(), json!(d));
+    }
+    Ok(Value::Object(object))
+}
+
+fn issues_mut<'a>(value: &'a mut Value, key: &str) -> Result<&'a mut Vec<Value>, Fail> {
+    let Value::Object(map) = value else {
+        return refuse("the epic file is not a JSON object");
+    };
+    let list = map
+        .entry(key.to_string())
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if list.is_null() {
+        *list = Value::Array(Vec::new());
+    }
+    match list {
+        Value::Array(items) => Ok(items),
+        _ => refuse(format!("{key}: the epic's issues are not a list")),
+    }
+}
+
+fn push_issue(value: &mut Value, key: &str, issue: Value) -> Result<(), Fail> {
+    issues_mut(value, key)?.push(issue);
+    Ok(())
+}
+
+fn issue_at<'a>(
+    value: &'a mut Value,
+    key: &str,
+    index: usize,
+) -> Result<&'a mut Map<String, Value>, Fail> {
+    match issues_mut(value, key)?.get_mut(index) {
+        Some(Value::Object(object)) => Ok(object),
+        _ => refuse(format!("{key}[{index}]: not an issue object")),
+    }
+}
+
+fn remove_issue(value: &mut Value, key: &str, index: usize) -> Result<(), Fail> {
+    let items = issues_mut(value, key)?;
+    if index < items.len() {
+        items.remove(index);
+        Ok(())
+    } else {
+        refuse(format!("{key}[{index}]: no such issue"))
+    }
+}
+
+fn set_field(value: &mut Value, key: &str, new: Value) -> Result<(), Fail> {
+    match value {
+        Value::Object(map) => {
+            map.insert(key.to_string(), new);
+            Ok(())
+        }
+        _ => refuse("the file is not a JSON object"),
+    }
+}
+
+/// Writes `bytes` to a new temporary file beside `path` and renames it over `path`.
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (tmp, mut file) = loop {
+        let tmp = dir.join(format!(".{name}.{}.tmp", orket_core::ids::random_card_id()));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+        {
+            Ok(file) => break (tmp, file),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    };
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// The stems of the `*.json` files directly in `dir`, sorted.
+fn json_stems(dir: &Path) -> Vec<String> {
+    let mut stems: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "json"))
+                .filter_map(|p| p.file_stem().and_then(|s| s.to_str()).map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    stems.sort();
+    stems
+}
+
+/// A fresh issue id in the project's style: when the epic's ids are `PREFIX-<n>` with one
+/// prefix (other than `ISSUE`), the next number (`DEMO-4`); otherwise `ISSUE-XXXX` (as agents'
+/// issues). Never an id any epic already uses.
+pub fn next_issue_id(epic_ids: &[String], taken: &BTreeSet<String>) -> String {
+    let numbered: Vec<(&str, u64)> = epic_ids
+        .iter()
+        .filter_map(|id| {
+            let (prefix, n) = id.rsplit_once('-')?;
+            let n = n.parse::<u64>().ok()?;
+            let ok = !prefix.is_empty()
+                && prefix != "ISSUE"
+                && prefix
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+            ok.then_some((prefix, n))
+        })
+        .collect();
+    let prefixes: BTreeSet<&str> = numbered.iter().map(|(p, _)| *p).collect();
+    if prefixes.len() == 1 {
+        if let Some(prefix) = prefixes.first() {
+            let mut n = numbered.iter().map(|(_, n)| *n).max().unwrap_or(0) + 1;
+            loop {
+                let id = format!("{prefix}-{n}");
+                if !taken.contains(&id) && !epic_ids.contains(&id) {
+                    return id;
+                }
+                n += 1;
+            }
+        }
+    }
+    loop {
+        let id = orket_core::ids::new_issue_id();
+        if !taken.contains(&id) && !epic_ids.contains(&id) {
+            return id;
+        }
+    }
+}
+
+// ---- the model side ----------------------------------------------------------------------
+
+/// What the driver tells its model about the tree.
+pub struct Facts {
+    departments: Vec<String>,
+    teams: Vec<(String, orket_core::assets::Team)>,
+    environments: Vec<String>,
+    epics: Vec<Epic>,
+    rocks: Vec<orket_core::assets::Rock>,
+}
+
+fn system_prompt(org: &Organization, facts: &Facts) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "You are the operations lead of {}. {}",
+        org.name,
+        org.vision.trim()
+    );
+    let _ = writeln!(
+        out,
+        "A person tells you what work the organization needs. Answer with exactly one JSON object: one action that edits the plan, or a reply."
+    );
+    let _ = writeln!(out, "\nORGANIZATION");
+    let _ = writeln!(out, "Departments: {}", facts.departments.join(", "));
+    let _ = writeln!(out, "Teams:");
+    for (name, team) in &facts.teams {
+        let seats: Vec<String> = team
+            .seats
+            .iter()
+            .map(|s| format!("{} ({})", s.key, s.roles.join(", ")))
+            .collect();
+        let _ = writeln!(out, "- {name}: seats {}", seats.join("; "));
+    }
+    let _ = writeln!(out, "Environments: {}", list_or_none(&facts.environments));
+    let _ = writeln!(out, "Epics:");
+    if facts.epics.is_empty() {
+        let _ = writeln!(out, "- none");
+    }
+    for epic in &facts.epics {
+        let _ = writeln!(
+            out,
+            "- {} (department {}, team {}, environment {}): {}",
+            epic.stem, epic.department, epic.team, epic.environment, epic.card.name
+        );
+        for issue in &epic.issues {
+            let deps = if issue.depends_on.is_empty() {
+                String::new()
+            } else {
+                format!(" (after {})", issue.depends_on.join(", "))
+            };
+            let _ = writeln!(
+                out,
+                "  - {} [seat {}, {}] {}{deps}",
+                issue.card.id, issue.seat, issue.card.status, issue.card.name
+            );
+        }
+    }
+    let _ = writeln!(out, "Rocks:");
+    if facts.rocks.is_empty() {
+        let _ = writeln!(out, "- none");
+    }
+    for rock in &facts.rocks {
+        let epics: Vec<&str> = rock.epics.iter().map(|e| e.epic.as_str()).collect();
+        let _ = writeln!(out, "- {}: epics {}", rock.stem, epics.join(", "));
+    }
+    let _ = writeln!(out, "\nACTIONS (answer with one of these JSON objects)");
+    for line in [
+        r#"{"action": "create_epic", "args": {"name": "docs_site", "team": "<team>", "environment": "<environment>", "description": "...", "issues": [{"summary": "...", "seat": "<seat>", "priority": "High"}]}}"#,
+        r#"{"action": "create_issue", "args": {"epic": "<epic>", "summary": "...", "seat": "<seat of the epic's team>", "priority": "Medium", "depends_on": ["<issue id of that epic>"], "description": "..."}}"#,
+        r#"{"action": "create_rock", "args": {"name": "q3_launch", "epics": ["<epic>"], "description": "..."}}"#,
+        r#"{"action": "assign_team", "args": {"epic": "<epic>", "team": "<team>"}}"#,
+        r#"{"action": "turn_directive", "args": {"issue": "<issue id>", "directive": "what the next turn must do"}}"#,
+        r#"{"action": "adopt_issue", "args": {"issue": "<issue id>", "to_epic": "<epic>"}}"#,
+        r#"{"action": "reply", "message": "your answer"}"#,
+    ] {
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = writeln!(
+        out,
+        "\nRULES\n- Names of new epics and rocks are lower-case words joined by _.\n- Use only the teams, seats, environments, epics and issue ids listed above.\n- Optional args may be left out.\n- When the person asks a question or nothing should change, use reply."
+    );
+    out
+}
+
+fn string_enum(names: Vec<String>) -> Value {
+    if names.is_empty() {
+        json!({"type": "string"})
+    } else {
+        json!({"type": "string", "enum": names})
+    }
+}
+
+/// The schema of the driver model's reply: `oneOf` one object per action, `{"action":
+/// "<name>", "args": {...}}` (`{"action": "reply", "message": "..."}` for a reply). Teams,
+/// environments, seats, epics and issue ids are limited to those of the tree (when there are
+/// any), so constrained decoding cannot invent them; new names are free text, checked when the
+/// action is applied.
+pub fn driver_schema(facts: &Facts) -> Value {
+    let teams = string_enum(facts.teams.iter().map(|(n, _)| n.clone()).collect());
+    let environments = string_enum(facts.environments.clone());
+    let mut seats: Vec<String> = facts
+        .teams
+        .iter()
+        .flat_map(|(_, t)| t.seats.iter().map(|s| s.key.clone()))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    seats.dedup();
+    let seats = string_enum(seats);
+    let epics = string_enum(facts.epics.iter().map(|e| e.stem.clone()).collect());
+    let issue_ids: BTreeSet<String> = facts
+        .epics
+        .iter()
+        .flat_map(|e| e.issues.iter().map(|i| i.card.id.clone()))
+        .collect();
+    let issue_ids = string_enum(issue_ids.into_iter().collect());
+    let departments = string_enum(facts.departments.clone());
+    let text = json!({"type": "string"});
+    let priority = json!({"type": "string", "enum": ["High", "Medium", "Low"]});
+    let object = |properties: Value, required: &[&str]| json!({"type": "object", "properties": properties, "required": required, "additionalProperties": false});
+    let new_issue = object(
+        json!({"summary": text, "seat": seats, "priority": priority, "description": text}),
+        &["summary", "seat"],
+    );
+    let action = |name: &str, args: Value| {
+        object(
+            json!({"action": {"const": name}, "args": args}),
+            &["action", "args"],
+        )
+    };
+    let variants = vec![
+        action(
+            "create_epic",
+            object(
+                json!({"name": text, "team": teams, "environment": environments,
+                       "department": departments, "description": text,
+                       "issues": {"type": "array", "items": new_issue}}),
+                &["name", "team"],
+            ),
+        ),
+        action(
+            "create_issue",
+            object(
+                json!({"epic": epics, "summary": text, "seat": seats, "priority": priority,
+                       "depends_on": {"type": "array", "items": issue_ids}, "description": text}),
+                &["epic", "summary", "seat"],
+            ),
+        ),
+        action(
+            "create_rock",
+            object(
+                json!({"name": text, "epics": {"type": "array", "items": epics, "minItems": 1},
+                       "department": departments, "description": text}),
+                &["name", "epics"],
+            ),
+        ),
+        action(
+            "assign_team",
+            object(json!({"epic": epics, "team": teams}), &["epic", "team"]),
+        ),
+        action(
+            "turn_directive",
+            object(
+                json!({"issue": issue_ids, "directive": text}),
+                &["issue", "directive"],
+            ),
+        ),
+        action(
+            "adopt_issue",
+            object(
+                json!({"issue": issue_ids, "from_epic": epics, "to_epic": epics}),
+                &["issue", "to_epic"],
+            ),
+        ),
+        object(
+            json!({"action": {"const": "reply"}, "message": text}),
+            &["action", "message"],
+        ),
+    ];
+    json!({"oneOf": variants})
+}
+
+/// Parses a model reply into one action: the whole reply as JSON, else the JSON object inside
+/// a fence or between the first `{` and the last `}`. Arguments are checked for shape; an
+/// error names the action and the field.
+pub fn parse_action(text: &str) -> Result<DriverAction, DriverError> {
+    let bad = |message: String| DriverError::BadReply {
+        message,
+        model_reply: text.to_string(),
+    };
+    let value = find_json_object(text).ok_or_else(|| {
+        bad(format!(
+            "no JSON object found in {:?}; expected {{\"action\": one of {}, ...}}",
+            shorten(text),
+            ACTIONS.join(", ")
+        ))
+    })?;
+    let Some(object) = value.as_object() else {
+        return Err(bad("expected a JSON object".to_string()));
+    };
+    let name = match object.get("action") {
+        Some(Value::String(name)) => name.as_str(),
+        Some(other) => {
+            return Err(bad(format!("action: expected a string, found {other}")));
+        }
+        None => {
+            return Err(bad(format!(
+                "action: missing (one of {})",
+                ACTIONS.join(", ")
+            )))
+        }
+    };
+    if !ACTIONS.contains(&name) {
+        return Err(bad(format!(
+            "action: unknown action \"{name}\" (known: {})",
+            ACTIONS.join(", ")
+        )));
+    }
+    let empty = Map::new();
+    let args = match object.get("args") {
+        Some(Value::Object(args)) => args,
+        None | Some(Value::Null) => &empty,
+        Some(other) => {
+            return Err(bad(format!(
+                "{name}: args: expected an object, found {other}"
+            )))
+        }
+    };
+    let a = Args { name, args };
+    let action = match name {
+        "reply" => {
+            let message = object
+                .get("message")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .or(a.opt_str("message").map_err(&bad)?)
+                .ok_or_else(|| bad("reply: message: required".to_string()))?;
+            DriverAction::Reply { message }
+        }
+        "create_epic" => {
+            a.only(&[
+                "department",
+                "name",
+                "team",
+                "environment",
+                "description",
+                "issues",
+            ])
+            .map_err(&bad)?;
+            let issues = match args.get("issues") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| match item {
+                        Value::Object(map) => {
+                            new_issue(&Args { name, args: map }, &format!("issues[{i}]."), true)
+                        }
+                        other => Err(format!(
+                            "create_epic: issues[{i}]: expected an object, found {other}"
+                        )),
+                    })
+                    .collect::<Result<_, _>>()
+                    .map_err(&bad)?,
+                Some(other) => {
+                    return Err(bad(format!(
+                        "create_epic: issues: expected a list, found {other}"
+                    )))
+                }
+            };
+            DriverAction::CreateEpic {
+                department: a.opt_str("department").map_err(&bad)?,
+                name: a.req_str("name").map_err(&bad)?,
+                team: a.req_str("team").map_err(&bad)?,
+                environment: a.opt_str("environment").map_err(&bad)?,
+                description: a.opt_str("description").map_err(&bad)?,
+                issues,
+            }
+        }
+        "create_issue" => {
+            a.only(&[
+                "epic",
+                "summary",
+                "seat",
+                "priority",
+                "depends_on",
+                "description",
+            ])
+            .map_err(&bad)?;
+            DriverAction::CreateIssue {
+                epic: a.req_str("epic").map_err(&bad)?,
+                issue: new_issue(&a, "", false).map_err(&bad)?,
+            }
+        }
+        "create_rock" => {
+            a.only(&["department", "name", "epics", "description"])
+                .map_err(&bad)?;
+            DriverAction::CreateRock {
+                department: a.opt_str("department").map_err(&bad)?,
+                name: a.req_str("name").map_err(&bad)?,
+                epics: a.str_list("epics").map_err(&bad)?,
+                description: a.opt_str("description").map_err(&bad)?,
+            }
+        }
+        "assign_team" => {
+            a.only(&["epic", "team"]).map_err(&bad)?;
+            DriverAction::AssignTeam {
+                epic: a.req_str("epic").map_err(&bad)?,
+                team: a.req_str("team").map_err(&bad)?,
+            }
+        }
+        "turn_directive" => {
+            a.only(&["issue", "directive", "epic"]).map_err(&bad)?;
+            DriverAction::TurnDirective {
+                issue: a.req_str("issue").map_err(&bad)?,
+                directive: a.req_str("directive").map_err(&bad)?,
+                epic: a.opt_str("epic").map_err(&bad)?,
+            }
+        }
+        _ => {
+            a.only(&["issue", "from_epic", "to_epic"]).map_err(&bad)?;
+            DriverAction::AdoptIssue {
+                issue: a.req_str("issue").map_err(&bad)?,
+                from_epic: a.opt_str("from_epic").map_err(&bad)?,
+                to_epic: a.req_str("to_epic").map_err(&bad)?,
+            }
+        }
+    };
+    Ok(action)
+}
+
+fn new_issue(a: &Args<'_>, prefix: &str, nested: bool) -> Result<NewIssue, String> {
+    if nested {
+        a.only_at(
+            prefix,
+            &["summary", "seat", "priority", "depends_on", "description"],
+        )?;
+    }
+    let priority = match a.args.get("priority") {
+        None | Some(Value::Null) => None,
+        Some(v @ (Value::String(_) | Value::Number(_))) => Some(v.clone()),
+        Some(other) => {
+            return Err(format!(
+                "{}: {prefix}priority: expected High, Medium, Low or a number, found {other}",
+                a.name
+            ))
+        }
+    };
+    Ok(NewIssue {
+        summary: a.req_str_at(prefix, "summary")?,
+        seat: a.req_str_at(prefix, "seat")?,
+        priority,
+        depends_on: a.str_list_at(prefix, "depends_on")?,
+        description: a.opt_str_at(prefix, "description")?,
+    })
+}
+
+/// An action's arguments, read field by field with errors naming the action and the field.
+struct Args<'a> {
+    name: &'a str,
+    args: &'a Map<String, Value>,
+}
+
+impl Args<'_> {
+    fn only(&self, known: &[&str]) -> Result<(), String> {
+        self.only_at("", known)
+    }
+
+    fn only_at(&self, prefix: &str, known: &[&str]) -> Result<(), String> {
+        match self.args.keys().find(|k| !known.contains(&k.as_str())) {
+            Some(unknown) => Err(format!(
+                "{}: args.{prefix}{unknown}: unknown argument (known: {})",
+                self.name,
+                known.join(", ")
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn opt_str(&self, field: &str) -> Result<Option<String>, String> {
+        self.opt_str_at("", field)
+    }
+
+    fn opt_str_at(&self, prefix: &str, field: &str) -> Result<Option<String>, String> {
+        match self.args.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.trim().to_string()).filter(|s| !s.is_empty())),
+            Some(other) => Err(format!(
+                "{}: args.{prefix}{field}: expected a string, found {other}",
+                self.name
+            )),
+        }
+    }
+
+    fn req_str(&self, field: &str) -> Result<String, String> {
+        self.req_str_at("", field)
+    }
+
+    fn req_str_at(&self, prefix: &str, field: &str) -> Result<String, String> {
+        self.opt_str_at(prefix, field)?
+            .ok_or_else(|| format!("{}: args.{prefix}{field}: required", self.name))
+    }
+
+    fn str_list(&self, field: &str) -> Result<Vec<String>, String> {
+        self.str_list_at("", field)
+    }
+
+    fn str_list_at(&self, prefix: &str, field: &str) -> Result<Vec<String>, String> {
+        match self.args.get(field) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::String(s)) => Ok(vec![s.trim().to_string()]),
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| match item {
+                    Value::String(s) => Ok(s.trim().to_string()),
+                    other => Err(format!(
+                        "{}: args.{prefix}{field}[{i}]: expected a string, found {other}",
+                        self.name
+                    )),
+                })
+                .collect(),
+            Some(other) => Err(format!(
+                "{}: args.{prefix}{field}: expected a list of strings, found {other}",
+                self.name
+            )),
+        }
+    }
+}
+
+/// The reply as JSON, or the object in a ```json fence, or between the first `{` and the last
+/// `}`.
+fn find_json_object(text: &str) -> Option<Value> {
+    let trimmed = text.trim();
+    if let Ok(value) = serde_json::from_str::<Value>(trimmed) {
+        return Some(value);
+    }
+    let start = trimmed.find('{')?;
+    let end = trimmed.rfind('}')?;
+    if end <= start {
+        return None;
+    }
+    serde_json::from_str(&trimmed[start..=end]).ok()
+}
+
+fn shorten(text: &str) -> String {
+    let t: String = text.trim().chars().take(80).collect();
+    if text.trim().chars().count() > 80 {
+        format!("{t}...")
+    } else {
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_follow_the_epic_style() {
+        let taken = BTreeSet::from(["DEMO-4".to_string()]);
+        let ids = vec!["DEMO-1".to_string(), "DEMO-3".to_string()];
+        assert_eq!(next_issue_id(&ids, &taken), "DEMO-5");
+        let fresh = next_issue_id(&[], &BTreeSet::new());
+        assert!(fresh.starts_with("ISSUE-") && fresh.len() == 10, "{fresh}");
+        let mixed = vec!["A-1".to_string(), "B-2".to_string()];
+        assert!(next_issue_id(&mixed, &BTreeSet::new()).starts_with("ISSUE-"));
+    }
+
+    #[test]
+    fn actions_parse_from_prose_and_name_bad_fields() {
+        let action = parse_action(
+            "Sure!\n```json\n{\"action\": \"assign_team\", \"args\": {\"epic\": \"e\", \"team\": \"t\"}}\n```",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            action,
+            DriverAction::AssignTeam {
+                epic: "e".into(),
+                team: "t".into()
+            }
+        );
+        let err = parse_action(
+            "{\"action\": \"create_issue\", \"args\": {\"epic\": \"e\", \"seat\": \"x\"}}",
+        )
+        .err()
+        .map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("the model's reply is not an action: create_issue: args.summary: required")
+        );
+        let err = parse_action("{\"action\": \"delete_everything\"}")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("unknown action \"delete_everything\""),
+            "{err}"
+        );
+        let err = parse_action("no json here")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("no JSON object found"), "{err}");
+    }
+}
