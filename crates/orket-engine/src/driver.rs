@@ -1123,9 +1123,11 @@ impl Driver {
                 _ => Err(outside()),
             })
             .collect::<Result<_, _>>()?;
-        if !matches!(parts.first(), Some(&"model") | Some(&"config"))
-            || parts.iter().any(|p| !is_plain_name(p))
-        {
+        let top = match parts.first() {
+            Some(&top) if top == "model" || top == "config" => top,
+            _ => return Err(outside()),
+        };
+        if parts.iter().any(|p| !is_plain_name(p)) {
             return Err(outside());
         }
         if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
@@ -1144,13 +1146,16 @@ impl Driver {
             }
             existing = dir.parent();
         }
+        // The deepest folder that exists, links followed, is the root itself (nothing of the
+        // path exists yet) or inside the root's own `model/` or `config/` (not a link elsewhere,
+        // not even one to another folder of the project).
         if let Some(dir) = existing {
             let real = dir
                 .canonicalize()
                 .map_err(|e| Fail::Io(format!("{}: {e}", dir.display())))?;
-            if !real.starts_with(&real_root) {
+            if real != real_root && !real.starts_with(real_root.join(top)) {
                 return Err(Fail::Refused(format!(
-                    "{}: leads outside the project through a link",
+                    "{}: leads outside the project's {top}/ through a link",
                     self.tree.relative(path)
                 )));
             }

@@ -495,7 +495,7 @@ async fn a_folder_linked_outside_the_project_is_never_written() {
     .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "create_rock: model/core/rocks/q3_launch.json: leads outside the project through a link"
+        "create_rock: model/core/rocks/q3_launch.json: leads outside the project's model/ through a link"
     );
     assert_eq!(before, snapshot(&p.root));
     assert_eq!(
@@ -503,4 +503,53 @@ async fn a_folder_linked_outside_the_project_is_never_written() {
         snapshot(&outside),
         "nothing written outside"
     );
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_folder_linked_elsewhere_in_the_project_or_a_linked_epic_file_is_never_written() {
+    // `model/core/rocks` leads into the project's `workspace/`: inside the root, but not under
+    // `model/` or `config/`.
+    let p = project();
+    let elsewhere = p.root.join("workspace/rocks");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::rename(
+        p.root.join("model/core/rocks/demo_launch.json"),
+        elsewhere.join("demo_launch.json"),
+    )
+    .unwrap();
+    std::fs::remove_dir(p.root.join("model/core/rocks")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, p.root.join("model/core/rocks")).unwrap();
+    let before = snapshot(&p.root);
+    let err = driver(
+        &p.root,
+        &[json!({"action": "create_rock", "args": {"name": "q3_launch", "epics": ["hello_cli"]}})],
+    )
+    .handle(&[], "a rock")
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "create_rock: model/core/rocks/q3_launch.json: leads outside the project's model/ through a link"
+    );
+    assert_eq!(before, snapshot(&p.root));
+
+    // An epic file that is itself a link: its target is never rewritten.
+    let p = project();
+    let target = p._dir.path().join("other_target.json");
+    std::fs::rename(p.root.join("model/core/epics/other.json"), &target).unwrap();
+    std::os::unix::fs::symlink(&target, p.root.join("model/core/epics/other.json")).unwrap();
+    let target_before = std::fs::read(&target).unwrap();
+    let err = driver(
+        &p.root,
+        &[json!({"action": "create_issue", "args": {"epic": "other", "summary": "Something new", "seat": "developer"}})],
+    )
+    .handle(&[], "add one")
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "create_issue: model/core/epics/other.json: is a link; the driver never writes through links"
+    );
+    assert_eq!(target_before, std::fs::read(&target).unwrap());
 }
