@@ -20,6 +20,8 @@
 //! that stay behind depend on it (store rows already seeded are not moved).
 
 use crate::events::EventBus;
+use crate::file_tools::write_atomically;
+use crate::turn::complete_with_retries;
 use orket_core::assets::{
     is_plain_name, AssetError, AssetTree, Category, Epic, IssueSpec, Organization,
 };
@@ -30,7 +32,6 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,7 +41,7 @@ pub const DRIVER_ISSUE_ID: &str = "driver";
 /// The role the driver's model calls carry (the replay key of recorded driver replies).
 pub const DRIVER_ROLE: &str = "operations_lead";
 /// The actions the driver's model may answer with.
-pub const ACTIONS: [&str; 7] = [
+const ACTIONS: [&str; 7] = [
     "create_issue",
     "create_epic",
     "create_rock",
@@ -54,8 +55,6 @@ pub const EVENT_DRIVER_ACTION: &str = "driver_action";
 /// Event of a refused action (data: action, error).
 pub const EVENT_DRIVER_ACTION_REFUSED: &str = "driver_action_refused";
 
-/// Model calls a driver message makes at most (timeouts and connection errors are retried).
-const MODEL_ATTEMPTS: u32 = 3;
 /// Shortest summary accepted for a new issue (as the gate's `create_issue`).
 const MIN_SUMMARY_CHARS: usize = 5;
 
@@ -262,11 +261,6 @@ impl Driver {
         self
     }
 
-    /// The tree the driver edits.
-    pub fn tree(&self) -> &AssetTree {
-        &self.tree
-    }
-
     /// One message of the person, after `history` (earlier user and assistant messages): the
     /// model's action, applied to the tree, and the event recorded.
     pub async fn handle(
@@ -296,7 +290,14 @@ impl Driver {
             issue_id: DRIVER_ISSUE_ID.to_string(),
             role: DRIVER_ROLE.to_string(),
         };
-        let reply = self.call_model(&request).await?;
+        let reply = complete_with_retries(
+            self.provider.as_ref(),
+            &request,
+            self.options.retry_backoff,
+            |_, _| async {},
+        )
+        .await
+        .map_err(DriverError::Model)?;
         let action = match parse_action(&reply.content) {
             Ok(action) => action,
             Err(err) => {
@@ -314,14 +315,11 @@ impl Driver {
     }
 
     /// Applies `action` and records the `driver_action` or `driver_action_refused` event.
-    pub async fn apply_and_record(
-        &self,
-        action: &DriverAction,
-    ) -> Result<DriverOutcome, DriverError> {
-        match self.apply(action) {
+    async fn apply_and_record(&self, action: &DriverAction) -> Result<DriverOutcome, DriverError> {
+        match self.apply(action).await {
             Ok(outcome) => {
-                if let DriverAction::TurnDirective { issue, .. } = action {
-                    self.directive_to_store(issue, &outcome).await;
+                if let DriverAction::TurnDirective { issue, epic, .. } = action {
+                    self.directive_to_store(issue, epic.as_deref()).await;
                 }
                 self.record(
                     EVENT_DRIVER_ACTION,
@@ -338,23 +336,6 @@ impl Driver {
                 )
                 .await;
                 Err(err)
-            }
-        }
-    }
-
-    async fn call_model(
-        &self,
-        request: &ModelRequest,
-    ) -> Result<orket_llm::ModelReply, DriverError> {
-        let mut attempt = 1;
-        loop {
-            match self.provider.complete(request).await {
-                Ok(reply) => return Ok(reply),
-                Err(err) if err.is_retryable() && attempt < MODEL_ATTEMPTS => {
-                    tokio::time::sleep(self.options.retry_backoff * 2u32.pow(attempt - 1)).await;
-                    attempt += 1;
-                }
-                Err(err) => return Err(DriverError::Model(err)),
             }
         }
     }
@@ -390,21 +371,15 @@ impl Driver {
 
     /// A directive also reaches the issue's row in its epic's build (a continued build reads
     /// the note from the store, not from the file).
-    async fn directive_to_store(&self, issue: &str, outcome: &DriverOutcome) {
+    async fn directive_to_store(&self, issue: &str, epic: Option<&str>) {
         let Some(store) = &self.store else { return };
-        let Some(file) = outcome.changed_files.first() else {
+        let Ok((_, epic, index)) = self.issue_home(issue, epic, "issue", "epic") else {
             return;
         };
-        let Some(epic) = Path::new(file).file_stem().and_then(|s| s.to_str()) else {
+        let Some(note) = epic.issues[index].card.note.clone() else {
             return;
         };
-        let Ok(spec) = self.located_epic_by_file(file) else {
-            return;
-        };
-        let Some(note) = spec.issue(issue).and_then(|i| i.card.note.clone()) else {
-            return;
-        };
-        let build = orket_core::ids::epic_build_id(epic);
+        let build = orket_core::ids::epic_build_id(&epic.stem);
         if let Ok(Some(_)) = store.get_issue(&build, issue).await {
             if let Err(e) = store
                 .update_issue(&build, issue, IssueUpdate::by(DRIVER_ROLE).note(note))
@@ -415,21 +390,8 @@ impl Driver {
         }
     }
 
-    fn located_epic_by_file(&self, file: &str) -> Result<Epic, AssetError> {
-        let parts: Vec<&str> = file.split('/').collect();
-        let dept = match parts.as_slice() {
-            ["model", dept, "epics", _] => (*dept).to_string(),
-            _ => self.options.department.clone(),
-        };
-        let stem = Path::new(file)
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or_default();
-        self.tree.load_epic(stem, &dept)
-    }
-
     /// Validates `action` against the tree and applies it. A refusal writes nothing.
-    pub fn apply(&self, action: &DriverAction) -> Result<DriverOutcome, DriverError> {
+    pub async fn apply(&self, action: &DriverAction) -> Result<DriverOutcome, DriverError> {
         let outcome = match action {
             DriverAction::Reply { message } => Ok(DriverOutcome {
                 action: "reply".to_string(),
@@ -444,32 +406,38 @@ impl Driver {
                 environment,
                 description,
                 issues,
-            } => self.create_epic(
-                department.as_deref(),
-                name,
-                team,
-                environment.as_deref(),
-                description.as_deref(),
-                issues,
-            ),
-            DriverAction::CreateIssue { epic, issue } => self.create_issue(epic, issue),
+            } => {
+                self.create_epic(
+                    department.as_deref(),
+                    name,
+                    team,
+                    environment.as_deref(),
+                    description.as_deref(),
+                    issues,
+                )
+                .await
+            }
+            DriverAction::CreateIssue { epic, issue } => self.create_issue(epic, issue).await,
             DriverAction::CreateRock {
                 department,
                 name,
                 epics,
                 description,
-            } => self.create_rock(department.as_deref(), name, epics, description.as_deref()),
-            DriverAction::AssignTeam { epic, team } => self.assign_team(epic, team),
+            } => {
+                self.create_rock(department.as_deref(), name, epics, description.as_deref())
+                    .await
+            }
+            DriverAction::AssignTeam { epic, team } => self.assign_team(epic, team).await,
             DriverAction::TurnDirective {
                 issue,
                 directive,
                 epic,
-            } => self.turn_directive(issue, directive, epic.as_deref()),
+            } => self.turn_directive(issue, directive, epic.as_deref()).await,
             DriverAction::AdoptIssue {
                 issue,
                 from_epic,
                 to_epic,
-            } => self.adopt_issue(issue, from_epic.as_deref(), to_epic),
+            } => self.adopt_issue(issue, from_epic.as_deref(), to_epic).await,
         };
         outcome.map_err(|e| match e {
             Fail::Refused(message) => DriverError::Refused {
@@ -482,7 +450,7 @@ impl Driver {
 
     // ---- the actions -------------------------------------------------------------------
 
-    fn create_epic(
+    async fn create_epic(
         &self,
         department: Option<&str>,
         name: &str,
@@ -561,12 +529,12 @@ impl Driver {
             .join(&dept)
             .join("epics")
             .join(format!("{name}.json"));
-        let changed = self.commit(vec![(path, Value::Object(epic))], || {
-            self.tree
-                .load_epic(name, &dept)
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        })?;
+        let changed = self
+            .commit(
+                vec![(path, Value::Object(epic))],
+                &[(Category::Epics, name, &dept)],
+            )
+            .await?;
         Ok(outcome(
             "create_epic",
             format!(
@@ -579,7 +547,7 @@ impl Driver {
         ))
     }
 
-    fn create_issue(&self, epic_name: &str, issue: &NewIssue) -> Result<DriverOutcome, Fail> {
+    async fn create_issue(&self, epic_name: &str, issue: &NewIssue) -> Result<DriverOutcome, Fail> {
         let (path, epic) = self.epic(epic_name, "epic")?;
         let team = self.team(&epic.team, &epic.department)?;
         let known: Vec<&str> = epic.issues.iter().map(|i| i.card.id.as_str()).collect();
@@ -597,14 +565,12 @@ impl Driver {
         let object = issue_object(&id, issue, &team, &issue.depends_on, "")?;
         let mut value = self.read_value(&path)?;
         push_issue(&mut value, &epic.issues_key, object)?;
-        let dept = epic.department.clone();
-        let stem = epic.stem.clone();
-        let changed = self.commit(vec![(path, value)], || {
-            self.tree
-                .load_epic(&stem, &dept)
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        })?;
+        let changed = self
+            .commit(
+                vec![(path, value)],
+                &[(Category::Epics, &epic.stem, &epic.department)],
+            )
+            .await?;
         Ok(outcome(
             "create_issue",
             format!(
@@ -618,7 +584,7 @@ impl Driver {
         ))
     }
 
-    fn create_rock(
+    async fn create_rock(
         &self,
         department: Option<&str>,
         name: &str,
@@ -670,12 +636,12 @@ impl Driver {
             .join(&dept)
             .join("rocks")
             .join(format!("{name}.json"));
-        let changed = self.commit(vec![(path, Value::Object(rock))], || {
-            self.tree
-                .load_rock(name, &dept)
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        })?;
+        let changed = self
+            .commit(
+                vec![(path, Value::Object(rock))],
+                &[(Category::Rocks, name, &dept)],
+            )
+            .await?;
         Ok(outcome(
             "create_rock",
             format!(
@@ -687,7 +653,7 @@ impl Driver {
         ))
     }
 
-    fn assign_team(&self, epic_name: &str, team_name: &str) -> Result<DriverOutcome, Fail> {
+    async fn assign_team(&self, epic_name: &str, team_name: &str) -> Result<DriverOutcome, Fail> {
         let (path, epic) = self.epic(epic_name, "epic")?;
         let team = self.team(team_name, &epic.department)?;
         let missing: BTreeSet<&str> = epic
@@ -717,13 +683,12 @@ impl Driver {
         }
         let mut value = self.read_value(&path)?;
         set_field(&mut value, "team", json!(team.name))?;
-        let (stem, dept) = (epic.stem.clone(), epic.department.clone());
-        let changed = self.commit(vec![(path, value)], || {
-            self.tree
-                .load_epic(&stem, &dept)
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        })?;
+        let changed = self
+            .commit(
+                vec![(path, value)],
+                &[(Category::Epics, &epic.stem, &epic.department)],
+            )
+            .await?;
         Ok(outcome(
             "assign_team",
             format!(
@@ -737,7 +702,7 @@ impl Driver {
         ))
     }
 
-    fn turn_directive(
+    async fn turn_directive(
         &self,
         issue: &str,
         directive: &str,
@@ -757,13 +722,12 @@ impl Driver {
         };
         object.insert("id".into(), json!(issue));
         object.insert("note".into(), json!(note));
-        let (stem, dept) = (epic.stem.clone(), epic.department.clone());
-        let changed = self.commit(vec![(path, value)], || {
-            self.tree
-                .load_epic(&stem, &dept)
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        })?;
+        let changed = self
+            .commit(
+                vec![(path, value)],
+                &[(Category::Epics, &epic.stem, &epic.department)],
+            )
+            .await?;
         Ok(outcome(
             "turn_directive",
             format!(
@@ -775,7 +739,7 @@ impl Driver {
         ))
     }
 
-    fn adopt_issue(
+    async fn adopt_issue(
         &self,
         issue: &str,
         from_epic: Option<&str>,
@@ -832,15 +796,15 @@ impl Driver {
         remove_issue(&mut from_value, &from.issues_key, index)?;
         let mut to_value = self.read_value(&to_path)?;
         push_issue(&mut to_value, &to.issues_key, Value::Object(moved))?;
-        let (fs, fd) = (from.stem.clone(), from.department.clone());
-        let (ts, td) = (to.stem.clone(), to.department.clone());
-        let changed = self.commit(vec![(from_path, from_value), (to_path, to_value)], || {
-            self.tree.load_epic(&fs, &fd).map_err(|e| e.to_string())?;
-            self.tree
-                .load_epic(&ts, &td)
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        })?;
+        let changed = self
+            .commit(
+                vec![(from_path, from_value), (to_path, to_value)],
+                &[
+                    (Category::Epics, &from.stem, &from.department),
+                    (Category::Epics, &to.stem, &to.department),
+                ],
+            )
+            .await?;
         Ok(outcome(
             "adopt_issue",
             format!(
@@ -1034,12 +998,13 @@ impl Driver {
         serde_json::from_str(&text).map_err(|e| Fail::Refused(format!("{rel}: invalid JSON: {e}")))
     }
 
-    /// Writes every `(path, value)` atomically, then runs `verify` (the loaders); when it
-    /// fails, or a write fails, every file is put back as it was. Returns the files written.
-    fn commit(
+    /// Writes every `(path, value)` atomically, then loads every `(category, name, dept)` of
+    /// `reload` with the asset loader; when one does not load, or a write fails, every file is
+    /// put back as it was. Returns the files written.
+    async fn commit(
         &self,
         files: Vec<(PathBuf, Value)>,
-        verify: impl FnOnce() -> Result<(), String>,
+        reload: &[(Category, &str, &str)],
     ) -> Result<Vec<String>, Fail> {
         let mut prepared = Vec::new();
         for (path, value) in files {
@@ -1061,42 +1026,44 @@ impl Driver {
         }
         let mut done: Vec<(PathBuf, Option<Vec<u8>>)> = Vec::new();
         for (path, original, text) in prepared {
-            if let Some(parent) = path.parent() {
-                if let Err(e) = std::fs::create_dir_all(parent) {
-                    self.restore(&done);
-                    return Err(Fail::Io(format!(
-                        "{}: cannot create the folder: {e}",
-                        self.tree.relative(parent)
-                    )));
-                }
-                // The folder may have been created through a link: check again.
-                if let Err(e) = self.confine(&path) {
-                    self.restore(&done);
-                    return Err(e);
-                }
-            }
-            if let Err(e) = write_atomic(&path, text.as_bytes()) {
-                self.restore(&done);
-                return Err(Fail::Io(format!(
-                    "{}: cannot write: {e}",
+            let written = match path.parent().map(std::fs::create_dir_all) {
+                Some(Err(e)) => Err(Fail::Io(format!(
+                    "{}: cannot create its folder: {e}",
                     self.tree.relative(&path)
-                )));
+                ))),
+                // The folder may have been created through a link: check again.
+                _ => match self.confine(&path) {
+                    Ok(()) => write_atomically(&path, text.as_bytes()).await.map_err(|e| {
+                        Fail::Io(format!("{}: cannot write: {e}", self.tree.relative(&path)))
+                    }),
+                    Err(e) => Err(e),
+                },
+            };
+            if let Err(e) = written {
+                self.restore(&done).await;
+                return Err(e);
             }
             done.push((path, original));
         }
-        if let Err(message) = verify() {
-            self.restore(&done);
-            return Err(Fail::Refused(format!(
-                "the edited asset does not load, so it was put back as it was: {message}"
-            )));
+        for (category, name, dept) in reload {
+            let loaded = match category {
+                Category::Rocks => self.tree.load_rock(name, dept).map(drop),
+                _ => self.tree.load_epic(name, dept).map(drop),
+            };
+            if let Err(e) = loaded {
+                self.restore(&done).await;
+                return Err(Fail::Refused(format!(
+                    "the edited asset does not load, so it was put back as it was: {e}"
+                )));
+            }
         }
         Ok(done.iter().map(|(p, _)| self.tree.relative(p)).collect())
     }
 
-    fn restore(&self, done: &[(PathBuf, Option<Vec<u8>>)]) {
+    async fn restore(&self, done: &[(PathBuf, Option<Vec<u8>>)]) {
         for (path, original) in done.iter().rev() {
             let result = match original {
-                Some(bytes) => write_atomic(path, bytes),
+                Some(bytes) => write_atomically(path, bytes).await,
                 None => std::fs::remove_file(path),
             };
             if let Err(e) = result {
@@ -1320,35 +1287,6 @@ fn set_field(value: &mut Value, key: &str, new: Value) -> Result<(), Fail> {
     }
 }
 
-/// Writes `bytes` to a new temporary file beside `path` and renames it over `path`.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let (tmp, mut file) = loop {
-        let tmp = dir.join(format!(".{name}.{}.tmp", orket_core::ids::random_card_id()));
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-        {
-            Ok(file) => break (tmp, file),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    };
-    let written = file
-        .write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
-}
-
 /// The stems of the `*.json` files directly in `dir`, sorted.
 fn json_stems(dir: &Path) -> Vec<String> {
     let mut stems: Vec<String> = std::fs::read_dir(dir)
@@ -1367,7 +1305,7 @@ fn json_stems(dir: &Path) -> Vec<String> {
 /// A fresh issue id in the project's style: when the epic's ids are `PREFIX-<n>` with one
 /// prefix (other than `ISSUE`), the next number (`DEMO-4`); otherwise `ISSUE-XXXX` (as agents'
 /// issues). Never an id any epic already uses.
-pub fn next_issue_id(epic_ids: &[String], taken: &BTreeSet<String>) -> String {
+fn next_issue_id(epic_ids: &[String], taken: &BTreeSet<String>) -> String {
     let numbered: Vec<(&str, u64)> = epic_ids
         .iter()
         .filter_map(|id| {
@@ -1503,15 +1441,12 @@ fn string_enum(names: Vec<String>) -> Value {
 pub fn driver_schema(facts: &Facts) -> Value {
     let teams = string_enum(facts.teams.iter().map(|(n, _)| n.clone()).collect());
     let environments = string_enum(facts.environments.clone());
-    let mut seats: Vec<String> = facts
+    let seats: BTreeSet<String> = facts
         .teams
         .iter()
         .flat_map(|(_, t)| t.seats.iter().map(|s| s.key.clone()))
-        .collect::<BTreeSet<_>>()
-        .into_iter()
         .collect();
-    seats.dedup();
-    let seats = string_enum(seats);
+    let seats = string_enum(seats.into_iter().collect());
     let epics = string_enum(facts.epics.iter().map(|e| e.stem.clone()).collect());
     let issue_ids: BTreeSet<String> = facts
         .epics
@@ -1589,59 +1524,49 @@ pub fn driver_schema(facts: &Facts) -> Value {
 /// a fence or between the first `{` and the last `}`. Arguments are checked for shape; an
 /// error names the action and the field.
 pub fn parse_action(text: &str) -> Result<DriverAction, DriverError> {
-    let bad = |message: String| DriverError::BadReply {
+    action_of(text).map_err(|message| DriverError::BadReply {
         message,
         model_reply: text.to_string(),
-    };
+    })
+}
+
+fn action_of(text: &str) -> Result<DriverAction, String> {
+    let actions = ACTIONS.join(", ");
     let value = find_json_object(text).ok_or_else(|| {
-        bad(format!(
-            "no JSON object found in {:?}; expected {{\"action\": one of {}, ...}}",
-            shorten(text),
-            ACTIONS.join(", ")
-        ))
+        format!(
+            "no JSON object found in {:?}; expected {{\"action\": one of {actions}, ...}}",
+            shorten(text)
+        )
     })?;
-    let Some(object) = value.as_object() else {
-        return Err(bad("expected a JSON object".to_string()));
-    };
+    let object = value.as_object().ok_or("expected a JSON object")?;
     let name = match object.get("action") {
-        Some(Value::String(name)) => name.as_str(),
-        Some(other) => {
-            return Err(bad(format!("action: expected a string, found {other}")));
+        Some(Value::String(name)) if ACTIONS.contains(&name.as_str()) => name.as_str(),
+        Some(Value::String(name)) => {
+            return Err(format!(
+                "action: unknown action \"{name}\" (known: {actions})"
+            ))
         }
-        None => {
-            return Err(bad(format!(
-                "action: missing (one of {})",
-                ACTIONS.join(", ")
-            )))
-        }
+        Some(other) => return Err(format!("action: expected a string, found {other}")),
+        None => return Err(format!("action: missing (one of {actions})")),
     };
-    if !ACTIONS.contains(&name) {
-        return Err(bad(format!(
-            "action: unknown action \"{name}\" (known: {})",
-            ACTIONS.join(", ")
-        )));
-    }
     let empty = Map::new();
     let args = match object.get("args") {
         Some(Value::Object(args)) => args,
         None | Some(Value::Null) => &empty,
-        Some(other) => {
-            return Err(bad(format!(
-                "{name}: args: expected an object, found {other}"
-            )))
-        }
+        Some(other) => return Err(format!("{name}: args: expected an object, found {other}")),
     };
-    let a = Args { name, args };
-    let action = match name {
-        "reply" => {
-            let message = object
-                .get("message")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .or(a.opt_str("message").map_err(&bad)?)
-                .ok_or_else(|| bad("reply: message: required".to_string()))?;
-            DriverAction::Reply { message }
-        }
+    let a = Args {
+        name,
+        args,
+        prefix: String::new(),
+    };
+    Ok(match name {
+        "reply" => DriverAction::Reply {
+            message: match object.get("message").and_then(Value::as_str) {
+                Some(message) => message.to_string(),
+                None => a.opt_str("message")?.ok_or("reply: message: required")?,
+            },
+        },
         "create_epic" => {
             a.only(&[
                 "department",
@@ -1650,8 +1575,7 @@ pub fn parse_action(text: &str) -> Result<DriverAction, DriverError> {
                 "environment",
                 "description",
                 "issues",
-            ])
-            .map_err(&bad)?;
+            ])?;
             let issues = match args.get("issues") {
                 None | Some(Value::Null) => Vec::new(),
                 Some(Value::Array(items)) => items
@@ -1659,26 +1583,31 @@ pub fn parse_action(text: &str) -> Result<DriverAction, DriverError> {
                     .enumerate()
                     .map(|(i, item)| match item {
                         Value::Object(map) => {
-                            new_issue(&Args { name, args: map }, &format!("issues[{i}]."), true)
+                            let a = Args {
+                                name,
+                                args: map,
+                                prefix: format!("issues[{i}]."),
+                            };
+                            a.only(&["summary", "seat", "priority", "depends_on", "description"])?;
+                            new_issue(&a)
                         }
                         other => Err(format!(
                             "create_epic: issues[{i}]: expected an object, found {other}"
                         )),
                     })
-                    .collect::<Result<_, _>>()
-                    .map_err(&bad)?,
+                    .collect::<Result<_, _>>()?,
                 Some(other) => {
-                    return Err(bad(format!(
+                    return Err(format!(
                         "create_epic: issues: expected a list, found {other}"
-                    )))
+                    ))
                 }
             };
             DriverAction::CreateEpic {
-                department: a.opt_str("department").map_err(&bad)?,
-                name: a.req_str("name").map_err(&bad)?,
-                team: a.req_str("team").map_err(&bad)?,
-                environment: a.opt_str("environment").map_err(&bad)?,
-                description: a.opt_str("description").map_err(&bad)?,
+                department: a.opt_str("department")?,
+                name: a.req_str("name")?,
+                team: a.req_str("team")?,
+                environment: a.opt_str("environment")?,
+                description: a.opt_str("description")?,
                 issues,
             }
         }
@@ -1690,92 +1619,82 @@ pub fn parse_action(text: &str) -> Result<DriverAction, DriverError> {
                 "priority",
                 "depends_on",
                 "description",
-            ])
-            .map_err(&bad)?;
+            ])?;
             DriverAction::CreateIssue {
-                epic: a.req_str("epic").map_err(&bad)?,
-                issue: new_issue(&a, "", false).map_err(&bad)?,
+                epic: a.req_str("epic")?,
+                issue: new_issue(&a)?,
             }
         }
         "create_rock" => {
-            a.only(&["department", "name", "epics", "description"])
-                .map_err(&bad)?;
+            a.only(&["department", "name", "epics", "description"])?;
             DriverAction::CreateRock {
-                department: a.opt_str("department").map_err(&bad)?,
-                name: a.req_str("name").map_err(&bad)?,
-                epics: a.str_list("epics").map_err(&bad)?,
-                description: a.opt_str("description").map_err(&bad)?,
+                department: a.opt_str("department")?,
+                name: a.req_str("name")?,
+                epics: a.str_list("epics")?,
+                description: a.opt_str("description")?,
             }
         }
         "assign_team" => {
-            a.only(&["epic", "team"]).map_err(&bad)?;
+            a.only(&["epic", "team"])?;
             DriverAction::AssignTeam {
-                epic: a.req_str("epic").map_err(&bad)?,
-                team: a.req_str("team").map_err(&bad)?,
+                epic: a.req_str("epic")?,
+                team: a.req_str("team")?,
             }
         }
         "turn_directive" => {
-            a.only(&["issue", "directive", "epic"]).map_err(&bad)?;
+            a.only(&["issue", "directive", "epic"])?;
             DriverAction::TurnDirective {
-                issue: a.req_str("issue").map_err(&bad)?,
-                directive: a.req_str("directive").map_err(&bad)?,
-                epic: a.opt_str("epic").map_err(&bad)?,
+                issue: a.req_str("issue")?,
+                directive: a.req_str("directive")?,
+                epic: a.opt_str("epic")?,
             }
         }
         _ => {
-            a.only(&["issue", "from_epic", "to_epic"]).map_err(&bad)?;
+            a.only(&["issue", "from_epic", "to_epic"])?;
             DriverAction::AdoptIssue {
-                issue: a.req_str("issue").map_err(&bad)?,
-                from_epic: a.opt_str("from_epic").map_err(&bad)?,
-                to_epic: a.req_str("to_epic").map_err(&bad)?,
+                issue: a.req_str("issue")?,
+                from_epic: a.opt_str("from_epic")?,
+                to_epic: a.req_str("to_epic")?,
             }
         }
-    };
-    Ok(action)
+    })
 }
 
-fn new_issue(a: &Args<'_>, prefix: &str, nested: bool) -> Result<NewIssue, String> {
-    if nested {
-        a.only_at(
-            prefix,
-            &["summary", "seat", "priority", "depends_on", "description"],
-        )?;
-    }
+fn new_issue(a: &Args<'_>) -> Result<NewIssue, String> {
     let priority = match a.args.get("priority") {
         None | Some(Value::Null) => None,
         Some(v @ (Value::String(_) | Value::Number(_))) => Some(v.clone()),
         Some(other) => {
             return Err(format!(
-                "{}: {prefix}priority: expected High, Medium, Low or a number, found {other}",
-                a.name
+                "{}: {}priority: expected High, Medium, Low or a number, found {other}",
+                a.name, a.prefix
             ))
         }
     };
     Ok(NewIssue {
-        summary: a.req_str_at(prefix, "summary")?,
-        seat: a.req_str_at(prefix, "seat")?,
+        summary: a.req_str("summary")?,
+        seat: a.req_str("seat")?,
         priority,
-        depends_on: a.str_list_at(prefix, "depends_on")?,
-        description: a.opt_str_at(prefix, "description")?,
+        depends_on: a.str_list("depends_on")?,
+        description: a.opt_str("description")?,
     })
 }
 
-/// An action's arguments, read field by field with errors naming the action and the field.
+/// An action's arguments (at `prefix`, `issues[0].` inside `create_epic`), read field by field
+/// with errors naming the action and the field.
 struct Args<'a> {
     name: &'a str,
     args: &'a Map<String, Value>,
+    prefix: String,
 }
 
 impl Args<'_> {
     fn only(&self, known: &[&str]) -> Result<(), String> {
-        self.only_at("", known)
-    }
-
-    fn only_at(&self, prefix: &str, known: &[&str]) -> Result<(), String> {
         match self.args.keys().find(|k| !known.contains(&k.as_str())) {
             Some(unknown) => Err(format!(
-                "{}: args.{prefix}{unknown}: unknown argument (known: {})",
+                "{}: args.{}{unknown}: unknown argument (known: {})",
                 self.name,
+                self.prefix,
                 known.join(", ")
             )),
             None => Ok(()),
@@ -1783,34 +1702,22 @@ impl Args<'_> {
     }
 
     fn opt_str(&self, field: &str) -> Result<Option<String>, String> {
-        self.opt_str_at("", field)
-    }
-
-    fn opt_str_at(&self, prefix: &str, field: &str) -> Result<Option<String>, String> {
         match self.args.get(field) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.trim().to_string()).filter(|s| !s.is_empty())),
             Some(other) => Err(format!(
-                "{}: args.{prefix}{field}: expected a string, found {other}",
-                self.name
+                "{}: args.{}{field}: expected a string, found {other}",
+                self.name, self.prefix
             )),
         }
     }
 
     fn req_str(&self, field: &str) -> Result<String, String> {
-        self.req_str_at("", field)
-    }
-
-    fn req_str_at(&self, prefix: &str, field: &str) -> Result<String, String> {
-        self.opt_str_at(prefix, field)?
-            .ok_or_else(|| format!("{}: args.{prefix}{field}: required", self.name))
+        self.opt_str(field)?
+            .ok_or_else(|| format!("{}: args.{}{field}: required", self.name, self.prefix))
     }
 
     fn str_list(&self, field: &str) -> Result<Vec<String>, String> {
-        self.str_list_at("", field)
-    }
-
-    fn str_list_at(&self, prefix: &str, field: &str) -> Result<Vec<String>, String> {
         match self.args.get(field) {
             None | Some(Value::Null) => Ok(Vec::new()),
             Some(Value::String(s)) => Ok(vec![s.trim().to_string()]),
@@ -1820,14 +1727,14 @@ impl Args<'_> {
                 .map(|(i, item)| match item {
                     Value::String(s) => Ok(s.trim().to_string()),
                     other => Err(format!(
-                        "{}: args.{prefix}{field}[{i}]: expected a string, found {other}",
-                        self.name
+                        "{}: args.{}{field}[{i}]: expected a string, found {other}",
+                        self.name, self.prefix
                     )),
                 })
                 .collect(),
             Some(other) => Err(format!(
-                "{}: args.{prefix}{field}: expected a list of strings, found {other}",
-                self.name
+                "{}: args.{}{field}: expected a list of strings, found {other}",
+                self.name, self.prefix
             )),
         }
     }

@@ -250,7 +250,7 @@ impl FileTools {
 /// random name and is created exclusively (an existing file or link of that name is never
 /// opened, so nothing planted there can redirect the write); it takes over the permissions of
 /// the file it replaces.
-async fn write_atomically(target: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) async fn write_atomically(target: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let parent = target
         .parent()
         .ok_or_else(|| std::io::Error::other("the path has no parent folder"))?;

@@ -11,7 +11,9 @@ use crate::verify::{self, VerificationResult};
 use orket_core::lifecycle::allowed_targets;
 use orket_core::priority::parse_priority;
 use orket_core::{CardKind, Status, ToolCall, WaitReason};
-use orket_llm::{parse_tool_calls, turn_schema, ChatMessage, ModelRequest, ProviderError};
+use orket_llm::{
+    parse_tool_calls, turn_schema, ChatMessage, ModelRequest, Provider, ProviderError,
+};
 use orket_store::{Change, IssueRecord, IssueUpdate, NewApproval, NewTurn};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -574,28 +576,50 @@ async fn call_model(
     request: &ModelRequest,
     role: &str,
 ) -> Result<orket_llm::ModelReply, ProviderError> {
+    complete_with_retries(
+        engine.provider().as_ref(),
+        request,
+        engine.options().retry_backoff,
+        |attempt, err| {
+            let name = match err {
+                ProviderError::Timeout { .. } => names::MODEL_TIMEOUT_RETRY,
+                _ => names::MODEL_CONNECTION_RETRY,
+            };
+            let retry = event(
+                ctx,
+                name,
+                Some(role),
+                Some(&request.issue_id),
+                json!({"attempt": attempt, "error": err.to_string()}),
+            );
+            async move {
+                let _ = engine.commit_events(ctx, vec![retry]).await;
+            }
+        },
+    )
+    .await
+}
+
+/// Calls `provider` up to [`MODEL_ATTEMPTS`] times: a retryable failure (timeout, connection)
+/// is handed to `on_retry` with the attempt's number, then retried after `backoff` (doubled
+/// each time). Turns and the driver share it.
+pub(crate) async fn complete_with_retries<F, Fut>(
+    provider: &dyn Provider,
+    request: &ModelRequest,
+    backoff: Duration,
+    mut on_retry: F,
+) -> Result<orket_llm::ModelReply, ProviderError>
+where
+    F: FnMut(u32, &ProviderError) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let mut attempt = 1;
     loop {
-        match engine.provider().complete(request).await {
+        match provider.complete(request).await {
             Ok(reply) => return Ok(reply),
             Err(err) if err.is_retryable() && attempt < MODEL_ATTEMPTS => {
-                let name = match err {
-                    ProviderError::Timeout { .. } => names::MODEL_TIMEOUT_RETRY,
-                    _ => names::MODEL_CONNECTION_RETRY,
-                };
-                let _ = engine
-                    .commit_events(
-                        ctx,
-                        vec![event(
-                            ctx,
-                            name,
-                            Some(role),
-                            Some(&request.issue_id),
-                            json!({"attempt": attempt, "error": err.to_string()}),
-                        )],
-                    )
-                    .await;
-                tokio::time::sleep(engine.options().retry_backoff * 2u32.pow(attempt - 1)).await;
+                on_retry(attempt, &err).await;
+                tokio::time::sleep(backoff * 2u32.pow(attempt - 1)).await;
                 attempt += 1;
             }
             Err(err) => return Err(err),
