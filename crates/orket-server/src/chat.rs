@@ -2,7 +2,7 @@
 //! model whose answer is one action on the asset tree (or a reply).
 
 use crate::error::{ApiError, ApiResult};
-use crate::{body_value, runs, AppState};
+use crate::{body_department, body_text, body_value, runs, AppState};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -73,27 +73,12 @@ pub async fn chat_driver(
             "body: expected a JSON object with at least \"message\"",
         ));
     };
-    let text = |name: &str| -> ApiResult<Option<String>> {
-        match map.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.trim().to_string()).filter(|s| !s.is_empty())),
-            Some(other) => Err(ApiError::bad_request(format!(
-                "{name}: expected a string, found {other}"
-            ))),
-        }
-    };
-    let message = text("message")?
+    let message = body_text(map, "message")?
         .ok_or_else(|| ApiError::bad_request("message: required (what you ask the driver)"))?;
     let history = history(map.get("history"))?;
-    let department = text("department")?.unwrap_or_else(|| "core".to_string());
-    if !orket_core::assets::is_plain_name(&department) {
-        return Err(ApiError::bad_request(format!(
-            "department: \"{department}\" is not a plain folder name"
-        )));
-    }
     let options = DriverOptions {
-        model: text("model")?,
-        department,
+        model: body_text(map, "model")?,
+        department: body_department(map)?,
         ..DriverOptions::default()
     };
     let choice = runs::provider_choice(&state, map)?;

@@ -341,6 +341,56 @@ pub(crate) fn body_value(
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
+/// A string field of a JSON body, trimmed (`None` when absent, `null` or empty); a 400 names
+/// the field when it is not a string.
+pub(crate) fn body_text(
+    map: &serde_json::Map<String, serde_json::Value>,
+    name: &str,
+) -> ApiResult<Option<String>> {
+    match map.get(name) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => {
+            Ok(Some(s.trim().to_string()).filter(|s| !s.is_empty()))
+        }
+        Some(other) => Err(ApiError::bad_request(format!(
+            "{name}: expected a string, found {other}"
+        ))),
+    }
+}
+
+/// A whole-number field of a JSON body from 0 to `max`; a 400 names the field.
+pub(crate) fn body_number(
+    map: &serde_json::Map<String, serde_json::Value>,
+    name: &str,
+    max: u64,
+) -> ApiResult<Option<u64>> {
+    match map.get(name) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::Number(n)) => match n.as_u64().filter(|n| *n <= max) {
+            Some(n) => Ok(Some(n)),
+            None => Err(ApiError::bad_request(format!(
+                "{name}: expected a whole number from 0 to {max}, found {n}"
+            ))),
+        },
+        Some(other) => Err(ApiError::bad_request(format!(
+            "{name}: expected a number, found {other}"
+        ))),
+    }
+}
+
+/// The body's `department` (default `core`), a plain folder name; a 400 otherwise.
+pub(crate) fn body_department(
+    map: &serde_json::Map<String, serde_json::Value>,
+) -> ApiResult<String> {
+    let department = body_text(map, "department")?.unwrap_or_else(|| "core".to_string());
+    if !orket_core::assets::is_plain_name(&department) {
+        return Err(ApiError::bad_request(format!(
+            "department: \"{department}\" is not a plain folder name"
+        )));
+    }
+    Ok(department)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 //! their backlog, per-role metrics, transcript and snapshot, and halt one at a turn boundary.
 
 use crate::error::{ApiError, ApiQuery, ApiResult};
-use crate::{body_value, AppState, ProviderChoice};
+use crate::{body_department, body_number, body_text, body_value, AppState, ProviderChoice};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
@@ -463,39 +463,11 @@ fn plan(state: &AppState, body: &Value) -> ApiResult<Plan> {
             "body: expected a JSON object with at least \"target\"",
         ));
     };
-    let text = |name: &str| -> ApiResult<Option<String>> {
-        match map.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
-            Some(other) => Err(ApiError::bad_request(format!(
-                "{name}: expected a string, found {other}"
-            ))),
-        }
-    };
-    let target = text("target")?.filter(|t| !t.is_empty()).ok_or_else(|| {
+    let target = body_text(map, "target")?.ok_or_else(|| {
         ApiError::bad_request("target: required (an epic or rock name, or an issue id)")
     })?;
-    let department = text("department")?.unwrap_or_else(|| "core".to_string());
-    if !orket_core::assets::is_plain_name(&department) {
-        return Err(ApiError::bad_request(format!(
-            "department: \"{department}\" is not a plain folder name"
-        )));
-    }
-    let number = |name: &str, max: u64| -> ApiResult<Option<u64>> {
-        match map.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => match n.as_u64().filter(|n| *n <= max) {
-                Some(n) => Ok(Some(n)),
-                None => Err(ApiError::bad_request(format!(
-                    "{name}: expected a whole number from 0 to {max}, found {n}"
-                ))),
-            },
-            Some(other) => Err(ApiError::bad_request(format!(
-                "{name}: expected a number, found {other}"
-            ))),
-        }
-    };
-    let concurrency = match number("concurrency", 64)? {
+    let department = body_department(map)?;
+    let concurrency = match body_number(map, "concurrency", 64)? {
         Some(0) => return Err(ApiError::bad_request("concurrency: must be at least 1")),
         Some(n) => n as usize,
         None => 3,
@@ -509,7 +481,7 @@ fn plan(state: &AppState, body: &Value) -> ApiResult<Plan> {
             )))
         }
     };
-    let model = text("model")?.filter(|m| !m.is_empty());
+    let model = body_text(map, "model")?;
     let provider = provider_choice(state, map)?;
     Ok(Plan {
         target,
@@ -528,33 +500,9 @@ pub(crate) fn provider_choice(
     state: &AppState,
     map: &serde_json::Map<String, Value>,
 ) -> ApiResult<ProviderChoice> {
-    let text = |name: &str| -> ApiResult<Option<String>> {
-        match map.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
-            Some(other) => Err(ApiError::bad_request(format!(
-                "{name}: expected a string, found {other}"
-            ))),
-        }
-    };
-    let replay_delay_ms = match map.get("replay_delay_ms") {
-        None | Some(Value::Null) => 0,
-        Some(Value::Number(n)) => match n.as_u64().filter(|n| *n <= 600_000) {
-            Some(n) => n,
-            None => {
-                return Err(ApiError::bad_request(format!(
-                    "replay_delay_ms: expected a whole number from 0 to 600000, found {n}"
-                )))
-            }
-        },
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "replay_delay_ms: expected a number, found {other}"
-            )))
-        }
-    };
-    let replay = text("replay")?.filter(|r| !r.is_empty());
-    let name = match text("provider")?.filter(|p| !p.is_empty()) {
+    let replay_delay_ms = body_number(map, "replay_delay_ms", 600_000)?.unwrap_or(0);
+    let replay = body_text(map, "replay")?;
+    let name = match body_text(map, "provider")? {
         Some(name) => name,
         None => match (&state.config().default_provider, &replay) {
             (Some(default), _) => default.clone(),
