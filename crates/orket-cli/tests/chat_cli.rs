@@ -18,7 +18,8 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// A copy of the demo and a replay file of the driver's `replies`.
+/// A copy of the demo and a replay file of the driver's `replies` (a JSON string is the raw
+/// reply text).
 fn project(replies: &[Value]) -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("demo");
@@ -30,8 +31,11 @@ fn project(replies: &[Value]) -> (tempfile::TempDir, PathBuf, PathBuf) {
     let text: String = replies
         .iter()
         .map(|r| {
-            json!({"issue_id": "driver", "role": "operations_lead", "content": r.to_string()})
-                .to_string()
+            let content = match r {
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            json!({"issue_id": "driver", "role": "operations_lead", "content": content}).to_string()
                 + "\n"
         })
         .collect();
@@ -130,9 +134,11 @@ fn a_refused_action_exits_1_with_the_reason_on_stderr() {
 }
 
 #[test]
-fn the_repl_answers_each_line_and_ends_at_exit() {
+fn the_repl_answers_each_line_goes_on_after_a_refusal_and_ends_at_exit() {
     let (_dir, root, replay) = project(&[
         json!({"action": "reply", "message": "The demo has one epic, hello_cli."}),
+        json!({"action": "create_issue", "args": {
+            "epic": "hello_cli", "summary": "Test everything", "seat": "qa"}}),
         json!({"action": "create_issue", "args": {
             "epic": "hello_cli", "summary": "Add a --name flag", "seat": "developer"}}),
         json!({"action": "reply", "message": "never asked"}),
@@ -141,14 +147,14 @@ fn the_repl_answers_each_line_and_ends_at_exit() {
         &root,
         &replay,
         &[],
-        Some("what epics are there?\nadd a name flag issue\nexit\nthis is not read\n"),
+        Some("what epics are there?\nadd a qa issue\nadd a name flag issue\nexit\nthis is not read\n"),
     );
     let stdout = text(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        text(&out.stderr)
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("refused: create_issue: seat: \"qa\" is not a seat of team \"demo_team\""),
+        "{stderr}"
     );
     assert!(
         stdout.contains("The demo has one epic, hello_cli."),
@@ -163,4 +169,23 @@ fn the_repl_answers_each_line_and_ends_at_exit() {
         "{stdout}"
     );
     assert!(!stdout.contains("never asked"), "exit ends the session");
+}
+
+#[test]
+fn a_reply_that_is_no_action_or_a_failed_model_call_exits_1() {
+    let (_dir, root, replay) = project(&[json!("I am not sure what to do.")]);
+    let out = chat(&root, &replay, &["--message", "do something"], None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("error: the model's reply is not an action: no JSON object found"),
+        "{stderr}"
+    );
+    // The replay file has no reply left: the model call fails.
+    let (_dir, root, replay) = project(&[]);
+    let out = chat(&root, &replay, &["--message", "anything"], None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("error: the model call failed"), "{stderr}");
+    assert!(text(&out.stdout).is_empty());
 }

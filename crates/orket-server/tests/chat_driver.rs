@@ -2,9 +2,12 @@
 
 mod common;
 
+use async_trait::async_trait;
 use axum::http::{Method, StatusCode};
 use common::{Project, KEY};
+use orket_llm::{ModelReply, ModelRequest, Provider, ProviderError};
 use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
 
 /// Writes `replay/driver.jsonl` into the project with the driver's `replies`.
 fn replay(p: &Project, replies: &[Value]) {
@@ -159,6 +162,7 @@ async fn the_key_is_required_when_set() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
+    assert!(p.root.join("model/core/epics/docs_site.json").is_file());
 }
 
 #[tokio::test]
@@ -186,4 +190,63 @@ async fn a_failed_model_call_or_a_reply_that_is_no_action_answers_502() {
         .as_str()
         .unwrap()
         .starts_with("the model call failed: replay file"));
+}
+
+/// A provider that keeps every request and answers with a reply action.
+struct Capturing(Arc<Mutex<Vec<ModelRequest>>>);
+
+#[async_trait]
+impl Provider for Capturing {
+    fn name(&self) -> &str {
+        "capturing"
+    }
+
+    async fn complete(&self, request: &ModelRequest) -> Result<ModelReply, ProviderError> {
+        self.0.lock().unwrap().push(request.clone());
+        Ok(ModelReply {
+            content: json!({"action": "reply", "message": "noted"}).to_string(),
+            tokens_in: 0,
+            tokens_out: 0,
+            model: request.model.clone(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn the_project_s_secrets_never_reach_the_model_or_the_answer() {
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&requests);
+    let p = Project::with(move |c| {
+        c.providers =
+            Arc::new(move |_| Ok(Arc::new(Capturing(Arc::clone(&seen))) as Arc<dyn Provider>));
+    })
+    .await;
+    let secret = "sk-driver-secret-4242";
+    std::fs::write(p.root.join(".env"), format!("OPENAI_API_KEY={secret}\n")).unwrap();
+    std::fs::write(
+        p.root.join("workspace/credentials.txt"),
+        format!("password={secret}\n"),
+    )
+    .unwrap();
+    let (status, body) = p
+        .post(
+            "/v1/system/chat-driver",
+            json!({"message": "What is in the project?", "provider": "ollama"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["reply"], "noted");
+    assert!(!body.to_string().contains(secret));
+    let requests = requests.lock().unwrap();
+    assert_eq!(requests.len(), 1);
+    let sent = format!(
+        "{:?} {}",
+        requests[0].messages,
+        requests[0].tool_schema.clone().unwrap_or_default()
+    );
+    assert!(
+        sent.contains("hello_cli") && sent.contains("What is in the project?"),
+        "the request holds the organization and the message: {sent}"
+    );
+    assert!(!sent.contains(secret), "a secret reached the model: {sent}");
 }
