@@ -459,14 +459,7 @@ impl Driver {
         description: Option<&str>,
         issues: &[NewIssue],
     ) -> Result<DriverOutcome, Fail> {
-        plain("name", name)?;
-        let dept = self.department(department)?;
-        if let Ok(existing) = self.tree.find(Category::Epics, name, &dept) {
-            return refuse(format!(
-                "name: epic \"{name}\" already exists ({}); epics are never overwritten",
-                self.tree.relative(&existing)
-            ));
-        }
+        let dept = self.new_asset(Category::Epics, name, department)?;
         let team = self.team(team_name, &dept)?;
         let environment = match environment {
             Some(env) => {
@@ -522,18 +515,8 @@ impl Driver {
         epic.insert("team".into(), json!(team.name));
         epic.insert("environment".into(), json!(environment));
         epic.insert("issues".into(), Value::Array(written));
-        let path = self
-            .tree
-            .root()
-            .join("model")
-            .join(&dept)
-            .join("epics")
-            .join(format!("{name}.json"));
         let changed = self
-            .commit(
-                vec![(path, Value::Object(epic))],
-                &[(Category::Epics, name, &dept)],
-            )
+            .write_new(Category::Epics, name, &dept, Value::Object(epic))
             .await?;
         Ok(outcome(
             "create_epic",
@@ -591,14 +574,7 @@ impl Driver {
         epics: &[String],
         description: Option<&str>,
     ) -> Result<DriverOutcome, Fail> {
-        plain("name", name)?;
-        let dept = self.department(department)?;
-        if let Ok(existing) = self.tree.find(Category::Rocks, name, &dept) {
-            return refuse(format!(
-                "name: rock \"{name}\" already exists ({}); rocks are never overwritten",
-                self.tree.relative(&existing)
-            ));
-        }
+        let dept = self.new_asset(Category::Rocks, name, department)?;
         if epics.is_empty() {
             return refuse("epics: a rock needs at least one epic");
         }
@@ -629,18 +605,8 @@ impl Driver {
         }
         rock.insert("owner_department".into(), json!(dept));
         rock.insert("epics".into(), Value::Array(entries));
-        let path = self
-            .tree
-            .root()
-            .join("model")
-            .join(&dept)
-            .join("rocks")
-            .join(format!("{name}.json"));
         let changed = self
-            .commit(
-                vec![(path, Value::Object(rock))],
-                &[(Category::Rocks, name, &dept)],
-            )
+            .write_new(Category::Rocks, name, &dept, Value::Object(rock))
             .await?;
         Ok(outcome(
             "create_rock",
@@ -819,6 +785,25 @@ impl Driver {
 
     // ---- lookups -----------------------------------------------------------------------
 
+    /// The department of a new epic or rock `name`, which must be a plain name no layer of
+    /// the tree has yet (assets are never overwritten).
+    fn new_asset(
+        &self,
+        category: Category,
+        name: &str,
+        department: Option<&str>,
+    ) -> Result<String, Fail> {
+        plain("name", name)?;
+        let dept = self.department(department)?;
+        match self.tree.find(category, name, &dept) {
+            Ok(existing) => refuse(format!(
+                "name: {category} \"{name}\" already exists ({}); {category}s are never overwritten",
+                self.tree.relative(&existing)
+            )),
+            Err(_) => Ok(dept),
+        }
+    }
+
     /// The department of a new asset: given (plain, known) or the driver's.
     fn department(&self, given: Option<&str>) -> Result<String, Fail> {
         let dept = given
@@ -990,6 +975,25 @@ impl Driver {
     }
 
     // ---- writing -----------------------------------------------------------------------
+
+    /// Writes the new asset `model/<dept>/<category>/<name>.json` and loads it again.
+    async fn write_new(
+        &self,
+        category: Category,
+        name: &str,
+        dept: &str,
+        value: Value,
+    ) -> Result<Vec<String>, Fail> {
+        let path = self
+            .tree
+            .root()
+            .join("model")
+            .join(dept)
+            .join(category.dir())
+            .join(format!("{name}.json"));
+        self.commit(vec![(path, value)], &[(category, name, dept)])
+            .await
+    }
 
     fn read_value(&self, path: &Path) -> Result<Value, Fail> {
         let rel = self.tree.relative(path);
