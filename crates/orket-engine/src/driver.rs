@@ -5,11 +5,11 @@
 //! with their seats, environments, epics with their issues, rocks), sends it with the
 //! conversation and a JSON schema that admits exactly one action ([`driver_schema`]: a `oneOf`
 //! per action, so a provider with constrained decoding only produces legal actions), parses the
-//! reply ([`parse_action`]), validates it against the tree and applies it ([`Driver::apply`]).
+//! reply ([`parse_action`]), validates it against the tree and applies it.
 //!
-//! Every write stays under the project's `model/` or `config/` (names are single path
-//! components, links that lead out are refused), is atomic (a temporary file renamed over the
-//! target), keeps the file's other fields (the JSON is edited as a `serde_json::Value`) and is
+//! Every write stays under the project's own `model/` or `config/` (names are single path
+//! components, a linked file is never written, a folder that leads elsewhere through a link is
+//! refused), is atomic ([`crate::file_tools`]'s temporary file renamed over the target), keeps the file's other fields (the JSON is edited as a `serde_json::Value`) and is
 //! re-loaded with the asset loader afterwards: when the asset no longer loads, the original is
 //! put back and the action is refused with the loader's error. A refused action writes nothing.
 //!
@@ -391,7 +391,7 @@ impl Driver {
     }
 
     /// Validates `action` against the tree and applies it. A refusal writes nothing.
-    pub async fn apply(&self, action: &DriverAction) -> Result<DriverOutcome, DriverError> {
+    async fn apply(&self, action: &DriverAction) -> Result<DriverOutcome, DriverError> {
         let outcome = match action {
             DriverAction::Reply { message } => Ok(DriverOutcome {
                 action: "reply".to_string(),
