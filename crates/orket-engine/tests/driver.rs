@@ -553,3 +553,17 @@ async fn a_folder_linked_elsewhere_in_the_project_or_a_linked_epic_file_is_never
     );
     assert_eq!(target_before, std::fs::read(&target).unwrap());
 }
+
+#[tokio::test]
+async fn a_written_asset_the_loader_refuses_is_taken_back() {
+    // An issue of a new epic that depends on itself passes the driver's own checks but not the
+    // loader (a dependency cycle): the new file is removed again and the action refused.
+    let message = refused(
+        json!({"action": "create_epic", "args": {"name": "docs_site", "team": "demo_team",
+            "issues": [{"summary": "Write the index page", "seat": "developer",
+                        "depends_on": ["Write the index page"]}]}}),
+        "the edited asset does not load, so it was put back as it was",
+    )
+    .await;
+    assert!(message.starts_with("create_epic: "), "{message}");
+}
