@@ -10,6 +10,8 @@
 //! package in `crates/orket-server/tests/browser/node_modules`; `bash .ci/setup` installs them.
 //! Without them this test fails and says how to install them.
 
+mod common;
+
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -62,24 +64,6 @@ fn check_prerequisites() -> PathBuf {
         browser_dir().join("node_modules").display()
     );
     chromium
-}
-
-/// Copies the demo project, without a workspace or store a local run may have left in it.
-fn copy_project(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name();
-        if name == "workspace" || name == ".orket" {
-            continue;
-        }
-        let kind = entry.file_type().unwrap();
-        if kind.is_dir() {
-            copy_project(&entry.path(), &to.join(&name));
-        } else if kind.is_file() {
-            fs::copy(entry.path(), to.join(&name)).unwrap();
-        }
-    }
 }
 
 /// Kills the server when the test ends, however it ends.
@@ -223,7 +207,7 @@ fn browser_scenario(
     let chromium = check_prerequisites();
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("project");
-    copy_project(&workspace_root().join("demo"), &root);
+    common::copy_project(&workspace_root().join("demo"), &root);
     assert!(root.join("replay/hello_cli.jsonl").is_file());
     prepare(&root);
 

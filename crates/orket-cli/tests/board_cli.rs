@@ -1,27 +1,12 @@
 //! `orket board`: from the files, then from the store once a build exists.
 
+mod common;
+
 use assert_cmd::Command;
 use orket_core::Status;
 use orket_store::{BuildRecord, IssueRecord, IssueUpdate, SqliteStore, Store};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-
-fn demo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../demo")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
+use std::path::Path;
 
 fn board_json(root: &Path, extra: &[&str], env_db: Option<&Path>) -> Value {
     let mut cmd = Command::cargo_bin("orket").unwrap();
@@ -61,7 +46,7 @@ fn issue_statuses(epic: &Value) -> Vec<(String, String)> {
 #[test]
 fn board_from_files_lists_every_card_with_id_and_status() {
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&demo(), dir.path());
+    common::copy_project(&common::demo_dir(), dir.path());
     let board = board_json(dir.path(), &[], None);
     let rock = &board["rocks"][0];
     assert_eq!(rock["id"], "demo_launch");
@@ -114,7 +99,7 @@ fn board_from_files_lists_every_card_with_id_and_status() {
 async fn board_reads_statuses_from_the_store_of_the_root() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("project");
-    copy_dir(&demo(), &root);
+    common::copy_project(&common::demo_dir(), &root);
     {
         let store = SqliteStore::open(&root.join(".orket/orket.db"))
             .await
@@ -164,7 +149,7 @@ async fn board_reads_statuses_from_the_store_of_the_root() {
     // The same store named by ORKET_DB or --db from another root gives the same statuses.
     let db = root.join(".orket/orket.db");
     let other = dir.path().join("other");
-    copy_dir(&demo(), &other);
+    common::copy_project(&common::demo_dir(), &other);
     let via_env = board_json(&other, &[], Some(&db));
     assert_eq!(via_env["rocks"][0]["epics"][0]["source"], "store");
     let via_flag = board_json(&other, &["--db", db.to_str().unwrap()], None);
@@ -199,7 +184,7 @@ fn board_output(root: &Path, args: &[&str]) -> (Option<i32>, String, String) {
 #[test]
 fn an_unknown_or_invalid_department_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&demo(), dir.path());
+    common::copy_project(&common::demo_dir(), dir.path());
     for json in [false, true] {
         let mut args = vec!["--department", "nowhere"];
         if json {
@@ -226,7 +211,7 @@ fn an_unknown_or_invalid_department_is_an_error() {
 #[test]
 fn a_department_board_includes_core() {
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&demo(), dir.path());
+    common::copy_project(&common::demo_dir(), dir.path());
     let sales = dir.path().join("model/sales/epics");
     std::fs::create_dir_all(&sales).unwrap();
     let epic = std::fs::read_to_string(dir.path().join("model/core/epics/hello_cli.json"))
@@ -262,7 +247,7 @@ fn a_department_board_includes_core() {
 #[test]
 fn a_broken_rock_is_shown_with_its_error() {
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&demo(), dir.path());
+    common::copy_project(&common::demo_dir(), dir.path());
     let rock = dir.path().join("model/core/rocks/demo_launch.json");
     let text = std::fs::read_to_string(&rock).unwrap().replace(
         "\"name\": \"Demo launch\",",

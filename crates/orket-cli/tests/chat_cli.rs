@@ -1,32 +1,18 @@
 //! `orket chat`: the driver from the command line with recorded replies (the replay key is
 //! issue `driver`, role `operations_lead`).
 
+mod common;
+
 use assert_cmd::Command;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
 
 /// A copy of the demo and a replay file of the driver's `replies` (a JSON string is the raw
 /// reply text).
 fn project(replies: &[Value]) -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("demo");
-    copy_dir(
-        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../demo"),
-        &root,
-    );
+    common::copy_project(&common::demo_dir(), &root);
     let replay = dir.path().join("driver.jsonl");
     let text: String = replies
         .iter()

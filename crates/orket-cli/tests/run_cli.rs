@@ -1,33 +1,19 @@
 //! `orket run` / `orket resume` with recorded model turns, as a user runs them.
 
+mod common;
+
 use assert_cmd::Command;
 use orket_store::{SqliteStore, Store};
 use serde_json::json;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
 
 /// A copy of the demo with a replay file that completes its epic.
 fn demo_with_replay() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("project");
-    copy_dir(
-        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../demo"),
-        &root,
-    );
+    common::copy_project(&common::demo_dir(), &root);
     let mut lines = Vec::new();
     for (issue, path) in [
         ("DEMO-1", "hello.py"),

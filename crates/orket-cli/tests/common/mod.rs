@@ -1,0 +1,32 @@
+//! Helpers shared by the `orket` command's tests (each test file compiles its own copy, so
+//! a helper one file does not use is not dead code).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// The repository's demo project (`demo/`).
+pub fn demo_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../demo")
+}
+
+/// Copies a project folder to `to`, without the `workspace/` or `.orket/` (store) a local run
+/// may have left in it.
+pub fn copy_project(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("create {}: {e}", to.display()));
+    let entries =
+        std::fs::read_dir(from).unwrap_or_else(|e| panic!("read {}: {e}", from.display()));
+    for entry in entries {
+        let entry = entry.expect("a directory entry");
+        let name = entry.file_name();
+        if name == "workspace" || name == ".orket" {
+            continue;
+        }
+        let kind = entry.file_type().expect("its type");
+        if kind.is_dir() {
+            copy_project(&entry.path(), &to.join(&name));
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), to.join(&name))
+                .unwrap_or_else(|e| panic!("copy {}: {e}", entry.path().display()));
+        }
+    }
+}
