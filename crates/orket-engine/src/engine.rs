@@ -42,9 +42,10 @@ pub enum EngineError {
     /// The epic is too large for its governance.
     #[error("{0}")]
     Complexity(String),
-    /// The store failed.
+    /// The store failed (not `#[from]`: the message holds the cause, so it is not also its
+    /// `source()`, which a printed error chain would repeat).
     #[error("store: {0}")]
-    Store(#[from] StoreError),
+    Store(StoreError),
     /// The workspace could not be prepared.
     #[error("workspace {path}: {message}")]
     Workspace {
@@ -59,6 +60,12 @@ pub enum EngineError {
     /// A run that cannot be resumed.
     #[error("{0}")]
     Resume(String),
+}
+
+impl From<StoreError> for EngineError {
+    fn from(e: StoreError) -> Self {
+        EngineError::Store(e)
+    }
 }
 
 /// A request to stop a run at the next turn boundary, shared between the engine and whoever

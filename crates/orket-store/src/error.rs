@@ -43,7 +43,15 @@ pub enum StoreError {
     },
     /// The database failed.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
+}
+
+// Not `#[from]`: the message already holds the cause, so it is not also its `source()` (an
+// error chain printed whole, as `orket` does, would repeat it).
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Database(e)
+    }
 }
 
 /// The result of a store operation.

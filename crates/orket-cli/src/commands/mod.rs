@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod approval;
 pub mod board;
 pub mod chat;
 pub mod check;
