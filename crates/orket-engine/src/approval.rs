@@ -17,12 +17,15 @@
 //! runs and the other gets a `Conflict` before anything happened. The batch then requires the
 //! claim; a decision that fails gives the claim back (`pending`).
 
-use crate::engine::{event, Engine, EngineError};
+use crate::engine::{event, Engine, EngineError, EngineOptions};
 use crate::events::names;
+use crate::events::EventBus;
 use crate::gate::{self, Decision, GateContext};
 use crate::turn::{self, TurnState};
+use orket_core::assets::AssetTree;
 use orket_core::{Status, ToolCall};
-use orket_store::{ApprovalRecord, Change, IssueUpdate, StoreError};
+use orket_llm::{ModelReply, ModelRequest, Provider, ProviderError};
+use orket_store::{ApprovalRecord, Change, IssueUpdate, Store, StoreError};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -43,7 +46,36 @@ pub enum ApprovalDecision {
     },
 }
 
+/// The provider of an engine that only decides approvals: a decision runs at most the parked
+/// tool call, never a model turn, so a call here is a bug reported as an error.
+struct NoModel;
+
+#[async_trait::async_trait]
+impl Provider for NoModel {
+    fn name(&self) -> &str {
+        "none"
+    }
+
+    async fn complete(&self, _request: &ModelRequest) -> Result<ModelReply, ProviderError> {
+        Err(ProviderError::Other(
+            "an approval decision calls no model".to_string(),
+        ))
+    }
+}
+
 impl Engine {
+    /// An engine for [`Engine::decide_approval`] alone (the CLI's `orket approval` and the
+    /// server's approval routes): it has no model.
+    pub fn for_decisions(tree: AssetTree, store: Arc<dyn Store>, bus: EventBus) -> Engine {
+        Engine::new(
+            tree,
+            store,
+            Arc::new(NoModel),
+            bus,
+            EngineOptions::from_env(),
+        )
+    }
+
     /// Applies a person's decision to pending approval `id` and returns the approval as it now
     /// stands. `NotFound` for an unknown approval; a store `Conflict` when it was already
     /// decided, is being decided by another request, or its issue no longer waits for it.

@@ -548,12 +548,7 @@ impl Driver {
         let object = issue_object(&id, issue, &team, &issue.depends_on, "")?;
         let mut value = self.read_value(&path)?;
         push_issue(&mut value, &epic.issues_key, object)?;
-        let changed = self
-            .commit(
-                vec![(path, value)],
-                &[(Category::Epics, &epic.stem, &epic.department)],
-            )
-            .await?;
+        let changed = self.commit_epic(path, value, &epic).await?;
         Ok(outcome(
             "create_issue",
             format!(
@@ -649,12 +644,7 @@ impl Driver {
         }
         let mut value = self.read_value(&path)?;
         set_field(&mut value, "team", json!(team.name))?;
-        let changed = self
-            .commit(
-                vec![(path, value)],
-                &[(Category::Epics, &epic.stem, &epic.department)],
-            )
-            .await?;
+        let changed = self.commit_epic(path, value, &epic).await?;
         Ok(outcome(
             "assign_team",
             format!(
@@ -688,12 +678,7 @@ impl Driver {
         };
         object.insert("id".into(), json!(issue));
         object.insert("note".into(), json!(note));
-        let changed = self
-            .commit(
-                vec![(path, value)],
-                &[(Category::Epics, &epic.stem, &epic.department)],
-            )
-            .await?;
+        let changed = self.commit_epic(path, value, &epic).await?;
         Ok(outcome(
             "turn_directive",
             format!(
@@ -1000,6 +985,20 @@ impl Driver {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Fail::Io(format!("{rel}: cannot read: {e}")))?;
         serde_json::from_str(&text).map_err(|e| Fail::Refused(format!("{rel}: invalid JSON: {e}")))
+    }
+
+    /// [`Self::commit`] of one edited epic file.
+    async fn commit_epic(
+        &self,
+        path: PathBuf,
+        value: Value,
+        epic: &Epic,
+    ) -> Result<Vec<String>, Fail> {
+        self.commit(
+            vec![(path, value)],
+            &[(Category::Epics, &epic.stem, &epic.department)],
+        )
+        .await
     }
 
     /// Writes every `(path, value)` atomically, then loads every `(category, name, dept)` of

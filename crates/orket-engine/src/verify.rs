@@ -377,9 +377,19 @@ fn set_limit(resource: libc::__rlimit_resource_t, soft: u64, slack: u64) -> std:
     Ok(())
 }
 
-/// Folders every fixture may read and execute: the system's programs, libraries and settings.
-const SYSTEM_READ: [&str; 8] = [
-    "/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin", "/etc",
+/// What every fixture may read and execute: the system's programs and libraries, and of
+/// `/etc` only what the dynamic loader and Python need (never `/etc/shadow` and the like).
+const SYSTEM_READ: [&str; 10] = [
+    "/usr",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/bin",
+    "/sbin",
+    "/etc/ld.so.cache",
+    "/etc/localtime",
+    "/etc/passwd",
 ];
 
 /// Devices a fixture may read and write.

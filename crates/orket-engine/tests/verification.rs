@@ -522,6 +522,8 @@ def verify_code(d):
 def verify_secret(d):
     return attempt(lambda: open(d["path"]).read())
 
+verify_shadow = verify_secret
+
 def verify_home(d):
     return attempt(lambda: sorted(os.listdir(d["path"]))[:1] and "listed")
 
@@ -548,13 +550,14 @@ fn the_fixture_reads_the_workspace_but_nothing_else_and_writes_only_its_folder()
         {"id": "secret", "input_data": {"path": root.path().join(".env")}, "expected_output": "denied"},
         {"id": "home", "input_data": {"path": home.path()}, "expected_output": "denied"},
         {"id": "tamper", "input_data": {"path": ws.join("app.py")}, "expected_output": "denied"},
+        {"id": "shadow", "input_data": {"path": "/etc/shadow"}, "expected_output": "denied"},
         {"id": "scratch", "input_data": null, "expected_output": "ok"}
     ]);
     let r = run(&ws, &block("verification/test_fs.py", scenarios));
     let isolation = r.isolation.clone().unwrap();
     match landlock::abi() {
         Some(abi) => {
-            assert_eq!(counts(&r), (5, 0, 5), "{r:#?}");
+            assert_eq!(counts(&r), (6, 0, 6), "{r:#?}");
             assert_eq!(isolation.filesystem, FilesystemIsolation::Landlock);
             assert_eq!(isolation.landlock_abi, Some(abi));
             let app = std::fs::read_to_string(ws.join("app.py")).unwrap();

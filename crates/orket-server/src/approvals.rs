@@ -9,8 +9,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::Json;
 use orket_engine::approval::ApprovalDecision;
-use orket_engine::engine::{Engine, EngineOptions};
-use orket_llm::ReplayProvider;
+use orket_engine::engine::Engine;
 use orket_store::{ApprovalRecord, Change};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -148,15 +147,10 @@ async fn decide(
     let id: i64 = id.parse().map_err(|_| {
         ApiError::bad_request(format!("id: \"{id}\" is not an approval id (a number)"))
     })?;
-    // A decision runs at most one tool call and never a model turn.
-    let no_model = ReplayProvider::from_jsonl("(decisions call no model)", "")
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    let engine = Engine::new(
+    let engine = Engine::for_decisions(
         state.tree().clone(),
         Arc::clone(state.store()),
-        Arc::new(no_model),
         state.bus().clone(),
-        EngineOptions::from_env(),
     );
     // In its own task: a client that goes away mid-decision must not stop it between the
     // claim and the decision (the approval would stay `deciding`).

@@ -5,9 +5,8 @@
 use crate::project::Project;
 use anyhow::{bail, Context, Result};
 use orket_engine::approval::ApprovalDecision;
-use orket_engine::engine::{Engine, EngineOptions};
+use orket_engine::engine::Engine;
 use orket_engine::events::EventBus;
-use orket_llm::ReplayProvider;
 use orket_store::{ApprovalRecord, SqliteStore, Store};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -71,15 +70,7 @@ fn line(a: &ApprovalRecord) -> String {
 pub async fn decide(project: &Project, id: i64, decision: ApprovalDecision) -> Result<ExitCode> {
     let store = store(project).await?;
     let runs = Arc::clone(&store);
-    // A decision runs at most the parked tool call, never a model turn.
-    let no_model = ReplayProvider::from_jsonl("(decisions call no model)", "")?;
-    let engine = Engine::new(
-        project.tree()?,
-        store,
-        Arc::new(no_model),
-        EventBus::default(),
-        EngineOptions::from_env(),
-    );
+    let engine = Engine::for_decisions(project.tree()?, store, EventBus::default());
     // The engine's errors name the approval ("approval 7 not found", "... is already approved").
     let approval = engine.decide_approval(id, decision).await?;
     match approval.status.as_str() {
