@@ -117,13 +117,27 @@ fn open_error(path: &Path, message: String) -> StoreError {
 }
 
 /// A pool of up to `max` connections to the file.
+/// Opens a pool. A brand-new file that other processes open at the same moment can answer
+/// "database is locked" while one of them switches it to WAL, without SQLite's busy handler
+/// being asked; that is retried (every 50 ms, up to the busy timeout) like any other wait.
 async fn connect(path: &Path, options: SqliteConnectOptions, max: u32) -> StoreResult<SqlitePool> {
-    SqlitePoolOptions::new()
-        .max_connections(max)
-        .acquire_timeout(ACQUIRE_TIMEOUT)
-        .connect_with(options)
-        .await
-        .map_err(|err| open_error(path, err.to_string()))
+    let started = std::time::Instant::now();
+    loop {
+        let attempt = SqlitePoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options.clone())
+            .await;
+        match attempt {
+            Ok(pool) => return Ok(pool),
+            Err(sqlx::Error::Database(db))
+                if db.code().as_deref() == Some("5") && started.elapsed() < BUSY_TIMEOUT =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(err) => return Err(open_error(path, err.to_string())),
+        }
+    }
 }
 
 #[async_trait]
