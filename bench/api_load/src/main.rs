@@ -4,6 +4,8 @@
 //! its own runtime thread; the clients on another. Appends the results to `bench/RESULTS.md`
 //! (replacing the previous `api_load` section).
 
+#![forbid(unsafe_code)]
+
 use anyhow::{bail, Context, Result};
 use futures::StreamExt;
 use orket_server::{AppState, ServerConfig};

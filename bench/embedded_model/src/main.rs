@@ -4,14 +4,16 @@
 //!
 //! `cargo run --release -p orket-bench-embedded --features embedded --bin embedded_model`
 
+#![forbid(unsafe_code)]
+
 use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
 use orket_core::assets::AssetTree;
 use orket_engine::engine::{Engine, EngineOptions};
-use orket_engine::events::EventBus;
 use orket_llm::embedded::{EmbeddedOptions, EmbeddedProvider, GenerationStats};
 use orket_llm::models::{demo_model, fetch, find_local};
 use orket_llm::{ModelReply, ModelRequest, Provider, ProviderError};
+use orket_store::events::EventBus;
 use orket_store::{SqliteStore, Store};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

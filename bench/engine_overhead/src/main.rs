@@ -10,6 +10,8 @@
 //! The process exits non-zero when a run does not end `completed`. Timings are reported, never
 //! asserted.
 
+#![forbid(unsafe_code)]
+
 mod project;
 mod report;
 mod timed_store;
@@ -18,8 +20,8 @@ use anyhow::{Context, Result};
 use orket_core::assets::AssetTree;
 use orket_core::RunStatus;
 use orket_engine::engine::{Engine, EngineOptions};
-use orket_engine::events::EventBus;
 use orket_llm::ReplayProvider;
+use orket_store::events::EventBus;
 use orket_store::{SqliteStore, Store};
 use project::Shape;
 use report::Measured;
@@ -111,7 +113,10 @@ async fn run_scenario(scenario: Scenario, keep: bool) -> Result<Measured> {
         concurrency: scenario.concurrency,
         // Two ticks per dependency level (write, review), plus slack.
         max_iterations: 2 * scenario.issues + 10,
-        retry_backoff: Duration::from_millis(1),
+        retry: orket_llm::RetryPolicy {
+            attempts: 3,
+            backoff: Duration::from_millis(1),
+        },
         time_budget: Some(TIME_BUDGET),
         ..EngineOptions::default()
     };

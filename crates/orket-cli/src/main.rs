@@ -1,5 +1,7 @@
 //! The `orket` command line: one binary for every Orket command.
 
+#![forbid(unsafe_code)]
+
 mod commands;
 mod project;
 

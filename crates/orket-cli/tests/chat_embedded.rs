@@ -12,7 +12,7 @@
 mod common;
 
 use assert_cmd::Command;
-use orket_engine::driver::{parse_action, DRIVER_ISSUE_ID, DRIVER_ROLE};
+use orket_driver::{parse_action, DRIVER_ISSUE_ID, DRIVER_ROLE};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 

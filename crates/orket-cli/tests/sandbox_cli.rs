@@ -2,7 +2,7 @@
 //! docker engine is reachable in the tests).
 
 use assert_cmd::Command;
-use orket_engine::sandbox::{DeployRequest, SandboxManager, Stack};
+use orket_sandbox::{DeployRequest, SandboxManager, Stack};
 use orket_store::{SandboxRecord, SandboxStatus, SqliteStore, Store};
 use serde_json::Value;
 use std::path::Path;

@@ -4,17 +4,22 @@
 //! Pure and synchronous: no async runtime, no SQL, no HTTP. Start with [`lifecycle`] for the
 //! rules a card obeys and [`assets`] for how a project's JSON files become typed assets.
 
+#![forbid(unsafe_code)]
+
 pub mod assets;
 pub mod ids;
 pub mod lifecycle;
 pub mod plan;
 pub mod priority;
+pub mod refusal;
 pub mod run;
 pub mod sprint;
 pub mod status;
+pub mod time;
 pub mod tools;
 
 pub use lifecycle::{check_transition, TransitionError, TransitionRequest, INTEGRITY_GUARD};
+pub use refusal::RefusalCode;
 pub use run::{RunKind, RunStatus};
 pub use status::{CardKind, Status, WaitReason};
 pub use tools::ToolCall;

@@ -1,11 +1,15 @@
 //! The card lifecycle: transition tables per card kind, the wait-reason and integrity_guard
 //! rules, and the statuses of epics and rocks derived from their children.
 
+use crate::refusal::RefusalCode;
 use crate::status::{CardKind, Status, WaitReason};
 use std::fmt;
 
 /// The role that alone may move an issue to `done`.
 pub const INTEGRITY_GUARD: &str = "integrity_guard";
+
+/// The roles that may change issues other than their turn's own.
+pub const LEAD_ROLES: [&str; 2] = ["lead_architect", "operations_lead"];
 
 /// The statuses a card of this kind may hold.
 pub fn valid_statuses(kind: CardKind) -> &'static [Status] {
@@ -111,13 +115,15 @@ pub enum TransitionError {
 
 impl TransitionError {
     /// The stable refusal code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> RefusalCode {
         match self {
             TransitionError::AlreadyInStatus { .. } | TransitionError::Illegal { .. } => {
-                "ILLEGAL_TRANSITION"
+                RefusalCode::IllegalTransition
             }
-            TransitionError::WaitReasonRequired { .. } => "WAIT_REASON_REQUIRED",
-            TransitionError::DoneRequiresIntegrityGuard { .. } => "DONE_REQUIRES_INTEGRITY_GUARD",
+            TransitionError::WaitReasonRequired { .. } => RefusalCode::WaitReasonRequired,
+            TransitionError::DoneRequiresIntegrityGuard { .. } => {
+                RefusalCode::DoneRequiresIntegrityGuard
+            }
         }
     }
 }
@@ -323,7 +329,11 @@ mod tests {
                         allowed_count += 1;
                     } else {
                         let err = result.expect_err(&format!("{kind}: {from} -> {to}"));
-                        assert_eq!(err.code(), "ILLEGAL_TRANSITION", "{kind}: {from} -> {to}");
+                        assert_eq!(
+                            err.code().as_str(),
+                            "ILLEGAL_TRANSITION",
+                            "{kind}: {from} -> {to}"
+                        );
                         refused_count += 1;
                     }
                 }
@@ -382,7 +392,7 @@ mod tests {
                 roles: &roles,
             };
             let err = check_transition(&req).unwrap_err();
-            assert_eq!(err.code(), "WAIT_REASON_REQUIRED");
+            assert_eq!(err.code().as_str(), "WAIT_REASON_REQUIRED");
             assert_eq!(
                 err.to_string(),
                 format!("ISSUE-1: moving to {to} needs a wait_reason (one of: resource, dependency, review, input, system)")
@@ -419,7 +429,7 @@ mod tests {
             roles: &coder,
         };
         let err = check_transition(&req).unwrap_err();
-        assert_eq!(err.code(), "DONE_REQUIRES_INTEGRITY_GUARD");
+        assert_eq!(err.code().as_str(), "DONE_REQUIRES_INTEGRITY_GUARD");
         assert_eq!(
             err.to_string(),
             "ISSUE-2: only integrity_guard may move an issue to done (acting roles: coder, reviewer)"

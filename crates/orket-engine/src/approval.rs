@@ -18,15 +18,16 @@
 //! claim; a decision that fails gives the claim back (`pending`).
 
 use crate::engine::{event, Engine, EngineError, EngineOptions};
-use crate::events::names;
-use crate::events::EventBus;
-use crate::gate::{self, Decision, GateContext};
 use crate::turn::{self, TurnState};
 use orket_core::assets::AssetTree;
+use orket_core::tools::ToolResult;
 use orket_core::{Status, ToolCall};
+use orket_governance::gate::{self, AllowedTools, GateContext};
 use orket_llm::{ModelReply, ModelRequest, Provider, ProviderError};
+use orket_store::events::names;
+use orket_store::events::EventBus;
 use orket_store::{ApprovalRecord, Change, IssueUpdate, Store, StoreError};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -172,7 +173,8 @@ impl Engine {
                     .iter()
                     .filter_map(|n| ctx.assets.roles.get(n).cloned())
                     .collect();
-                let tools = ctx.assets.policies.tool_strategy.tools(&roles);
+                let tools =
+                    AllowedTools::from_names(&ctx.assets.policies.tool_strategy.tools(&roles));
                 let tool_call = ToolCall {
                     name: call.tool.clone(),
                     args: call.args.as_object().cloned().unwrap_or_default(),
@@ -189,24 +191,31 @@ impl Engine {
                 };
                 let verdict = gate::check_call(&gate_ctx, &tool_call);
                 let result = match verdict {
-                    Ok(Decision::Allow | Decision::NeedsApproval) => {
+                    Ok(checked) => {
                         let seat_name = seat.map(|s| s.name.as_str()).unwrap_or(&call.seat);
                         turn::execute(
-                            self, &ctx, &mut state, &tool_call, issue_id, &call.role, seat_name,
+                            self,
+                            &ctx,
+                            &mut state,
+                            checked.tool,
+                            &tool_call,
+                            issue_id,
+                            &call.role,
+                            seat_name,
                         )
                         .await?
                     }
-                    Err(refusal) => json!({"ok": false, "error": refusal.to_string()}),
+                    Err(refusal) => ToolResult::refused(refusal.code, refusal.to_string()),
                 };
                 // A call that did not move the issue puts it back where it was parked.
                 let back = (state.status(issue_id) == Some(call.resume_status))
                     .then_some(call.resume_status);
-                let outcome = match result.get("ok") {
-                    Some(Value::Bool(true)) => "ran".to_string(),
-                    _ => format!("failed: {}", result["error"].as_str().unwrap_or("error")),
+                let outcome = match result.error() {
+                    None => "ran".to_string(),
+                    Some(error) => format!("failed: {error}"),
                 };
                 let note = format!("Approved by a person: {} {outcome}", call.tool);
-                ("approved", None, Some(result), note, back)
+                ("approved", None, Some(result.to_value()), note, back)
             }
             ApprovalDecision::Reject { reason } => {
                 let text = reason

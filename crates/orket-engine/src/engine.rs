@@ -3,13 +3,8 @@
 //! stop rules (completed, stalled with reasons, failed, exhausted). `resume` continues a run
 //! from its last committed turn.
 
-use crate::events::{names, EventBus, EventLog, EventSink};
-use crate::file_tools::FileTools;
 use crate::policy::{Policies, PolicyRegistry};
-use crate::sandbox::SandboxManager;
 use crate::turn::{self, TurnOutcome};
-use crate::verify::VerifyLimits;
-use crate::workspace::Workspace;
 use orket_core::assets::{
     AssetError, AssetTree, Category, Dialect, Environment, Epic, Organization, Role, Team,
     MODEL_FAMILIES,
@@ -17,7 +12,12 @@ use orket_core::assets::{
 use orket_core::ids::{epic_build_id, rock_build_id};
 use orket_core::plan::PlanCard;
 use orket_core::{RunKind, RunStatus, Status, INTEGRITY_GUARD};
-use orket_llm::Provider;
+use orket_governance::confine::Confinement;
+use orket_governance::file_tools::FileTools;
+use orket_isolate::verify::VerifyLimits;
+use orket_llm::{Provider, RetryPolicy};
+use orket_sandbox::SandboxManager;
+use orket_store::events::{names, EventBus, EventLog, EventSink};
 use orket_store::{
     Applied, BuildRecord, Change, EventRecord, IssueRecord, IssueUpdate, NewEvent, RunRecord,
     RunUpdate, Store, StoreError,
@@ -114,8 +114,8 @@ pub struct EngineOptions {
     pub model: Option<String>,
     /// Start the build over instead of continuing it.
     pub reset: bool,
-    /// The first wait before retrying a model call (doubled each attempt).
-    pub retry_backoff: Duration,
+    /// How a failed model call is retried.
+    pub retry: RetryPolicy,
     /// The build to work on instead of `build-<epic>` (epic and issue runs).
     pub build: Option<String>,
     /// Tokens (prompt + completion) a run may use before it ends `budget_exceeded`.
@@ -142,7 +142,7 @@ impl Default for EngineOptions {
             context_window: 10,
             model: None,
             reset: false,
-            retry_backoff: Duration::from_millis(500),
+            retry: RetryPolicy::default(),
             build: None,
             token_budget: None,
             time_budget: None,
@@ -232,7 +232,7 @@ pub(crate) struct RunCtx {
     pub build_id: String,
     pub target: Option<String>,
     pub assets: RunAssets,
-    pub workspace: Arc<Workspace>,
+    pub workspace: Arc<Confinement>,
     pub files: FileTools,
     pub sink: EventSink,
     pub seq: AtomicI64,
@@ -644,12 +644,12 @@ impl Engine {
             .iter()
             .map(|r| self.tree.root().join(r))
             .collect();
-        let workspace = Arc::new(Workspace::new(workspace_dir, &references).map_err(|e| {
-            EngineError::Workspace {
+        let workspace = Arc::new(Confinement::workspace(workspace_dir, &references).map_err(
+            |e| EngineError::Workspace {
                 path: workspace_dir.display().to_string(),
                 message: e.to_string(),
-            }
-        })?);
+            },
+        )?);
         let log = Arc::new(EventLog::for_workspace(workspace.root()));
         let halt_on_violation = assets
             .org
@@ -819,7 +819,7 @@ impl Engine {
         turns: usize,
     ) -> Result<RunOutcome, EngineError> {
         if status == RunStatus::Completed {
-            crate::sandbox::deploy_for_run(self, ctx).await?;
+            crate::deploy::deploy_for_run(self, ctx).await?;
         }
         let issues = self.store.list_issues(&ctx.build_id).await?;
         let mut changes = vec![Change::UpdateRun {

@@ -5,10 +5,10 @@
 use crate::engine::{seed_record, Engine, EngineError, EngineOptions, RunAssets};
 use crate::policy::PolicyRegistry;
 use crate::turn_prompt::{compile_turn_prompt, plan_seat, prompt_context};
-use crate::verify::has_fixture;
 use orket_core::assets::{AssetTree, Category};
 use orket_core::ids::epic_build_id;
 use orket_core::Status;
+use orket_isolate::verify::has_fixture;
 use orket_store::{IssueRecord, Store};
 use serde::Serialize;
 
@@ -264,7 +264,12 @@ async fn seat_preview(
         roles: plan.role_names.clone(),
         model: Some(plan.model.clone()),
         dialect: Some(plan.dialect.model_family.clone()),
-        tools: plan.tools.clone(),
+        tools: plan
+            .tools
+            .offered()
+            .iter()
+            .map(|t| t.name().to_string())
+            .collect(),
         system_prompt: Some(prompt.system),
         user_prompt: Some(prompt.user),
         error: None,

@@ -3,7 +3,7 @@
 
 use orket_core::assets::{Dialect, Epic, Organization, Role};
 use orket_core::lifecycle::allowed_targets;
-use orket_core::tools::{tool_args_schema, tool_description};
+use orket_core::tools::Tool;
 use orket_core::CardKind;
 use orket_store::{Comment, IssueRecord, MemoryRecord};
 use std::fmt::Write;
@@ -42,7 +42,7 @@ pub struct PromptInput<'a> {
     /// Remembered decisions relevant to the issue.
     pub memory: &'a [MemoryRecord],
     /// The tools the turn may call.
-    pub tools: &'a [String],
+    pub tools: &'a [Tool],
     /// True for a review turn.
     pub review: bool,
     /// The verification result shown to the reviewer, if any.
@@ -162,11 +162,14 @@ fn system_message(input: &PromptInput<'_>) -> String {
         "Call tools with JSON objects {{\"tool\": NAME, \"args\": {{...}}}}; several calls go in an array. Available:"
     );
     for tool in input.tools {
-        let description = tool_description(tool).unwrap_or("");
-        let schema = tool_args_schema(tool)
-            .map(|s| s.to_string())
-            .unwrap_or_else(|| "{}".to_string());
-        let _ = writeln!(out, "- {tool}: {description} args schema: {schema}");
+        let spec = tool.spec();
+        let _ = writeln!(
+            out,
+            "- {}: {} args schema: {}",
+            spec.name,
+            spec.description,
+            spec.args_schema()
+        );
     }
 
     section(&mut out, "SYNTAX DIALECT");
@@ -289,7 +292,11 @@ mod tests {
         issue.note = Some("keep it short".to_string());
         let comments = [comment("integrity_guard", "Missing newline")];
         let memories = [memory("We decided to use Python 3 only.")];
-        let tools = coder.tools.clone();
+        let tools: Vec<Tool> = coder
+            .tools
+            .iter()
+            .filter_map(|t| Tool::from_name(t))
+            .collect();
         let roles = [coder];
         let input = PromptInput {
             org: &org,

@@ -3,18 +3,19 @@
 //! tool results, status changes and events as one transaction.
 
 use crate::engine::{event, Engine, EngineError, RunCtx};
-use crate::events::names;
-use crate::gate::{self, Decision, GateContext, Refusal};
 use crate::policy::TurnReport;
 use crate::turn_prompt::{compile_turn_prompt, plan_seat, prompt_context, SeatPlan};
-use crate::verify::{self, VerificationResult};
 use orket_core::lifecycle::allowed_targets;
 use orket_core::priority::parse_priority;
+use orket_core::tools::{Tool, ToolKind, ToolResult};
 use orket_core::{CardKind, Status, ToolCall, WaitReason};
+use orket_governance::gate::{self, Checked, Decision, GateContext, Refusal, RefusalCode};
+use orket_isolate::verify::{self, VerificationResult};
 use orket_llm::{
-    parse_tool_calls, turn_schema, ChatMessage, ModelRequest, Provider, ProviderError,
+    parse_tool_calls, turn_schema, ChatMessage, ModelRequest, Provider, ProviderError, Retrying,
 };
-use orket_store::{Change, IssueRecord, IssueUpdate, NewApproval, NewTurn};
+use orket_store::events::names;
+use orket_store::{Change, IssueRecord, IssueUpdate, NewApproval, NewEvent, NewTurn};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -36,18 +37,6 @@ pub(crate) enum TurnOutcome {
     Skipped,
 }
 
-/// Tools the engine knows but cannot serve here: their calls answer "not available" without
-/// failing the turn.
-const UNAVAILABLE: [&str; 4] = [
-    "archive_eval",
-    "promote_prompt",
-    "image_analyze",
-    "image_generate",
-];
-
-/// Attempts per model call.
-const MODEL_ATTEMPTS: u32 = 3;
-
 pub(crate) struct TurnState {
     /// The build's statuses when the tick began.
     snapshot: Arc<HashMap<String, Status>>,
@@ -55,7 +44,7 @@ pub(crate) struct TurnState {
     statuses: Arc<Mutex<HashMap<String, Status>>>,
     pub(crate) changes: Vec<Change>,
     pub(crate) events: Vec<orket_store::NewEvent>,
-    results: Vec<Value>,
+    results: Vec<ToolResult>,
     wrote_files: bool,
     progress: bool,
 }
@@ -190,7 +179,7 @@ pub(crate) async fn run_turn(
             .get("max_tokens")
             .and_then(Value::as_u64)
             .map(|n| n as u32),
-        tool_schema: Some(turn_schema(&tools, reachable)),
+        tool_schema: Some(turn_schema(&tools.offered(), reachable)),
         issue_id: issue_id.to_string(),
         role: primary.clone(),
     };
@@ -245,12 +234,14 @@ pub(crate) async fn run_turn(
     };
 
     // The model call, retried on timeouts and connection errors.
-    let reply = match call_model(engine, ctx, &request, &primary).await {
+    let (reply, retries) = call_model(engine, ctx, &request).await;
+    let reply = match reply {
         Ok(reply) => reply,
         Err(err) => {
             let message = err.to_string();
             // The turn never started: the issue keeps its status, only the failed row is kept.
             let mut state = TurnState::new(Arc::clone(&snapshot));
+            state.events.extend(retries);
             state.changes.push(Change::AppendTurn(turn_row(
                 String::new(),
                 json!([]),
@@ -268,6 +259,7 @@ pub(crate) async fn run_turn(
 
     // The turn happened: a developer turn takes the issue in progress, in the same batch.
     let mut state = TurnState::new(Arc::clone(&snapshot));
+    state.events.extend(retries);
     if !review {
         let mut start = IssueUpdate::by("orket")
             .assignee(seat.name.clone())
@@ -312,13 +304,13 @@ pub(crate) async fn run_turn(
             let decision = gate::check_call(&gate_ctx, call).and_then(|d| {
                 gate::check_verified_done(call, issue_id, failed_verification).map(|()| d)
             });
-            match decision {
-                Err(refusal) if refusal.code == gate::codes::VERIFICATION_FAILED => {
+            let tool = match decision {
+                Err(refusal) if refusal.code == RefusalCode::VerificationFailed => {
                     // Not a breach of policy but unfinished work: the review sends the issue
                     // back to its developer with the failures, the turn's other effects stand.
                     state
                         .results
-                        .push(json!({"ok": false, "error": refusal.to_string()}));
+                        .push(ToolResult::refused(refusal.code, refusal.to_string()));
                     move_issue(
                         &mut state,
                         ctx,
@@ -346,18 +338,22 @@ pub(crate) async fn run_turn(
                 Err(refusal) => {
                     state
                         .results
-                        .push(json!({"ok": false, "error": refusal.to_string()}));
+                        .push(ToolResult::refused(refusal.code, refusal.to_string()));
                     violation = Some((refusal, Some(call.clone())));
                     break;
                 }
-                Ok(Decision::NeedsApproval) => {
+                Ok(Checked {
+                    decision: Decision::NeedsApproval,
+                    ..
+                }) => {
                     let message = format!(
                         "{} needs a person's approval (process_rules.approval_required); the issue waits for it",
                         call.name
                     );
-                    state.results.push(
-                        json!({"ok": false, "error": format!("APPROVAL_REQUIRED: {message}")}),
-                    );
+                    state.results.push(ToolResult::refused(
+                        RefusalCode::ApprovalRequired,
+                        format!("APPROVAL_REQUIRED: {message}"),
+                    ));
                     move_issue(
                         &mut state,
                         ctx,
@@ -386,32 +382,34 @@ pub(crate) async fn run_turn(
                     ));
                     break;
                 }
-                Ok(Decision::Allow) => {}
-            }
+                Ok(Checked {
+                    tool,
+                    decision: Decision::Allow,
+                }) => tool,
+            };
             let result = execute(
-                engine, ctx, &mut state, call, issue_id, &primary, &seat.name,
+                engine, ctx, &mut state, tool, call, issue_id, &primary, &seat.name,
             )
             .await?;
-            let failed = result.get("ok") != Some(&Value::Bool(true))
-                && !UNAVAILABLE.contains(&call.name.as_str());
+            let failed = !result.is_ok() && tool.spec().kind != ToolKind::Unavailable;
             state.results.push(result.clone());
             if failed {
-                let message = result["error"]
-                    .as_str()
-                    .unwrap_or("the tool failed")
-                    .to_string();
+                let message = result.error().unwrap_or("the tool failed").to_string();
                 let message = if message.starts_with(&format!("{}:", call.name)) {
                     message
                 } else {
                     format!("{}: {message}", call.name)
                 };
-                violation = Some((Refusal::new("TOOL_FAILED", message), Some(call.clone())));
+                violation = Some((
+                    Refusal::new(RefusalCode::ToolFailed, message),
+                    Some(call.clone()),
+                ));
                 break;
             }
         }
     }
     let calls_json = serde_json::to_value(&calls).unwrap_or(Value::Null);
-    let results_json = Value::Array(state.results.clone());
+    let results_json = serde_json::to_value(&state.results).unwrap_or(Value::Null);
 
     if let Some((refusal, call)) = violation {
         state.changes.push(Change::AppendTurn(turn_row(
@@ -570,61 +568,38 @@ async fn run_verification(
     Ok(result)
 }
 
+/// Calls the model through [`Retrying`]: timeouts and connection errors are retried, and each
+/// retry becomes a `model_timeout_retry` / `model_connection_retry` event of the turn.
 async fn call_model(
     engine: &Engine,
     ctx: &RunCtx,
     request: &ModelRequest,
-    role: &str,
-) -> Result<orket_llm::ModelReply, ProviderError> {
-    complete_with_retries(
-        engine.provider().as_ref(),
-        request,
-        engine.options().retry_backoff,
-        |attempt, err| {
-            let name = match err {
+) -> (Result<orket_llm::ModelReply, ProviderError>, Vec<NewEvent>) {
+    let retries = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&retries);
+    let (run_id, role) = (ctx.run_id.clone(), request.role.clone());
+    let provider = Retrying::new(Arc::clone(engine.provider()), engine.options().retry).on_retry(
+        move |notice| {
+            let name = match notice.error {
                 ProviderError::Timeout { .. } => names::MODEL_TIMEOUT_RETRY,
                 _ => names::MODEL_CONNECTION_RETRY,
             };
-            let retry = event(
-                ctx,
-                name,
-                Some(role),
-                Some(&request.issue_id),
-                json!({"attempt": attempt, "error": err.to_string()}),
-            );
-            async move {
-                let _ = engine.commit_events(ctx, vec![retry]).await;
+            let event = NewEvent {
+                run_id: Some(run_id.clone()),
+                role: Some(role.clone()),
+                event: name.to_string(),
+                issue_id: Some(notice.request.issue_id.clone()),
+                data: json!({"attempt": notice.attempt, "error": notice.error.to_string()}),
+                timestamp: Some(orket_store::now_timestamp()),
+            };
+            if let Ok(mut events) = seen.lock() {
+                events.push(event);
             }
         },
-    )
-    .await
-}
-
-/// Calls `provider` up to [`MODEL_ATTEMPTS`] times: a retryable failure (timeout, connection)
-/// is handed to `on_retry` with the attempt's number, then retried after `backoff` (doubled
-/// each time). Turns and the driver share it.
-pub(crate) async fn complete_with_retries<F, Fut>(
-    provider: &dyn Provider,
-    request: &ModelRequest,
-    backoff: Duration,
-    mut on_retry: F,
-) -> Result<orket_llm::ModelReply, ProviderError>
-where
-    F: FnMut(u32, &ProviderError) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let mut attempt = 1;
-    loop {
-        match provider.complete(request).await {
-            Ok(reply) => return Ok(reply),
-            Err(err) if err.is_retryable() && attempt < MODEL_ATTEMPTS => {
-                on_retry(attempt, &err).await;
-                tokio::time::sleep(backoff * 2u32.pow(attempt - 1)).await;
-                attempt += 1;
-            }
-            Err(err) => return Err(err),
-        }
-    }
+    );
+    let reply = provider.complete(request).await;
+    let events = std::mem::take(&mut *retries.lock().unwrap_or_else(|e| e.into_inner()));
+    (reply, events)
 }
 
 pub(crate) fn move_issue(
@@ -666,42 +641,43 @@ pub(crate) fn comment(state: &mut TurnState, ctx: &RunCtx, id: &str, author: &st
     state.progress = true;
 }
 
-/// Executes an allowed call: file tools on the workspace, card tools into the turn's batch.
+/// Executes an allowed call of `tool`: file tools on the workspace, card tools into the turn's
+/// batch, recorded tools as events.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn execute(
     engine: &Engine,
     ctx: &RunCtx,
     state: &mut TurnState,
+    tool: Tool,
     call: &ToolCall,
     issue_id: &str,
     role: &str,
     seat_name: &str,
-) -> Result<Value, EngineError> {
-    if let Some(result) = ctx.files.run(call).await {
-        if (call.name == "write_file" || call.name == "delete_file") && result["ok"] == true {
+) -> Result<ToolResult, EngineError> {
+    if let Some(result) = ctx.files.run(tool, call).await {
+        if matches!(tool, Tool::WriteFile | Tool::DeleteFile) && result.is_ok() {
             state.wrote_files = true;
             state.progress = true;
         }
         return Ok(result);
     }
-    let own = |key: &str| call.str_arg(key).unwrap_or(issue_id).to_string();
-    Ok(match call.name.as_str() {
-        "update_issue_status" => {
-            let target = own("issue_id");
+    let target = call.issue_or(issue_id).to_string();
+    Ok(match tool {
+        Tool::UpdateIssueStatus => {
             let status: Status = match call.str_arg("status").unwrap_or_default().parse() {
                 Ok(s) => s,
-                Err(e) => return Ok(json!({"ok": false, "error": e.to_string()})),
+                Err(e) => return Ok(ToolResult::failed(e.to_string())),
             };
             let wait = call.str_arg("wait_reason").and_then(|w| w.parse().ok());
             move_issue(state, ctx, &target, status, wait, role);
-            json!({"ok": true, "issue_id": target, "status": status})
+            ToolResult::ok(json!({"issue_id": target, "status": status}))
         }
-        "add_issue_comment" => {
+        Tool::AddIssueComment => {
             let text = call.str_arg("comment").unwrap_or_default();
             comment(state, ctx, issue_id, seat_name, text);
-            json!({"ok": true})
+            ToolResult::ok(json!({}))
         }
-        "get_issue_context" => {
-            let target = own("issue_id");
+        Tool::GetIssueContext => {
             let found = engine.store().get_issue(&ctx.build_id, &target).await?;
             match found {
                 Some(i) => {
@@ -712,12 +688,14 @@ pub(crate) async fn execute(
                         .into_iter()
                         .map(|c| json!({"author": c.author, "comment": c.content}))
                         .collect();
-                    json!({"ok": true, "issue_id": i.id, "status": state.status(&target).unwrap_or(i.status), "summary": i.name, "description": i.description, "comments": comments})
+                    ToolResult::ok(
+                        json!({"issue_id": i.id, "status": state.status(&target).unwrap_or(i.status), "summary": i.name, "description": i.description, "comments": comments}),
+                    )
                 }
-                None => json!({"ok": false, "error": format!("unknown issue {target}")}),
+                None => ToolResult::failed(format!("unknown issue {target}")),
             }
         }
-        "create_issue" => {
+        Tool::CreateIssue => {
             let runtime = &ctx.assets.policies.execution_runtime;
             let mut id = runtime.issue_id();
             while state.status(&id).is_some() {
@@ -731,24 +709,22 @@ pub(crate) async fn execute(
             );
             record.issue_type = call.str_arg("type").unwrap_or("issue").to_string();
             record.priority = parse_priority(call.args.get("priority")).unwrap_or(2.0);
-            record.depends_on = call
-                .args
-                .get("depends_on")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
+            record.depends_on = match call.args.get("depends_on") {
+                Some(Value::String(one)) => vec![one.clone()],
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect(),
+                _ => Vec::new(),
+            };
             record.parent_id = Some(issue_id.to_string());
             record.session_id = Some(ctx.run_id.clone());
             state.changes.push(Change::InsertIssue(record));
             state.set_status(&id, Status::Ready);
             state.progress = true;
-            json!({"ok": true, "issue_id": id})
+            ToolResult::ok(json!({"issue_id": id}))
         }
-        "request_excuse" => {
+        Tool::RequestExcuse => {
             let reason = call.str_arg("reason").unwrap_or_default();
             move_issue(
                 state,
@@ -765,43 +741,48 @@ pub(crate) async fn execute(
                 seat_name,
                 &format!("Excuse requested: {reason}"),
             );
-            json!({"ok": true, "status": Status::WaitingForDeveloper})
+            ToolResult::ok(json!({"status": Status::WaitingForDeveloper}))
         }
-        "report_credits" => {
-            let amount = match call.args.get("amount") {
-                Some(Value::Number(n)) => n.as_f64().unwrap_or(0.0),
-                Some(Value::String(s)) => s.parse().unwrap_or(0.0),
-                _ => 0.0,
-            };
+        Tool::ReportCredits => {
+            let amount = call
+                .args
+                .get("amount")
+                .and_then(orket_core::tools::as_number)
+                .unwrap_or(0.0);
             state.changes.push(Change::AddCredits {
                 build_id: ctx.build_id.clone(),
                 id: issue_id.to_string(),
                 amount,
                 actor: role.to_string(),
             });
-            json!({"ok": true, "amount": amount})
+            ToolResult::ok(json!({"amount": amount}))
         }
-        "reset_issue" => {
-            let target = own("issue_id");
+        Tool::ResetIssue => {
             move_issue(state, ctx, &target, Status::Ready, None, role);
             state.changes.push(Change::UpdateIssue {
                 build_id: ctx.build_id.clone(),
                 id: target.clone(),
                 update: IssueUpdate::by(role).retry_count(0u32).clear_wait_reason(),
             });
-            json!({"ok": true, "issue_id": target, "status": "ready"})
+            ToolResult::ok(json!({"issue_id": target, "status": "ready"}))
         }
-        "nominate_card" | "refinement_proposal" => {
+        Tool::NominateCard | Tool::RefinementProposal => {
             state.events.push(event(
                 ctx,
-                &call.name,
+                tool.name(),
                 Some(role),
                 Some(issue_id),
                 Value::Object(call.args.clone()),
             ));
-            json!({"ok": true, "recorded": call.name})
+            ToolResult::ok(json!({"recorded": tool.name()}))
         }
-        other => json!({"ok": false, "error": format!("{other} is not available in this build")}),
+        Tool::ArchiveEval | Tool::PromotePrompt | Tool::ImageAnalyze | Tool::ImageGenerate => {
+            ToolResult::failed(format!("{tool} is not available in this build"))
+        }
+        // Served by the file tools above.
+        Tool::ReadFile | Tool::WriteFile | Tool::ListDirectory | Tool::DeleteFile => {
+            ToolResult::failed(format!("{tool}: not a card tool"))
+        }
     })
 }
 

@@ -7,6 +7,7 @@ use crate::policy::ModelChoice;
 use crate::prompt::{compile, CompiledPrompt, PromptInput};
 use orket_core::assets::{Dialect, Role, Seat};
 use orket_core::{Status, INTEGRITY_GUARD};
+use orket_governance::gate::AllowedTools;
 use orket_store::{Comment, IssueRecord, MemoryRecord, Store, StoreResult};
 
 /// How many recent comments a prompt shows.
@@ -27,7 +28,7 @@ pub(crate) struct SeatPlan<'a> {
     /// The dialect of the model's family.
     pub dialect: &'a Dialect,
     /// The tools the turn may call.
-    pub tools: Vec<String>,
+    pub tools: AllowedTools,
     /// The status the issue has while the turn works on it.
     pub working_status: Status,
 }
@@ -122,7 +123,7 @@ pub(crate) fn plan_seat<'a>(
             "no dialect for model \"{model}\" (family {family}) and no generic dialect"
         ));
     };
-    let tools = assets.policies.tool_strategy.tools(&roles);
+    let tools = AllowedTools::from_names(&assets.policies.tool_strategy.tools(&roles));
     Ok(SeatPlan {
         seat,
         role_names,
@@ -175,7 +176,7 @@ pub(crate) fn compile_turn_prompt(
         issue: &shown,
         comments,
         memory,
-        tools: &plan.tools,
+        tools: &plan.tools.offered(),
         review: plan.working_status == Status::CodeReview,
         verification,
     })

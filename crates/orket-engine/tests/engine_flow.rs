@@ -3,8 +3,8 @@
 use orket_core::assets::AssetTree;
 use orket_core::{RunStatus, Status};
 use orket_engine::engine::{Engine, EngineOptions};
-use orket_engine::events::EventBus;
 use orket_llm::ReplayProvider;
+use orket_store::events::EventBus;
 use orket_store::{SqliteStore, Store};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -95,7 +95,10 @@ fn engine_for(
     let replay = ReplayProvider::from_jsonl("replay.jsonl", &replies.join("\n")).unwrap();
     let bus = EventBus::default();
     let options = EngineOptions {
-        retry_backoff: std::time::Duration::from_millis(1),
+        retry: orket_llm::RetryPolicy {
+            attempts: 3,
+            backoff: std::time::Duration::from_millis(1),
+        },
         ..options
     };
     let engine = Engine::new(

@@ -4,10 +4,10 @@
 use orket_core::assets::AssetTree;
 use orket_core::RunStatus;
 use orket_engine::engine::{Engine, EngineError, EngineOptions};
-use orket_engine::events::EventBus;
 use orket_engine::policy::PolicyRegistry;
 use orket_engine::preview::{preview, AssetPreview};
 use orket_llm::ReplayProvider;
+use orket_store::events::EventBus;
 use orket_store::{SqliteStore, Store};
 use serde_json::json;
 use std::path::PathBuf;

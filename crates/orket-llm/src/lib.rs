@@ -5,6 +5,8 @@
 //! Start with [`provider`]; [`parse::parse_tool_calls`] turns any reply text into calls and
 //! [`schema::turn_schema`] tells a provider which replies are allowed.
 
+#![forbid(unsafe_code)]
+
 #[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod http;
@@ -15,6 +17,7 @@ pub mod parse;
 pub mod provider;
 pub mod record;
 pub mod replay;
+pub mod retry;
 pub mod schema;
 pub mod select;
 
@@ -25,5 +28,6 @@ pub use parse::parse_tool_calls;
 pub use provider::{ChatMessage, ChatRole, ModelReply, ModelRequest, Provider, ProviderError};
 pub use record::RecordingProvider;
 pub use replay::ReplayProvider;
+pub use retry::{RetryNotice, RetryPolicy, Retrying};
 pub use schema::{turn_schema, MAX_CALLS_PER_TURN};
 pub use select::{provider_by_name, PROVIDER_NAMES};

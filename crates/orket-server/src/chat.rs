@@ -8,7 +8,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use orket_engine::driver::{Driver, DriverError, DriverOptions};
+use orket_driver::{Driver, DriverError, DriverOptions};
 use orket_llm::ChatMessage;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -1,17 +1,19 @@
 //! The project files the board may browse and edit: `GET /v1/system/explorer`,
 //! `GET /v1/system/read`, `POST /v1/system/save`. Paths are relative to the project root and
 //! confined to `model/`, `config/` and `workspace/`: `..`, absolute paths, dotfiles (any
-//! component starting with `.`, so `.env` and `.git` too) and symlinks leading out are refused.
-//! Inside a top folder, resolution is the engine's [`Workspace`] (links followed, the real
-//! location must stay inside).
+//! component starting with `.`, so `.env` and `.git` too, also where a link leads) and
+//! symlinks leading out of their folder are refused. The rules are `orket-governance`'s
+//! [`ProjectFolders`], which the driver's writes use too.
 
 use crate::error::{ApiError, ApiQuery, ApiResult};
 use crate::AppState;
 use axum::extract::State;
 use axum::Json;
-use orket_engine::workspace::Workspace;
+use orket_governance::confine::{Access, FolderError, ProjectFolders, Rules};
+use orket_governance::file_tools::write_atomically;
+use orket_governance::RefusalCode;
 use serde::{Deserialize, Serialize};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use utoipa::{IntoParams, ToSchema};
 
 /// The folders of the project the file routes may touch.
@@ -78,109 +80,21 @@ pub struct Saved {
     pub path: String,
 }
 
-/// A path checked for its syntax: its top folder and the rest (`.` when none).
-struct Checked {
-    top: &'static str,
-    rest: String,
-    display: String,
-}
-
-/// Refuses absolute paths, `..`, dotfiles and anything outside the top folders.
-fn check(path: &str) -> ApiResult<Checked> {
-    let refuse = |why: &str| ApiError::forbidden(format!("path '{path}' is refused: {why}"));
-    if path.contains('\0') || path.contains('\\') {
-        return Err(refuse("it contains a NUL byte or a backslash"));
-    }
-    let p = Path::new(path);
-    if p.is_absolute() || path.starts_with('/') {
-        return Err(refuse(
-            "absolute paths are not allowed; give a path relative to the project root",
-        ));
-    }
-    let mut parts = Vec::new();
-    for component in p.components() {
-        match component {
-            Component::Normal(part) => {
-                let part = part.to_string_lossy();
-                if part.starts_with('.') {
-                    return Err(refuse(
-                        "dotfiles and dot folders (.env, .git, ...) are never served",
-                    ));
-                }
-                parts.push(part.into_owned());
-            }
-            Component::ParentDir => return Err(refuse("'..' may leave the project")),
-            Component::CurDir => return Err(refuse("'.' components are not allowed")),
-            Component::RootDir | Component::Prefix(_) => {
-                return Err(refuse("absolute paths are not allowed"))
-            }
-        }
-    }
-    let Some(first) = parts.first() else {
-        return Err(ApiError::bad_request("path: empty"));
-    };
-    let Some(top) = TOP_FOLDERS.iter().find(|t| **t == first.as_str()) else {
-        return Err(refuse(&format!(
-            "only {} are served",
-            TOP_FOLDERS.map(|t| format!("{t}/")).join(", ")
-        )));
-    };
-    let rest = if parts.len() > 1 {
-        parts[1..].join("/")
-    } else {
-        ".".to_string()
-    };
-    Ok(Checked {
-        top,
-        rest,
-        display: parts.join("/"),
-    })
-}
-
-/// The real location of `path`, for reading or writing, inside its top folder.
-fn resolve(root: &Path, path: &str, write: bool) -> ApiResult<(PathBuf, String)> {
-    let checked = check(path)?;
-    let top_dir = root.join(checked.top);
-    if !top_dir.is_dir() {
-        return Err(ApiError::not_found(format!(
-            "{}/ does not exist in the project {}",
-            checked.top,
-            root.display()
-        )));
-    }
-    let real_root = root
-        .canonicalize()
+/// The real location of `path` (relative to the project root), for reading or writing,
+/// inside its top folder: `orket-governance`'s [`ProjectFolders`] with the project rules
+/// (relative paths, no `..`, no dotfiles as written or where links lead). A bad path is 400,
+/// a refused one 403, a missing top folder 404.
+fn resolve(root: &Path, path: &str, access: Access) -> ApiResult<(PathBuf, String)> {
+    let folders = ProjectFolders::new(root, &TOP_FOLDERS, Rules::PROJECT)
         .map_err(|e| ApiError::internal(format!("{}: {e}", root.display())))?;
-    let real_top = top_dir
-        .canonicalize()
-        .map_err(|e| ApiError::internal(format!("{}: {e}", top_dir.display())))?;
-    if !real_top.starts_with(&real_root) {
-        return Err(ApiError::forbidden(format!(
-            "path '{path}' is refused: {}/ is a link out of the project",
-            checked.top
-        )));
+    match folders.resolve(path, access) {
+        Ok(resolved) => Ok((resolved.real, resolved.display)),
+        Err(FolderError::NotFound(message)) => Err(ApiError::not_found(message)),
+        Err(FolderError::Refused(refusal)) if refusal.code == RefusalCode::BadArgs => {
+            Err(ApiError::bad_request(format!("path: {}", refusal.message)))
+        }
+        Err(FolderError::Refused(refusal)) => Err(ApiError::forbidden(refusal.message)),
     }
-    let workspace = Workspace::new(&real_top, &[])
-        .map_err(|e| ApiError::internal(format!("{}: {e}", top_dir.display())))?;
-    let real = if write {
-        workspace.resolve_write(&checked.rest)
-    } else {
-        workspace.resolve_read(&checked.rest)
-    }
-    .map_err(|refusal| {
-        ApiError::forbidden(format!("path '{path}' is refused: {}", refusal.message))
-    })?;
-    // A link inside the folder may still lead to a dotfile.
-    let inside = real.strip_prefix(&real_top).unwrap_or(&real);
-    if inside
-        .components()
-        .any(|c| c.as_os_str().to_string_lossy().starts_with('.'))
-    {
-        return Err(ApiError::forbidden(format!(
-            "path '{path}' is refused: it leads to a dotfile"
-        )));
-    }
-    Ok((real, checked.display))
 }
 
 /// Lists a folder of the project (`path` empty: the top folders that exist).
@@ -207,7 +121,7 @@ pub async fn explorer(
             items,
         }));
     }
-    let (real, display) = resolve(root, query.path.trim(), false)?;
+    let (real, display) = resolve(root, query.path.trim(), Access::Read)?;
     if !real.is_dir() {
         return Err(ApiError::not_found(format!("{display} is not a folder")));
     }
@@ -244,7 +158,7 @@ pub async fn read(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<PathQuery>,
 ) -> ApiResult<Json<FileText>> {
-    let (real, display) = resolve(state.root(), query.path.trim(), false)?;
+    let (real, display) = resolve(state.root(), query.path.trim(), Access::Read)?;
     let meta = std::fs::metadata(&real)
         .map_err(|_| ApiError::not_found(format!("{display} does not exist")))?;
     if !meta.is_file() {
@@ -275,28 +189,15 @@ pub async fn save(
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Json<Saved>> {
     let request: SaveRequest = crate::parse_body(body)?;
-    let (real, display) = resolve(state.root(), request.path.trim(), true)?;
+    let (real, display) = resolve(state.root(), request.path.trim(), Access::Write)?;
     if real.is_dir() {
         return Err(ApiError::bad_request(format!(
             "path: {display} is a folder"
         )));
     }
-    let parent = real
-        .parent()
-        .ok_or_else(|| ApiError::bad_request(format!("path: {display} has no folder")))?;
-    std::fs::create_dir_all(parent)
-        .map_err(|e| ApiError::internal(format!("creating the folder of {display}: {e}")))?;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
-    let temp = parent.join(format!(".orket-save-{}-{nanos}", std::process::id()));
-    std::fs::write(&temp, request.content.as_bytes())
-        .and_then(|_| std::fs::rename(&temp, &real))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&temp);
-            ApiError::internal(format!("writing {display}: {e}"))
-        })?;
+    write_atomically(&real, request.content.as_bytes())
+        .await
+        .map_err(|e| ApiError::internal(format!("writing {display}: {e}")))?;
     Ok(Json(Saved {
         ok: true,
         path: display,

@@ -10,6 +10,8 @@
 //! hands a message to the driver, whose action edits the asset tree.
 //! The contract the board codes against is `API.md` beside this crate.
 
+#![forbid(unsafe_code)]
+
 pub mod approvals;
 pub mod auth;
 pub mod chat;
@@ -29,8 +31,8 @@ use axum::extract::rejection::BytesRejection;
 use axum::Router;
 use orket_core::assets::AssetTree;
 use orket_engine::engine::Halt;
-use orket_engine::events::{EventBus, DEFAULT_BUS_CAPACITY};
 use orket_llm::Provider;
+use orket_store::events::{EventBus, DEFAULT_BUS_CAPACITY};
 use orket_store::Store;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;

@@ -12,6 +12,7 @@ use futures::FutureExt;
 use orket_core::ids::{epic_build_id, new_run_id, rock_build_id};
 use orket_core::{RunKind, RunStatus, Status};
 use orket_engine::engine::{Engine, EngineOptions, Halt, Target};
+use orket_governance::confine::{Confinement, Rules};
 use orket_store::{Change, EventRecord, IssueRecord, NewEvent, RunRecord, RunUpdate, TurnRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -535,44 +536,18 @@ pub(crate) fn provider_choice(
     })
 }
 
-/// The replay file: relative to the project root and inside it (links followed), and no
-/// dotfile or dot folder on the way (`.env`, `.orket/...`, `.git/...` are never read).
+/// The replay file: relative to the project root and, links followed, inside it, with no
+/// dotfile or dot folder as written or where a link leads (`.env`, `.orket/...`, `.git/...`
+/// are never read): the project rules of `orket-governance`'s [`Confinement`].
 fn replay_file(state: &AppState, file: &str) -> ApiResult<std::path::PathBuf> {
-    use std::path::Component;
-    let path = std::path::Path::new(file);
-    if path.is_absolute()
-        || path.components().any(|c| {
-            matches!(
-                c,
-                Component::ParentDir | Component::RootDir | Component::Prefix(_)
-            )
-        })
-    {
-        return Err(ApiError::bad_request(format!(
-            "replay: \"{file}\" must be a path inside the project, relative to its root"
-        )));
-    }
-    if let Some(hidden) = path.components().find_map(|c| match c {
-        Component::Normal(name) if name.to_string_lossy().starts_with('.') => {
-            Some(name.to_string_lossy().into_owned())
-        }
-        _ => None,
-    }) {
-        return Err(ApiError::bad_request(format!(
-            "replay: \"{file}\" goes through the dotfile \"{hidden}\"; dotfiles and dot folders \
-             (.env, .orket, .git) are never read"
-        )));
-    }
-    let root = state
-        .root()
-        .canonicalize()
+    let project = Confinement::folder(state.root(), Rules::PROJECT, "the project")
         .map_err(|e| ApiError::internal(format!("{}: {e}", state.root().display())))?;
-    let real = root.join(path).canonicalize().map_err(|_| {
-        ApiError::bad_request(format!("replay: \"{file}\" does not exist in the project"))
-    })?;
-    if !real.starts_with(&root) || !real.is_file() {
+    let real = project
+        .resolve_read(file)
+        .map_err(|refusal| ApiError::bad_request(format!("replay: {}", refusal.message)))?;
+    if !real.is_file() {
         return Err(ApiError::bad_request(format!(
-            "replay: \"{file}\" is not a file inside the project"
+            "replay: \"{file}\" is not a file in the project"
         )));
     }
     Ok(real)
@@ -715,7 +690,7 @@ async fn record_failure(
     let event = NewEvent {
         run_id: Some(run_id.to_string()),
         role: None,
-        event: orket_engine::events::names::SESSION_END.to_string(),
+        event: orket_store::events::names::SESSION_END.to_string(),
         issue_id: None,
         data: Value::Object(Map::from_iter([
             ("status".to_string(), json!(RunStatus::Failed)),

@@ -525,11 +525,16 @@ async fn a_replay_file_behind_a_dotfile_is_refused_naming_the_field() {
     std::fs::write(p.root.join(".env"), &replay).unwrap();
     std::fs::write(p.root.join(".orket/copy.jsonl"), &replay).unwrap();
     std::fs::write(p.root.join("replay/.hidden.jsonl"), &replay).unwrap();
+    // Links inside the project that lead to a dotfile are refused like the dotfile.
+    std::os::unix::fs::symlink(p.root.join(".env"), p.root.join("replay/env.jsonl")).unwrap();
+    std::os::unix::fs::symlink(p.root.join(".orket"), p.root.join("replay/store")).unwrap();
     for file in [
         ".env",
         ".orket/copy.jsonl",
         "replay/.hidden.jsonl",
         "./.env",
+        "replay/env.jsonl",
+        "replay/store/copy.jsonl",
     ] {
         let (status, err) = p
             .post(

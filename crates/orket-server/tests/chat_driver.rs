@@ -113,7 +113,7 @@ async fn bad_bodies_answer_400_naming_the_field() {
         ),
         (
             json!({"message": "x", "replay": "../outside.jsonl"}),
-            "replay: \"../outside.jsonl\" must be a path inside the project",
+            "replay: path '../outside.jsonl' is refused: '..' may lead out of the project",
         ),
     ];
     for (body, expected) in cases {

@@ -5,7 +5,7 @@ mod common;
 
 use axum::http::StatusCode;
 use common::Project;
-use orket_engine::sandbox::{DeployRequest, SandboxManager, Stack};
+use orket_sandbox::{DeployRequest, SandboxManager, Stack};
 use serde_json::{json, Value};
 use std::sync::Arc;
 

@@ -5,21 +5,23 @@
 //! change appends an audit row, and an epic build's status is derived from its issues.
 //! Timestamps are RFC 3339 UTC strings with milliseconds (`2026-11-22T04:16:22.123Z`).
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod board;
 mod change;
 mod error;
+pub mod events;
 mod records;
 mod sandbox;
 mod sqlite;
 mod store;
-mod time;
 mod words;
 
 pub use board::overlay_builds;
 pub use change::{Applied, Change};
 pub use error::{StoreError, StoreResult};
+pub use orket_core::time::now_timestamp;
 pub use records::{
     ApprovalRecord, BuildRecord, CardTransaction, Comment, EventRecord, IssueRecord, IssueUpdate,
     MemoryRecord, NewApproval, NewEvent, NewTurn, RunRecord, RunUpdate, SnapshotRecord,
@@ -28,4 +30,3 @@ pub use records::{
 pub use sandbox::{SandboxPorts, SandboxRecord, SandboxStatus, PORT_BASES};
 pub use sqlite::SqliteStore;
 pub use store::Store;
-pub use time::now_timestamp;

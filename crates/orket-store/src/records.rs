@@ -1,6 +1,6 @@
 //! The rows the store keeps, and the patches that change them.
 
-use crate::time::now_timestamp;
+use orket_core::time::now_timestamp;
 use orket_core::{RunKind, RunStatus, Status, WaitReason};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{json, Value};

@@ -6,7 +6,7 @@ use crate::project::Project;
 use anyhow::{bail, Context, Result};
 use orket_engine::approval::ApprovalDecision;
 use orket_engine::engine::Engine;
-use orket_engine::events::EventBus;
+use orket_store::events::EventBus;
 use orket_store::{ApprovalRecord, SqliteStore, Store};
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 use crate::commands::run::{provider, ProviderArgs};
 use crate::project::Project;
 use anyhow::{Context, Result};
-use orket_engine::driver::{Driver, DriverError, DriverOptions, DriverOutcome};
+use orket_driver::{Driver, DriverError, DriverOptions, DriverOutcome};
 use orket_llm::ChatMessage;
 use orket_store::{SqliteStore, Store};
 use std::io::{BufRead, IsTerminal, Write};

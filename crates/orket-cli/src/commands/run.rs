@@ -3,8 +3,8 @@
 use crate::project::Project;
 use anyhow::{bail, Context, Result};
 use orket_engine::engine::{Engine, EngineOptions, RunOutcome};
-use orket_engine::events::EventBus;
 use orket_llm::{provider_by_name, Provider, RecordingProvider};
+use orket_store::events::EventBus;
 use orket_store::{EventRecord, SqliteStore, Store};
 use std::path::PathBuf;
 use std::process::ExitCode;

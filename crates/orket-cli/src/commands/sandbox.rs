@@ -2,7 +2,7 @@
 
 use crate::project::Project;
 use anyhow::{bail, Context, Result};
-use orket_engine::sandbox::{SandboxInfo, SandboxManager};
+use orket_sandbox::{SandboxInfo, SandboxManager};
 use orket_store::{SqliteStore, Store};
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -71,7 +71,7 @@ impl fmt::Display for Diagnostic {
 }
 
 /// The JSON path of `key` inside `path`.
-pub(crate) fn at(path: &str, key: &str) -> String {
+pub fn at(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_string()
     } else {
@@ -80,6 +80,6 @@ pub(crate) fn at(path: &str, key: &str) -> String {
 }
 
 /// The JSON path of element `index` of the array at `path`.
-pub(crate) fn idx(path: &str, index: usize) -> String {
+pub fn idx(path: &str, index: usize) -> String {
     format!("{path}[{index}]")
 }

@@ -5,7 +5,7 @@ pub mod board;
 pub mod check;
 pub mod diag;
 mod parse;
-mod reader;
+pub mod reader;
 pub mod tree;
 pub mod types;
 

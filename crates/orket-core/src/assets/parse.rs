@@ -1,7 +1,7 @@
 //! From JSON values to typed assets, reporting every problem with its JSON path.
 
 use super::diag::{at, idx};
-use super::reader::{as_object, Ctx};
+use super::reader::{as_object, Reader};
 use super::types::*;
 use crate::ids::derived_issue_id;
 use crate::lifecycle::valid_statuses;
@@ -99,7 +99,7 @@ fn keys(lists: &[&[&'static str]]) -> Vec<&'static str> {
 
 /// Reads the fields every card has. `kind` decides which statuses are valid.
 fn card_base(
-    ctx: &mut Ctx,
+    ctx: &mut Reader,
     obj: &Map<String, Value>,
     path: &str,
     kind: CardKind,
@@ -195,7 +195,7 @@ fn card_base(
 }
 
 /// Reads the organization from its (possibly merged) JSON.
-pub(crate) fn organization(ctx: &mut Ctx, value: &Value, sources: Vec<String>) -> Organization {
+pub(crate) fn organization(ctx: &mut Reader, value: &Value, sources: Vec<String>) -> Organization {
     let mut org = Organization {
         sources,
         ..Organization::default()
@@ -234,7 +234,12 @@ pub(crate) fn organization(ctx: &mut Ctx, value: &Value, sources: Vec<String>) -
 }
 
 /// Reads a role (from its own file, or inline in a team under `path`).
-pub(crate) fn role(ctx: &mut Ctx, value: &Value, path: &str, default_name: &str) -> Option<Role> {
+pub(crate) fn role(
+    ctx: &mut Reader,
+    value: &Value,
+    path: &str,
+    default_name: &str,
+) -> Option<Role> {
     let obj = as_object(ctx, value, path)?;
     ctx.unknown_keys(obj, path, ROLE_KEYS);
     let capabilities = ctx.opt_object(obj, path, "capabilities");
@@ -272,7 +277,7 @@ pub(crate) fn role(ctx: &mut Ctx, value: &Value, path: &str, default_name: &str)
 }
 
 /// Reads a team and its inline roles.
-pub(crate) fn team(ctx: &mut Ctx, value: &Value, stem: &str) -> Option<Team> {
+pub(crate) fn team(ctx: &mut Reader, value: &Value, stem: &str) -> Option<Team> {
     let obj = as_object(ctx, value, "")?;
     ctx.unknown_keys(obj, "", TEAM_KEYS);
     let mut seats = Vec::new();
@@ -336,7 +341,7 @@ pub(crate) fn team(ctx: &mut Ctx, value: &Value, stem: &str) -> Option<Team> {
 }
 
 /// Reads a dialect; all four fields are required.
-pub(crate) fn dialect(ctx: &mut Ctx, value: &Value) -> Option<Dialect> {
+pub(crate) fn dialect(ctx: &mut Reader, value: &Value) -> Option<Dialect> {
     let obj = as_object(ctx, value, "")?;
     ctx.unknown_keys(obj, "", DIALECT_KEYS);
     let model_family = ctx.req_str(obj, "", "model_family");
@@ -361,7 +366,7 @@ pub(crate) fn dialect(ctx: &mut Ctx, value: &Value) -> Option<Dialect> {
 }
 
 /// Reads an environment; `model` is required.
-pub(crate) fn environment(ctx: &mut Ctx, value: &Value, stem: &str) -> Option<Environment> {
+pub(crate) fn environment(ctx: &mut Reader, value: &Value, stem: &str) -> Option<Environment> {
     let obj = as_object(ctx, value, "")?;
     ctx.unknown_keys(obj, "", ENVIRONMENT_KEYS);
     let model = ctx.req_str(obj, "", "model");
@@ -392,7 +397,7 @@ pub(crate) fn environment(ctx: &mut Ctx, value: &Value, stem: &str) -> Option<En
     })
 }
 
-fn verification(ctx: &mut Ctx, value: &Value, path: &str) -> Option<Verification> {
+fn verification(ctx: &mut Reader, value: &Value, path: &str) -> Option<Verification> {
     let obj = as_object(ctx, value, path)?;
     ctx.unknown_keys(obj, path, &["fixture_path", "scenarios", "last_run"]);
     let mut scenarios = Vec::new();
@@ -440,7 +445,7 @@ fn verification(ctx: &mut Ctx, value: &Value, path: &str) -> Option<Verification
     })
 }
 
-fn issue(ctx: &mut Ctx, value: &Value, path: &str, default_id: &str) -> Option<IssueSpec> {
+fn issue(ctx: &mut Reader, value: &Value, path: &str, default_id: &str) -> Option<IssueSpec> {
     let obj = as_object(ctx, value, path)?;
     ctx.unknown_keys(obj, path, &keys(&[CARD_KEYS, ISSUE_KEYS]));
     let card = card_base(ctx, obj, path, CardKind::Issue, default_id);
@@ -487,7 +492,7 @@ fn issue(ctx: &mut Ctx, value: &Value, path: &str, default_id: &str) -> Option<I
 }
 
 /// Reads an epic and its issues; checks ids, dependencies and cycles within the epic.
-pub(crate) fn epic(ctx: &mut Ctx, value: &Value, stem: &str, department: &str) -> Option<Epic> {
+pub(crate) fn epic(ctx: &mut Reader, value: &Value, stem: &str, department: &str) -> Option<Epic> {
     let obj = as_object(ctx, value, "")?;
     ctx.unknown_keys(obj, "", &keys(&[CARD_KEYS, EPIC_KEYS]));
     let card = card_base(ctx, obj, "", CardKind::Epic, stem);
@@ -570,7 +575,7 @@ pub(crate) fn epic(ctx: &mut Ctx, value: &Value, stem: &str, department: &str) -
 }
 
 /// Duplicate ids, unknown dependencies, self-dependencies and cycles among an epic's issues.
-fn check_issue_graph(ctx: &mut Ctx, key: &str, issues: &[(usize, IssueSpec)]) {
+fn check_issue_graph(ctx: &mut Reader, key: &str, issues: &[(usize, IssueSpec)]) {
     let mut position: HashMap<&str, usize> = HashMap::new();
     for (i, spec) in issues {
         if let Some(first) = position.insert(spec.card.id.as_str(), *i) {
@@ -673,7 +678,7 @@ fn find_cycles<'a>(issues: impl Iterator<Item = &'a IssueSpec>) -> Vec<Vec<Strin
 }
 
 /// Reads a rock and the list of its epics.
-pub(crate) fn rock(ctx: &mut Ctx, value: &Value, stem: &str, department: &str) -> Option<Rock> {
+pub(crate) fn rock(ctx: &mut Reader, value: &Value, stem: &str, department: &str) -> Option<Rock> {
     let obj = as_object(ctx, value, "")?;
     ctx.unknown_keys(obj, "", &keys(&[CARD_KEYS, ROCK_KEYS]));
     let card = card_base(ctx, obj, "", CardKind::Rock, stem);

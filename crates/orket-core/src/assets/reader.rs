@@ -1,31 +1,35 @@
 //! A path-aware reader over `serde_json` values that collects every problem it meets instead
-//! of stopping at the first.
+//! of stopping at the first. The asset loader reads every file through it; the driver reads a
+//! model's action arguments through it too (the action's name in place of the file).
 
 use super::diag::{at, idx, Diagnostic};
 use crate::priority::json_kind;
 use serde_json::{Map, Value};
 
 /// Collects diagnostics for one file while its JSON is read.
-pub(crate) struct Ctx {
+pub struct Reader {
     /// The file being read, relative to the project root.
     pub file: String,
     /// Everything found so far.
     pub diags: Vec<Diagnostic>,
 }
 
-impl Ctx {
+impl Reader {
+    /// A reader of `file` (a path relative to the project root, or what the values come from).
     pub fn new(file: impl Into<String>) -> Self {
-        Ctx {
+        Reader {
             file: file.into(),
             diags: Vec::new(),
         }
     }
 
+    /// Records an error at `path`.
     pub fn error(&mut self, path: &str, message: impl Into<String>) {
         self.diags
             .push(Diagnostic::error(&self.file, path, message));
     }
 
+    /// Records a warning at `path`.
     pub fn warn(&mut self, path: &str, message: impl Into<String>) {
         self.diags
             .push(Diagnostic::warning(&self.file, path, message));
@@ -177,6 +181,31 @@ impl Ctx {
         }
     }
 
+    /// An error for every key of `obj` that is not in `known` (where extra keys are refused,
+    /// not ignored).
+    pub fn only_keys(&mut self, obj: &Map<String, Value>, path: &str, known: &[&str]) {
+        for key in obj.keys() {
+            if !known.contains(&key.as_str()) {
+                self.error(
+                    &at(path, key),
+                    format!("unknown field (known: {})", known.join(", ")),
+                );
+            }
+        }
+    }
+
+    /// The errors found so far, one per line as `file: path: message`; `None` when there is
+    /// none.
+    pub fn errors(&self) -> Option<String> {
+        let errors: Vec<String> = self
+            .diags
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| d.to_string())
+            .collect();
+        (!errors.is_empty()).then(|| errors.join("; "))
+    }
+
     /// Warns about every key of `obj` that is not in `known`.
     pub fn unknown_keys(&mut self, obj: &Map<String, Value>, path: &str, known: &[&str]) {
         for key in obj.keys() {
@@ -187,9 +216,9 @@ impl Ctx {
     }
 }
 
-/// The object at the top of a file, or an error.
-pub(crate) fn as_object<'v>(
-    ctx: &mut Ctx,
+/// The object at the top of a file (or at `path`), or an error.
+pub fn as_object<'v>(
+    ctx: &mut Reader,
     value: &'v Value,
     path: &str,
 ) -> Option<&'v Map<String, Value>> {

@@ -3,7 +3,7 @@
 
 use super::diag::Diagnostic;
 use super::parse;
-use super::reader::Ctx;
+use super::reader::Reader;
 use super::types::*;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -255,12 +255,12 @@ impl AssetTree {
     pub(crate) fn parse_file_partial<T>(
         &self,
         path: &Path,
-        parse: impl FnOnce(&mut Ctx, &Value) -> Option<T>,
+        parse: impl FnOnce(&mut Reader, &Value) -> Option<T>,
     ) -> (Option<T>, Vec<Diagnostic>) {
         match self.read_json(path) {
             Err(d) => (None, vec![d]),
             Ok(value) => {
-                let mut ctx = Ctx::new(self.relative(path));
+                let mut ctx = Reader::new(self.relative(path));
                 let parsed = parse(&mut ctx, &value);
                 (parsed, ctx.diags)
             }
@@ -272,7 +272,7 @@ impl AssetTree {
         category: Category,
         name: &str,
         dept: &str,
-        parse: impl FnOnce(&mut Ctx, &Value) -> Option<T>,
+        parse: impl FnOnce(&mut Reader, &Value) -> Option<T>,
     ) -> Result<T, AssetError> {
         let path = self.find(category, name, dept)?;
         match self.parse_file_partial(&path, parse) {
@@ -334,7 +334,7 @@ impl AssetTree {
                 diags,
             );
         };
-        let mut ctx = Ctx::new(sources.join(" + "));
+        let mut ctx = Reader::new(sources.join(" + "));
         let org = parse::organization(&mut ctx, &value, sources);
         diags.extend(ctx.diags);
         (org, diags)

@@ -2,7 +2,7 @@
 //! `_schema_migrations`, each applied in one write transaction with its record.
 
 use crate::error::{StoreError, StoreResult};
-use crate::time::now_timestamp;
+use orket_core::time::now_timestamp;
 use sha2::{Digest, Sha256};
 use sqlx::{Executor, SqlitePool};
 

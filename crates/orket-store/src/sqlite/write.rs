@@ -8,9 +8,9 @@ use crate::records::{
     RunUpdate,
 };
 use crate::sandbox::SandboxRecord;
-use crate::time::now_timestamp;
 use crate::words::memory_words;
 use orket_core::lifecycle::derive_epic_status;
+use orket_core::time::now_timestamp;
 use orket_core::Status;
 use serde_json::{json, Value};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};

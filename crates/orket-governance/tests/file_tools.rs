@@ -1,17 +1,44 @@
 //! The file tools: results a user sees, atomic per-path writes, confinement without the gate.
 
+use orket_core::tools::Tool;
 use orket_core::ToolCall;
-use orket_engine::file_tools::FileTools;
-use orket_engine::workspace::Workspace;
+use orket_governance::confine::Confinement;
+use orket_governance::file_tools::FileTools;
 use serde_json::{json, Value};
 use std::fs;
 use std::sync::Arc;
 use tempfile::TempDir;
 
-fn tools() -> (TempDir, FileTools) {
+/// The file tools of a fresh workspace, their results in wire form.
+struct Tools(FileTools);
+
+impl Tools {
+    fn workspace(&self) -> &Confinement {
+        self.0.workspace()
+    }
+    async fn read_file(&self, path: &str) -> Value {
+        self.0.read_file(path).await.to_value()
+    }
+    async fn write_file(&self, path: &str, content: &str) -> Value {
+        self.0.write_file(path, content).await.to_value()
+    }
+    async fn list_directory(&self, path: &str) -> Value {
+        self.0.list_directory(path).await.to_value()
+    }
+    async fn delete_file(&self, path: &str) -> Value {
+        self.0.delete_file(path).await.to_value()
+    }
+    /// A call by name, as the executor dispatches it.
+    async fn run(&self, call: &ToolCall) -> Option<Value> {
+        let tool = Tool::from_name(&call.name)?;
+        Some(self.0.run(tool, call).await?.to_value())
+    }
+}
+
+fn tools() -> (TempDir, Tools) {
     let dir = TempDir::new().unwrap();
-    let ws = Workspace::new(&dir.path().join("ws"), &[]).unwrap();
-    (dir, FileTools::new(Arc::new(ws)))
+    let ws = Confinement::workspace(&dir.path().join("ws"), &[]).unwrap();
+    (dir, Tools(FileTools::new(Arc::new(ws))))
 }
 
 #[track_caller]

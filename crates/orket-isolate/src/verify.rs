@@ -19,8 +19,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-/// The folder fixtures live in, at the workspace root.
-pub const VERIFICATION_DIR: &str = "verification";
+pub use orket_core::tools::VERIFICATION_DIR;
 
 /// The Python side of the protocol: reads `{fixture_path, scenarios: [{id, input_data}]}`,
 /// loads the fixture, calls `verify_<id>(input)` or `verify(input)` per scenario, and answers
@@ -486,7 +485,7 @@ pub fn run_verification(
     verification: &Value,
     limits: &VerifyLimits,
 ) -> VerificationResult {
-    let started_at = orket_store::now_timestamp();
+    let started_at = orket_core::time::now_timestamp();
     let started = std::time::Instant::now();
     let mut result = run_inner(workspace, verification, limits);
     result.started_at = started_at;

@@ -2,7 +2,7 @@
 //! collides (under concurrency, and around ports bound by other processes), passwords that
 //! stay out of listings, and deploys that fail with a recorded reason when docker is not there.
 
-use orket_engine::sandbox::{
+use orket_sandbox::{
     compose_file, env_file, port_is_free, ComposeCli, DeployRequest, SandboxError, SandboxManager,
     Stack,
 };

@@ -1,8 +1,8 @@
 //! The verification runner: fixtures under `verification/` only, every fatal path failing all
 //! scenarios, resource limits, no network, and (with Landlock) no file outside the workspace.
 
-use orket_engine::landlock;
-use orket_engine::verify::{
+use orket_isolate::landlock;
+use orket_isolate::verify::{
     network_isolation, run_verification, run_verification_async, FilesystemIsolation,
     NetworkIsolation, VerificationResult, VerifyLimits,
 };

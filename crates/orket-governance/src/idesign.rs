@@ -4,7 +4,7 @@
 //! Folder and naming rules apply to `.py .ts .js .rs` files; the class-suffix, import and
 //! syntax rules read Python through tree-sitter-python's parse tree (no regexes).
 
-use crate::gate::{codes, Refusal};
+use crate::refusal::{Refusal, RefusalCode};
 use tree_sitter::{Node, Parser, Tree};
 
 /// The extensions of the source files iDesign checks.
@@ -100,7 +100,7 @@ pub fn check_idesign(path: &str, content: &str) -> Result<(), Refusal> {
     let shown = parts.join("/");
     if folders.is_empty() {
         return Err(Refusal::new(
-            codes::IDESIGN_ROOT_FILE,
+            RefusalCode::IdesignRootFile,
             format!(
                 "'{shown}' is a source file at the workspace root; iDesign puts source files in \
                  a component folder ({})",
@@ -111,7 +111,7 @@ pub fn check_idesign(path: &str, content: &str) -> Result<(), Refusal> {
     let skip = usize::from(ROOT_PREFIXES.contains(&folders[0].to_lowercase().as_str()));
     let Some(first) = folders.get(skip).map(|f| f.to_lowercase()) else {
         return Err(Refusal::new(
-            codes::IDESIGN_FOLDER,
+            RefusalCode::IdesignFolder,
             format!(
                 "'{shown}' sits directly in {}/; iDesign source files go in one of its folders ({})",
                 folders[0],
@@ -121,7 +121,7 @@ pub fn check_idesign(path: &str, content: &str) -> Result<(), Refusal> {
     };
     if !ALLOWED_FOLDERS.contains(&first.as_str()) {
         return Err(Refusal::new(
-            codes::IDESIGN_FOLDER,
+            RefusalCode::IdesignFolder,
             format!(
                 "'{shown}' is in folder '{}', which is not an iDesign folder (allowed: {})",
                 folders[skip],
@@ -134,7 +134,7 @@ pub fn check_idesign(path: &str, content: &str) -> Result<(), Refusal> {
         if !file_name.to_lowercase().contains(layer.word()) {
             let stem = &file_name[..file_name.len() - ext.len() - 1];
             return Err(Refusal::new(
-                codes::IDESIGN_NAMING,
+                RefusalCode::IdesignNaming,
                 format!(
                     "'{shown}': a file under {}/ must have '{}' in its name (e.g. {stem}_{}.{ext})",
                     layer.folder(),
@@ -169,7 +169,7 @@ fn parse_python(content: &str) -> Option<Tree> {
 fn check_python(shown: &str, content: &str, layer: Option<Layer>) -> Result<(), Refusal> {
     let Some(tree) = parse_python(content) else {
         return Err(Refusal::new(
-            codes::IDESIGN_SYNTAX,
+            RefusalCode::IdesignSyntax,
             format!("'{shown}': the Python parser could not run on this file"),
         ));
     };
@@ -189,7 +189,7 @@ fn check_python(shown: &str, content: &str, layer: Option<Layer>) -> Result<(), 
             }
         };
         return Err(Refusal::new(
-            codes::IDESIGN_SYNTAX,
+            RefusalCode::IdesignSyntax,
             format!(
                 "'{shown}' has a Python syntax error at line {}, column {}: {what}",
                 pos.row + 1,
@@ -219,7 +219,7 @@ fn check_python(shown: &str, content: &str, layer: Option<Layer>) -> Result<(), 
         };
         if !name.ends_with(layer.suffix()) {
             return Err(Refusal::new(
-                codes::IDESIGN_CLASS_SUFFIX,
+                RefusalCode::IdesignClassSuffix,
                 format!(
                     "'{shown}' line {}: class '{name}' must end with '{}' (classes in {}/ are {}s)",
                     class.start_position().row + 1,
@@ -248,7 +248,7 @@ fn check_python(shown: &str, content: &str, layer: Option<Layer>) -> Result<(), 
             let text = import.utf8_text(source).unwrap_or_default();
             let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
             return Err(Refusal::new(
-                codes::IDESIGN_IMPORT,
+                RefusalCode::IdesignImport,
                 format!(
                     "'{shown}' line {}: {} may not import from {hit} (`{text}`); iDesign calls go \
                      managers → engines → accessors, never back up",

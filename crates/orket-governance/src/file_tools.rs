@@ -1,16 +1,18 @@
 //! The file tools (SPEC §8): `read_file`, `write_file`, `list_directory`, `delete_file`.
 //!
-//! Each returns `{"ok": true, ...}` or `{"ok": false, "error": "..."}` and never fails
-//! otherwise. Every call re-checks path confinement itself, so the tools stay inside the
+//! Each returns a [`ToolResult`] (`{"ok": true, ...}` or `{"ok": false, "error": "..."}`) and
+//! never fails otherwise. Every call re-checks path confinement itself, so the tools stay inside the
 //! workspace even when called without the gate. Writes are atomic (temporary file in the same
 //! folder, then rename) and serialized per path; different paths proceed in parallel.
 //! Only regular files are read, a listing holds at most [`MAX_LIST_ENTRIES`] entries, and
 //! deleting a symlink removes the link, not its target.
 
-use crate::gate::{Refusal, MAX_CONTENT_BYTES};
-use crate::workspace::Workspace;
+use crate::confine::Confinement;
+use crate::gate::MAX_CONTENT_BYTES;
+use crate::refusal::Refusal;
+use orket_core::tools::{Tool, ToolResult};
 use orket_core::ToolCall;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::io::ErrorKind;
@@ -33,21 +35,21 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// The file tools of one workspace, with the per-path write locks.
 #[derive(Debug)]
 pub struct FileTools {
-    workspace: Arc<Workspace>,
+    workspace: Arc<Confinement>,
     locks: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
 }
 
-fn failure(error: impl Into<String>) -> Value {
-    json!({"ok": false, "error": error.into()})
+fn failure(error: impl Into<String>) -> ToolResult {
+    ToolResult::failed(error)
 }
 
-fn refused(refusal: Refusal) -> Value {
-    failure(refusal.to_string())
+fn refused(refusal: Refusal) -> ToolResult {
+    ToolResult::refused(refusal.code, refusal.to_string())
 }
 
 impl FileTools {
     /// The file tools of `workspace`.
-    pub fn new(workspace: Arc<Workspace>) -> FileTools {
+    pub fn new(workspace: Arc<Confinement>) -> FileTools {
         FileTools {
             workspace,
             locks: Mutex::new(HashMap::new()),
@@ -55,36 +57,48 @@ impl FileTools {
     }
 
     /// The workspace these tools are confined to.
-    pub fn workspace(&self) -> &Arc<Workspace> {
+    pub fn workspace(&self) -> &Arc<Confinement> {
         &self.workspace
     }
 
-    /// Runs `call` when it names a file tool (`path` defaults to `.` for `list_directory`);
-    /// `None` for any other tool.
-    pub async fn run(&self, call: &ToolCall) -> Option<Value> {
+    /// Runs a call of the file tool `tool` (`path` defaults to `.` for `list_directory`);
+    /// `None` when `tool` is no file tool.
+    pub async fn run(&self, tool: Tool, call: &ToolCall) -> Option<ToolResult> {
         let path = call.str_arg("path");
         let missing = |key: &str| failure(format!("{}: argument '{key}' is required", call.name));
-        Some(match call.name.as_str() {
-            "read_file" => match path {
+        Some(match tool {
+            Tool::ReadFile => match path {
                 Some(p) => self.read_file(p).await,
                 None => missing("path"),
             },
-            "write_file" => match (path, call.str_arg("content")) {
+            Tool::WriteFile => match (path, call.str_arg("content")) {
                 (Some(p), Some(c)) => self.write_file(p, c).await,
                 (None, _) => missing("path"),
                 (_, None) => missing("content"),
             },
-            "list_directory" => self.list_directory(path.unwrap_or(".")).await,
-            "delete_file" => match path {
+            Tool::ListDirectory => self.list_directory(path.unwrap_or(".")).await,
+            Tool::DeleteFile => match path {
                 Some(p) => self.delete_file(p).await,
                 None => missing("path"),
             },
-            _ => return None,
+            Tool::CreateIssue
+            | Tool::UpdateIssueStatus
+            | Tool::AddIssueComment
+            | Tool::GetIssueContext
+            | Tool::RequestExcuse
+            | Tool::ReportCredits
+            | Tool::ResetIssue
+            | Tool::NominateCard
+            | Tool::RefinementProposal
+            | Tool::ArchiveEval
+            | Tool::PromotePrompt
+            | Tool::ImageAnalyze
+            | Tool::ImageGenerate => return None,
         })
     }
 
     /// Reads a UTF-8 text file: `{ok, path, content}`.
-    pub async fn read_file(&self, path: &str) -> Value {
+    pub async fn read_file(&self, path: &str) -> ToolResult {
         let real = match self.workspace.resolve_read(path) {
             Ok(real) => real,
             Err(r) => return refused(r),
@@ -121,11 +135,10 @@ impl FileTools {
             ));
         }
         match String::from_utf8(bytes) {
-            Ok(content) => json!({
-                "ok": true,
+            Ok(content) => ToolResult::ok(json!({
                 "path": self.workspace.display_path(&real),
                 "content": content,
-            }),
+            })),
             Err(e) => failure(format!(
                 "read_file: '{path}' is not UTF-8 text (invalid byte at offset {})",
                 e.utf8_error().valid_up_to()
@@ -134,7 +147,7 @@ impl FileTools {
     }
 
     /// Writes `content` atomically, creating parent folders: `{ok, path, bytes}`.
-    pub async fn write_file(&self, path: &str, content: &str) -> Value {
+    pub async fn write_file(&self, path: &str, content: &str) -> ToolResult {
         if path.ends_with('/') || path.ends_with("/.") {
             return failure(format!(
                 "write_file: '{path}' ends in '/', which names a folder; name a file to write \
@@ -166,11 +179,10 @@ impl FileTools {
         drop(lock);
         self.release(&real);
         match result {
-            Ok(()) => json!({
-                "ok": true,
+            Ok(()) => ToolResult::ok(json!({
                 "path": self.workspace.display_path(&real),
                 "bytes": content.len(),
-            }),
+            })),
             Err(e) => failure(format!("write_file: cannot write '{path}': {e}")),
         }
     }
@@ -178,7 +190,7 @@ impl FileTools {
     /// Lists a folder: `{ok, path, entries}` with names sorted, folders ending in `/`. Past
     /// [`MAX_LIST_ENTRIES`] entries the first ones are given, with `"truncated": true` and the
     /// `total` count.
-    pub async fn list_directory(&self, path: &str) -> Value {
+    pub async fn list_directory(&self, path: &str) -> ToolResult {
         let real = match self.workspace.resolve_read(path) {
             Ok(real) => real,
             Err(r) => return refused(r),
@@ -186,7 +198,6 @@ impl FileTools {
         match list(&real).await {
             Ok(mut entries) => {
                 let mut result = json!({
-                    "ok": true,
                     "path": self.workspace.display_path(&real),
                 });
                 let total = entries.len();
@@ -196,7 +207,7 @@ impl FileTools {
                     result["total"] = json!(total);
                 }
                 result["entries"] = json!(entries);
-                result
+                ToolResult::ok(result)
             }
             Err(e) => failure(format!("list_directory: cannot list '{path}': {e}")),
         }
@@ -204,7 +215,7 @@ impl FileTools {
 
     /// Deletes one file (never a folder): `{ok, path}`. A symlink is deleted itself; its
     /// target stays.
-    pub async fn delete_file(&self, path: &str) -> Value {
+    pub async fn delete_file(&self, path: &str) -> ToolResult {
         let real = match self.workspace.resolve_delete(path) {
             Ok(real) => real,
             Err(r) => return refused(r),
@@ -225,7 +236,7 @@ impl FileTools {
         drop(lock);
         self.release(&real);
         match result {
-            Ok(()) => json!({"ok": true, "path": self.workspace.display_path(&real)}),
+            Ok(()) => ToolResult::ok(json!({"path": self.workspace.display_path(&real)})),
             Err(e) => failure(e),
         }
     }
@@ -250,7 +261,7 @@ impl FileTools {
 /// random name and is created exclusively (an existing file or link of that name is never
 /// opened, so nothing planted there can redirect the write); it takes over the permissions of
 /// the file it replaces.
-pub(crate) async fn write_atomically(target: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub async fn write_atomically(target: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let parent = target
         .parent()
         .ok_or_else(|| std::io::Error::other("the path has no parent folder"))?;

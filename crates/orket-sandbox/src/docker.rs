@@ -1,7 +1,7 @@
 //! The `docker compose` CLI (the v2 plugin), or the standalone `docker-compose` when the plugin
 //! is missing. Commands run on blocking threads with a time limit.
 
-use crate::process::{self, tail};
+use orket_isolate::process::{self, tail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;

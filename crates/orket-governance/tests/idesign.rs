@@ -1,6 +1,6 @@
 //! iDesign rules: each rule refused with its code, compliant files allowed.
 
-use orket_engine::idesign::check_idesign;
+use orket_governance::idesign::check_idesign;
 
 fn refused(path: &str, content: &str, expected: &str) -> String {
     match check_idesign(path, content) {

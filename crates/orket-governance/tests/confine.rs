@@ -1,14 +1,16 @@
-//! Path confinement: what `Workspace::resolve_read` / `resolve_write` let through.
+//! Path confinement: what `Confinement::resolve_read` / `resolve_write` let through.
 
-use orket_engine::gate::Refusal;
-use orket_engine::workspace::Workspace;
+use orket_governance::confine::{
+    Access, Confinement, FolderError, ProjectFolders, Resolved, Rules,
+};
+use orket_governance::gate::Refusal;
 use std::fs;
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 
 struct Fx {
     _dirs: Vec<TempDir>,
-    ws: Workspace,
+    ws: Confinement,
     /// A folder outside the workspace (and outside the references).
     outside: PathBuf,
     /// The epic's reference folder (canonical).
@@ -22,7 +24,7 @@ fn fixture() -> Fx {
     let root = base.path().join("workspace");
     fs::write(outside_dir.path().join("secret_plans.txt"), "outside").unwrap();
     fs::write(reference_dir.path().join("spec.md"), "reference text").unwrap();
-    let ws = Workspace::new(&root, &[reference_dir.path().to_path_buf()]).unwrap();
+    let ws = Confinement::workspace(&root, &[reference_dir.path().to_path_buf()]).unwrap();
     Fx {
         outside: fs::canonicalize(outside_dir.path()).unwrap(),
         reference: fs::canonicalize(reference_dir.path()).unwrap(),
@@ -34,7 +36,7 @@ fn fixture() -> Fx {
 fn code(result: Result<PathBuf, Refusal>) -> &'static str {
     match result {
         Ok(p) => panic!("expected a refusal, got {}", p.display()),
-        Err(r) => r.code,
+        Err(r) => r.code.as_str(),
     }
 }
 
@@ -310,7 +312,7 @@ mod properties {
 #[test]
 fn an_empty_reference_does_not_open_every_path() {
     let base = TempDir::new().unwrap();
-    let ws = Workspace::new(&base.path().join("ws"), &[PathBuf::from("")]).unwrap();
+    let ws = Confinement::workspace(&base.path().join("ws"), &[PathBuf::from("")]).unwrap();
     let msg = refusal(ws.resolve_read("/etc/passwd"), "PATH_ESCAPE");
     assert!(msg.contains("/etc/passwd"), "{msg}");
     assert!(ws.references().is_empty(), "{:?}", ws.references());
@@ -351,4 +353,138 @@ fn resolve_delete_names_the_link_itself() {
     std::os::unix::fs::symlink(root.join("target.txt"), root.join(".env")).unwrap();
     assert_eq!(code(fx.ws.resolve_delete(".env")), "PATH_PROTECTED");
     assert_eq!(code(fx.ws.resolve_delete("../x")), "PATH_ESCAPE");
+}
+
+/// A project with `model/`, `config/`, `workspace/`, a `.env` and a store folder.
+fn project() -> (TempDir, PathBuf) {
+    let dir = TempDir::new().unwrap();
+    let root = fs::canonicalize(dir.path()).unwrap();
+    for folder in ["model/core/epics", "config", "workspace", ".orket"] {
+        fs::create_dir_all(root.join(folder)).unwrap();
+    }
+    fs::write(root.join(".env"), "API_KEY=secret").unwrap();
+    fs::write(root.join(".orket/orket.db"), "db").unwrap();
+    fs::write(root.join("model/core/epics/a.json"), "{}").unwrap();
+    (dir, root)
+}
+
+fn folder_refusal(result: Result<Resolved, FolderError>) -> Refusal {
+    match result {
+        Err(FolderError::Refused(r)) => r,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn project_folders_keep_each_path_inside_its_own_folder() {
+    use std::os::unix::fs::symlink;
+    let (_dir, root) = project();
+    let folders = ProjectFolders::new(&root, &["model", "config"], Rules::PROJECT).unwrap();
+    let ok = folders
+        .resolve("./model/core/epics/a.json", Access::Read)
+        .unwrap();
+    assert_eq!(ok.real, root.join("model/core/epics/a.json"));
+    assert_eq!(ok.display, "model/core/epics/a.json");
+    assert_eq!(
+        folders.resolve("model", Access::Read).unwrap().real,
+        root.join("model")
+    );
+    // New files resolve where they will be.
+    assert_eq!(
+        folders
+            .resolve("model/core/rocks/r.json", Access::Write)
+            .unwrap()
+            .real,
+        root.join("model/core/rocks/r.json")
+    );
+    // Syntax: absolute, `..`, dotfiles as written, a backslash, an empty path.
+    for (path, code) in [
+        ("/etc/passwd", "PATH_ESCAPE"),
+        ("model/../.env", "PATH_ESCAPE"),
+        ("model\\..\\.env", "PATH_ESCAPE"),
+        (".env", "PATH_PROTECTED"),
+        ("model/.git/config", "PATH_PROTECTED"),
+        ("workspace/x.txt", "PATH_ESCAPE"),
+        ("", "BAD_ARGS"),
+    ] {
+        let r = folder_refusal(folders.resolve(path, Access::Read));
+        assert_eq!(r.code, code, "{path}: {r}");
+        assert!(r.message.contains("refused"), "{path}: {r}");
+    }
+    // A top folder that does not exist is not found, not refused.
+    fs::remove_dir(root.join("config")).unwrap();
+    assert!(matches!(
+        folders.resolve("config/x.json", Access::Write),
+        Err(FolderError::NotFound(_))
+    ));
+    // Links: to a dotfile of the project, from model/ into workspace/, out of the project.
+    symlink(root.join(".env"), root.join("model/env")).unwrap();
+    symlink(root.join("workspace"), root.join("model/ws")).unwrap();
+    symlink("/etc", root.join("model/etc")).unwrap();
+    for (path, code) in [
+        ("model/env", "PATH_ESCAPE"),
+        ("model/ws/notes.md", "PATH_ESCAPE"),
+        ("model/etc/passwd", "PATH_ESCAPE"),
+    ] {
+        let r = folder_refusal(folders.resolve(path, Access::Read));
+        assert_eq!(r.code, code, "{path}: {r}");
+        assert!(r.message.contains(&format!("'{path}'")), "{r}");
+        assert!(r.message.contains("the project's model/"), "{r}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn no_linked_files_refuses_writing_through_a_link_that_stays_inside() {
+    let (_dir, root) = project();
+    std::os::unix::fs::symlink(
+        root.join("model/core/epics/a.json"),
+        root.join("model/core/epics/b.json"),
+    )
+    .unwrap();
+    let strict = Rules {
+        no_linked_files: true,
+        ..Rules::PROJECT
+    };
+    let folders = ProjectFolders::new(&root, &["model"], strict).unwrap();
+    let r = folder_refusal(folders.resolve("model/core/epics/b.json", Access::Write));
+    assert_eq!(r.code, "PATH_PROTECTED", "{r}");
+    assert!(r.message.contains("is a link"), "{r}");
+    // Reading through it is fine, and so is writing without the rule.
+    assert!(folders
+        .resolve("model/core/epics/b.json", Access::Read)
+        .is_ok());
+    let lenient = ProjectFolders::new(&root, &["model"], Rules::PROJECT).unwrap();
+    assert!(lenient
+        .resolve("model/core/epics/b.json", Access::Write)
+        .is_ok());
+}
+
+#[cfg(unix)]
+#[test]
+fn a_file_named_in_the_project_never_leads_to_a_dotfile() {
+    // The replay-file rule: a link to `.env` or into `.orket/` is refused like the dotfile
+    // itself, though it stays inside the project.
+    let (_dir, root) = project();
+    fs::create_dir_all(root.join("replay")).unwrap();
+    fs::write(root.join("replay/ok.jsonl"), "{}").unwrap();
+    std::os::unix::fs::symlink(root.join(".env"), root.join("replay/env.jsonl")).unwrap();
+    std::os::unix::fs::symlink(root.join(".orket"), root.join("replay/store")).unwrap();
+    let project = Confinement::folder(&root, Rules::PROJECT, "the project").unwrap();
+    assert_eq!(
+        project.resolve_read("replay/ok.jsonl").unwrap(),
+        root.join("replay/ok.jsonl")
+    );
+    for path in [
+        "replay/env.jsonl",
+        "replay/store/orket.db",
+        ".env",
+        "./.env",
+    ] {
+        let r = project.resolve_read(path).unwrap_err();
+        assert_eq!(r.code, "PATH_PROTECTED", "{path}: {r}");
+        assert!(r.message.contains("dot"), "{path}: {r}");
+    }
+    assert_eq!(code(project.resolve_read("/etc/passwd")), "PATH_ESCAPE");
 }

@@ -9,7 +9,7 @@
 //!
 //! Every write stays under the project's own `model/` or `config/` (names are single path
 //! components, a linked file is never written, a folder that leads elsewhere through a link is
-//! refused), is atomic ([`crate::file_tools`]'s temporary file renamed over the target), keeps the file's other fields (the JSON is edited as a `serde_json::Value`) and is
+//! refused), is atomic (`orket_governance::file_tools`'s temporary file renamed over the target), keeps the file's other fields (the JSON is edited as a `serde_json::Value`) and is
 //! re-loaded with the asset loader afterwards: when the asset no longer loads, the original is
 //! put back and the action is refused with the loader's error. A refused action writes nothing.
 //!
@@ -19,22 +19,35 @@
 //! build; `adopt_issue` is refused when the issue depends on issues that stay behind or issues
 //! that stay behind depend on it (store rows already seeded are not moved).
 
-use crate::events::EventBus;
-use crate::file_tools::write_atomically;
-use crate::turn::complete_with_retries;
+#![forbid(unsafe_code)]
+
+use orket_core::assets::diag::{at, idx};
+use orket_core::assets::reader::{as_object, Reader};
 use orket_core::assets::{
     is_plain_name, AssetError, AssetTree, Category, Epic, IssueSpec, Organization,
 };
 use orket_core::priority::parse_priority;
-use orket_llm::{ChatMessage, ModelRequest, Provider, ProviderError};
+use orket_core::tools::MIN_SUMMARY_CHARS;
+use orket_governance::confine::{Access, ProjectFolders, Rules};
+use orket_governance::file_tools::write_atomically;
+use orket_llm::{ChatMessage, ModelRequest, Provider, ProviderError, RetryPolicy, Retrying};
+use orket_store::events::EventBus;
 use orket_store::{Change, EventRecord, IssueUpdate, NewEvent, Store};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The folders of the project the driver writes to.
+const WRITABLE_FOLDERS: [&str; 2] = ["model", "config"];
+/// How it writes there: relative names, no dotfiles, never through a link.
+const WRITE_RULES: Rules = Rules {
+    no_linked_files: true,
+    ..Rules::PROJECT
+};
 
 /// The issue id the driver's model calls carry (the replay key of recorded driver replies).
 pub const DRIVER_ISSUE_ID: &str = "driver";
@@ -55,9 +68,6 @@ pub const EVENT_DRIVER_ACTION: &str = "driver_action";
 /// Event of a refused action (data: action, error).
 pub const EVENT_DRIVER_ACTION_REFUSED: &str = "driver_action_refused";
 
-/// Shortest summary accepted for a new issue (as the gate's `create_issue`).
-const MIN_SUMMARY_CHARS: usize = 5;
-
 /// How the driver calls its model.
 #[derive(Debug, Clone)]
 pub struct DriverOptions {
@@ -69,8 +79,8 @@ pub struct DriverOptions {
     pub timeout: Duration,
     /// The most tokens a reply may have.
     pub max_tokens: Option<u32>,
-    /// The first pause before a retried model call (doubled each time).
-    pub retry_backoff: Duration,
+    /// How a failed model call is retried.
+    pub retry: RetryPolicy,
 }
 
 impl Default for DriverOptions {
@@ -80,7 +90,7 @@ impl Default for DriverOptions {
             department: "core".to_string(),
             timeout: Duration::from_secs(300),
             max_tokens: Some(512),
-            retry_backoff: Duration::from_millis(500),
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -290,14 +300,10 @@ impl Driver {
             issue_id: DRIVER_ISSUE_ID.to_string(),
             role: DRIVER_ROLE.to_string(),
         };
-        let reply = complete_with_retries(
-            self.provider.as_ref(),
-            &request,
-            self.options.retry_backoff,
-            |_, _| async {},
-        )
-        .await
-        .map_err(DriverError::Model)?;
+        let reply = Retrying::new(Arc::clone(&self.provider), self.options.retry)
+            .complete(&request)
+            .await
+            .map_err(DriverError::Model)?;
         let action = match parse_action(&reply.content) {
             Ok(action) => action,
             Err(err) => {
@@ -1075,62 +1081,24 @@ impl Driver {
         }
     }
 
-    /// A file the driver writes: under `<root>/model/` or `<root>/config/`, plain components
-    /// only, not a link, and (links followed) still inside the root.
+    /// A file the driver writes: under the project's own `model/` or `config/`
+    /// (`orket-governance`'s [`ProjectFolders`]: plain relative names, no dotfiles, links
+    /// followed the file stays inside that folder) and never itself a link.
     fn confine(&self, path: &Path) -> Result<(), Fail> {
-        let root = self.tree.root();
         let outside = || {
             Fail::Refused(format!(
                 "{}: outside the project's model/ and config/",
                 path.display()
             ))
         };
-        let rel = path.strip_prefix(root).map_err(|_| outside())?;
-        let parts: Vec<&str> = rel
-            .components()
-            .map(|c| match c {
-                Component::Normal(s) => s.to_str().ok_or_else(outside),
-                _ => Err(outside()),
-            })
-            .collect::<Result<_, _>>()?;
-        let top = match parts.first() {
-            Some(&top) if top == "model" || top == "config" => top,
-            _ => return Err(outside()),
-        };
-        if parts.iter().any(|p| !is_plain_name(p)) {
-            return Err(outside());
-        }
-        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
-            return Err(Fail::Refused(format!(
-                "{}: is a link; the driver never writes through links",
-                self.tree.relative(path)
-            )));
-        }
-        let real_root = root
-            .canonicalize()
-            .map_err(|e| Fail::Io(format!("{}: {e}", root.display())))?;
-        let mut existing = path.parent();
-        while let Some(dir) = existing {
-            if dir.exists() {
-                break;
-            }
-            existing = dir.parent();
-        }
-        // The deepest folder that exists, links followed, is the root itself (nothing of the
-        // path exists yet) or inside the root's own `model/` or `config/` (not a link elsewhere,
-        // not even one to another folder of the project).
-        if let Some(dir) = existing {
-            let real = dir
-                .canonicalize()
-                .map_err(|e| Fail::Io(format!("{}: {e}", dir.display())))?;
-            if real != real_root && !real.starts_with(real_root.join(top)) {
-                return Err(Fail::Refused(format!(
-                    "{}: leads outside the project's {top}/ through a link",
-                    self.tree.relative(path)
-                )));
-            }
-        }
-        Ok(())
+        let rel = path.strip_prefix(self.tree.root()).map_err(|_| outside())?;
+        let rel = rel.to_str().ok_or_else(outside)?;
+        let folders = ProjectFolders::new(self.tree.root(), &WRITABLE_FOLDERS, WRITE_RULES)
+            .map_err(|e| Fail::Io(format!("{}: {e}", self.tree.root().display())))?;
+        folders
+            .resolve(rel, Access::Write)
+            .map(drop)
+            .map_err(|e| Fail::Refused(e.to_string()))
     }
 }
 
@@ -1535,12 +1503,15 @@ pub fn parse_action(text: &str) -> Result<DriverAction, DriverError> {
 
 fn action_of(text: &str) -> Result<DriverAction, String> {
     let actions = ACTIONS.join(", ");
-    let value = find_json_object(text).ok_or_else(|| {
-        format!(
-            "no JSON object found in {:?}; expected {{\"action\": one of {actions}, ...}}",
-            shorten(text)
-        )
-    })?;
+    let value = orket_llm::parse::json_values(text)
+        .into_iter()
+        .find(Value::is_object)
+        .ok_or_else(|| {
+            format!(
+                "no JSON object found in {:?}; expected {{\"action\": one of {actions}, ...}}",
+                shorten(text)
+            )
+        })?;
     let object = value.as_object().ok_or("expected a JSON object")?;
     let name = match object.get("action") {
         Some(Value::String(name)) if ACTIONS.contains(&name.as_str()) => name.as_str(),
@@ -1558,204 +1529,170 @@ fn action_of(text: &str) -> Result<DriverAction, String> {
         None | Some(Value::Null) => &empty,
         Some(other) => return Err(format!("{name}: args: expected an object, found {other}")),
     };
-    let a = Args {
-        name,
-        args,
-        prefix: String::new(),
-    };
-    Ok(match name {
-        "reply" => DriverAction::Reply {
-            message: match object.get("message").and_then(Value::as_str) {
-                Some(message) => message.to_string(),
-                None => a.opt_str("message")?.ok_or("reply: message: required")?,
-            },
-        },
+    // Every problem of the arguments at once, each naming its field (`create_epic:
+    // args.issues[1].seat: ...`).
+    let mut r = Reader::new(name);
+    let action = read_action(&mut r, name, object, args);
+    match r.errors() {
+        Some(errors) => Err(errors),
+        None => Ok(action),
+    }
+}
+
+/// The action `name` with its arguments read from `args` (problems go to `r`).
+fn read_action(
+    r: &mut Reader,
+    name: &str,
+    object: &Map<String, Value>,
+    args: &Map<String, Value>,
+) -> DriverAction {
+    const ARGS: &str = "args";
+    let text = |r: &mut Reader, key: &str| trimmed(r.opt_str(args, ARGS, key));
+    match name {
+        "reply" => {
+            let message = object
+                .get("message")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .or_else(|| text(r, "message"));
+            if message.is_none() {
+                r.error("message", "required (the answer for the person)");
+            }
+            DriverAction::Reply {
+                message: message.unwrap_or_default(),
+            }
+        }
         "create_epic" => {
-            a.only(&[
-                "department",
-                "name",
-                "team",
-                "environment",
-                "description",
-                "issues",
-            ])?;
-            let issues = match args.get("issues") {
-                None | Some(Value::Null) => Vec::new(),
-                Some(Value::Array(items)) => items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, item)| match item {
-                        Value::Object(map) => {
-                            let a = Args {
-                                name,
-                                args: map,
-                                prefix: format!("issues[{i}]."),
-                            };
-                            a.only(&["summary", "seat", "priority", "depends_on", "description"])?;
-                            new_issue(&a)
+            r.only_keys(
+                args,
+                ARGS,
+                &[
+                    "department",
+                    "name",
+                    "team",
+                    "environment",
+                    "description",
+                    "issues",
+                ],
+            );
+            let mut issues = Vec::new();
+            match args.get("issues") {
+                None | Some(Value::Null) => {}
+                Some(Value::Array(items)) => {
+                    for (i, item) in items.iter().enumerate() {
+                        let path = idx(&at(ARGS, "issues"), i);
+                        if let Some(map) = as_object(r, item, &path) {
+                            r.only_keys(
+                                map,
+                                &path,
+                                &["summary", "seat", "priority", "depends_on", "description"],
+                            );
+                            issues.push(new_issue(r, map, &path));
                         }
-                        other => Err(format!(
-                            "create_epic: issues[{i}]: expected an object, found {other}"
-                        )),
-                    })
-                    .collect::<Result<_, _>>()?,
-                Some(other) => {
-                    return Err(format!(
-                        "create_epic: issues: expected a list, found {other}"
-                    ))
+                    }
                 }
-            };
+                Some(other) => r.wrong_type(&at(ARGS, "issues"), "a list", other),
+            }
             DriverAction::CreateEpic {
-                department: a.opt_str("department")?,
-                name: a.req_str("name")?,
-                team: a.req_str("team")?,
-                environment: a.opt_str("environment")?,
-                description: a.opt_str("description")?,
+                department: text(r, "department"),
+                name: required(r, args, ARGS, "name"),
+                team: required(r, args, ARGS, "team"),
+                environment: text(r, "environment"),
+                description: text(r, "description"),
                 issues,
             }
         }
         "create_issue" => {
-            a.only(&[
-                "epic",
-                "summary",
-                "seat",
-                "priority",
-                "depends_on",
-                "description",
-            ])?;
+            r.only_keys(
+                args,
+                ARGS,
+                &[
+                    "epic",
+                    "summary",
+                    "seat",
+                    "priority",
+                    "depends_on",
+                    "description",
+                ],
+            );
             DriverAction::CreateIssue {
-                epic: a.req_str("epic")?,
-                issue: new_issue(&a)?,
+                epic: required(r, args, ARGS, "epic"),
+                issue: new_issue(r, args, ARGS),
             }
         }
         "create_rock" => {
-            a.only(&["department", "name", "epics", "description"])?;
+            r.only_keys(args, ARGS, &["department", "name", "epics", "description"]);
             DriverAction::CreateRock {
-                department: a.opt_str("department")?,
-                name: a.req_str("name")?,
-                epics: a.str_list("epics")?,
-                description: a.opt_str("description")?,
+                department: text(r, "department"),
+                name: required(r, args, ARGS, "name"),
+                epics: names(r.str_list(args, ARGS, "epics", true)),
+                description: text(r, "description"),
             }
         }
         "assign_team" => {
-            a.only(&["epic", "team"])?;
+            r.only_keys(args, ARGS, &["epic", "team"]);
             DriverAction::AssignTeam {
-                epic: a.req_str("epic")?,
-                team: a.req_str("team")?,
+                epic: required(r, args, ARGS, "epic"),
+                team: required(r, args, ARGS, "team"),
             }
         }
         "turn_directive" => {
-            a.only(&["issue", "directive", "epic"])?;
+            r.only_keys(args, ARGS, &["issue", "directive", "epic"]);
             DriverAction::TurnDirective {
-                issue: a.req_str("issue")?,
-                directive: a.req_str("directive")?,
-                epic: a.opt_str("epic")?,
+                issue: required(r, args, ARGS, "issue"),
+                directive: required(r, args, ARGS, "directive"),
+                epic: text(r, "epic"),
             }
         }
         _ => {
-            a.only(&["issue", "from_epic", "to_epic"])?;
+            r.only_keys(args, ARGS, &["issue", "from_epic", "to_epic"]);
             DriverAction::AdoptIssue {
-                issue: a.req_str("issue")?,
-                from_epic: a.opt_str("from_epic")?,
-                to_epic: a.req_str("to_epic")?,
+                issue: required(r, args, ARGS, "issue"),
+                from_epic: text(r, "from_epic"),
+                to_epic: required(r, args, ARGS, "to_epic"),
             }
         }
-    })
+    }
 }
 
-fn new_issue(a: &Args<'_>) -> Result<NewIssue, String> {
-    let priority = match a.args.get("priority") {
+/// An issue to create, read from `map` at `path`.
+fn new_issue(r: &mut Reader, map: &Map<String, Value>, path: &str) -> NewIssue {
+    let priority = match map.get("priority") {
         None | Some(Value::Null) => None,
         Some(v @ (Value::String(_) | Value::Number(_))) => Some(v.clone()),
         Some(other) => {
-            return Err(format!(
-                "{}: {}priority: expected High, Medium, Low or a number, found {other}",
-                a.name, a.prefix
-            ))
+            r.wrong_type(
+                &at(path, "priority"),
+                "High, Medium, Low or a number",
+                other,
+            );
+            None
         }
     };
-    Ok(NewIssue {
-        summary: a.req_str("summary")?,
-        seat: a.req_str("seat")?,
+    NewIssue {
+        summary: required(r, map, path, "summary"),
+        seat: required(r, map, path, "seat"),
         priority,
-        depends_on: a.str_list("depends_on")?,
-        description: a.opt_str("description")?,
-    })
-}
-
-/// An action's arguments (at `prefix`, `issues[0].` inside `create_epic`), read field by field
-/// with errors naming the action and the field.
-struct Args<'a> {
-    name: &'a str,
-    args: &'a Map<String, Value>,
-    prefix: String,
-}
-
-impl Args<'_> {
-    fn only(&self, known: &[&str]) -> Result<(), String> {
-        match self.args.keys().find(|k| !known.contains(&k.as_str())) {
-            Some(unknown) => Err(format!(
-                "{}: args.{}{unknown}: unknown argument (known: {})",
-                self.name,
-                self.prefix,
-                known.join(", ")
-            )),
-            None => Ok(()),
-        }
-    }
-
-    fn opt_str(&self, field: &str) -> Result<Option<String>, String> {
-        match self.args.get(field) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.trim().to_string()).filter(|s| !s.is_empty())),
-            Some(other) => Err(format!(
-                "{}: args.{}{field}: expected a string, found {other}",
-                self.name, self.prefix
-            )),
-        }
-    }
-
-    fn req_str(&self, field: &str) -> Result<String, String> {
-        self.opt_str(field)?
-            .ok_or_else(|| format!("{}: args.{}{field}: required", self.name, self.prefix))
-    }
-
-    fn str_list(&self, field: &str) -> Result<Vec<String>, String> {
-        match self.args.get(field) {
-            None | Some(Value::Null) => Ok(Vec::new()),
-            Some(Value::String(s)) => Ok(vec![s.trim().to_string()]),
-            Some(Value::Array(items)) => items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| match item {
-                    Value::String(s) => Ok(s.trim().to_string()),
-                    other => Err(format!(
-                        "{}: args.{}{field}[{i}]: expected a string, found {other}",
-                        self.name, self.prefix
-                    )),
-                })
-                .collect(),
-            Some(other) => Err(format!(
-                "{}: args.{}{field}: expected a list of strings, found {other}",
-                self.name, self.prefix
-            )),
-        }
+        depends_on: names(r.str_list(map, path, "depends_on", true)),
+        description: trimmed(r.opt_str(map, path, "description")),
     }
 }
 
-/// The reply as JSON, or the object in a ```json fence, or between the first `{` and the last
-/// `}`.
-fn find_json_object(text: &str) -> Option<Value> {
-    let trimmed = text.trim();
-    if let Ok(value) = serde_json::from_str::<Value>(trimmed) {
-        return Some(value);
-    }
-    let start = trimmed.find('{')?;
-    let end = trimmed.rfind('}')?;
-    if end <= start {
-        return None;
-    }
-    serde_json::from_str(&trimmed[start..=end]).ok()
+/// A required text field, trimmed (missing or empty: an error and an empty string).
+fn required(r: &mut Reader, map: &Map<String, Value>, path: &str, key: &str) -> String {
+    r.req_str(map, path, key)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// An optional text field, trimmed; empty counts as absent.
+fn trimmed(text: Option<String>) -> Option<String> {
+    text.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// A list of names, each trimmed.
+fn names(list: Vec<String>) -> Vec<String> {
+    list.into_iter().map(|s| s.trim().to_string()).collect()
 }
 
 fn shorten(text: &str) -> String {
@@ -1802,8 +1739,22 @@ mod tests {
         .map(|e| e.to_string());
         assert_eq!(
             err.as_deref(),
-            Some("the model's reply is not an action: create_issue: args.summary: required")
+            Some("the model's reply is not an action: create_issue: args.summary: required field is missing (expected a string)")
         );
+        // Every problem at once, each with its field.
+        let err = parse_action(
+            "{\"action\": \"create_epic\", \"args\": {\"name\": 7, \"team\": \"t\", \"colour\": \"red\", \"issues\": [{\"seat\": \"x\"}]}}",
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        for part in [
+            "create_epic: args.colour: unknown field",
+            "create_epic: args.issues[0].summary: required field is missing",
+            "create_epic: args.name: expected a string, found a number",
+        ] {
+            assert!(err.contains(part), "{part} in {err}");
+        }
         let err = parse_action("{\"action\": \"delete_everything\"}")
             .err()
             .map(|e| e.to_string())

@@ -2,7 +2,7 @@
 //! JSON-lines log of a workspace. Events are first committed to the store (with the turn they
 //! belong to); the records the store returns are then delivered here.
 
-use orket_store::EventRecord;
+use crate::EventRecord;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};

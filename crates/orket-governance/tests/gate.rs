@@ -1,10 +1,11 @@
 //! The gate (SPEC §7): one test per refusal code, plus the cases a user would notice.
 
 use orket_core::{Status, ToolCall};
-use orket_engine::gate::{
-    check_budget, check_call, Decision, GateContext, Refusal, MAX_CALLS_PER_TURN, MAX_CONTENT_BYTES,
+use orket_governance::confine::Confinement;
+use orket_governance::gate::{
+    check_budget, check_call, AllowedTools, Decision, GateContext, Refusal, MAX_CALLS_PER_TURN,
+    MAX_CONTENT_BYTES,
 };
-use orket_engine::workspace::Workspace;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::fs;
@@ -16,7 +17,7 @@ const OTHER: &str = "ISSUE-0002";
 struct Fx {
     _dir: TempDir,
     _outside: TempDir,
-    ws: Workspace,
+    ws: Confinement,
     statuses: HashMap<String, Status>,
     roles: Vec<String>,
     tools: Vec<String>,
@@ -32,7 +33,7 @@ impl Fx {
     fn new() -> Fx {
         let dir = TempDir::new().unwrap();
         let outside = TempDir::new().unwrap();
-        let ws = Workspace::new(&dir.path().join("ws"), &[]).unwrap();
+        let ws = Confinement::workspace(&dir.path().join("ws"), &[]).unwrap();
         Fx {
             _dir: dir,
             _outside: outside,
@@ -63,13 +64,20 @@ impl Fx {
         let ctx = GateContext {
             issue_id: OWN,
             roles: &self.roles,
-            allowed_tools: &self.tools,
+            allowed_tools: &AllowedTools::from_names(&self.tools),
             workspace: &self.ws,
             idesign: self.idesign,
             approval_required: &self.approval,
             status_of: &lookup,
         };
-        check_call(&ctx, &ToolCall::new(tool, args))
+        check_call(&ctx, &ToolCall::new(tool, args)).map(|checked| {
+            assert_eq!(
+                checked.tool.name(),
+                tool,
+                "the gate names the tool it checked"
+            );
+            checked.decision
+        })
     }
 
     fn outside(&self) -> String {
@@ -99,7 +107,10 @@ fn allowed(result: Result<Decision, Refusal>) {
 
 #[test]
 fn refusal_displays_and_serializes_code_and_message() {
-    let r = Refusal::new("PATH_ESCAPE", "path '../x' is refused");
+    let r = Refusal::new(
+        orket_governance::RefusalCode::PathEscape,
+        "path '../x' is refused",
+    );
     assert_eq!(r.to_string(), "PATH_ESCAPE: path '../x' is refused");
     assert_eq!(
         serde_json::to_value(&r).unwrap(),
@@ -246,7 +257,8 @@ fn reads_may_use_references_writes_may_not() {
     let reference = TempDir::new().unwrap();
     fs::write(reference.path().join("guide.md"), "guide").unwrap();
     let mut fx = Fx::new();
-    fx.ws = Workspace::new(&dir.path().join("ws"), &[reference.path().to_path_buf()]).unwrap();
+    fx.ws =
+        Confinement::workspace(&dir.path().join("ws"), &[reference.path().to_path_buf()]).unwrap();
     let guide = reference.path().join("guide.md").display().to_string();
     allowed(fx.check("read_file", json!({"path": guide})));
     let msg = refused(
@@ -465,7 +477,7 @@ fn request_excuse_follows_the_table() {
 fn short_summary_is_refused() {
     let fx = Fx::new();
     let msg = refused(
-        fx.check("create_issue", json!({"summary": "  fix  ", "seat": "dev"})),
+        fx.check("create_issue", json!({"summary": "fix", "seat": "dev"})),
         "SUMMARY_TOO_SHORT",
     );
     assert!(

@@ -5,13 +5,15 @@
 //! through the compose CLI. Every step is an event; a failure is recorded on the sandbox and
 //! never crashes a run. This is the API the CLI (`orket sandbox`) and the HTTP server use.
 
+#![forbid(unsafe_code)]
+
 mod compose;
 mod docker;
 
 pub use compose::{compose_file, env_file, Stack};
 pub use docker::{ComposeCli, ComposeOutput};
 
-use crate::events::{names, EventSink};
+use orket_store::events::{names, EventSink};
 use orket_store::{
     Change, EventRecord, NewEvent, SandboxPorts, SandboxRecord, SandboxStatus, Store, StoreError,
 };
@@ -566,61 +568,4 @@ pub fn requested_stack(epic_params: &Value, env_params: &Value) -> Option<Result
             Stack::ALL.map(Stack::as_str).join(", ")
         )),
     })
-}
-
-/// After a completed epic run: deploys its workspace when the epic (or its environment) asks
-/// for a sandbox. A failed deploy is recorded on the sandbox and as an event; the run goes on.
-pub(crate) async fn deploy_for_run(
-    engine: &crate::engine::Engine,
-    ctx: &crate::engine::RunCtx,
-) -> Result<(), StoreError> {
-    let epic = &ctx.assets.epic;
-    let epic_params = Value::Object(epic.card.params.clone());
-    let env_params = Value::Object(ctx.assets.env.params.clone());
-    let stack = match requested_stack(&epic_params, &env_params) {
-        None => return Ok(()),
-        Some(Ok(stack)) => stack,
-        Some(Err(reason)) => {
-            let reason = format!("epic \"{}\": {reason}", epic.stem);
-            tracing::warn!("{reason}");
-            let event = crate::engine::event(
-                ctx,
-                names::SANDBOX_DEPLOY_FAILED,
-                Some("orket"),
-                None,
-                json!({"epic": epic.stem, "reason": reason}),
-            );
-            return engine.commit_events(ctx, vec![event]).await;
-        }
-    };
-    let request = DeployRequest {
-        epic: epic.stem.clone(),
-        stack,
-        workspace: ctx.workspace.root().to_path_buf(),
-        run_id: Some(ctx.run_id.clone()),
-        build_id: Some(ctx.build_id.clone()),
-    };
-    let manager = engine.sandboxes().with_sink(ctx.sink.clone());
-    match manager.deploy(&request).await {
-        Ok(_) => Ok(()),
-        Err(SandboxError::Store(e)) => Err(e),
-        Err(SandboxError::NoFreePorts) => {
-            // No sandbox row to hold the reason: the event does.
-            let reason = SandboxError::NoFreePorts.to_string();
-            tracing::warn!("sandbox of epic {}: {reason}", epic.stem);
-            let event = crate::engine::event(
-                ctx,
-                names::SANDBOX_DEPLOY_FAILED,
-                Some("orket"),
-                None,
-                json!({"epic": epic.stem, "stack": stack.as_str(), "reason": reason}),
-            );
-            engine.commit_events(ctx, vec![event]).await
-        }
-        // Recorded on the sandbox row with its event already.
-        Err(other) => {
-            tracing::warn!("sandbox of epic {}: {other}", epic.stem);
-            Ok(())
-        }
-    }
 }
