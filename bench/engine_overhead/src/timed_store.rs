@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use orket_store::{
     Applied, ApprovalRecord, BuildRecord, CardTransaction, Change, Comment, EventRecord,
     IssueRecord, MemoryRecord, RunRecord, SandboxRecord, SnapshotRecord, Store, StoreResult,
-    SuccessRecord, TurnRecord,
+    SuccessRecord, TickState, TurnInputs, TurnQuery, TurnRecord,
 };
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -85,6 +85,16 @@ impl Store for TimedStore {
 
     async fn find_issues(&self, id: &str) -> StoreResult<Vec<IssueRecord>> {
         self.timed("find_issues", self.inner.find_issues(id)).await
+    }
+
+    async fn tick_state(&self, run_id: &str, build_id: &str, since: i64) -> StoreResult<TickState> {
+        self.timed("tick_state", self.inner.tick_state(run_id, build_id, since))
+            .await
+    }
+
+    async fn turn_inputs(&self, query: &TurnQuery) -> StoreResult<TurnInputs> {
+        self.timed("turn_inputs", self.inner.turn_inputs(query))
+            .await
     }
 
     async fn list_comments(&self, build_id: &str, issue_id: &str) -> StoreResult<Vec<Comment>> {

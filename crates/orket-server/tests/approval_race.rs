@@ -14,7 +14,7 @@ use common::Project;
 use orket_store::{
     Applied, ApprovalRecord, BuildRecord, CardTransaction, Change, Comment, EventRecord,
     IssueRecord, MemoryRecord, RunRecord, SandboxRecord, SnapshotRecord, Store, StoreResult,
-    SuccessRecord, TurnRecord,
+    SuccessRecord, TickState, TurnInputs, TurnQuery, TurnRecord,
 };
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -63,6 +63,12 @@ impl Store for RacingStore {
     }
     async fn list_comments(&self, build_id: &str, issue_id: &str) -> StoreResult<Vec<Comment>> {
         self.inner().list_comments(build_id, issue_id).await
+    }
+    async fn tick_state(&self, run_id: &str, build_id: &str, since: i64) -> StoreResult<TickState> {
+        self.inner().tick_state(run_id, build_id, since).await
+    }
+    async fn turn_inputs(&self, query: &TurnQuery) -> StoreResult<TurnInputs> {
+        self.inner().turn_inputs(query).await
     }
     async fn list_card_transactions(
         &self,

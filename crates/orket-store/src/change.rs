@@ -59,6 +59,12 @@ pub enum Change {
         /// The patch.
         update: RunUpdate,
     },
+    /// Asks a running run to halt at its next turn boundary (`Conflict` if it is not running,
+    /// `NotFound` if unknown). Asking twice keeps the first time.
+    RequestHalt {
+        /// The run.
+        run_id: String,
+    },
     /// Appends a turn to a run's transcript (`Conflict` if its seq exists).
     AppendTurn(NewTurn),
     /// Appends an event.

@@ -25,7 +25,7 @@ pub use orket_core::time::now_timestamp;
 pub use records::{
     ApprovalRecord, BuildRecord, CardTransaction, Comment, EventRecord, IssueRecord, IssueUpdate,
     MemoryRecord, NewApproval, NewEvent, NewTurn, RunRecord, RunUpdate, SnapshotRecord,
-    SuccessRecord, TurnRecord,
+    SuccessRecord, TickState, TurnInputs, TurnQuery, TurnRecord,
 };
 pub use sandbox::{SandboxPorts, SandboxRecord, SandboxStatus, PORT_BASES};
 pub use sqlite::SqliteStore;

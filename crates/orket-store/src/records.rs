@@ -510,6 +510,8 @@ pub struct RunRecord {
     pub updated_at: String,
     /// When it ended (set with a final status).
     pub ended_at: Option<String>,
+    /// When a person asked to halt it (`orket halt`); the run stops at its next turn boundary.
+    pub halt_requested_at: Option<String>,
 }
 
 impl RunRecord {
@@ -536,6 +538,7 @@ impl RunRecord {
             started_at: now.clone(),
             updated_at: now,
             ended_at: None,
+            halt_requested_at: None,
         }
     }
 }
@@ -788,4 +791,48 @@ mod tests {
         let back: IssueUpdate = serde_json::from_str(&text).unwrap();
         assert_eq!(back, update);
     }
+}
+
+/// What a tick of a run reads, in one unit ([`crate::Store::tick_state`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TickState {
+    /// The build's issue version now: the highest version any of its issues has (0 when none).
+    pub version: i64,
+    /// The build's issues changed after the version asked for (every issue when 0), in
+    /// insertion order.
+    pub changed: Vec<IssueRecord>,
+    /// When a person asked the run to halt, if one did.
+    pub halt_requested_at: Option<String>,
+}
+
+/// What a turn reads before its model call ([`crate::Store::turn_inputs`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TurnQuery {
+    /// The run.
+    pub run_id: String,
+    /// The build.
+    pub build_id: String,
+    /// The issue.
+    pub issue_id: String,
+    /// How many of its latest comments.
+    pub comments: usize,
+    /// The words remembered decisions are searched with.
+    pub memory_query: String,
+    /// How many remembered decisions.
+    pub memory: usize,
+    /// How many of the issue's latest turns in this run (its history).
+    pub history: usize,
+}
+
+/// The reads of one turn, in one unit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TurnInputs {
+    /// The issue as stored (`None` when it is gone).
+    pub issue: Option<IssueRecord>,
+    /// Its latest comments, oldest first.
+    pub comments: Vec<Comment>,
+    /// Remembered decisions sharing words with the query, best first.
+    pub memory: Vec<MemoryRecord>,
+    /// Its latest turns in the run, oldest first.
+    pub history: Vec<TurnRecord>,
 }

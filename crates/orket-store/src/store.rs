@@ -5,7 +5,7 @@ use crate::error::{StoreError, StoreResult};
 use crate::records::{
     ApprovalRecord, BuildRecord, CardTransaction, Comment, EventRecord, IssueRecord, IssueUpdate,
     MemoryRecord, NewEvent, NewTurn, RunRecord, RunUpdate, SnapshotRecord, SuccessRecord,
-    TurnRecord,
+    TickState, TurnInputs, TurnQuery, TurnRecord,
 };
 use crate::sandbox::{SandboxRecord, SandboxStatus};
 use async_trait::async_trait;
@@ -71,6 +71,13 @@ pub trait Store: Send + Sync {
     async fn get_approval(&self, id: i64) -> StoreResult<Option<ApprovalRecord>>;
     /// Approvals, of one run or of all, by id.
     async fn list_approvals(&self, run_id: Option<&str>) -> StoreResult<Vec<ApprovalRecord>>;
+    /// What a tick of run `run_id` on `build_id` needs, read as one unit: the issues changed
+    /// after version `since` (all of them when 0), the build's version now, and the run's
+    /// halt request. Reading only what changed keeps a long run's ticks cheap.
+    async fn tick_state(&self, run_id: &str, build_id: &str, since: i64) -> StoreResult<TickState>;
+    /// What a turn reads before its model call, as one unit: the issue, its latest comments,
+    /// the remembered decisions, its history in the run.
+    async fn turn_inputs(&self, query: &TurnQuery) -> StoreResult<TurnInputs>;
     /// A sandbox of the registry.
     async fn get_sandbox(&self, id: &str) -> StoreResult<Option<SandboxRecord>>;
     /// Every sandbox, newest first.
@@ -182,6 +189,15 @@ pub trait Store: Send + Sync {
         let change = Change::UpdateRun {
             id: id.to_string(),
             update,
+        };
+        self.apply(vec![change]).await?;
+        Ok(())
+    }
+
+    /// Asks a running run to halt at its next turn boundary.
+    async fn request_halt(&self, run_id: &str) -> StoreResult<()> {
+        let change = Change::RequestHalt {
+            run_id: run_id.to_string(),
         };
         self.apply(vec![change]).await?;
         Ok(())

@@ -25,9 +25,9 @@ async fn opening_creates_the_file_and_applies_the_migrations_once() {
     let path = db_path(&dir);
     assert!(path.exists(), "the file and its directory are created");
     assert_eq!(store.path(), path);
-    assert_eq!(store.schema_version().await.unwrap(), 4);
+    assert_eq!(store.schema_version().await.unwrap(), 5);
     let rows = migration_rows(&path).await;
-    assert_eq!(rows.len(), 4);
+    assert_eq!(rows.len(), 5);
     let names: Vec<(i64, &str)> = rows.iter().map(|r| (r.0, r.1.as_str())).collect();
     assert_eq!(
         names,
@@ -35,7 +35,8 @@ async fn opening_creates_the_file_and_applies_the_migrations_once() {
             (1, "init"),
             (2, "turn_and_status_indexes"),
             (3, "sandboxes"),
-            (4, "pending_approvals")
+            (4, "pending_approvals"),
+            (5, "halts_and_issue_versions")
         ]
     );
     let (_, _, checksum, applied_at) = &rows[0];
@@ -57,7 +58,7 @@ async fn opening_creates_the_file_and_applies_the_migrations_once() {
     let reopened = SqliteStore::open(&path).await.unwrap();
     assert_eq!(migration_rows(&path).await, rows);
     assert_eq!(reopened.migrate().await.unwrap(), 0);
-    assert_eq!(reopened.schema_version().await.unwrap(), 4);
+    assert_eq!(reopened.schema_version().await.unwrap(), 5);
     assert_eq!(
         reopened
             .get_issue("build-login", "ISSUE-0001")
@@ -129,5 +130,5 @@ async fn concurrent_opens_of_a_new_file_migrate_once() {
     for open in opens {
         open.await.unwrap().expect("open");
     }
-    assert_eq!(migration_rows(&path).await.len(), 4);
+    assert_eq!(migration_rows(&path).await.len(), 5);
 }

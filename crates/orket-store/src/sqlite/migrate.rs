@@ -30,6 +30,11 @@ pub(super) static MIGRATIONS: &[(i64, &str, &str)] = &[
         "pending_approvals",
         include_str!("../../migrations/sqlite/0004_pending_approvals.sql"),
     ),
+    (
+        5,
+        "halts_and_issue_versions",
+        include_str!("../../migrations/sqlite/0005_halts_and_issue_versions.sql"),
+    ),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS _schema_migrations (

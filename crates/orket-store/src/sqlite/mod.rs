@@ -9,7 +9,7 @@ use crate::change::{Applied, Change};
 use crate::error::{StoreError, StoreResult};
 use crate::records::{
     ApprovalRecord, BuildRecord, CardTransaction, Comment, EventRecord, IssueRecord, MemoryRecord,
-    RunRecord, SnapshotRecord, SuccessRecord, TurnRecord,
+    RunRecord, SnapshotRecord, SuccessRecord, TickState, TurnInputs, TurnQuery, TurnRecord,
 };
 use crate::sandbox::SandboxRecord;
 use crate::store::Store;
@@ -306,6 +306,53 @@ impl Store for SqliteStore {
         qb.push(") GROUP BY m.id ORDER BY score DESC, m.id DESC LIMIT ")
             .push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
         rows::all(&qb.build().fetch_all(&self.reader).await?, rows::memory)
+    }
+
+    async fn tick_state(&self, run_id: &str, build_id: &str, since: i64) -> StoreResult<TickState> {
+        let mut conn = self.reader.acquire().await?;
+        let version: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM issues WHERE build_id = ?")
+                .bind(build_id)
+                .fetch_one(&mut *conn)
+                .await?;
+        let changed = sqlx::query(
+            "SELECT * FROM issues WHERE build_id = ? AND version > ? ORDER BY position",
+        )
+        .bind(build_id)
+        .bind(since)
+        .fetch_all(&mut *conn)
+        .await?;
+        let halt_requested_at: Option<String> =
+            sqlx::query_scalar("SELECT halt_requested_at FROM sessions WHERE id = ?")
+                .bind(run_id)
+                .fetch_optional(&mut *conn)
+                .await?
+                .flatten();
+        Ok(TickState {
+            version,
+            changed: rows::all(&changed, rows::issue)?,
+            halt_requested_at,
+        })
+    }
+
+    async fn turn_inputs(&self, q: &TurnQuery) -> StoreResult<TurnInputs> {
+        let issue = self.get_issue(&q.build_id, &q.issue_id).await?;
+        let mut comments = self.list_comments(&q.build_id, &q.issue_id).await?;
+        let comments = comments.split_off(comments.len().saturating_sub(q.comments));
+        let memory = self.search_memory(&q.memory_query, q.memory).await?;
+        let history = self
+            .recent_issue_turns(
+                &q.run_id,
+                &q.issue_id,
+                i64::try_from(q.history).unwrap_or(i64::MAX),
+            )
+            .await?;
+        Ok(TurnInputs {
+            issue,
+            comments,
+            memory,
+            history,
+        })
     }
 
     async fn get_approval(&self, id: i64) -> StoreResult<Option<ApprovalRecord>> {

@@ -187,6 +187,7 @@ pub(super) fn run(row: &SqliteRow) -> StoreResult<RunRecord> {
         started_at: c.get("started_at")?,
         updated_at: c.get("updated_at")?,
         ended_at: c.get("ended_at")?,
+        halt_requested_at: c.get("halt_requested_at")?,
         id,
     })
 }

@@ -15,6 +15,10 @@ use orket_core::Status;
 use serde_json::{json, Value};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
+/// The next version of a build's issues (closed with the build id and `)`): every change to an
+/// issue gives it this, so `Store::tick_state` can read only what changed.
+const NEXT_VERSION: &str = "(SELECT COALESCE(MAX(version), 0) + 1 FROM issues WHERE build_id = ";
+
 /// The role recorded for changes the engine makes without an acting seat.
 const ENGINE_ROLE: &str = "orket";
 
@@ -61,6 +65,10 @@ pub(super) async fn apply_change(
         }
         Change::UpdateRun { id, update } => {
             update_run(conn, &id, &update).await?;
+            Applied::Done
+        }
+        Change::RequestHalt { run_id } => {
+            request_halt(conn, &run_id).await?;
             Applied::Done
         }
         Change::AppendTurn(turn) => Applied::Id(append_turn(conn, &turn).await?),
@@ -461,12 +469,15 @@ async fn insert_issue(conn: &mut SqliteConnection, issue: &IssueRecord) -> Store
     for (column, _) in &columns {
         qb.push(*column).push(", ");
     }
-    qb.push("position) VALUES (");
+    qb.push("position, version) VALUES (");
     for (_, value) in columns {
         push_value(&mut qb, value);
         qb.push(", ");
     }
     qb.push("(SELECT COALESCE(MAX(position), 0) + 1 FROM issues WHERE build_id = ")
+        .push_bind(&issue.build_id)
+        .push("), ")
+        .push(NEXT_VERSION)
         .push_bind(&issue.build_id)
         .push("))");
     qb.build().execute(&mut *conn).await?;
@@ -497,6 +508,10 @@ async fn update_issue(
             .is_some_and(|to| to != current.status && !to.needs_wait_reason());
     let mut qb = QueryBuilder::<Sqlite>::new("UPDATE issues SET updated_at = ");
     qb.push_bind(now_timestamp());
+    qb.push(", version = ")
+        .push(NEXT_VERSION)
+        .push_bind(build_id)
+        .push(")");
     for (column, value) in update.assignments() {
         qb.push(", ").push(column).push(" = ");
         push_value(&mut qb, value);
@@ -539,11 +554,13 @@ async fn add_credits(
     actor: &str,
 ) -> StoreResult<IssueRecord> {
     let updated = sqlx::query(
-        "UPDATE issues SET credits_spent = credits_spent + ?, updated_at = ? \
+        "UPDATE issues SET credits_spent = credits_spent + ?, updated_at = ?, \
+         version = (SELECT COALESCE(MAX(version), 0) + 1 FROM issues WHERE build_id = ?) \
          WHERE build_id = ? AND id = ?",
     )
     .bind(amount)
     .bind(now_timestamp())
+    .bind(build_id)
     .bind(build_id)
     .bind(id)
     .execute(&mut *conn)
@@ -616,8 +633,8 @@ async fn delete_build_issues(conn: &mut SqliteConnection, build_id: &str) -> Sto
 async fn create_run(conn: &mut SqliteConnection, run: &RunRecord) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO sessions (id, kind, target, build_id, department, workspace, status, \
-         reason, params, started_at, updated_at, ended_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         reason, params, started_at, updated_at, ended_at, halt_requested_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&run.id)
     .bind(run.kind.as_str())
@@ -631,12 +648,39 @@ async fn create_run(conn: &mut SqliteConnection, run: &RunRecord) -> StoreResult
     .bind(&run.started_at)
     .bind(&run.updated_at)
     .bind(&run.ended_at)
+    .bind(&run.halt_requested_at)
     .execute(&mut *conn)
     .await
     .map_err(|err| {
         conflict_on_duplicate(err, || format!("run {} already exists in sessions", run.id))
     })?;
     Ok(())
+}
+
+/// Marks a running run as asked to halt; a run that ended or does not exist is refused.
+async fn request_halt(conn: &mut SqliteConnection, id: &str) -> StoreResult<()> {
+    let done = sqlx::query(
+        "UPDATE sessions SET halt_requested_at = COALESCE(halt_requested_at, ?) \
+         WHERE id = ? AND status = 'running'",
+    )
+    .bind(now_timestamp())
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() > 0 {
+        return Ok(());
+    }
+    let status: Option<String> = sqlx::query_scalar("SELECT status FROM sessions WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Err(match status {
+        None => StoreError::NotFound {
+            what: "run",
+            id: id.to_string(),
+        },
+        Some(status) => StoreError::Conflict(format!("run {id} already ended ({status})")),
+    })
 }
 
 async fn update_run(conn: &mut SqliteConnection, id: &str, update: &RunUpdate) -> StoreResult<()> {

@@ -81,6 +81,7 @@ pub fn full_run(id: &str) -> RunRecord {
         started_at: "2026-03-04T05:06:07.001Z".to_string(),
         updated_at: "2026-03-04T05:16:07.002Z".to_string(),
         ended_at: Some("2026-03-04T05:16:07.003Z".to_string()),
+        halt_requested_at: Some("2026-03-04T05:15:00.000Z".to_string()),
     }
 }
 
