@@ -18,8 +18,9 @@ mod timed_store;
 
 use anyhow::{Context, Result};
 use orket_core::assets::AssetTree;
+use orket_core::Event;
 use orket_core::RunStatus;
-use orket_engine::engine::{Engine, EngineOptions};
+use orket_engine::{Engine, RunOptions};
 use orket_llm::ReplayProvider;
 use orket_store::events::EventBus;
 use orket_store::{SqliteStore, Store};
@@ -29,6 +30,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use timed_store::TimedStore;
+
+/// The engine's default concurrency (a label names any other).
+const DEFAULT_CONCURRENCY: usize = 3;
 
 /// The simulated model time of the "model time" variants.
 const MODEL_DELAY: Duration = Duration::from_millis(20);
@@ -59,7 +63,7 @@ impl Scenario {
             Shape::Chain => "chain",
         };
         let mut label = format!("{shape}-{}", self.issues);
-        if self.concurrency != EngineOptions::default().concurrency {
+        if self.concurrency != DEFAULT_CONCURRENCY {
             label.push_str(&format!("/c{}", self.concurrency));
         }
         if let Some(delay) = self.delay {
@@ -109,7 +113,7 @@ async fn run_scenario(scenario: Scenario, keep: bool) -> Result<Measured> {
     if let Some(delay) = scenario.delay {
         replay = replay.with_delay(delay);
     }
-    let options = EngineOptions {
+    let options = RunOptions {
         concurrency: scenario.concurrency,
         // Two ticks per dependency level (write, review), plus slack.
         max_iterations: 2 * scenario.issues + 10,
@@ -118,23 +122,21 @@ async fn run_scenario(scenario: Scenario, keep: bool) -> Result<Measured> {
             backoff: Duration::from_millis(1),
         },
         time_budget: Some(TIME_BUDGET),
-        ..EngineOptions::default()
+        ..RunOptions::new(Arc::new(replay))
     };
     let engine = Engine::new(
         AssetTree::new(&root),
         Arc::clone(&timed) as Arc<dyn Store>,
-        Arc::new(replay),
         EventBus::default(),
-        options,
     );
     let setup = setup_started.elapsed();
 
     let cpu_before = process_cpu_time();
     let started = Instant::now();
     let outcomes = engine
-        .run_card(project::EPIC)
+        .run(project::EPIC, options)
         .await
-        .with_context(|| format!("{}: run_card failed", scenario.label()))?;
+        .with_context(|| format!("{}: the run failed", scenario.label()))?;
     let wall = started.elapsed();
     let cpu = process_cpu_time()
         .zip(cpu_before)
@@ -144,7 +146,7 @@ async fn run_scenario(scenario: Scenario, keep: bool) -> Result<Measured> {
     let outcome = outcomes
         .into_iter()
         .next()
-        .context("run_card returned no outcome")?;
+        .context("the run gave no outcome")?;
     let tick_sizes = tick_sizes(sqlite.as_ref(), &outcome.run_id).await?;
     let store_stats = timed.stats();
     drop(engine);
@@ -180,16 +182,10 @@ async fn tick_sizes(store: &dyn Store, run_id: &str) -> Result<Vec<usize>> {
         let page = store.list_events(Some(run_id), after, 1000).await?;
         let Some(last) = page.last() else { break };
         after = last.id;
-        sizes.extend(
-            page.iter()
-                .filter(|e| e.event == "orchestrator_tick")
-                .map(|e| {
-                    e.data
-                        .get("candidates")
-                        .and_then(|c| c.as_array())
-                        .map_or(0, Vec::len)
-                }),
-        );
+        sizes.extend(page.iter().filter_map(|e| match &e.event {
+            Event::OrchestratorTick { candidates, .. } => Some(candidates.len()),
+            _ => None,
+        }));
     }
     Ok(sizes)
 }

@@ -91,6 +91,11 @@ enum Command {
         #[command(subcommand)]
         action: SandboxAction,
     },
+    /// Ask a run to stop at its next turn boundary, whichever process executes it.
+    Halt {
+        /// The run id.
+        run_id: String,
+    },
     /// List the most recent runs, newest first.
     Runs {
         /// How many runs to list.
@@ -230,6 +235,7 @@ async fn main() -> ExitCode {
             SandboxAction::Logs { id, tail } => commands::sandbox::logs(&project, &id, tail).await,
             SandboxAction::Stop { id } => commands::sandbox::stop(&project, &id).await,
         },
+        Command::Halt { run_id } => commands::halt::run(&project, &run_id).await,
         Command::Runs { limit, json } => commands::runs::run(&project, limit, json).await,
         Command::Serve(args) => commands::serve::run(&project, args).await,
         Command::Show { run_id, json } => commands::show::run(&project, &run_id, json).await,

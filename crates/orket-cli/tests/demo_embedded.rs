@@ -65,8 +65,8 @@ async fn the_demo_runs_with_the_embedded_model_and_every_reply_is_a_legal_tool_c
     );
     let events = store.list_events(Some(&run.id), 0, 10_000).await.unwrap();
     assert_eq!(
-        events.first().map(|e| e.event.as_str()),
+        events.first().map(|e| e.event.name()),
         Some("session_start")
     );
-    assert_eq!(events.last().map(|e| e.event.as_str()), Some("session_end"));
+    assert_eq!(events.last().map(|e| e.event.name()), Some("session_end"));
 }

@@ -176,10 +176,10 @@ async fn the_demo_epic_runs_against_llama_cpp_server_and_every_reply_is_a_legal_
         .await
         .expect("events");
     assert_eq!(
-        events.first().map(|e| e.event.as_str()),
+        events.first().map(|e| e.event.name()),
         Some("session_start")
     );
-    assert_eq!(events.last().map(|e| e.event.as_str()), Some("session_end"));
+    assert_eq!(events.last().map(|e| e.event.name()), Some("session_end"));
     assert!(
         stdout.contains(&run.id),
         "the run id is printed:\n{context}"

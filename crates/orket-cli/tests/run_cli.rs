@@ -356,3 +356,94 @@ fn record_writes_a_replay_file_that_replays_the_run() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn orket_halt_stops_a_run_that_another_process_executes() {
+    let (_dir, root, replay) = demo_with_replay();
+    let bin = assert_cmd::cargo::cargo_bin("orket");
+    let child = std::process::Command::new(&bin)
+        .args([
+            "run",
+            "hello_cli",
+            "--concurrency",
+            "1",
+            "--replay-delay-ms",
+            "300",
+            "--provider",
+            "replay",
+            "--replay",
+        ])
+        .arg(&replay)
+        .arg("--root")
+        .arg(&root)
+        .env_remove("ORKET_DB")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // Once the other process has committed a turn, halt its run from here.
+    let db = root.join(".orket/orket.db");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let run_id = loop {
+        assert!(Instant::now() < deadline, "the run never committed a turn");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if !db.exists() {
+            continue;
+        }
+        let store = SqliteStore::open(&db).await.unwrap();
+        if let Some(run) = store.list_runs(1).await.unwrap().into_iter().next() {
+            if !store.list_turns(&run.id).await.unwrap().is_empty() {
+                break run.id;
+            }
+        }
+    };
+    let out = orket()
+        .args(["halt", &run_id, "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains(&format!("halt requested for run {run_id}")),
+        "{said}"
+    );
+
+    // The other process ends the run canceled at a turn boundary, with exit 1.
+    let finished = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&finished.stdout);
+    assert_eq!(finished.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!("run {run_id}: canceled — halted by a person")),
+        "{stdout}"
+    );
+    let store = SqliteStore::open(&db).await.unwrap();
+    let run = store.get_run(&run_id).await.unwrap().unwrap();
+    assert_eq!(run.status, orket_core::RunStatus::Canceled);
+    assert!(run.halt_requested_at.is_some());
+    let turns = store.list_turns(&run_id).await.unwrap().len();
+    assert!(turns < 6, "the run stopped before its end ({turns} turns)");
+    let events = store.list_events(Some(&run_id), 0, 1000).await.unwrap();
+    assert!(events.iter().any(|e| e.event == "halt_requested"));
+
+    // A run that ended cannot be halted again; an unknown one is not found.
+    let again = orket()
+        .args(["halt", &run_id, "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already ended (canceled)"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let unknown = orket()
+        .args(["halt", "deadbeef", "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("run deadbeef not found"));
+}

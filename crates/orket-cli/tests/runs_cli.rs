@@ -1,6 +1,7 @@
 //! `orket runs` and `orket show`: what a person sees of the runs a store holds.
 
 use assert_cmd::Command;
+use orket_core::Event;
 use orket_core::{RunKind, RunStatus};
 use orket_store::{NewEvent, NewTurn, RunRecord, RunUpdate, SqliteStore, Store};
 use serde_json::{json, Value};
@@ -62,8 +63,8 @@ fn turn(
         review,
         messages: json!([{"role": "system", "content": "You are a developer."}]),
         content: "(reply)".to_string(),
-        tool_calls: calls,
-        tool_results: results,
+        tool_calls: serde_json::from_value(calls).unwrap(),
+        tool_results: serde_json::from_value(results).unwrap(),
         tokens_in: 1000 + seq,
         tokens_out: 100 + seq,
         status: "complete".to_string(),
@@ -74,7 +75,7 @@ fn turn(
 }
 
 fn event(run_id: &str, name: &str, issue: Option<&str>, data: Value, timestamp: &str) -> NewEvent {
-    let mut event = NewEvent::new(Some(run_id), name, data);
+    let mut event = NewEvent::new(Some(run_id), Event::from_parts(name, data).unwrap());
     event.issue_id = issue.map(str::to_string);
     event.timestamp = Some(timestamp.to_string());
     event
@@ -157,7 +158,7 @@ async fn seed(db: &Path) {
             false,
             json!([
                 {"name": "write_file", "args": {"path": "hello.py", "content": "print('hi')"}},
-                {"tool": "update_issue_status", "args": {"status": "done"}}
+                {"name": "update_issue_status", "args": {"status": "done"}}
             ]),
             json!([
                 {"ok": true, "path": "hello.py"},
@@ -199,21 +200,21 @@ async fn seed(db: &Path) {
             r,
             "session_start",
             None,
-            json!({"epic": "hello_cli"}),
+            json!({"epic": "hello_cli", "workspace": "/ws", "provider": "replay"}),
             "2026-11-22T04:16:00.000Z",
         ),
         event(
             r,
             "turn_start",
             Some("DEMO-1"),
-            json!({"seq": 1}),
+            json!({"seq": 1, "seat": "coder"}),
             "2026-11-22T04:16:10.000Z",
         ),
         event(
             r,
             "turn_complete",
             Some("DEMO-1"),
-            json!({"seq": 1}),
+            json!({"seq": 1, "calls": 2, "tokens_in": 1001, "tokens_out": 101}),
             "2026-11-22T04:16:11.000Z",
         ),
         event(
@@ -234,14 +235,14 @@ async fn seed(db: &Path) {
             r,
             "session_end",
             None,
-            json!({"status": "completed"}),
+            json!({"status": "completed", "reason": "all 3 issues are done or canceled", "turns": 3}),
             "2026-11-22T04:19:05.000Z",
         ),
         event(
             "bbbb0002",
             "catastrophic_failure",
             Some("DEMO-2"),
-            json!({}),
+            json!({"retries": 4, "error": "model timed out"}),
             "2026-11-22T05:00:11.000Z",
         ),
     ];
@@ -446,17 +447,17 @@ async fn show_prints_the_header_then_turns_by_seq_with_tool_results_and_events()
     assert_eq!(
         timeline,
         [
-            "  event session_start - {\"epic\":\"hello_cli\"}",
+            "  event session_start - {\"epic\":\"hello_cli\",\"target\":null,\"workspace\":\"/ws\",\"provider\":\"replay\"}",
             "#1 DEMO-1 coder/developer qwen2.5-coder:7b complete 1001 in / 101 out",
             "    write_file {\"path\":\"hello.py\",\"content\":\"print('hi')\"} → ok",
             "    update_issue_status {\"status\":\"done\"} → error: ILLEGAL_TRANSITION: in_progress → done is not allowed",
             "#2 DEMO-1 coder/developer qwen2.5-coder:7b complete 1002 in / 102 out",
             "    update_issue_status {\"status\":\"code_review\"} → ok",
-            "  event status_change DEMO-1 {\"from\":\"in_progress\",\"to\":\"code_review\"}",
+            "  event status_change DEMO-1 {\"from\":\"in_progress\",\"to\":\"code_review\",\"wait_reason\":null}",
             "#3 DEMO-1 lead/code_reviewer qwen2.5-coder:7b review complete 1003 in / 103 out",
             "    update_issue_status {\"status\":\"done\"} → ok",
-            "  event status_change DEMO-1 {\"from\":\"code_review\",\"to\":\"done\"}",
-            "  event session_end - {\"status\":\"completed\"}",
+            "  event status_change DEMO-1 {\"from\":\"code_review\",\"to\":\"done\",\"wait_reason\":null}",
+            "  event session_end - {\"status\":\"completed\",\"reason\":\"all 3 issues are done or canceled\",\"turns\":3}",
         ],
         "{out}"
     );
@@ -466,7 +467,7 @@ async fn show_prints_the_header_then_turns_by_seq_with_tool_results_and_events()
         "another run's event leaked in:\n{out}"
     );
 
-    // A run whose only turn called no tool, and whose event has no data.
+    // A run whose only turn called no tool.
     let (code, out, err) = orket(dir.path(), &["show", "bbbb0002"], None);
     assert_eq!(code, 0, "{err}");
     let first = line_of(&out, "#1 DEMO-2 coder/developer");

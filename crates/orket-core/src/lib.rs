@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod assets;
+pub mod events;
 pub mod ids;
 pub mod lifecycle;
 pub mod plan;
@@ -18,6 +19,7 @@ pub mod status;
 pub mod time;
 pub mod tools;
 
+pub use events::Event;
 pub use lifecycle::{check_transition, TransitionError, TransitionRequest, INTEGRITY_GUARD};
 pub use refusal::RefusalCode;
 pub use run::{RunKind, RunStatus};

@@ -28,11 +28,12 @@ use orket_core::assets::{
 };
 use orket_core::priority::parse_priority;
 use orket_core::tools::MIN_SUMMARY_CHARS;
+use orket_core::Event;
 use orket_governance::confine::{Access, ProjectFolders, Rules};
 use orket_governance::file_tools::write_atomically;
 use orket_llm::{ChatMessage, ModelRequest, Provider, ProviderError, RetryPolicy, Retrying};
-use orket_store::events::EventBus;
-use orket_store::{Change, EventRecord, IssueUpdate, NewEvent, Store};
+use orket_store::events::Recorder;
+use orket_store::{IssueUpdate, NewEvent, Store};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
@@ -63,10 +64,6 @@ const ACTIONS: [&str; 7] = [
     "adopt_issue",
     "reply",
 ];
-/// Event of an applied action (data: action, reply, changed_files).
-pub const EVENT_DRIVER_ACTION: &str = "driver_action";
-/// Event of a refused action (data: action, error).
-pub const EVENT_DRIVER_ACTION_REFUSED: &str = "driver_action_refused";
 
 /// How the driver calls its model.
 #[derive(Debug, Clone)]
@@ -242,8 +239,8 @@ pub struct Driver {
     tree: AssetTree,
     provider: Arc<dyn Provider>,
     options: DriverOptions,
-    store: Option<Arc<dyn Store>>,
-    bus: Option<EventBus>,
+    /// Records the driver's events (and reaches the store for `turn_directive`), when set.
+    recorder: Option<Recorder>,
 }
 
 impl Driver {
@@ -253,22 +250,21 @@ impl Driver {
             tree,
             provider,
             options,
-            store: None,
-            bus: None,
+            recorder: None,
         }
     }
 
-    /// Records `driver_action` / `driver_action_refused` events (without a run) in `store`,
-    /// and lets `turn_directive` reach the issue's row in its epic's build.
-    pub fn with_store(mut self, store: Arc<dyn Store>) -> Self {
-        self.store = Some(store);
+    /// Records `driver_action` / `driver_action_refused` events (without a run) with
+    /// `recorder` (its store, and its bus), and lets `turn_directive` reach the issue's row in
+    /// its epic's build.
+    pub fn with_recorder(mut self, recorder: Recorder) -> Self {
+        self.recorder = Some(recorder);
         self
     }
 
-    /// Also publishes the driver's events on `bus`.
-    pub fn with_bus(mut self, bus: EventBus) -> Self {
-        self.bus = Some(bus);
-        self
+    /// [`Driver::with_recorder`] for a store alone (nobody listens to its events live).
+    pub fn with_store(self, store: Arc<dyn Store>) -> Self {
+        self.with_recorder(Recorder::for_store(store))
     }
 
     /// One message of the person, after `history` (earlier user and assistant messages): the
@@ -307,10 +303,10 @@ impl Driver {
         let action = match parse_action(&reply.content) {
             Ok(action) => action,
             Err(err) => {
-                self.record(
-                    EVENT_DRIVER_ACTION_REFUSED,
-                    json!({"action": null, "error": err.to_string()}),
-                )
+                self.record(Event::DriverActionRefused {
+                    action: None,
+                    error: err.to_string(),
+                })
                 .await;
                 return Err(err);
             }
@@ -327,58 +323,43 @@ impl Driver {
                 if let DriverAction::TurnDirective { issue, epic, .. } = action {
                     self.directive_to_store(issue, epic.as_deref()).await;
                 }
-                self.record(
-                    EVENT_DRIVER_ACTION,
-                    json!({"action": outcome.action, "reply": outcome.reply,
-                           "changed_files": outcome.changed_files}),
-                )
+                self.record(Event::DriverAction {
+                    action: outcome.action.clone(),
+                    reply: outcome.reply.clone(),
+                    changed_files: outcome.changed_files.clone(),
+                })
                 .await;
                 Ok(outcome)
             }
             Err(err) => {
-                self.record(
-                    EVENT_DRIVER_ACTION_REFUSED,
-                    json!({"action": action.name(), "error": err.to_string()}),
-                )
+                self.record(Event::DriverActionRefused {
+                    action: Some(action.name().to_string()),
+                    error: err.to_string(),
+                })
                 .await;
                 Err(err)
             }
         }
     }
 
-    /// Appends an event without a run to the store (when there is one) and publishes it.
-    async fn record(&self, name: &str, data: Value) {
-        let Some(store) = &self.store else { return };
-        let event = NewEvent {
-            run_id: None,
-            role: Some(DRIVER_ROLE.to_string()),
-            event: name.to_string(),
-            issue_id: None,
-            data,
-            timestamp: Some(orket_store::now_timestamp()),
+    /// Records an event without a run (when there is a recorder) and publishes it.
+    async fn record(&self, event: Event) {
+        let Some(recorder) = &self.recorder else {
+            return;
         };
-        match store.apply(vec![Change::AppendEvent(event.clone())]).await {
-            Ok(applied) => {
-                if let (Some(bus), Some(id)) = (&self.bus, applied.last().and_then(|a| a.id())) {
-                    bus.publish(EventRecord {
-                        id,
-                        run_id: None,
-                        timestamp: event.timestamp.unwrap_or_default(),
-                        role: event.role,
-                        event: event.event,
-                        issue_id: None,
-                        data: event.data,
-                    });
-                }
-            }
-            Err(e) => tracing::warn!("cannot record the {name} event: {e}"),
+        let name = event.name();
+        let event = NewEvent::new(None, event).role(DRIVER_ROLE);
+        if let Err(e) = recorder.record(vec![event]).await {
+            tracing::warn!("cannot record the {name} event: {e}");
         }
     }
 
     /// A directive also reaches the issue's row in its epic's build (a continued build reads
     /// the note from the store, not from the file).
     async fn directive_to_store(&self, issue: &str, epic: Option<&str>) {
-        let Some(store) = &self.store else { return };
+        let Some(store) = self.recorder.as_ref().map(Recorder::store) else {
+            return;
+        };
         let Ok((_, epic, index)) = self.issue_home(issue, epic, "issue", "epic") else {
             return;
         };

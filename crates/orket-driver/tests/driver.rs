@@ -302,10 +302,10 @@ async fn turn_directive_goes_to_the_note_in_the_file_and_the_build() {
         .unwrap();
     assert_eq!(row.note.as_deref(), Some(note));
     let events = store.list_events(None, 0, 100).await.unwrap();
-    let names: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
+    let names: Vec<&str> = events.iter().map(|e| e.event.name()).collect();
     assert_eq!(names, vec!["driver_action", "driver_action"]);
     assert_eq!(
-        events[0].data["changed_files"],
+        events[0].event.data()["changed_files"],
         json!(["model/core/epics/hello_cli.json"])
     );
     assert_checks(&p.root);

@@ -17,17 +17,18 @@
 //! runs and the other gets a `Conflict` before anything happened. The batch then requires the
 //! claim; a decision that fails gives the claim back (`pending`).
 
-use crate::engine::{event, Engine, EngineError, EngineOptions};
-use crate::turn::{self, TurnState};
-use orket_core::assets::AssetTree;
+use crate::assets::RunAssets;
+use crate::engine::Engine;
+use crate::error::EngineError;
+use crate::turn::effects::TurnEffects;
+use crate::turn::execute::{Actor, Executor, StoreIssues};
 use orket_core::tools::ToolResult;
-use orket_core::{Status, ToolCall};
+use orket_core::{Event, Status, ToolCall};
+use orket_governance::confine::Confinement;
+use orket_governance::file_tools::FileTools;
 use orket_governance::gate::{self, AllowedTools, GateContext};
-use orket_llm::{ModelReply, ModelRequest, Provider, ProviderError};
-use orket_store::events::names;
-use orket_store::events::EventBus;
-use orket_store::{ApprovalRecord, Change, IssueUpdate, Store, StoreError};
-use serde_json::json;
+use orket_store::events::EventLog;
+use orket_store::{ApprovalRecord, Change, IssueUpdate, RunRecord, StoreError};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -47,36 +48,7 @@ pub enum ApprovalDecision {
     },
 }
 
-/// The provider of an engine that only decides approvals: a decision runs at most the parked
-/// tool call, never a model turn, so a call here is a bug reported as an error.
-struct NoModel;
-
-#[async_trait::async_trait]
-impl Provider for NoModel {
-    fn name(&self) -> &str {
-        "none"
-    }
-
-    async fn complete(&self, _request: &ModelRequest) -> Result<ModelReply, ProviderError> {
-        Err(ProviderError::Other(
-            "an approval decision calls no model".to_string(),
-        ))
-    }
-}
-
 impl Engine {
-    /// An engine for [`Engine::decide_approval`] alone (the CLI's `orket approval` and the
-    /// server's approval routes): it has no model.
-    pub fn for_decisions(tree: AssetTree, store: Arc<dyn Store>, bus: EventBus) -> Engine {
-        Engine::new(
-            tree,
-            store,
-            Arc::new(NoModel),
-            bus,
-            EngineOptions::from_env(),
-        )
-    }
-
     /// Applies a person's decision to pending approval `id` and returns the approval as it now
     /// stands. `NotFound` for an unknown approval; a store `Conflict` when it was already
     /// decided, is being decided by another request, or its issue no longer waits for it.
@@ -142,80 +114,30 @@ impl Engine {
             .as_str()
             .unwrap_or(&run.target)
             .to_string();
-        let assets = self.prepare(&epic_name, &run.department)?;
-        let ctx = self.run_ctx(
-            run.id.clone(),
-            run.build_id.clone(),
-            run.params["target"].as_str(),
-            assets,
-            &PathBuf::from(&run.workspace),
-        )?;
+        let assets = RunAssets::load(self.tree(), self.registry(), &epic_name, &run.department)?;
         let snapshot: HashMap<String, Status> = store
             .list_issues(&call.build_id)
             .await?
             .into_iter()
             .map(|i| (i.id, i.status))
             .collect();
-        let mut state = TurnState::new(Arc::new(snapshot));
+        let mut effects = TurnEffects::new(&run.id, &call.build_id, Arc::new(snapshot));
         let issue_id = call.issue_id.as_str();
+        let workspace = workspace_of(self, &run, &assets)?;
         let (status, reason, result, note, back) = match decision {
             ApprovalDecision::Approve => {
-                // The call is judged as if the issue were back where the turn had it.
-                state.set_status(issue_id, call.resume_status);
-                let seat = ctx.assets.team.seats.iter().find(|s| s.key == call.seat);
-                let mut role_names = vec![call.role.clone()];
-                for r in seat.map(|s| s.roles.as_slice()).unwrap_or_default() {
-                    if !role_names.contains(r) {
-                        role_names.push(r.clone());
-                    }
-                }
-                let roles: Vec<_> = role_names
-                    .iter()
-                    .filter_map(|n| ctx.assets.roles.get(n).cloned())
-                    .collect();
-                let tools =
-                    AllowedTools::from_names(&ctx.assets.policies.tool_strategy.tools(&roles));
-                let tool_call = ToolCall {
-                    name: call.tool.clone(),
-                    args: call.args.as_object().cloned().unwrap_or_default(),
-                };
-                let status_of = |id: &str| state.status(id);
-                let gate_ctx = GateContext {
-                    issue_id,
-                    roles: &role_names,
-                    allowed_tools: &tools,
-                    workspace: &ctx.workspace,
-                    idesign: ctx.assets.epic.idesign,
-                    approval_required: &[],
-                    status_of: &status_of,
-                };
-                let verdict = gate::check_call(&gate_ctx, &tool_call);
-                let result = match verdict {
-                    Ok(checked) => {
-                        let seat_name = seat.map(|s| s.name.as_str()).unwrap_or(&call.seat);
-                        turn::execute(
-                            self,
-                            &ctx,
-                            &mut state,
-                            checked.tool,
-                            &tool_call,
-                            issue_id,
-                            &call.role,
-                            seat_name,
-                        )
-                        .await?
-                    }
-                    Err(refusal) => ToolResult::refused(refusal.code, refusal.to_string()),
-                };
+                let result = self
+                    .run_parked(&approval, &assets, &workspace, &mut effects)
+                    .await?;
                 // A call that did not move the issue puts it back where it was parked.
-                let back = (state.status(issue_id) == Some(call.resume_status))
+                let back = (effects.status(issue_id) == Some(call.resume_status))
                     .then_some(call.resume_status);
                 let outcome = match result.error() {
                     None => "ran".to_string(),
                     Some(error) => format!("failed: {error}"),
                 };
                 let note = format!("Approved by a person: {} {outcome}", call.tool);
-                ("approved", None, Some(result.to_value()), note, back)
+                ("approved", None, Some(result), note, back)
             }
             ApprovalDecision::Reject { reason } => {
                 let text = reason
@@ -230,38 +152,121 @@ impl Engine {
                 ("rejected", reason, None, note, Some(Status::Ready))
             }
         };
-        turn::comment(&mut state, &ctx, issue_id, PERSON, &note);
+        effects.comment(issue_id, PERSON, &note);
         if let Some(to) = back {
             // Its real status until now (the gate judged the call as if it were `to`).
-            state.set_status(issue_id, Status::WaitingForDeveloper);
-            turn::move_issue(&mut state, &ctx, issue_id, to, None, PERSON);
-            clear_wait_reason(&mut state, &ctx.build_id, issue_id);
+            effects.set_status(issue_id, Status::WaitingForDeveloper);
+            effects.move_issue(issue_id, to, None, PERSON);
+            effects.update(issue_id, IssueUpdate::by(PERSON).clear_wait_reason());
         }
-        state.changes.push(Change::DecideApproval {
+        effects.changes.push(Change::DecideApproval {
             id,
             status: status.to_string(),
             reason: reason.clone(),
-            result: result.clone(),
+            result: result.as_ref().map(ToolResult::to_value),
         });
-        state.events.push(event(
-            &ctx,
-            names::APPROVAL_DECIDED,
-            Some(PERSON),
-            Some(issue_id),
-            json!({"approval": id, "tool": call.tool, "status": status, "reason": reason, "result": result}),
-        ));
-        turn::commit_state(self, &ctx, state).await?;
+        effects.event(
+            PERSON,
+            issue_id,
+            Event::ApprovalDecided {
+                approval: id,
+                tool: call.tool.clone(),
+                status: status.to_string(),
+                reason,
+                result,
+            },
+        );
+        let log = Arc::new(EventLog::for_workspace(workspace.root()));
+        self.recorder()
+            .with_log(log)
+            .commit(effects.into_changes())
+            .await?;
         store
             .get_approval(id)
             .await?
             .ok_or_else(|| EngineError::NotFound(format!("approval {id} not found")))
     }
+
+    /// Runs the parked call as its turn would have: the gate again (without the approval
+    /// rule), with the issue back in the status it was parked from, then the executor.
+    async fn run_parked(
+        &self,
+        approval: &ApprovalRecord,
+        assets: &RunAssets,
+        workspace: &Arc<Confinement>,
+        effects: &mut TurnEffects,
+    ) -> Result<ToolResult, EngineError> {
+        let call = &approval.call;
+        let issue_id = call.issue_id.as_str();
+        effects.set_status(issue_id, call.resume_status);
+        let seat = assets.team.seats.iter().find(|s| s.key == call.seat);
+        let mut role_names = vec![call.role.clone()];
+        for r in seat.map(|s| s.roles.as_slice()).unwrap_or_default() {
+            if !role_names.contains(r) {
+                role_names.push(r.clone());
+            }
+        }
+        let roles: Vec<_> = role_names
+            .iter()
+            .filter_map(|n| assets.roles.get(n).cloned())
+            .collect();
+        let tools = AllowedTools::from_names(&assets.policies.tool_strategy.tools(&roles));
+        let tool_call = ToolCall {
+            name: call.tool.clone(),
+            args: call.args.as_object().cloned().unwrap_or_default(),
+        };
+        let checked = {
+            let status_of = |id: &str| effects.status(id);
+            let gate_ctx = GateContext {
+                issue_id,
+                roles: &role_names,
+                allowed_tools: &tools,
+                workspace,
+                idesign: assets.epic.idesign,
+                approval_required: &[],
+                status_of: &status_of,
+            };
+            gate::check_call(&gate_ctx, &tool_call)
+        };
+        let checked = match checked {
+            Ok(checked) => checked,
+            Err(refusal) => return Ok(ToolResult::refused(refusal.code, refusal.to_string())),
+        };
+        let files = FileTools::new(Arc::clone(workspace));
+        let executor = Executor {
+            files: &files,
+            issues: &StoreIssues(self.store().as_ref()),
+            runtime: assets.policies.execution_runtime.as_ref(),
+        };
+        let actor = Actor {
+            issue_id,
+            role: &call.role,
+            seat_name: seat.map(|s| s.name.as_str()).unwrap_or(&call.seat),
+        };
+        Ok(executor
+            .execute(effects, checked.tool, &tool_call, &actor)
+            .await?)
+    }
 }
 
-fn clear_wait_reason(state: &mut TurnState, build_id: &str, issue_id: &str) {
-    state.changes.push(Change::UpdateIssue {
-        build_id: build_id.to_string(),
-        id: issue_id.to_string(),
-        update: IssueUpdate::by(PERSON).clear_wait_reason(),
-    });
+/// The run's workspace, with the epic's references readable.
+fn workspace_of(
+    engine: &Engine,
+    run: &RunRecord,
+    assets: &RunAssets,
+) -> Result<Arc<Confinement>, EngineError> {
+    let references: Vec<PathBuf> = assets
+        .epic
+        .card
+        .references
+        .iter()
+        .map(|r| engine.tree().root().join(r))
+        .collect();
+    let dir = PathBuf::from(&run.workspace);
+    Confinement::workspace(&dir, &references)
+        .map(Arc::new)
+        .map_err(|e| EngineError::Workspace {
+            path: dir.display().to_string(),
+            message: e.to_string(),
+        })
 }

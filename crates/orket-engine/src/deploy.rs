@@ -1,32 +1,44 @@
 //! Sandboxes of completed runs (SPEC §10): when the epic (or its environment) asks for one,
-//! a completed run's workspace is deployed through `orket-sandbox`.
+//! a completed run's workspace is deployed through `orket-sandbox`. A failed deploy is
+//! recorded on the sandbox and as an event; the run goes on.
 
-use crate::engine::{event, Engine, RunCtx};
-use orket_sandbox::{requested_stack, DeployRequest, SandboxError};
-use orket_store::events::names;
+use crate::run::RunCtx;
+use orket_core::Event;
+use orket_sandbox::{requested_stack, DeployRequest, SandboxError, SandboxManager};
 use orket_store::StoreError;
-use serde_json::{json, Value};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// The sandboxes of a project: their files are kept in `<root>/.orket/sandboxes`.
+pub(crate) fn sandboxes(
+    store: &Arc<dyn orket_store::Store>,
+    root: &std::path::Path,
+) -> SandboxManager {
+    SandboxManager::new(Arc::clone(store), root.join(".orket").join("sandboxes"))
+}
 
 /// After a completed epic run: deploys its workspace when the epic (or its environment) asks
-/// for a sandbox. A failed deploy is recorded on the sandbox and as an event; the run goes on.
-pub(crate) async fn deploy_for_run(engine: &Engine, ctx: &RunCtx) -> Result<(), StoreError> {
+/// for a sandbox.
+pub(crate) async fn deploy_for_run(ctx: &RunCtx) -> Result<(), StoreError> {
     let epic = &ctx.assets.epic;
     let epic_params = Value::Object(epic.card.params.clone());
     let env_params = Value::Object(ctx.assets.env.params.clone());
+    let failed = |stack: Option<&str>, reason: String| {
+        ctx.event(Event::SandboxDeployFailed {
+            sandbox_id: None,
+            epic: Some(epic.stem.clone()),
+            stack: stack.map(str::to_string),
+            reason,
+        })
+        .role("orket")
+    };
     let stack = match requested_stack(&epic_params, &env_params) {
         None => return Ok(()),
         Some(Ok(stack)) => stack,
         Some(Err(reason)) => {
             let reason = format!("epic \"{}\": {reason}", epic.stem);
             tracing::warn!("{reason}");
-            let event = event(
-                ctx,
-                names::SANDBOX_DEPLOY_FAILED,
-                Some("orket"),
-                None,
-                json!({"epic": epic.stem, "reason": reason}),
-            );
-            return engine.commit_events(ctx, vec![event]).await;
+            return ctx.record(vec![failed(None, reason)]).await;
         }
     };
     let request = DeployRequest {
@@ -36,7 +48,7 @@ pub(crate) async fn deploy_for_run(engine: &Engine, ctx: &RunCtx) -> Result<(), 
         run_id: Some(ctx.run_id.clone()),
         build_id: Some(ctx.build_id.clone()),
     };
-    let manager = engine.sandboxes().with_sink(ctx.sink.clone());
+    let manager = sandboxes(ctx.recorder.store(), &ctx.root).with_sink(ctx.recorder.sink().clone());
     match manager.deploy(&request).await {
         Ok(_) => Ok(()),
         Err(SandboxError::Store(e)) => Err(e),
@@ -44,14 +56,7 @@ pub(crate) async fn deploy_for_run(engine: &Engine, ctx: &RunCtx) -> Result<(), 
             // No sandbox row to hold the reason: the event does.
             let reason = SandboxError::NoFreePorts.to_string();
             tracing::warn!("sandbox of epic {}: {reason}", epic.stem);
-            let event = event(
-                ctx,
-                names::SANDBOX_DEPLOY_FAILED,
-                Some("orket"),
-                None,
-                json!({"epic": epic.stem, "stack": stack.as_str(), "reason": reason}),
-            );
-            engine.commit_events(ctx, vec![event]).await
+            ctx.record(vec![failed(Some(stack.as_str()), reason)]).await
         }
         // Recorded on the sandbox row with its event already.
         Err(other) => {

@@ -1,17 +1,30 @@
 //! Orket's engine: the traction loop (SPEC §5–6), the turn, approvals, the policies (SPEC §16),
 //! the prompt compiler (SPEC §6.4) and the asset preview (SPEC §14).
 //!
-//! The engine calls the other crates for the rest: `orket-governance` judges every tool call
-//! and runs the file tools, `orket-isolate` runs verification fixtures, `orket-sandbox`
-//! deploys what a run produced, `orket-store` records every turn.
+//! Start with [`engine::Engine`]: it spawns runs ([`engine::Engine::spawn`]) and supervises
+//! them. A run is a loop of ticks (`drive`); each tick runs turns (`turn`), each turn a chain
+//! of stages whose effects commit as one batch. The engine calls the other crates for the
+//! rest: `orket-governance` judges every tool call and runs the file tools, `orket-isolate`
+//! runs verification fixtures, `orket-sandbox` deploys what a run produced, `orket-store`
+//! records every turn.
 
 #![forbid(unsafe_code)]
 
 pub mod approval;
+pub mod assets;
 mod deploy;
+mod drive;
 pub mod engine;
+pub mod error;
 pub mod policy;
 pub mod preview;
 pub mod prompt;
+pub mod run;
+pub mod supervise;
 mod turn;
-mod turn_prompt;
+
+pub use assets::Target;
+pub use engine::Engine;
+pub use error::EngineError;
+pub use run::{Halt, RunOptions, RunOutcome, HALTED_REASON};
+pub use supervise::{request_halt, Halter, RunHandle};

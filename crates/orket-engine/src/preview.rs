@@ -1,16 +1,38 @@
 //! The flattened view of an epic, rock or issue (SPEC §14 `preview-asset`, `orket preview`):
 //! each issue with the seats its turns go to and, per seat, the system and user messages a
-//! turn would send, compiled by the same code the turn uses (`turn_prompt`).
+//! turn would send, compiled by the same code the turn uses (the turn's plan stage).
 
-use crate::engine::{seed_record, Engine, EngineError, EngineOptions, RunAssets};
+use crate::assets::{not_found, seed_record, RunAssets};
+use crate::error::EngineError;
 use crate::policy::PolicyRegistry;
-use crate::turn_prompt::{compile_turn_prompt, plan_seat, prompt_context};
+use crate::turn::plan::{compile_turn_prompt, plan_seat, turn_query};
 use orket_core::assets::{AssetTree, Category};
 use orket_core::ids::epic_build_id;
 use orket_core::Status;
 use orket_isolate::verify::has_fixture;
 use orket_store::{IssueRecord, Store};
 use serde::Serialize;
+
+/// What a preview looks at.
+#[derive(Debug, Clone)]
+pub struct PreviewOptions {
+    /// The department to look the name up in.
+    pub department: String,
+    /// The build instead of `build-<epic>` (as `orket run --build`).
+    pub build: Option<String>,
+    /// A model for every turn (as `orket run --model`).
+    pub model: Option<String>,
+}
+
+impl Default for PreviewOptions {
+    fn default() -> Self {
+        PreviewOptions {
+            department: "core".to_string(),
+            build: None,
+            model: None,
+        }
+    }
+}
 
 /// What was previewed.
 #[derive(Debug, Clone, Serialize)]
@@ -94,7 +116,7 @@ pub struct SeatPreview {
 pub async fn preview(
     tree: &AssetTree,
     store: Option<&dyn Store>,
-    options: &EngineOptions,
+    options: &PreviewOptions,
     registry: &PolicyRegistry,
     name: &str,
 ) -> Result<AssetPreview, EngineError> {
@@ -127,7 +149,7 @@ pub async fn preview(
                 let build = epic_build(&e);
                 ("issue", vec![Target::new(&e, dept, build, Some(name))])
             }
-            None => return Err(Engine::not_found(tree, name, dept)),
+            None => return Err(not_found(tree, name, dept)),
         }
     };
     let mut epics = Vec::new();
@@ -164,7 +186,7 @@ impl<'a> Target<'a> {
 async fn epic_preview(
     tree: &AssetTree,
     store: Option<&dyn Store>,
-    options: &EngineOptions,
+    options: &PreviewOptions,
     registry: &PolicyRegistry,
     target: &Target<'_>,
 ) -> Result<EpicPreview, EngineError> {
@@ -174,7 +196,7 @@ async fn epic_preview(
         target.build.as_str(),
         target.only,
     );
-    let assets = Engine::prepare_assets(tree, registry, epic_name, dept)?;
+    let assets = RunAssets::load(tree, registry, epic_name, dept)?;
     let mut issues = Vec::new();
     for spec in &assets.epic.issues {
         if only.is_some_and(|id| id != spec.card.id) {
@@ -215,7 +237,7 @@ async fn epic_preview(
 async fn seat_preview(
     assets: &RunAssets,
     store: Option<&dyn Store>,
-    options: &EngineOptions,
+    options: &PreviewOptions,
     issue: &IssueRecord,
     review: bool,
 ) -> Result<SeatPreview, EngineError> {
@@ -239,7 +261,10 @@ async fn seat_preview(
         }
     };
     let (comments, memory) = match store {
-        Some(store) => prompt_context(store, issue).await?,
+        Some(store) => {
+            let inputs = store.turn_inputs(&turn_query("", issue, 0)).await?;
+            (inputs.comments, inputs.memory)
+        }
         None => (Vec::new(), Vec::new()),
     };
     let prompt = compile_turn_prompt(assets, &plan, issue, &comments, &memory, None);

@@ -2,7 +2,7 @@
 
 use orket_core::assets::AssetTree;
 use orket_core::{RunStatus, Status};
-use orket_engine::engine::{Engine, EngineOptions};
+use orket_engine::{EngineError, RunOptions, RunOutcome, Target};
 use orket_llm::ReplayProvider;
 use orket_store::events::EventBus;
 use orket_store::{SqliteStore, Store};
@@ -52,15 +52,42 @@ struct Project {
     store: Arc<dyn Store>,
 }
 
+/// How a test changes the default run options (the provider comes from its replies).
+type Tweak = fn(&mut RunOptions);
+
+/// The engine of a test project with the options its runs get.
+struct Engine {
+    core: orket_engine::Engine,
+    options: RunOptions,
+}
+
+impl Engine {
+    /// Runs `name` to its end with the test's options.
+    async fn run_card(&self, name: &str) -> Result<Vec<RunOutcome>, EngineError> {
+        self.core.run(name, self.options.clone()).await
+    }
+
+    fn resolve(&self, name: &str) -> Option<Target> {
+        self.core.resolve(name, "core")
+    }
+}
+
+impl std::ops::Deref for Engine {
+    type Target = orket_engine::Engine;
+    fn deref(&self) -> &orket_engine::Engine {
+        &self.core
+    }
+}
+
 async fn project(replies: &[String]) -> (Project, Engine, EventBus) {
-    project_with(replies, |_| {}, EngineOptions::default()).await
+    project_with(replies, |_| {}, |_| {}).await
 }
 
 /// A copy of the demo, edited by `edit`, with an engine replaying `replies`.
 async fn project_with(
     replies: &[String],
     edit: impl FnOnce(&Path),
-    options: EngineOptions,
+    tweak: Tweak,
 ) -> (Project, Engine, EventBus) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("project");
@@ -74,7 +101,7 @@ async fn project_with(
             .await
             .unwrap(),
     );
-    let (engine, bus) = engine_for(&root, &store, replies, options);
+    let (engine, bus) = engine_for(&root, &store, replies, tweak);
     (
         Project {
             _dir: dir,
@@ -90,25 +117,20 @@ fn engine_for(
     root: &Path,
     store: &Arc<dyn Store>,
     replies: &[String],
-    options: EngineOptions,
+    tweak: Tweak,
 ) -> (Engine, EventBus) {
     let replay = ReplayProvider::from_jsonl("replay.jsonl", &replies.join("\n")).unwrap();
     let bus = EventBus::default();
-    let options = EngineOptions {
+    let mut options = RunOptions {
         retry: orket_llm::RetryPolicy {
             attempts: 3,
             backoff: std::time::Duration::from_millis(1),
         },
-        ..options
+        ..RunOptions::new(Arc::new(replay))
     };
-    let engine = Engine::new(
-        AssetTree::new(root),
-        Arc::clone(store),
-        Arc::new(replay),
-        bus.clone(),
-        options,
-    );
-    (engine, bus)
+    tweak(&mut options);
+    let core = orket_engine::Engine::new(AssetTree::new(root), Arc::clone(store), bus.clone());
+    (Engine { core, options }, bus)
 }
 
 /// Sets `process_rules.<key>` in the project's organization file.
@@ -202,7 +224,7 @@ async fn golden_flow_completes_the_demo_epic() {
         .await
         .unwrap()
         .into_iter()
-        .map(|e| e.event)
+        .map(|e| e.event.name().to_string())
         .collect();
     for name in [
         "session_start",
@@ -224,7 +246,7 @@ async fn golden_flow_completes_the_demo_epic() {
     assert_eq!(log.lines().count(), events.len());
     let mut seen = Vec::new();
     while let Ok(e) = rx.try_recv() {
-        seen.push(e.event.clone());
+        seen.push(e.event.name().to_string());
     }
     assert_eq!(seen, events);
     // Audit rows: DEMO-1 went ready → in_progress → code_review → done.
@@ -292,7 +314,7 @@ async fn event_names(store: &Arc<dyn Store>, run_id: &str) -> Vec<String> {
         .await
         .unwrap()
         .into_iter()
-        .map(|e| e.event)
+        .map(|e| e.event.name().to_string())
         .collect()
 }
 
@@ -303,8 +325,7 @@ async fn a_review_accepts_done_when_the_verification_passes() {
         0..2,
         write_and_review("DEMO-1", "hello.py", "print(\"Hello, Orket!\")\n"),
     );
-    let (p, engine, _bus) =
-        project_with(&replies, with_hello_fixture, EngineOptions::default()).await;
+    let (p, engine, _bus) = project_with(&replies, with_hello_fixture, |_| {}).await;
     let outcome = engine.run_card("hello_cli").await.unwrap().remove(0);
     assert_eq!(outcome.status, RunStatus::Completed, "{:?}", outcome.reason);
 
@@ -357,8 +378,7 @@ async fn a_failing_verification_refuses_done_and_sends_the_issue_back() {
         "hello.py",
         "print(\"Hello, Orket!\")\n",
     ));
-    let (p, engine, _bus) =
-        project_with(&replies, with_hello_fixture, EngineOptions::default()).await;
+    let (p, engine, _bus) = project_with(&replies, with_hello_fixture, |_| {}).await;
     let outcome = engine.run_card("hello_cli").await.unwrap().remove(0);
     assert_eq!(outcome.status, RunStatus::Completed, "{:?}", outcome.reason);
 
@@ -390,13 +410,10 @@ async fn a_failing_verification_refuses_done_and_sends_the_issue_back() {
         .filter(|t| t.turn.review && t.turn.issue_id == "DEMO-1")
         .collect();
     assert_eq!(reviews.len(), 2);
-    assert!(
-        reviews[0]
-            .turn
-            .tool_results
-            .to_string()
-            .contains("VERIFICATION_FAILED"),
-        "{}",
+    assert_eq!(
+        reviews[0].turn.tool_results[0].code(),
+        Some(orket_core::RefusalCode::VerificationFailed),
+        "{:?}",
         reviews[0].turn.tool_results
     );
     assert_eq!(issue.verification["last_run"]["ok"], json!(true));
@@ -443,8 +460,7 @@ async fn an_agent_cannot_rewrite_its_fixture() {
         json!([{"tool": "write_file", "args": {"path": "verification/test_hello.py",
                 "content": "def verify(_):\n    return 'print(\"Hello, Orket!\")'\n"}}]),
     )];
-    let (p, engine, _bus) =
-        project_with(&replies, with_hello_fixture, EngineOptions::default()).await;
+    let (p, engine, _bus) = project_with(&replies, with_hello_fixture, |_| {}).await;
     let fixture = p
         .root
         .join("workspace/hello_cli/verification/test_hello.py");
@@ -481,7 +497,7 @@ async fn a_completed_epic_that_asks_for_a_sandbox_records_a_failed_deploy_and_co
                 json!({"sandbox": true, "stack": "fastapi-react-postgres"}),
             )
         },
-        EngineOptions::default(),
+        |_| {},
     )
     .await;
     let outcome = engine.run_card("hello_cli").await.unwrap().remove(0);
@@ -514,7 +530,7 @@ async fn sandboxes_are_opt_in_and_need_a_stack() {
     let (p, engine, _bus) = project_with(
         &all_replies(),
         |root| set_epic_params(root, json!({"sandbox": true})),
-        EngineOptions::default(),
+        |_| {},
     )
     .await;
     let outcome = engine.run_card("hello_cli").await.unwrap().remove(0);
@@ -529,7 +545,7 @@ async fn sandboxes_are_opt_in_and_need_a_stack() {
         .filter(|e| e.event == "sandbox_deploy_failed")
         .collect();
     assert_eq!(failed.len(), 1);
-    assert!(failed[0].data["reason"]
+    assert!(failed[0].event.data()["reason"]
         .as_str()
         .unwrap()
         .contains("no params.stack"));
@@ -740,7 +756,7 @@ async fn provider_failures_are_retried_then_catastrophic_fails_the_run() {
         .await
         .unwrap()
         .into_iter()
-        .map(|e| e.event)
+        .map(|e| e.event.name().to_string())
         .collect();
     assert_eq!(events.iter().filter(|e| *e == "retry_triggered").count(), 3);
     assert_eq!(
@@ -812,14 +828,16 @@ async fn independent_issues_overlap_and_dependencies_wait() {
             .await
             .unwrap(),
     );
-    let engine = Engine::new(
+    let engine = orket_engine::Engine::new(
         AssetTree::new(&root),
         Arc::clone(&store),
-        Arc::new(replay),
         EventBus::default(),
-        EngineOptions::default(),
     );
-    let outcome = engine.run_card("hello_cli").await.unwrap().remove(0);
+    let outcome = engine
+        .run("hello_cli", RunOptions::new(Arc::new(replay)))
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!(outcome.status, RunStatus::Completed);
 
     let turns = store.list_turns(&outcome.run_id).await.unwrap();
@@ -885,15 +903,9 @@ async fn a_rerun_continues_the_build_and_reset_starts_over() {
     let again = engine.run_card("hello_cli").await.unwrap().remove(0);
     assert_eq!((again.status, again.turns), (RunStatus::Completed, 0));
     // --reset seeds the build again from the files: the work is redone.
-    let (reset_engine, _) = engine_for(
-        &p.root,
-        &p.store,
-        &all_replies(),
-        EngineOptions {
-            reset: true,
-            ..EngineOptions::default()
-        },
-    );
+    let (reset_engine, _) = engine_for(&p.root, &p.store, &all_replies(), |o| {
+        o.reset = true;
+    });
     let redo = reset_engine.run_card("hello_cli").await.unwrap().remove(0);
     assert_eq!((redo.status, redo.turns), (RunStatus::Completed, 6));
     // A targeted reset resets only the target.
@@ -901,9 +913,8 @@ async fn a_rerun_continues_the_build_and_reset_starts_over() {
         &p.root,
         &p.store,
         &write_and_review("DEMO-3", "NOTES.md", "again\n"),
-        EngineOptions {
-            reset: true,
-            ..EngineOptions::default()
+        |o| {
+            o.reset = true;
         },
     );
     let one = target_engine.run_card("DEMO-3").await.unwrap().remove(0);
@@ -934,7 +945,7 @@ async fn an_epic_over_the_idesign_threshold_is_refused() {
             org["architecture"]["idesign_threshold"] = json!(2);
             std::fs::write(&path, org.to_string()).unwrap();
         },
-        EngineOptions::default(),
+        |_| {},
     )
     .await;
     let err = engine.run_card("hello_cli").await.unwrap_err().to_string();
@@ -955,9 +966,8 @@ async fn halt_on_violation_fails_the_run_at_the_first_violation() {
     let (_p, engine, _bus) = project_with(
         &replies,
         |root| set_rule(root, "halt_on_violation", json!(true)),
-        EngineOptions {
-            concurrency: 1,
-            ..EngineOptions::default()
+        |o| {
+            o.concurrency = 1;
         },
     )
     .await;
@@ -984,7 +994,7 @@ async fn a_tool_that_needs_approval_parks_the_issue_waiting_for_a_person() {
     let (p, engine, _bus) = project_with(
         &replies,
         |root| set_rule(root, "approval_required", json!(["write_file"])),
-        EngineOptions::default(),
+        |_| {},
     )
     .await;
     let outcome = engine.run_card("DEMO-1").await.unwrap().remove(0);
@@ -1013,9 +1023,8 @@ async fn budgets_end_the_run_as_budget_exceeded() {
     let (_p, engine, _bus) = project_with(
         &all_replies(),
         |_| {},
-        EngineOptions {
-            token_budget: Some(100),
-            ..EngineOptions::default()
+        |o| {
+            o.token_budget = Some(100);
         },
     )
     .await;
@@ -1050,9 +1059,8 @@ async fn history_window_and_remembered_decisions_reach_the_prompt() {
     let (p, engine, _bus) = project_with(
         &replies,
         |_| {},
-        EngineOptions {
-            context_window: 2,
-            ..EngineOptions::default()
+        |o| {
+            o.context_window = 2;
         },
     )
     .await;
@@ -1073,28 +1081,29 @@ async fn history_window_and_remembered_decisions_reach_the_prompt() {
     assert!(user.contains("RECENT COMMENTS:"), "{user}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_halted_engine_starts_no_turn_and_ends_canceled_under_the_chosen_id() {
-    let halt = orket_engine::engine::Halt::new();
-    halt.halt();
+/// One thread: the spawned run cannot start before the halt is raised (the handle raises it
+/// before its first await).
+#[tokio::test]
+async fn a_run_halted_at_once_starts_no_turn_and_ends_canceled_under_the_chosen_id() {
     let (p, engine, _bus) = project_with(
         &all_replies(),
         |_| {},
-        EngineOptions {
-            run_id: Some("feed0001".to_string()),
-            halt: halt.clone(),
-            ..EngineOptions::default()
+        |o| {
+            o.run_id = Some("feed0001".to_string());
         },
     )
     .await;
     assert_eq!(
         engine.resolve("DEMO-2"),
-        Some(orket_engine::engine::Target::Issue {
+        Some(Target::Issue {
             epic: "hello_cli".to_string()
         })
     );
     assert_eq!(engine.resolve("nope"), None);
-    let outcome = engine.run_card("hello_cli").await.unwrap().remove(0);
+    let handle = engine.spawn("hello_cli", engine.options.clone()).unwrap();
+    assert_eq!(handle.id(), "feed0001");
+    handle.halt().await.unwrap();
+    let outcome = handle.join().await.unwrap().remove(0);
     assert_eq!(outcome.run_id, "feed0001");
     assert_eq!(
         (outcome.status, outcome.reason.as_deref(), outcome.turns),
@@ -1103,7 +1112,7 @@ async fn a_halted_engine_starts_no_turn_and_ends_canceled_under_the_chosen_id() 
     let run = p.store.get_run("feed0001").await.unwrap().unwrap();
     assert_eq!(run.status, RunStatus::Canceled);
     let events = p.store.list_events(Some("feed0001"), 0, 100).await.unwrap();
-    let names: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
+    let names: Vec<&str> = events.iter().map(|e| e.event.name()).collect();
     assert_eq!(names, ["session_start", "session_end"]);
 }
 
@@ -1125,7 +1134,7 @@ async fn an_approved_call_runs_and_a_rejected_one_resets_the_issue() {
     let (p, engine, _bus) = project_with(
         &replies,
         |root| set_rule(root, "approval_required", json!(["write_file"])),
-        EngineOptions::default(),
+        |_| {},
     )
     .await;
     let outcome = engine.run_card("hello_cli").await.unwrap().remove(0);
@@ -1190,8 +1199,14 @@ async fn an_approved_call_runs_and_a_rejected_one_resets_the_issue() {
         .map(|e| {
             (
                 e.issue_id.clone().unwrap_or_default(),
-                e.data["from"].as_str().unwrap_or_default().to_string(),
-                e.data["to"].as_str().unwrap_or_default().to_string(),
+                e.event.data()["from"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                e.event.data()["to"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
             )
         })
         .collect();
@@ -1215,4 +1230,145 @@ async fn an_approved_call_runs_and_a_rejected_one_resets_the_issue() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("already rejected"), "{err}");
+}
+
+/// What kind of change each change of a batch is (`AppendEvent(turn_start)` as `turn_start`).
+fn kinds(batch: &[orket_store::Change]) -> Vec<String> {
+    use orket_store::Change;
+    batch
+        .iter()
+        .map(|c| match c {
+            Change::AppendEvent(e) => e.event.name().to_string(),
+            Change::AppendTurn(t) => format!("turn #{} review={}", t.seq, t.review),
+            Change::UpdateIssue { update, .. } if update.verification.is_some() => {
+                "verification result".to_string()
+            }
+            Change::UpdateIssue { .. } => "issue update".to_string(),
+            Change::AddComment { author, .. } => format!("comment by {author}"),
+            other => format!("{other:?}")
+                .split([' ', '(', '{'])
+                .next()
+                .unwrap_or("?")
+                .to_string(),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_turn_commits_its_changes_events_and_verification_whole_or_not_at_all() {
+    use orket_store::{Change, Intercept, StoreError};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
+    let replies = write_and_review("DEMO-1", "hello.py", "print(\"Hello, Orket!\")\n");
+    let (p, _engine, _bus) = project_with(&replies, with_hello_fixture, |_| {}).await;
+    // The store refuses every batch holding a review turn while `refuse` is set, and keeps a
+    // record of the batches it let through.
+    let refuse = Arc::new(AtomicBool::new(true));
+    let batches: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
+    let (refusing, seen) = (Arc::clone(&refuse), Arc::clone(&batches));
+    let store: Arc<dyn Store> = Arc::new(Intercept::new(
+        Arc::clone(&p.store),
+        Box::new(move |batch| {
+            let review = batch
+                .iter()
+                .any(|c| matches!(c, Change::AppendTurn(t) if t.review));
+            if review && refusing.load(Ordering::SeqCst) {
+                return Err(StoreError::Unexpected("the disk is full".to_string()));
+            }
+            seen.lock().unwrap().push(kinds(batch));
+            Ok(())
+        }),
+    ));
+    let (engine, _) = engine_for(&p.root, &store, &replies, |_| {});
+
+    // The review's batch cannot commit: the run fails, and nothing of the review is stored —
+    // no verification result, no comment, no event, no turn row, no status change.
+    let err = engine.run_card("DEMO-1").await.unwrap_err().to_string();
+    assert!(err.contains("the disk is full"), "{err}");
+    let issue = stored(&p, "DEMO-1").await;
+    assert_eq!(
+        issue.status,
+        Status::CodeReview,
+        "the developer's turn stands"
+    );
+    assert!(
+        issue.verification["last_run"].is_null(),
+        "{:#}",
+        issue.verification
+    );
+    let comments = p
+        .store
+        .list_comments("build-hello_cli", "DEMO-1")
+        .await
+        .unwrap();
+    assert!(
+        comments.iter().all(|c| !c.content.contains("Verification")),
+        "{comments:?}"
+    );
+    let run = p.store.list_runs(1).await.unwrap().remove(0);
+    assert_eq!(run.status, RunStatus::Failed);
+    let turns = p.store.list_turns(&run.id).await.unwrap();
+    assert_eq!(turns.len(), 1, "only the developer's turn");
+    let names = event_names(&p.store, &run.id).await;
+    for absent in ["verification_started", "verification_completed"] {
+        assert!(
+            !names.contains(&absent.to_string()),
+            "{absent} in {names:?}"
+        );
+    }
+    assert_eq!(
+        names.iter().filter(|n| *n == "turn_start").count(),
+        1,
+        "the review's turn_start went with its batch: {names:?}"
+    );
+
+    // Each turn is one batch: the developer's holds its dispatch, start, status changes and
+    // row together.
+    let developer = batches
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|b| b.contains(&"turn #1 review=false".to_string()))
+        .cloned()
+        .unwrap();
+    for part in [
+        "orchestrator_dispatch",
+        "turn_start",
+        "status_change",
+        "turn_complete",
+    ] {
+        assert!(
+            developer.contains(&part.to_string()),
+            "{part} in {developer:?}"
+        );
+    }
+
+    // With the store working again, the next run's review (its reply given again: the failed
+    // attempt used it) commits everything in one batch.
+    refuse.store(false, Ordering::SeqCst);
+    let (engine, _) = engine_for(&p.root, &store, &replies[1..], |_| {});
+    let outcome = engine.run_card("DEMO-1").await.unwrap().remove(0);
+    assert_eq!(outcome.status, RunStatus::Completed, "{:?}", outcome.reason);
+    let review = batches
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|b| b.iter().any(|k| k.ends_with("review=true")))
+        .cloned()
+        .unwrap();
+    for part in [
+        "orchestrator_dispatch",
+        "turn_start",
+        "verification_started",
+        "verification result",
+        "comment by orket",
+        "verification_completed",
+        "status_change",
+        "turn_complete",
+    ] {
+        assert!(review.contains(&part.to_string()), "{part} in {review:?}");
+    }
+    let issue = stored(&p, "DEMO-1").await;
+    assert_eq!(issue.status, Status::Done);
+    assert_eq!(issue.verification["last_run"]["ok"], json!(true));
 }

@@ -3,9 +3,10 @@
 
 use orket_core::assets::AssetTree;
 use orket_core::RunStatus;
-use orket_engine::engine::{Engine, EngineError, EngineOptions};
 use orket_engine::policy::PolicyRegistry;
+use orket_engine::preview::PreviewOptions;
 use orket_engine::preview::{preview, AssetPreview};
+use orket_engine::{Engine, EngineError, RunOptions};
 use orket_llm::ReplayProvider;
 use orket_store::events::EventBus;
 use orket_store::{SqliteStore, Store};
@@ -18,12 +19,12 @@ fn demo() -> AssetTree {
 }
 
 async fn of(name: &str) -> Result<AssetPreview, EngineError> {
-    of_with(None, &EngineOptions::default(), name).await
+    of_with(None, &PreviewOptions::default(), name).await
 }
 
 async fn of_with(
     store: Option<&dyn Store>,
-    options: &EngineOptions,
+    options: &PreviewOptions,
     name: &str,
 ) -> Result<AssetPreview, EngineError> {
     preview(&demo(), store, options, &PolicyRegistry::default(), name).await
@@ -99,11 +100,7 @@ async fn the_preview_is_exactly_what_the_turn_sends() {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&dir.path().join("o.db")).await.unwrap());
-    let options = EngineOptions {
-        workspace_base: Some(dir.path().join("ws")),
-        ..EngineOptions::default()
-    };
-    let before = of_with(Some(store.as_ref()), &options, "DEMO-1")
+    let before = of_with(Some(store.as_ref()), &PreviewOptions::default(), "DEMO-1")
         .await
         .unwrap();
     let dev = &before.epics[0].issues[0].turns[0];
@@ -113,17 +110,13 @@ async fn the_preview_is_exactly_what_the_turn_sends() {
         {"tool": "update_issue_status", "args": {"status": "code_review"}}
     ]).to_string()});
     let replay = ReplayProvider::from_jsonl("r.jsonl", &reply.to_string()).unwrap();
-    let engine = Engine::new(
-        demo(),
-        Arc::clone(&store),
-        Arc::new(replay),
-        EventBus::default(),
-        EngineOptions {
-            max_iterations: 1,
-            ..options.clone()
-        },
-    );
-    let outcome = engine.run_card("DEMO-1").await.unwrap().remove(0);
+    let engine = Engine::new(demo(), Arc::clone(&store), EventBus::default());
+    let options = RunOptions {
+        workspace_base: Some(dir.path().join("ws")),
+        max_iterations: 1,
+        ..RunOptions::new(Arc::new(replay))
+    };
+    let outcome = engine.run("DEMO-1", options).await.unwrap().remove(0);
     assert_eq!(outcome.status, RunStatus::Exhausted, "{:?}", outcome.reason);
     let turns = store.list_turns(&outcome.run_id).await.unwrap();
     let messages = &turns[0].turn.messages;
@@ -135,7 +128,7 @@ async fn the_preview_is_exactly_what_the_turn_sends() {
     assert_eq!(messages[1]["content"].as_str(), dev.user_prompt.as_deref());
 
     // Now the issue is in the store (in code_review): the preview shows it from there.
-    let after = of_with(Some(store.as_ref()), &options, "DEMO-1")
+    let after = of_with(Some(store.as_ref()), &PreviewOptions::default(), "DEMO-1")
         .await
         .unwrap();
     let issue = &after.epics[0].issues[0];

@@ -13,9 +13,10 @@ mod docker;
 pub use compose::{compose_file, env_file, Stack};
 pub use docker::{ComposeCli, ComposeOutput};
 
-use orket_store::events::{names, EventSink};
+use orket_core::Event;
+use orket_store::events::{EventSink, Recorder};
 use orket_store::{
-    Change, EventRecord, NewEvent, SandboxPorts, SandboxRecord, SandboxStatus, Store, StoreError,
+    Change, NewEvent, SandboxPorts, SandboxRecord, SandboxStatus, Store, StoreError,
 };
 use rand::Rng;
 use serde::Serialize;
@@ -135,8 +136,8 @@ fn new_password() -> String {
 /// Sandboxes of one store, with their files under one folder.
 pub struct SandboxManager {
     store: Arc<dyn Store>,
+    recorder: Recorder,
     dir: PathBuf,
-    sink: Option<EventSink>,
     compose: Option<Result<ComposeCli, String>>,
 }
 
@@ -146,16 +147,16 @@ impl SandboxManager {
     /// `<root>/.orket/sandboxes`).
     pub fn new(store: Arc<dyn Store>, dir: impl Into<PathBuf>) -> Self {
         SandboxManager {
+            recorder: Recorder::for_store(Arc::clone(&store)),
             store,
             dir: dir.into(),
-            sink: None,
             compose: None,
         }
     }
 
     /// The same manager, delivering its events to `sink` (a run's log and bus) too.
     pub fn with_sink(mut self, sink: EventSink) -> Self {
-        self.sink = Some(sink);
+        self.recorder = Recorder::new(Arc::clone(&self.store), sink);
         self
     }
 
@@ -178,37 +179,17 @@ impl SandboxManager {
         self.dir.join(id)
     }
 
+    /// Commits `changes` with `event` (of run `run_id`) as one batch, and delivers the event.
     async fn emit(
         &self,
         run_id: Option<&str>,
-        name: &str,
-        data: Value,
+        event: Event,
         mut changes: Vec<Change>,
     ) -> Result<(), SandboxError> {
-        let event = NewEvent {
-            run_id: run_id.map(str::to_string),
-            role: Some("orket".to_string()),
-            event: name.to_string(),
-            issue_id: None,
-            data,
-            timestamp: Some(orket_store::now_timestamp()),
-        };
-        changes.push(Change::AppendEvent(event.clone()));
-        let applied = self.store.apply(changes).await?;
-        if let (Some(sink), Some(id)) = (&self.sink, applied.last().and_then(|a| a.id())) {
-            let record = EventRecord {
-                id,
-                run_id: event.run_id,
-                timestamp: event.timestamp.unwrap_or_default(),
-                role: event.role,
-                event: event.event,
-                issue_id: None,
-                data: event.data,
-            };
-            if let Err(e) = sink.deliver(vec![record]) {
-                tracing::warn!("cannot log the {name} event: {e}");
-            }
-        }
+        changes.push(Change::AppendEvent(
+            NewEvent::new(run_id, event).role("orket"),
+        ));
+        self.recorder.commit(changes).await?;
         Ok(())
     }
 
@@ -265,8 +246,12 @@ impl SandboxManager {
             }
             self.emit(
                 request.run_id.as_deref(),
-                names::SANDBOX_CREATED,
-                json!({"sandbox_id": id, "stack": record.stack, "ports": ports, "compose_file": record.compose_file}),
+                Event::SandboxCreated {
+                    sandbox_id: id.clone(),
+                    stack: record.stack.clone(),
+                    ports: json!(ports),
+                    compose_file: record.compose_file.clone(),
+                },
                 vec![],
             )
             .await?;
@@ -281,8 +266,12 @@ impl SandboxManager {
         tracing::warn!("sandbox {} deploy failed: {reason}", record.id);
         self.emit(
             record.run_id.as_deref(),
-            names::SANDBOX_DEPLOY_FAILED,
-            json!({"sandbox_id": record.id, "stack": record.stack, "reason": reason}),
+            Event::SandboxDeployFailed {
+                sandbox_id: Some(record.id.clone()),
+                epic: None,
+                stack: Some(record.stack.clone()),
+                reason: reason.to_string(),
+            },
             vec![Change::UpdateSandbox {
                 id: record.id.clone(),
                 status: SandboxStatus::Failed,
@@ -322,8 +311,11 @@ impl SandboxManager {
         }
         self.emit(
             record.run_id.as_deref(),
-            names::SANDBOX_DEPLOYED,
-            json!({"sandbox_id": record.id, "stack": record.stack, "ports": record.ports}),
+            Event::SandboxDeployed {
+                sandbox_id: record.id.clone(),
+                stack: record.stack.clone(),
+                ports: json!(record.ports),
+            },
             vec![Change::UpdateSandbox {
                 id: record.id.clone(),
                 status: SandboxStatus::Running,
@@ -410,8 +402,11 @@ impl SandboxManager {
         };
         self.emit(
             record.run_id.as_deref(),
-            names::SANDBOX_HEALTH,
-            json!({"sandbox_id": id, "healthy": health.healthy, "detail": health.detail}),
+            Event::SandboxHealth {
+                sandbox_id: id.to_string(),
+                healthy: health.healthy,
+                detail: health.detail.clone(),
+            },
             vec![],
         )
         .await?;
@@ -477,8 +472,10 @@ impl SandboxManager {
                 let reason = self.redact(id, &reason);
                 self.emit(
                     record.run_id.as_deref(),
-                    names::SANDBOX_STOP_FAILED,
-                    json!({"sandbox_id": id, "reason": reason}),
+                    Event::SandboxStopFailed {
+                        sandbox_id: id.to_string(),
+                        reason: reason.clone(),
+                    },
                     vec![],
                 )
                 .await?;
@@ -495,8 +492,10 @@ impl SandboxManager {
         };
         self.emit(
             record.run_id.as_deref(),
-            names::SANDBOX_STOPPED,
-            json!({"sandbox_id": id, "was": record.status}),
+            Event::SandboxStopped {
+                sandbox_id: id.to_string(),
+                was: record.status.as_str().to_string(),
+            },
             vec![Change::UpdateSandbox {
                 id: id.to_string(),
                 status: SandboxStatus::Stopped,

@@ -184,7 +184,7 @@ async fn a_deploy_without_a_docker_engine_fails_with_a_recorded_reason() {
         .await
         .unwrap()
         .into_iter()
-        .map(|e| (e.event, e.data.to_string()))
+        .map(|e| (e.event.name().to_string(), e.event.data().to_string()))
         .collect();
     let names: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
     assert_eq!(names, ["sandbox_created", "sandbox_deploy_failed"]);
@@ -213,7 +213,7 @@ async fn a_deploy_without_a_docker_engine_fails_with_a_recorded_reason() {
         .await
         .unwrap()
         .into_iter()
-        .map(|e| e.event)
+        .map(|e| e.event.name().to_string())
         .collect();
     assert!(names.contains(&"sandbox_stopped".to_string()), "{names:?}");
     assert!(names.contains(&"sandbox_health".to_string()), "{names:?}");

@@ -9,7 +9,6 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::Json;
 use orket_engine::approval::ApprovalDecision;
-use orket_engine::engine::Engine;
 use orket_store::{ApprovalRecord, Change};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -147,11 +146,7 @@ async fn decide(
     let id: i64 = id.parse().map_err(|_| {
         ApiError::bad_request(format!("id: \"{id}\" is not an approval id (a number)"))
     })?;
-    let engine = Engine::for_decisions(
-        state.tree().clone(),
-        Arc::clone(state.store()),
-        state.bus().clone(),
-    );
+    let engine = state.engine().clone();
     // In its own task: a client that goes away mid-decision must not stop it between the
     // claim and the decision (the approval would stay `deciding`).
     let task = tokio::spawn(async move { engine.decide_approval(id, decision).await });

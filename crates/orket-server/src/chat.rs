@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use orket_driver::{Driver, DriverError, DriverOptions};
 use orket_llm::ChatMessage;
+use orket_store::events::{EventSink, Recorder};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
@@ -84,9 +85,10 @@ pub async fn chat_driver(
     let choice = runs::provider_choice(&state, map)?;
     let provider = (state.config().providers)(&choice)
         .map_err(|e| ApiError::bad_request(format!("provider: {e}")))?;
-    let driver = Driver::new(state.tree().clone(), provider, options)
-        .with_store(Arc::clone(state.store()))
-        .with_bus(state.bus().clone());
+    let driver = Driver::new(state.tree().clone(), provider, options).with_recorder(Recorder::new(
+        Arc::clone(state.store()),
+        EventSink::new(state.bus().clone(), None),
+    ));
     let _one_at_a_time = DRIVER_LOCK.lock().await;
     match driver.handle(&history, &message).await {
         Ok(outcome) => Ok(Json(ChatReply {

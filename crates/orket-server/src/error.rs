@@ -5,7 +5,7 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use orket_engine::engine::EngineError;
+use orket_engine::EngineError;
 use orket_store::StoreError;
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -78,6 +78,7 @@ impl From<EngineError> for ApiError {
         match err {
             EngineError::NotFound(message) => ApiError::not_found(message),
             EngineError::Store(store) => store.into(),
+            busy @ EngineError::Busy { .. } => ApiError::conflict(busy.to_string()),
             other => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, other.to_string()),
         }
     }

@@ -2,7 +2,7 @@
 //!
 //! Start with [`router`]: the routes are one table ([`routes::table`]) that both builds the
 //! router and is checked against the OpenAPI document ([`openapi`]). Runs started over the API
-//! execute in this process ([`runs`]); [`origin`] refuses foreign hosts and origins and
+//! execute in this process, supervised by the engine ([`runs`]); [`origin`] refuses foreign hosts and origins and
 //! non-JSON bodies on `/v1` and `/ws`; [`auth`] guards them with `ORKET_API_KEY`;
 //! [`files`] confines the file routes to `model/`, `config/` and `workspace/`; [`ws`] streams
 //! the event bus; [`system`] answers health, version, heartbeat, metrics, calendar and board;
@@ -30,15 +30,14 @@ use crate::error::{ApiError, ApiResult};
 use axum::extract::rejection::BytesRejection;
 use axum::Router;
 use orket_core::assets::AssetTree;
-use orket_engine::engine::Halt;
+use orket_engine::Engine;
 use orket_llm::Provider;
 use orket_store::events::{EventBus, DEFAULT_BUS_CAPACITY};
 use orket_store::Store;
 use serde::de::DeserializeOwned;
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The largest request body accepted (larger → 413).
@@ -121,52 +120,27 @@ pub fn parse_origins(list: &str) -> Vec<String> {
         .collect()
 }
 
-/// A run executing in this server: its halt signal and the builds it works on.
-#[derive(Clone)]
-pub(crate) struct ActiveRun {
-    pub(crate) halt: Halt,
-    pub(crate) builds: Vec<String>,
-}
-
-/// Holds a run's entry among the active runs; dropping it (the run's task ended, normally,
-/// with an error, by a panic or because the runtime stopped) releases the entry.
-pub(crate) struct ActiveGuard {
-    state: AppState,
-    run_id: String,
-}
-
-impl Drop for ActiveGuard {
-    fn drop(&mut self) {
-        let mut active = self
-            .state
-            .0
-            .active
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        active.remove(&self.run_id);
-    }
-}
-
 /// The server's shared state.
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
 
 struct Inner {
     config: ServerConfig,
-    tree: AssetTree,
-    bus: EventBus,
-    /// Runs executing in this process, by run id.
-    active: Mutex<HashMap<String, ActiveRun>>,
+    /// The project's engine: its assets, store and bus, and the runs executing here.
+    engine: Engine,
     metrics: system::MetricsSampler,
 }
 
 impl AppState {
     /// The state of a server with `config`.
     pub fn new(config: ServerConfig) -> Self {
+        let engine = Engine::new(
+            AssetTree::new(&config.root),
+            Arc::clone(&config.store),
+            EventBus::new(config.bus_capacity),
+        );
         AppState(Arc::new(Inner {
-            tree: AssetTree::new(&config.root),
-            bus: EventBus::new(config.bus_capacity),
-            active: Mutex::new(HashMap::new()),
+            engine,
             metrics: system::MetricsSampler::from_env(),
             config,
         }))
@@ -179,7 +153,12 @@ impl AppState {
 
     /// The project's assets.
     pub fn tree(&self) -> &AssetTree {
-        &self.0.tree
+        self.0.engine.tree()
+    }
+
+    /// The engine runs start on.
+    pub fn engine(&self) -> &Engine {
+        &self.0.engine
     }
 
     /// The store.
@@ -189,7 +168,7 @@ impl AppState {
 
     /// The bus every run of this server publishes its events to.
     pub fn bus(&self) -> &EventBus {
-        &self.0.bus
+        self.0.engine.bus()
     }
 
     /// The configuration.
@@ -202,50 +181,15 @@ impl AppState {
         self.0.config.api_key.as_deref()
     }
 
-    fn active(&self) -> std::sync::MutexGuard<'_, HashMap<String, ActiveRun>> {
-        self.0.active.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// How many runs execute in this server now.
     pub fn active_runs(&self) -> usize {
-        self.active().len()
-    }
-
-    /// The halt signal of a run executing in this server.
-    pub fn halt_of(&self, run_id: &str) -> Option<Halt> {
-        self.active().get(run_id).map(|run| run.halt.clone())
+        self.0.engine.active_runs()
     }
 
     /// Asks every run executing in this server to stop at its next turn boundary; returns how
     /// many were asked.
     pub fn halt_all(&self) -> usize {
-        let active = self.active();
-        for run in active.values() {
-            run.halt.halt();
-        }
-        active.len()
-    }
-
-    /// Registers run `run_id` working on `builds`, unless a run executing in this server
-    /// already works on one of them: then `Err((its run id, the shared build))`. Check and
-    /// registration are one step, so two requests for one build cannot both pass.
-    pub(crate) fn claim_builds(
-        &self,
-        run_id: &str,
-        halt: Halt,
-        builds: Vec<String>,
-    ) -> Result<ActiveGuard, (String, String)> {
-        let mut active = self.active();
-        for (other, run) in active.iter() {
-            if let Some(build) = run.builds.iter().find(|b| builds.contains(b)) {
-                return Err((other.clone(), build.clone()));
-            }
-        }
-        active.insert(run_id.to_string(), ActiveRun { halt, builds });
-        Ok(ActiveGuard {
-            state: self.clone(),
-            run_id: run_id.to_string(),
-        })
+        self.0.engine.halt_all()
     }
 
     pub(crate) fn metrics(&self) -> &system::MetricsSampler {

@@ -8,16 +8,15 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use futures::FutureExt;
-use orket_core::ids::{epic_build_id, new_run_id, rock_build_id};
-use orket_core::{RunKind, RunStatus, Status};
-use orket_engine::engine::{Engine, EngineOptions, Halt, Target};
+use orket_core::ids::new_run_id;
+use orket_core::tools::{Tool, ToolCall, ToolResult};
+use orket_core::Status;
+use orket_engine::{EngineError, RunOptions};
 use orket_governance::confine::{Confinement, Rules};
-use orket_store::{Change, EventRecord, IssueRecord, NewEvent, RunRecord, RunUpdate, TurnRecord};
+use orket_store::{IssueRecord, RunRecord, TurnRecord};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 use utoipa::{IntoParams, ToSchema};
 
@@ -102,12 +101,12 @@ pub struct TurnView {
     pub model: String,
     /// A review turn.
     pub review: bool,
-    /// The parsed tool calls.
-    #[schema(value_type = Object)]
-    pub tool_calls: Value,
-    /// Their results.
-    #[schema(value_type = Object)]
-    pub tool_results: Value,
+    /// The parsed tool calls (`{name, args}`).
+    #[schema(value_type = Vec<Object>)]
+    pub tool_calls: Vec<ToolCall>,
+    /// Their results, in order (`{ok: true, ...}` or `{ok: false, error, code?}`).
+    #[schema(value_type = Vec<Object>)]
+    pub tool_results: Vec<ToolResult>,
     /// `complete`, `violation`, `failed`.
     pub status: String,
     /// The error of a failed turn.
@@ -234,7 +233,7 @@ async fn run_view(state: &AppState, run: RunRecord) -> ApiResult<RunView> {
 
 fn view_with(state: &AppState, run: RunRecord, progress: Progress) -> RunView {
     RunView {
-        active: state.halt_of(&run.id).is_some(),
+        active: state.engine().is_active(&run.id),
         id: run.id,
         kind: run.kind.to_string(),
         target: run.target,
@@ -337,23 +336,11 @@ pub fn role_metrics(turns: &[TurnRecord]) -> BTreeMap<String, RoleMetrics> {
         m.turns += 1;
         m.tokens_in += t.turn.tokens_in;
         m.tokens_out += t.turn.tokens_out;
-        let calls = t
-            .turn
-            .tool_calls
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        let results = t
-            .turn
-            .tool_results
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        m.tool_calls += calls.len();
-        for (call, result) in calls.iter().zip(results) {
-            if call["name"] == "write_file" && result["ok"] == true {
-                m.lines_written += call["args"]["content"]
-                    .as_str()
+        m.tool_calls += t.turn.tool_calls.len();
+        for (call, result) in t.turn.tool_calls.iter().zip(&t.turn.tool_results) {
+            if Tool::from_name(&call.name) == Some(Tool::WriteFile) && result.is_ok() {
+                m.lines_written += call
+                    .str_arg("content")
                     .map(|c| c.lines().count())
                     .unwrap_or(0);
             }
@@ -423,28 +410,22 @@ pub async fn snapshot(
     }))
 }
 
-/// Asks a run executing in this server to stop at the next turn boundary.
+/// Asks a run to stop at its next turn boundary, whichever process executes it (this
+/// server, or an `orket run` beside it): 202; 404 for an unknown run, 409 for one that ended.
 #[utoipa::path(post, path = "/v1/runs/{id}/halt", params(("id" = String, Path, description = "run id")),
     responses((status = 202, body = Halting), (status = 404), (status = 409)))]
 pub async fn halt(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Halting>)> {
-    if let Some(halt) = state.halt_of(&id) {
-        halt.halt();
-        return Ok((
-            StatusCode::ACCEPTED,
-            Json(Halting {
-                id,
-                status: "halting".to_string(),
-            }),
-        ));
-    }
-    let run = find_run(&state, &id).await?;
-    Err(ApiError::conflict(format!(
-        "run {id} is not executing in this server (status {})",
-        run.status
-    )))
+    state.engine().halt(&id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Halting {
+            id,
+            status: "halting".to_string(),
+        }),
+    ))
 }
 
 /// A checked run request.
@@ -553,9 +534,10 @@ fn replay_file(state: &AppState, file: &str) -> ApiResult<std::path::PathBuf> {
     Ok(real)
 }
 
-/// Starts a run in this server and answers at once with its id.
+/// Starts a run in this server (supervised by the engine) and answers at once with its id.
 #[utoipa::path(post, path = "/v1/system/run-active", request_body = RunRequest,
-    responses((status = 202, body = Started), (status = 400), (status = 404), (status = 413)))]
+    responses((status = 202, body = Started), (status = 400), (status = 404), (status = 409),
+        (status = 413)))]
 pub async fn run_active(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
@@ -567,150 +549,35 @@ pub async fn run_active(
     while state.store().get_run(&run_id).await?.is_some() {
         run_id = new_run_id();
     }
-    let halt = Halt::new();
-    let mut options = EngineOptions::from_env();
-    options.department = plan.department.clone();
-    options.model = plan.model;
-    options.reset = plan.reset;
-    options.concurrency = plan.concurrency;
-    options.run_id = Some(run_id.clone());
-    options.halt = halt.clone();
-    let engine = Engine::new(
-        state.tree().clone(),
-        std::sync::Arc::clone(state.store()),
-        provider,
-        state.bus().clone(),
-        options,
-    );
-    let Some(kind) = engine.resolve(&plan.target) else {
-        return Err(ApiError::not_found(format!(
-            "target: \"{}\" is no epic, rock or issue of department \"{}\"",
-            plan.target, plan.department
-        )));
+    let options = RunOptions {
+        department: plan.department.clone(),
+        model: plan.model,
+        reset: plan.reset,
+        concurrency: plan.concurrency,
+        run_id: Some(run_id.clone()),
+        ..RunOptions::from_env(provider)
     };
     // Two runs of one build at once would race on its issues (and a `reset` would delete
-    // them under the live run).
-    let builds = builds_of(&state, &plan.target, &plan.department, &kind);
-    let guard = state
-        .claim_builds(&run_id, halt, builds)
-        .map_err(|(other, build)| {
-            ApiError::conflict(format!(
-                "target: build {build} of \"{}\" is being run by run {other} in this server; \
-                 wait for it to end or halt it (POST /v1/runs/{other}/halt)",
+    // them under the live run): the engine refuses the second.
+    let handle = state
+        .engine()
+        .spawn(&plan.target, options)
+        .map_err(|err| match err {
+            EngineError::NotFound(_) => ApiError::not_found(format!(
+                "target: \"{}\" is no epic, rock or issue of department \"{}\"",
+                plan.target, plan.department
+            )),
+            EngineError::Busy { build, run } => ApiError::conflict(format!(
+                "target: build {build} of \"{}\" is being run by run {run} in this server; \
+                 wait for it to end or halt it (POST /v1/runs/{run}/halt)",
                 plan.target
-            ))
+            )),
+            other => other.into(),
         })?;
-    let task_state = state.clone();
-    let id = run_id.clone();
-    tokio::spawn(async move {
-        // Released however the task ends (normally, with an error, by a panic, or dropped).
-        let _active = guard;
-        let outcome = AssertUnwindSafe(engine.run_card(&plan.target))
-            .catch_unwind()
-            .await;
-        let error = match outcome {
-            Ok(Ok(_)) => return,
-            Ok(Err(err)) => err.to_string(),
-            Err(panic) => format!("the run panicked: {}", panic_message(panic.as_ref())),
-        };
-        tracing::warn!("run {id} ({}) failed: {error}", plan.target);
-        if let Err(e) = record_failure(
-            &task_state,
-            &id,
-            &plan.target,
-            &plan.department,
-            &kind,
-            &error,
-        )
-        .await
-        {
-            tracing::error!("cannot record the failure of run {id}: {e}");
-        }
-    });
-    Ok((StatusCode::ACCEPTED, Json(Started { session_id: run_id })))
-}
-
-/// The builds a run of `target` works on: its epic's, or a rock's own and its epics'.
-fn builds_of(state: &AppState, target: &str, department: &str, kind: &Target) -> Vec<String> {
-    match kind {
-        Target::Epic => vec![epic_build_id(target)],
-        Target::Issue { epic } => vec![epic_build_id(epic)],
-        Target::Rock => {
-            let mut builds = vec![rock_build_id(target)];
-            if let Ok(rock) = state.tree().load_rock(target, department) {
-                builds[0] = rock_build_id(&rock.stem);
-                builds.extend(rock.epics.iter().map(|e| epic_build_id(&e.epic)));
-            }
-            builds
-        }
-    }
-}
-
-/// The message of a panic payload (`panic!` with a literal or a formatted string).
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        text.to_string()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "(no message)".to_string()
-    }
-}
-
-/// A run that failed before it could end on its own (assets that do not load, a store error):
-/// its row is created or ended `failed` with the error, and a `session_end` event published.
-async fn record_failure(
-    state: &AppState,
-    run_id: &str,
-    target: &str,
-    department: &str,
-    kind: &Target,
-    error: &str,
-) -> Result<(), orket_store::StoreError> {
-    let store = state.store();
-    let mut changes = Vec::new();
-    match store.get_run(run_id).await? {
-        Some(run) if run.status.is_final() => return Ok(()),
-        Some(_) => {}
-        None => {
-            let (run_kind, build) = match kind {
-                Target::Epic => (RunKind::Epic, epic_build_id(target)),
-                Target::Rock => (RunKind::Rock, rock_build_id(target)),
-                Target::Issue { epic } => (RunKind::Issue, epic_build_id(epic)),
-            };
-            changes.push(Change::CreateRun(RunRecord::new(
-                run_id, run_kind, target, build, department, "",
-            )));
-        }
-    }
-    changes.push(Change::UpdateRun {
-        id: run_id.to_string(),
-        update: RunUpdate::finish(RunStatus::Failed, error),
-    });
-    let event = NewEvent {
-        run_id: Some(run_id.to_string()),
-        role: None,
-        event: orket_store::events::names::SESSION_END.to_string(),
-        issue_id: None,
-        data: Value::Object(Map::from_iter([
-            ("status".to_string(), json!(RunStatus::Failed)),
-            ("reason".to_string(), json!(error)),
-            ("turns".to_string(), json!(0)),
-        ])),
-        timestamp: Some(orket_store::now_timestamp()),
-    };
-    changes.push(Change::AppendEvent(event.clone()));
-    let applied = store.apply(changes).await?;
-    if let Some(id) = applied.last().and_then(|a| a.id()) {
-        state.bus().publish(EventRecord {
-            id,
-            run_id: event.run_id,
-            timestamp: event.timestamp.unwrap_or_default(),
-            role: None,
-            event: event.event,
-            issue_id: None,
-            data: event.data,
-        });
-    }
-    Ok(())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Started {
+            session_id: handle.id().to_string(),
+        }),
+    ))
 }

@@ -6,9 +6,7 @@ use crate::error::{ApiError, ApiQuery, ApiResult};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::Json;
-use orket_engine::engine::EngineOptions;
-use orket_engine::policy::PolicyRegistry;
-use orket_engine::preview::{preview, AssetPreview};
+use orket_engine::preview::{preview, AssetPreview, PreviewOptions};
 use orket_sandbox::{SandboxError, SandboxInfo, SandboxManager};
 use orket_store::events::EventSink;
 use orket_store::SandboxRecord;
@@ -119,16 +117,16 @@ pub async fn preview_asset(
             "dept: \"{dept}\" is not a plain folder name"
         )));
     }
-    let options = EngineOptions {
+    let options = PreviewOptions {
         department: dept,
         model: query.model.filter(|m| !m.trim().is_empty()),
-        ..EngineOptions::from_env()
+        build: None,
     };
     let view = preview(
         state.tree(),
         Some(state.store().as_ref()),
         &options,
-        &PolicyRegistry::default(),
+        state.engine().registry(),
         name,
     )
     .await?;

@@ -8,6 +8,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
+use orket_core::Event;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
@@ -59,15 +60,19 @@ async fn stream(
                             }
                         }
                     }
-                    Err(RecvError::Lagged(skipped)) => json!({
-                        "timestamp": orket_store::now_timestamp(),
-                        "run_id": run_id,
-                        "role": null,
-                        "event": "lagged",
-                        "issue_id": null,
-                        "data": {"skipped": skipped},
-                    })
-                    .to_string(),
+                    Err(RecvError::Lagged(skipped)) => {
+                        // Not a stored event: no row id.
+                        let lagged = Event::Lagged { skipped };
+                        json!({
+                            "timestamp": orket_store::now_timestamp(),
+                            "run_id": run_id,
+                            "role": null,
+                            "event": lagged.name(),
+                            "issue_id": null,
+                            "data": lagged.data(),
+                        })
+                        .to_string()
+                    }
                     Err(RecvError::Closed) => break,
                 };
                 if sink.send(Message::Text(frame.into())).await.is_err() {

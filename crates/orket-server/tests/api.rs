@@ -584,7 +584,7 @@ async fn halt_stops_a_slow_run_at_a_turn_boundary() {
     let id = p.start("hello_cli", 400).await;
     let (_, beat) = p.get("/v1/system/heartbeat").await;
     assert_eq!(beat["active_tasks"], 1);
-    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    wait_for_a_turn(&p, &id).await;
     let (status, body) = p.post(&format!("/v1/runs/{id}/halt"), json!({})).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(body, json!({"id": id, "status": "halting"}));
@@ -601,16 +601,71 @@ async fn halt_stops_a_slow_run_at_a_turn_boundary() {
     let events = p.store.list_events(Some(&id), 0, 1000).await.unwrap();
     let last = events.last().unwrap();
     assert_eq!(last.event, "session_end");
-    assert_eq!(last.data["status"], "canceled");
+    assert_eq!(last.event.data()["status"], "canceled");
     // Every turn that started was finished and committed.
     let started = events.iter().filter(|e| e.event == "turn_start").count();
     let completed = events.iter().filter(|e| e.event == "turn_complete").count();
     assert_eq!((started, completed), (turns.len(), turns.len()));
     let (status, err) = p.post(&format!("/v1/runs/{id}/halt"), json!({})).await;
     assert_eq!(status, StatusCode::CONFLICT);
-    assert!(err["error"].as_str().unwrap().contains("not executing"));
+    assert!(
+        err["error"]
+            .as_str()
+            .unwrap()
+            .contains("already ended (canceled)"),
+        "{err}"
+    );
     let (_, beat) = p.get("/v1/system/heartbeat").await;
     assert_eq!(beat["active_tasks"], 0);
+}
+
+/// Waits until run `id` has committed a turn.
+async fn wait_for_a_turn(p: &Project, id: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while p.store.list_turns(id).await.unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "run {id} made no turn"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn halt_stops_a_run_that_another_process_executes() {
+    // `orket run` beside the server: another engine on the same store.
+    let p = Project::new().await;
+    let replay = orket_llm::ReplayProvider::from_jsonl(
+        "hello_cli.jsonl",
+        &std::fs::read_to_string(p.root.join("replay/hello_cli.jsonl")).unwrap(),
+    )
+    .unwrap()
+    .with_delay(std::time::Duration::from_millis(300));
+    let other = orket_engine::Engine::new(
+        orket_core::assets::AssetTree::new(&p.root),
+        std::sync::Arc::clone(&p.store),
+        orket_store::events::EventBus::default(),
+    );
+    let options = orket_engine::RunOptions {
+        concurrency: 1,
+        ..orket_engine::RunOptions::new(std::sync::Arc::new(replay))
+    };
+    let handle = other.spawn("hello_cli", options).unwrap();
+    let id = handle.id().to_string();
+    wait_for_a_turn(&p, &id).await;
+    let (_, run) = p.get(&format!("/v1/sessions/{id}")).await;
+    assert_eq!(run["run"]["active"], false, "not executing in this server");
+
+    let (status, body) = p.post(&format!("/v1/runs/{id}/halt"), json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let outcome = handle.join().await.unwrap().remove(0);
+    assert_eq!(
+        (outcome.status, outcome.reason.as_deref()),
+        (orket_core::RunStatus::Canceled, Some("halted by a person"))
+    );
+    assert!(outcome.turns < 6, "{} turns", outcome.turns);
+    let (status, _) = p.post("/v1/runs/deadbeef/halt", json!({})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
@@ -726,7 +781,7 @@ async fn approvals_are_listed_approved_and_rejected() {
     assert_eq!(audit.last().unwrap().role, "person");
 
     let events = p.store.list_events(Some(&id), 0, 1000).await.unwrap();
-    let names: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
+    let names: Vec<&str> = events.iter().map(|e| e.event.name()).collect();
     assert_eq!(
         names.iter().filter(|n| **n == "approval_requested").count(),
         2
@@ -967,8 +1022,8 @@ async fn a_run_that_cannot_start_is_recorded_failed_with_the_reason() {
     assert_eq!(session["run"]["build_id"], "build-broken");
     let end = events.recv().await.unwrap();
     assert_eq!(
-        (end.event.as_str(), end.run_id.as_deref()),
+        (end.event.name(), end.run_id.as_deref()),
         ("session_end", Some(id.as_str()))
     );
-    assert_eq!(end.data["status"], "failed");
+    assert_eq!(end.event.data()["status"], "failed");
 }

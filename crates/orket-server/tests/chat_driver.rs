@@ -28,7 +28,7 @@ async fn events(p: &Project) -> Vec<String> {
         .await
         .unwrap()
         .into_iter()
-        .map(|e| e.event)
+        .map(|e| e.event.name().to_string())
         .collect()
 }
 

@@ -98,7 +98,7 @@ async fn a_run_that_panics_is_recorded_failed_and_leaves_the_active_runs() {
             .expect("no session_end published")
             .unwrap();
         if event.event == "session_end" && event.run_id.as_deref() == Some(id.as_str()) {
-            assert_eq!(event.data["status"], "failed");
+            assert_eq!(event.event.data()["status"], "failed");
             break;
         }
     }

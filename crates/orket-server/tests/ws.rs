@@ -6,7 +6,7 @@ mod common;
 use common::{Project, KEY};
 use futures::StreamExt;
 use orket_store::EventRecord;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -45,9 +45,11 @@ fn event(id: i64, run: &str) -> EventRecord {
         run_id: Some(run.to_string()),
         timestamp: "2026-11-22T08:00:00.000Z".to_string(),
         role: Some("coder".to_string()),
-        event: "turn_start".to_string(),
         issue_id: Some("DEMO-1".to_string()),
-        data: json!({"n": id}),
+        event: orket_core::Event::TurnStart {
+            seq: id,
+            seat: "developer".to_string(),
+        },
     }
 }
 

@@ -28,7 +28,6 @@
   const KEY_STORAGE = 'orket.api_key';
   const METRICS_EVERY_MS = 3000;
   const MAX_EVENTS = 300;
-  const REFUSAL = /^([A-Z][A-Z0-9_]{2,}):\s*([\s\S]*)$/;
 
   const state = {
     key: null,
@@ -593,41 +592,33 @@
 
   // ---- timeline -------------------------------------------------------------------------
 
-  /** A tool result after its arrow: ok, a refusal with its code, or an error. */
+  /**
+   * A tool result after its arrow: ok, a refusal with its code, or an error. Results are
+   * `{ok: true, ...}` or `{ok: false, error, code?}` (the code of a refused call).
+   */
   function resultView(result) {
     const arrow = h('span', { class: 'arrow', 'aria-hidden': 'true' }, '→ ');
-    if (result && typeof result === 'object' && result.ok === true) {
-      return h('span', { class: 'result ok' }, arrow, 'ok');
-    }
-    if (result && typeof result === 'object' && result.ok === false) {
-      const error = typeof result.error === 'string' ? result.error : compact(result.error);
-      const m = REFUSAL.exec(error || '');
-      if (m) {
-        return h('span', { class: 'result refused' }, arrow,
-          h('span', { class: 'code', testid: 'refusal-code' }, m[1]), ' ', compact(m[2], 300));
-      }
-      return h('span', { class: 'result failed' }, arrow, `error: ${compact(error || 'failed', 300)}`);
-    }
     if (result === undefined) {
       return h('span', { class: 'result muted', title: 'the turn stopped before this call' }, arrow, 'not run');
     }
-    return h('span', { class: 'result' }, arrow, compact(result, 200));
+    if (result.ok) {
+      return h('span', { class: 'result ok' }, arrow, 'ok');
+    }
+    if (result.code) {
+      const message = result.error.startsWith(`${result.code}: `)
+        ? result.error.slice(result.code.length + 2)
+        : result.error;
+      return h('span', { class: 'result refused' }, arrow,
+        h('span', { class: 'code', testid: 'refusal-code' }, result.code), ' ', compact(message, 300));
+    }
+    return h('span', { class: 'result failed' }, arrow, `error: ${compact(result.error, 300)}`);
   }
 
-  function callParts(call) {
-    const c = call && typeof call === 'object' && call.function && typeof call.function === 'object'
-      ? call.function
-      : call || {};
-    const name = c.tool || c.name || '(unnamed)';
-    let args = c.args !== undefined ? c.args : c.arguments;
-    return { name: String(name), args };
-  }
-
+  /** A turn with its calls (`{name, args}`) and their results, in order. */
   function turnView(turn) {
-    const calls = Array.isArray(turn.tool_calls) ? turn.tool_calls : [];
-    const results = Array.isArray(turn.tool_results) ? turn.tool_results : [];
-    const items = calls.map((call, i) => {
-      const { name, args } = callParts(call);
+    const calls = turn.tool_calls;
+    const results = turn.tool_results;
+    const items = calls.map(({ name, args }, i) => {
       return h('li', { class: 'call' },
         h('code', { class: 'tool' }, name),
         args !== undefined ? h('span', { class: 'args', title: compact(args, 2000) }, compact(args, 300)) : h('span'),

@@ -1,69 +1,14 @@
-//! Events (SPEC §12): their names, the broadcast bus the server subscribes to, and the rotating
-//! JSON-lines log of a workspace. Events are first committed to the store (with the turn they
-//! belong to); the records the store returns are then delivered here.
+//! Where committed events go: the [`Recorder`] applies a batch of changes to the store and
+//! only then delivers the events among them to the run's `orket.log` ([`EventLog`], JSON lines,
+//! rotated) and to the in-process broadcast ([`EventBus`]) the server's WebSocket subscribes
+//! to. Every event of Orket takes this one path (the event types are `orket_core::Event`).
 
-use crate::EventRecord;
+use crate::{Applied, Change, EventRecord, Store, StoreResult};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
-
-/// The event names, as the original used them.
-pub mod names {
-    /// A run started.
-    pub const SESSION_START: &str = "session_start";
-    /// A run ended (data: status, reason).
-    pub const SESSION_END: &str = "session_end";
-    /// One tick of the traction loop (data: candidates).
-    pub const ORCHESTRATOR_TICK: &str = "orchestrator_tick";
-    /// An issue was handed to a seat.
-    pub const ORCHESTRATOR_DISPATCH: &str = "orchestrator_dispatch";
-    /// Every issue of the epic is final.
-    pub const ORCHESTRATOR_EPIC_COMPLETE: &str = "orchestrator_epic_complete";
-    /// A model turn began.
-    pub const TURN_START: &str = "turn_start";
-    /// A model turn was committed.
-    pub const TURN_COMPLETE: &str = "turn_complete";
-    /// A model turn failed.
-    pub const TURN_FAILED: &str = "turn_failed";
-    /// An issue goes back to ready for another attempt.
-    pub const RETRY_TRIGGERED: &str = "retry_triggered";
-    /// An issue ran out of retries.
-    pub const CATASTROPHIC_FAILURE: &str = "catastrophic_failure";
-    /// A policy violation report was written.
-    pub const POLICY_VIOLATION_REPORT_SAVED: &str = "policy_violation_report_saved";
-    /// A verification fixture started.
-    pub const VERIFICATION_STARTED: &str = "verification_started";
-    /// A review's verification finished (counts, fatal reason, isolation).
-    pub const VERIFICATION_COMPLETED: &str = "verification_completed";
-    /// A fixture path left `verification/`: the review fails, the run goes on.
-    pub const SECURITY_VIOLATION: &str = "security_violation";
-    /// A reviewer's `done` refused because the verification failed; the issue went back.
-    pub const DONE_REFUSED: &str = "done_refused";
-    /// A sandbox was deployed.
-    pub const SANDBOX_DEPLOYED: &str = "sandbox_deployed";
-    /// A sandbox deploy failed.
-    pub const SANDBOX_DEPLOY_FAILED: &str = "sandbox_deploy_failed";
-    /// A sandbox's ports were reserved and its compose file written.
-    pub const SANDBOX_CREATED: &str = "sandbox_created";
-    /// A sandbox's health was checked.
-    pub const SANDBOX_HEALTH: &str = "sandbox_health";
-    /// A sandbox was stopped (its ports are free again).
-    pub const SANDBOX_STOPPED: &str = "sandbox_stopped";
-    /// Stopping a sandbox failed.
-    pub const SANDBOX_STOP_FAILED: &str = "sandbox_stop_failed";
-    /// A model call timed out and is retried.
-    pub const MODEL_TIMEOUT_RETRY: &str = "model_timeout_retry";
-    /// A model call could not connect and is retried.
-    pub const MODEL_CONNECTION_RETRY: &str = "model_connection_retry";
-    /// A success-ledger row was recorded.
-    pub const SUCCESS_RECORDED: &str = "success_recorded";
-    /// A tool call waits for a person's approval (data: tool, args).
-    pub const APPROVAL_REQUESTED: &str = "approval_requested";
-    /// A person approved or rejected a parked tool call (data: approval, status, result).
-    pub const APPROVAL_DECIDED: &str = "approval_decided";
-}
 
 /// How many events a slow subscriber may fall behind before it is told it lagged.
 pub const DEFAULT_BUS_CAPACITY: usize = 1024;
@@ -213,6 +158,75 @@ fn ignore_missing(err: io::Error) -> io::Result<()> {
     }
 }
 
+/// Commits batches of changes and delivers their events, in order, once the batch is in the
+/// store: one write to the log per batch, then the bus.
+#[derive(Clone)]
+pub struct Recorder {
+    store: Arc<dyn Store>,
+    sink: EventSink,
+}
+
+impl Recorder {
+    /// Commits to `store` and delivers to `sink`.
+    pub fn new(store: Arc<dyn Store>, sink: EventSink) -> Self {
+        Recorder { store, sink }
+    }
+
+    /// Commits to `store` and publishes to a bus nobody listens to yet, with no log (for
+    /// callers outside a run, such as `orket sandbox`).
+    pub fn for_store(store: Arc<dyn Store>) -> Self {
+        Recorder::new(store, EventSink::new(EventBus::default(), None))
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Where events are delivered.
+    pub fn sink(&self) -> &EventSink {
+        &self.sink
+    }
+
+    /// The same recorder delivering to the bus and to `log` (a run's workspace log).
+    pub fn with_log(&self, log: Arc<EventLog>) -> Recorder {
+        Recorder {
+            store: Arc::clone(&self.store),
+            sink: EventSink::new(self.sink.bus().clone(), Some(log)),
+        }
+    }
+
+    /// Applies `changes` as one batch, then delivers the events among them with their row ids.
+    /// A log that cannot be written is reported as a warning: the events are committed and
+    /// published all the same.
+    pub async fn commit(&self, changes: Vec<Change>) -> StoreResult<Vec<Applied>> {
+        let events: Vec<Option<crate::NewEvent>> = changes
+            .iter()
+            .map(|c| match c {
+                Change::AppendEvent(e) => Some(e.clone()),
+                _ => None,
+            })
+            .collect();
+        let applied = self.store.apply(changes).await?;
+        let records: Vec<EventRecord> = events
+            .into_iter()
+            .zip(applied.iter())
+            .filter_map(|(e, a)| Some(e?.stored(a.id()?)))
+            .collect();
+        if let Err(err) = self.sink.deliver(records) {
+            tracing::warn!("cannot write the event log: {err}");
+        }
+        Ok(applied)
+    }
+
+    /// Records `events` as one batch.
+    pub async fn record(&self, events: Vec<crate::NewEvent>) -> StoreResult<()> {
+        self.commit(events.into_iter().map(Change::AppendEvent).collect())
+            .await
+            .map(drop)
+    }
+}
+
 /// Where committed events go after the store: the bus, and the run's workspace log.
 #[derive(Debug, Clone)]
 pub struct EventSink {
@@ -248,17 +262,33 @@ impl EventSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use orket_core::Event;
     use serde_json::json;
 
-    fn event(id: i64, name: &str) -> EventRecord {
+    /// Event `id`: a turn start (`complete`: a turn's end).
+    fn event(id: i64, complete: bool) -> EventRecord {
+        let event = if complete {
+            Event::TurnComplete {
+                seq: id,
+                calls: 1,
+                status: None,
+                tokens_in: 0,
+                tokens_out: 0,
+                notes: Vec::new(),
+            }
+        } else {
+            Event::TurnStart {
+                seq: id,
+                seat: "developer".to_string(),
+            }
+        };
         EventRecord {
             id,
             run_id: Some("abcd1234".to_string()),
             timestamp: "2026-11-22T04:16:22.123Z".to_string(),
             role: Some("coder".to_string()),
-            event: name.to_string(),
             issue_id: Some("DEMO-1".to_string()),
-            data: json!({"n": id}),
+            event,
         }
     }
 
@@ -274,8 +304,7 @@ mod tests {
     fn log_lines_are_the_event_envelope() {
         let dir = tempfile::tempdir().unwrap();
         let log = EventLog::for_workspace(dir.path());
-        log.append(&[event(1, names::TURN_START), event(2, names::TURN_COMPLETE)])
-            .unwrap();
+        log.append(&[event(1, false), event(2, true)]).unwrap();
         let got = lines(&dir.path().join("orket.log"));
         assert_eq!(got.len(), 2);
         assert_eq!(got[0]["event"], "turn_start");
@@ -283,17 +312,18 @@ mod tests {
         for key in ["timestamp", "run_id", "role", "event", "data"] {
             assert!(got[0].get(key).is_some(), "missing {key}");
         }
+        assert_eq!(got[0]["data"], json!({"seq": 1, "seat": "developer"}));
     }
 
     #[test]
     fn log_rotates_and_keeps_n_files() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("orket.log");
-        let one_line = serde_json::to_vec(&event(1, "x")).unwrap().len() as u64 + 1;
+        let one_line = serde_json::to_vec(&event(1, false)).unwrap().len() as u64 + 1;
         // Room for two lines per file, keep two rotated files.
         let log = EventLog::new(path.clone(), one_line * 2, 2);
         for id in 1..=9 {
-            log.append(&[event(id, "x")]).unwrap();
+            log.append(&[event(id, false)]).unwrap();
         }
         let ids =
             |p: &Path| -> Vec<i64> { lines(p).iter().map(|v| v["id"].as_i64().unwrap()).collect() };
@@ -308,7 +338,7 @@ mod tests {
         let bus = EventBus::new(4);
         let mut slow = bus.subscribe();
         for id in 1..=10 {
-            bus.publish(event(id, "x"));
+            bus.publish(event(id, false));
         }
         match slow.recv().await {
             Err(broadcast::error::RecvError::Lagged(n)) => assert_eq!(n, 6),
@@ -323,9 +353,9 @@ mod tests {
         let log = Arc::new(EventLog::for_workspace(dir.path()));
         let sink = EventSink::new(EventBus::default(), Some(log));
         let mut rx = sink.bus().subscribe();
-        sink.deliver(vec![event(1, "a"), event(2, "b")]).unwrap();
-        assert_eq!(rx.recv().await.unwrap().event, "a");
-        assert_eq!(rx.recv().await.unwrap().event, "b");
+        sink.deliver(vec![event(1, false), event(2, true)]).unwrap();
+        assert_eq!(rx.recv().await.unwrap().event.name(), "turn_start");
+        assert_eq!(rx.recv().await.unwrap().event.name(), "turn_complete");
         assert_eq!(lines(&dir.path().join("orket.log")).len(), 2);
     }
 }

@@ -12,6 +12,7 @@ mod board;
 mod change;
 mod error;
 pub mod events;
+mod intercept;
 mod records;
 mod sandbox;
 mod sqlite;
@@ -21,6 +22,7 @@ mod words;
 pub use board::overlay_builds;
 pub use change::{Applied, Change};
 pub use error::{StoreError, StoreResult};
+pub use intercept::{BatchHook, Intercept};
 pub use orket_core::time::now_timestamp;
 pub use records::{
     ApprovalRecord, BuildRecord, CardTransaction, Comment, EventRecord, IssueRecord, IssueUpdate,

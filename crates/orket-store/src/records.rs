@@ -1,7 +1,8 @@
 //! The rows the store keeps, and the patches that change them.
 
 use orket_core::time::now_timestamp;
-use orket_core::{RunKind, RunStatus, Status, WaitReason};
+use orket_core::tools::{ToolCall, ToolResult};
+use orket_core::{Event, RunKind, RunStatus, Status, WaitReason};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{json, Value};
 
@@ -592,10 +593,10 @@ pub struct NewTurn {
     pub messages: Value,
     /// The model's answer.
     pub content: String,
-    /// The parsed tool calls (JSON).
-    pub tool_calls: Value,
-    /// Their results (JSON).
-    pub tool_results: Value,
+    /// The parsed tool calls.
+    pub tool_calls: Vec<ToolCall>,
+    /// Their results, in order (a call the turn stopped before has none).
+    pub tool_results: Vec<ToolResult>,
     /// Prompt tokens.
     pub tokens_in: i64,
     /// Completion tokens.
@@ -621,38 +622,61 @@ pub struct TurnRecord {
 }
 
 /// An event to append.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
     /// The run it belongs to, if any.
     pub run_id: Option<String>,
     /// The role it concerns.
     pub role: Option<String>,
-    /// Its name (`turn_start`, `session_end`, ...).
-    pub event: String,
+    /// The event.
+    pub event: Event,
     /// The issue it concerns.
     pub issue_id: Option<String>,
-    /// Its payload.
-    pub data: Value,
     /// When it happened (`None`: now).
     pub timestamp: Option<String>,
 }
 
 impl NewEvent {
-    /// An event of `run_id` named `event` with `data`, stamped when stored.
-    pub fn new(run_id: Option<&str>, event: impl Into<String>, data: Value) -> Self {
+    /// `event` of `run_id`, stamped now.
+    pub fn new(run_id: Option<&str>, event: Event) -> Self {
         NewEvent {
             run_id: run_id.map(str::to_string),
             role: None,
-            event: event.into(),
+            event,
             issue_id: None,
-            data,
-            timestamp: None,
+            timestamp: Some(now_timestamp()),
+        }
+    }
+
+    /// The same event concerning `role`.
+    pub fn role(mut self, role: impl Into<String>) -> Self {
+        self.role = Some(role.into());
+        self
+    }
+
+    /// The same event concerning issue `id`.
+    pub fn issue(mut self, id: impl Into<String>) -> Self {
+        self.issue_id = Some(id.into());
+        self
+    }
+
+    /// The event as stored with row id `id`.
+    pub fn stored(self, id: i64) -> EventRecord {
+        EventRecord {
+            id,
+            run_id: self.run_id,
+            timestamp: self.timestamp.unwrap_or_else(now_timestamp),
+            role: self.role,
+            issue_id: self.issue_id,
+            event: self.event,
         }
     }
 }
 
-/// A stored event.
+/// A stored event. On the wire (`orket show --json`, the WebSocket, `orket.log`):
+/// `{id, run_id, timestamp, role, event, issue_id, data}` with `event` the name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "EventWire", try_from = "EventWire")]
 pub struct EventRecord {
     /// Row id (order of events).
     pub id: i64,
@@ -662,12 +686,51 @@ pub struct EventRecord {
     pub timestamp: String,
     /// The role it concerns.
     pub role: Option<String>,
-    /// Its name.
-    pub event: String,
     /// The issue it concerns.
     pub issue_id: Option<String>,
-    /// Its payload.
-    pub data: Value,
+    /// The event.
+    pub event: Event,
+}
+
+/// The wire form of an [`EventRecord`].
+#[derive(Serialize, Deserialize)]
+struct EventWire {
+    id: i64,
+    run_id: Option<String>,
+    timestamp: String,
+    role: Option<String>,
+    event: String,
+    issue_id: Option<String>,
+    data: Value,
+}
+
+impl From<EventRecord> for EventWire {
+    fn from(r: EventRecord) -> Self {
+        EventWire {
+            id: r.id,
+            run_id: r.run_id,
+            timestamp: r.timestamp,
+            role: r.role,
+            event: r.event.name().to_string(),
+            issue_id: r.issue_id,
+            data: r.event.data(),
+        }
+    }
+}
+
+impl TryFrom<EventWire> for EventRecord {
+    type Error = String;
+
+    fn try_from(w: EventWire) -> Result<Self, Self::Error> {
+        Ok(EventRecord {
+            id: w.id,
+            run_id: w.run_id,
+            timestamp: w.timestamp,
+            role: w.role,
+            issue_id: w.issue_id,
+            event: Event::from_parts(&w.event, w.data)?,
+        })
+    }
 }
 
 /// A saved snapshot of a run's state.

@@ -4,8 +4,7 @@ mod common;
 
 use common::{full_turn, seed_issue, temp_store};
 use orket_core::Status;
-use orket_store::{Applied, Change, IssueUpdate, NewEvent, Store, StoreError};
-use serde_json::json;
+use orket_store::{Applied, Change, IssueUpdate, Store, StoreError};
 
 fn comment(issue_id: &str, content: &str) -> Change {
     Change::AddComment {
@@ -39,7 +38,7 @@ async fn a_failing_change_rolls_back_the_whole_batch() {
             amount: 4.0,
             actor: "coder".to_string(),
         },
-        Change::AppendEvent(NewEvent::new(Some("0a1b2c3d"), "turn_complete", json!({}))),
+        Change::AppendEvent(common::turn_complete(Some("0a1b2c3d"), 1)),
         Change::Remember {
             content: "decided on JWT".to_string(),
             role: None,
@@ -82,7 +81,7 @@ async fn a_successful_batch_reports_each_change_in_order() {
             Change::AppendTurn(full_turn("0a1b2c3d", 1)),
             comment("ISSUE-0001", "wrote the form"),
             move_to("ISSUE-0001", Status::InProgress),
-            Change::AppendEvent(NewEvent::new(Some("0a1b2c3d"), "turn_complete", json!({}))),
+            Change::AppendEvent(common::turn_complete(Some("0a1b2c3d"), 1)),
             Change::DeleteBuildIssues {
                 build_id: "build-none".to_string(),
             },

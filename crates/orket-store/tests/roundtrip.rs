@@ -3,6 +3,7 @@
 mod common;
 
 use common::{full_issue, full_run, full_turn, temp_store};
+use orket_core::Event;
 use orket_core::{RunKind, RunStatus, Status};
 use orket_store::{BuildRecord, EventRecord, NewEvent, RunUpdate, Store, StoreError, TurnRecord};
 use serde_json::json;
@@ -233,26 +234,30 @@ async fn event_round_trips_every_field_and_lists_by_run() {
     let full = NewEvent {
         run_id: Some("0a1b2c3d".to_string()),
         role: Some("coder".to_string()),
-        event: "turn_complete".to_string(),
+        event: Event::ApprovalRequested {
+            tool: "write_file".to_string(),
+            args: json!({"path": "a.py", "content": "x"})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        },
         issue_id: Some("ISSUE-0001".to_string()),
-        data: json!({"tokens": 42, "tools": ["write_file"]}),
         timestamp: Some("2026-05-06T07:08:09.010Z".to_string()),
     };
     let id = store.append_event(full.clone()).await.unwrap();
     let other = store
-        .append_event(NewEvent::new(Some("ffffffff"), "session_start", json!({})))
+        .append_event(common::turn_complete(Some("ffffffff"), 1))
         .await
         .unwrap();
     let bare = store
-        .append_event(NewEvent::new(None, "orchestrator_tick", json!(null)))
+        .append_event(NewEvent::new(None, Event::HaltRequested {}))
         .await
         .unwrap();
     let later = store
-        .append_event(NewEvent::new(
-            Some("0a1b2c3d"),
-            "session_end",
-            json!({"ok": true}),
-        ))
+        .append_event(NewEvent {
+            timestamp: None,
+            ..common::turn_complete(Some("0a1b2c3d"), 2)
+        })
         .await
         .unwrap();
 
@@ -265,9 +270,8 @@ async fn event_round_trips_every_field_and_lists_by_run() {
             run_id: full.run_id,
             timestamp: "2026-05-06T07:08:09.010Z".to_string(),
             role: full.role,
-            event: full.event,
             issue_id: full.issue_id,
-            data: full.data,
+            event: full.event,
         }
     );
     assert_eq!(events[1].id, later);

@@ -5,7 +5,7 @@
 use crate::project::Project;
 use anyhow::{bail, Context, Result};
 use orket_engine::approval::ApprovalDecision;
-use orket_engine::engine::Engine;
+use orket_engine::Engine;
 use orket_store::events::EventBus;
 use orket_store::{ApprovalRecord, SqliteStore, Store};
 use std::process::ExitCode;
@@ -70,7 +70,7 @@ fn line(a: &ApprovalRecord) -> String {
 pub async fn decide(project: &Project, id: i64, decision: ApprovalDecision) -> Result<ExitCode> {
     let store = store(project).await?;
     let runs = Arc::clone(&store);
-    let engine = Engine::for_decisions(project.tree()?, store, EventBus::default());
+    let engine = Engine::new(project.tree()?, store, EventBus::default());
     // The engine's errors name the approval ("approval 7 not found", "... is already approved").
     let approval = engine.decide_approval(id, decision).await?;
     match approval.status.as_str() {

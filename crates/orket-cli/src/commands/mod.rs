@@ -5,6 +5,7 @@ pub mod board;
 pub mod chat;
 pub mod check;
 pub mod demo;
+pub mod halt;
 pub mod model;
 pub mod preview;
 pub mod run;

@@ -2,9 +2,8 @@
 
 use crate::project::Project;
 use anyhow::{Context, Result};
-use orket_engine::engine::EngineOptions;
 use orket_engine::policy::PolicyRegistry;
-use orket_engine::preview::{preview, AssetPreview};
+use orket_engine::preview::{preview, AssetPreview, PreviewOptions};
 use orket_store::{SqliteStore, Store};
 use std::fmt::Write;
 use std::process::ExitCode;
@@ -19,10 +18,10 @@ pub async fn run(
     json: bool,
 ) -> Result<ExitCode> {
     let tree = project.tree()?;
-    let options = EngineOptions {
+    let options = PreviewOptions {
         department: department.to_string(),
         model,
-        ..EngineOptions::from_env()
+        build: None,
     };
     let store = if project.db_path().is_file() {
         Some(

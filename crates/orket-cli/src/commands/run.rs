@@ -2,7 +2,9 @@
 
 use crate::project::Project;
 use anyhow::{bail, Context, Result};
-use orket_engine::engine::{Engine, EngineOptions, RunOutcome};
+use orket_core::events::TurnFailure;
+use orket_core::Event;
+use orket_engine::{Engine, RunHandle, RunOptions, RunOutcome};
 use orket_llm::{provider_by_name, Provider, RecordingProvider};
 use orket_store::events::EventBus;
 use orket_store::{EventRecord, SqliteStore, Store};
@@ -127,19 +129,14 @@ fn embedded_provider(_args: &ProviderArgs) -> Result<Arc<dyn Provider>> {
     )
 }
 
-async fn engine(
-    project: &Project,
-    provider_args: &ProviderArgs,
-    options: EngineOptions,
-    bus: EventBus,
-) -> Result<Engine> {
+/// The engine of the project, on its store, publishing on `bus`.
+async fn engine(project: &Project, bus: EventBus) -> Result<Engine> {
     let tree = project.tree()?;
-    let provider = provider(provider_args)?;
     let store = SqliteStore::open(project.db_path())
         .await
         .with_context(|| format!("opening the store {}", project.db_path().display()))?;
     let store: Arc<dyn Store> = Arc::new(store);
-    Ok(Engine::new(tree, store, provider, bus, options))
+    Ok(Engine::new(tree, store, bus))
 }
 
 /// Runs an epic, a rock or an issue; exit 0 when every run completed.
@@ -161,22 +158,22 @@ fn exit_code(outcomes: &[RunOutcome]) -> ExitCode {
 
 /// Runs with live progress and prints each run's summary.
 pub async fn run_with(project: &Project, args: RunArgs) -> Result<Vec<RunOutcome>> {
-    let mut options = EngineOptions::from_env();
-    options.department = args.department.clone();
-    options.workspace_base = args.workspace.clone();
-    options.model = args.model.clone();
-    options.reset = args.reset;
-    options.concurrency = args.concurrency.max(1);
-    options.max_iterations = args.max_iterations.max(1);
-    options.build = args.build.clone();
-    options.token_budget = args.token_budget;
-    options.time_budget = args.time_budget.map(Duration::from_secs);
+    let options = RunOptions {
+        department: args.department.clone(),
+        workspace_base: args.workspace.clone(),
+        model: args.model.clone(),
+        reset: args.reset,
+        concurrency: args.concurrency.max(1),
+        max_iterations: args.max_iterations.max(1),
+        build: args.build.clone(),
+        token_budget: args.token_budget,
+        time_budget: args.time_budget.map(Duration::from_secs),
+        ..RunOptions::from_env(provider(&args.provider)?)
+    };
     let bus = EventBus::default();
-    let engine = engine(project, &args.provider, options, bus.clone()).await?;
-    let progress = tokio::spawn(show_progress(bus));
-    let result = engine.run_card(&args.target).await;
-    progress.abort();
-    let outcomes = result?;
+    let engine = engine(project, bus.clone()).await?;
+    let handle = engine.spawn(&args.target, options)?;
+    let outcomes = follow(handle, bus).await?;
     report(engine.store().as_ref(), &outcomes).await?;
     Ok(outcomes)
 }
@@ -187,20 +184,34 @@ pub async fn resume(
     run_id: &str,
     provider_args: &ProviderArgs,
 ) -> Result<ExitCode> {
+    let options = RunOptions::from_env(provider(provider_args)?);
     let bus = EventBus::default();
-    let engine = engine(
-        project,
-        provider_args,
-        EngineOptions::from_env(),
-        bus.clone(),
-    )
-    .await?;
+    let engine = engine(project, bus.clone()).await?;
+    let handle = engine.spawn_resume(run_id, options).await?;
+    let outcomes = follow(handle, bus).await?;
+    report(engine.store().as_ref(), &outcomes).await?;
+    Ok(exit_code(&outcomes))
+}
+
+/// Prints the run's progress until it ends; Ctrl-C halts it at the next turn boundary.
+async fn follow(handle: RunHandle, bus: EventBus) -> Result<Vec<RunOutcome>> {
     let progress = tokio::spawn(show_progress(bus));
-    let result = engine.resume(run_id).await;
+    let (id, halter) = (handle.id().to_string(), handle.halter());
+    let join = handle.join();
+    tokio::pin!(join);
+    let outcomes = loop {
+        tokio::select! {
+            result = &mut join => break result,
+            _ = tokio::signal::ctrl_c() => {
+                println!("halting run {id} at the next turn boundary (turns in flight are committed) ...");
+                if let Err(e) = halter.halt().await {
+                    println!("  cannot record the halt: {e}");
+                }
+            }
+        }
+    };
     progress.abort();
-    let outcome = result?;
-    report(engine.store().as_ref(), std::slice::from_ref(&outcome)).await?;
-    Ok(exit_code(&[outcome]))
+    Ok(outcomes?)
 }
 
 /// Prints one line per event worth seeing while the run goes.
@@ -224,70 +235,80 @@ async fn show_progress(bus: EventBus) {
 fn progress_line(e: &EventRecord) -> Option<String> {
     let issue = e.issue_id.as_deref().unwrap_or("-");
     let role = e.role.as_deref().unwrap_or("-");
-    let d = &e.data;
-    Some(match e.event.as_str() {
-        "session_start" => format!(
-            "run {} started: {}",
-            e.run_id.as_deref().unwrap_or("?"),
-            d["epic"].as_str().unwrap_or("")
+    Some(match &e.event {
+        Event::SessionStart { epic, .. } => {
+            format!("run {} started: {epic}", e.run_id.as_deref().unwrap_or("?"))
+        }
+        Event::OrchestratorTick { tick, candidates } => format!(
+            "tick {tick}: {}",
+            serde_json::to_string(candidates).unwrap_or_default()
         ),
-        "orchestrator_tick" => format!("tick {}: {}", d["tick"], d["candidates"]),
-        "turn_start" => format!(
-            "  {issue} turn #{} by {} ({role})",
-            d["seq"],
-            d["seat"].as_str().unwrap_or("")
+        Event::TurnStart { seq, seat } => format!("  {issue} turn #{seq} by {seat} ({role})"),
+        Event::TurnComplete {
+            status,
+            calls,
+            tokens_in,
+            tokens_out,
+            ..
+        } => format!(
+            "  {issue} -> {} ({calls} calls, {tokens_in} tokens in / {tokens_out} out)",
+            status.map_or("?", |s| s.as_str())
         ),
-        "turn_complete" => format!(
-            "  {issue} -> {} ({} calls, {} tokens in / {} out)",
-            d["status"].as_str().unwrap_or("?"),
-            d["calls"],
-            d["tokens_in"],
-            d["tokens_out"]
-        ),
-        "turn_failed" => format!(
-            "  {issue} failed ({}): {}",
-            d["kind"].as_str().unwrap_or("?"),
-            d["message"].as_str().or(d["error"].as_str()).unwrap_or("")
-        ),
-        "retry_triggered" => format!("  {issue} retry {}/{}", d["retry_count"], d["max_retries"]),
-        "catastrophic_failure" => format!(
-            "  {issue} catastrophic failure: {}",
-            d["error"].as_str().unwrap_or("")
-        ),
-        "policy_violation_report_saved" => format!(
-            "  {issue} policy violation report: {}",
-            d["path"].as_str().unwrap_or("")
-        ),
-        "verification_completed" => format!(
-            "  {issue} verification {}: {}/{} scenarios passed{}",
-            if d["ok"] == true { "PASSED" } else { "FAILED" },
-            d["passed"],
-            d["total"],
-            d["error"]
-                .as_str()
+        Event::TurnFailed { kind, error, .. } => {
+            format!("  {issue} failed ({}): {error}", failure_kind(*kind))
+        }
+        Event::RetryTriggered {
+            retry_count,
+            max_retries,
+            ..
+        } => format!("  {issue} retry {retry_count}/{max_retries}"),
+        Event::CatastrophicFailure { error, .. } => {
+            format!("  {issue} catastrophic failure: {error}")
+        }
+        Event::PolicyViolationReportSaved { path, .. } => {
+            format!("  {issue} policy violation report: {path}")
+        }
+        Event::VerificationCompleted {
+            ok,
+            passed,
+            total,
+            error,
+            ..
+        } => format!(
+            "  {issue} verification {}: {passed}/{total} scenarios passed{}",
+            if *ok { "PASSED" } else { "FAILED" },
+            error
+                .as_deref()
                 .map(|e| format!(" ({e})"))
                 .unwrap_or_default()
         ),
-        "done_refused" => format!(
-            "  {issue} done refused ({}): sent back to the developer",
-            d["code"].as_str().unwrap_or("?")
+        Event::DoneRefused { code, .. } => {
+            format!("  {issue} done refused ({code}): sent back to the developer")
+        }
+        Event::SandboxDeployed {
+            sandbox_id, ports, ..
+        } => format!(
+            "sandbox {sandbox_id} running: api http://127.0.0.1:{}",
+            ports["api"]
         ),
-        "sandbox_deployed" => format!(
-            "sandbox {} running: api http://127.0.0.1:{}",
-            d["sandbox_id"].as_str().unwrap_or("?"),
-            d["ports"]["api"]
-        ),
-        "sandbox_deploy_failed" => format!(
-            "sandbox deploy failed: {}",
-            d["reason"].as_str().unwrap_or("")
-        ),
-        "model_timeout_retry" | "model_connection_retry" => format!(
-            "  {issue} {}: {}",
-            e.event,
-            d["error"].as_str().unwrap_or("")
-        ),
+        Event::SandboxDeployFailed { reason, .. } => format!("sandbox deploy failed: {reason}"),
+        Event::ModelTimeoutRetry { error, .. } | Event::ModelConnectionRetry { error, .. } => {
+            format!("  {issue} {}: {error}", e.event.name())
+        }
+        Event::HaltRequested {} => {
+            "halt requested: the run stops at its next turn boundary".to_string()
+        }
         _ => return None,
     })
+}
+
+/// How `turn_failed` names its kind.
+fn failure_kind(kind: TurnFailure) -> &'static str {
+    match kind {
+        TurnFailure::Governance => "governance",
+        TurnFailure::Model => "model",
+        TurnFailure::Routing => "routing",
+    }
 }
 
 async fn report(store: &dyn Store, outcomes: &[RunOutcome]) -> Result<()> {

@@ -4,6 +4,8 @@
 use super::runs::{display_timestamp, one_line, run_duration, truncate_chars};
 use crate::project::Project;
 use anyhow::{bail, Context, Result};
+use orket_core::tools::ToolResult;
+use orket_core::Event;
 use orket_store::{EventRecord, RunRecord, SqliteStore, Store, TurnRecord};
 use serde_json::{json, Value};
 use std::process::ExitCode;
@@ -17,7 +19,9 @@ const DATA_WIDTH: usize = 160;
 /// How many characters of a failed turn's error or of a reply without tool calls are shown.
 const TEXT_WIDTH: usize = 160;
 /// Events that only mark a turn's start and end: the turn line already says it.
-const TURN_MARKERS: [&str; 2] = ["turn_start", "turn_complete"];
+fn is_turn_marker(event: &Event) -> bool {
+    matches!(event, Event::TurnStart { .. } | Event::TurnComplete { .. })
+}
 
 /// Prints the run's timeline (or `{run, turns, events}` as JSON); never creates the store.
 pub async fn run(project: &Project, run_id: &str, json: bool) -> Result<ExitCode> {
@@ -63,7 +67,7 @@ pub fn render(run: &RunRecord, turns: &[TurnRecord], events: &[EventRecord]) -> 
     out.push('\n');
     let mut events = events
         .iter()
-        .filter(|e| !TURN_MARKERS.contains(&e.event.as_str()))
+        .filter(|e| !is_turn_marker(&e.event))
         .peekable();
     if turns.is_empty() && events.peek().is_none() {
         out.push_str("No turns or events recorded.\n");
@@ -130,20 +134,22 @@ pub fn render_turn(record: &TurnRecord) -> String {
         turn.tokens_in,
         turn.tokens_out
     );
-    let calls = as_list(&turn.tool_calls);
-    let results = as_list(&turn.tool_results);
-    for (i, call) in calls.iter().enumerate() {
-        let (name, args) = call_parts(call);
-        let args = match args {
-            Some(args) => format!(" {}", truncate_chars(&compact(args), ARGS_WIDTH)),
-            None => String::new(),
+    for (i, call) in turn.tool_calls.iter().enumerate() {
+        let args = if call.args.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " {}",
+                truncate_chars(&Value::Object(call.args.clone()).to_string(), ARGS_WIDTH)
+            )
         };
-        let result = results
+        let result = turn
+            .tool_results
             .get(i)
-            .map_or_else(|| "(no result)".to_string(), |r| render_result(r));
-        out.push_str(&format!("    {name}{args} → {result}\n"));
+            .map_or_else(|| "(no result)".to_string(), render_result);
+        out.push_str(&format!("    {}{args} → {result}\n", call.name));
     }
-    for extra in results.iter().skip(calls.len()) {
+    for extra in turn.tool_results.iter().skip(turn.tool_calls.len()) {
         out.push_str(&format!(
             "    (result without a call) {}\n",
             render_result(extra)
@@ -154,7 +160,7 @@ pub fn render_turn(record: &TurnRecord) -> String {
             "    error: {}\n",
             truncate_chars(&one_line(error), TEXT_WIDTH)
         ));
-    } else if calls.is_empty() {
+    } else if turn.tool_calls.is_empty() {
         let reply = one_line(&turn.content);
         if reply.is_empty() {
             out.push_str("    no tool calls, empty reply\n");
@@ -171,50 +177,19 @@ pub fn render_turn(record: &TurnRecord) -> String {
 /// `  event <name> <issue or -> <compact data>`.
 pub fn render_event(event: &EventRecord) -> String {
     let issue = event.issue_id.as_deref().unwrap_or("-");
-    let data = match &event.data {
+    let data = match event.event.data() {
         Value::Null => String::new(),
         Value::Object(map) if map.is_empty() => String::new(),
-        data => format!(" {}", truncate_chars(&compact(data), DATA_WIDTH)),
+        data => format!(" {}", truncate_chars(&compact(&data), DATA_WIDTH)),
     };
-    format!("  event {} {issue}{data}\n", event.event)
+    format!("  event {} {issue}{data}\n", event.event.name())
 }
 
 /// A tool result: `ok`, or `error: <text>` (a refusal's text starts with its code).
-pub fn render_result(result: &Value) -> String {
-    match result.get("ok").and_then(Value::as_bool) {
-        Some(true) => "ok".to_string(),
-        Some(false) => match result.get("error") {
-            Some(Value::String(text)) => format!("error: {}", one_line(text)),
-            Some(other) => format!("error: {}", truncate_chars(&compact(other), TEXT_WIDTH)),
-            None => "error".to_string(),
-        },
-        None => truncate_chars(&compact(result), TEXT_WIDTH),
-    }
-}
-
-/// A tool call's name and arguments: `{name|tool, args|arguments}` or `{function: {...}}`.
-fn call_parts(call: &Value) -> (String, Option<&Value>) {
-    let call = call
-        .get("function")
-        .filter(|f| f.is_object())
-        .unwrap_or(call);
-    let name = ["name", "tool"]
-        .iter()
-        .find_map(|key| call.get(key).and_then(Value::as_str))
-        .map_or_else(|| "?".to_string(), str::to_string);
-    let args = ["args", "arguments"]
-        .iter()
-        .find_map(|key| call.get(key))
-        .filter(|a| !a.is_null());
-    (name, args)
-}
-
-/// A JSON array's items; `null` is none, any other value is one item.
-fn as_list(value: &Value) -> Vec<&Value> {
-    match value {
-        Value::Array(items) => items.iter().collect(),
-        Value::Null => Vec::new(),
-        other => vec![other],
+pub fn render_result(result: &ToolResult) -> String {
+    match result.error() {
+        None => "ok".to_string(),
+        Some(text) => format!("error: {}", one_line(text)),
     }
 }
 
@@ -262,8 +237,8 @@ mod tests {
                 review: seq == 2,
                 messages: json!([]),
                 content: "I will write it.".into(),
-                tool_calls: calls,
-                tool_results: results,
+                tool_calls: serde_json::from_value(calls).unwrap(),
+                tool_results: serde_json::from_value(results).unwrap(),
                 tokens_in: 100 * seq,
                 tokens_out: 10 * seq,
                 status: "complete".into(),
@@ -280,9 +255,8 @@ mod tests {
             run_id: Some("abcd1234".into()),
             timestamp: ts.into(),
             role: None,
-            event: name.into(),
             issue_id: issue.map(str::to_string),
-            data,
+            event: Event::from_parts(name, data).unwrap(),
         }
     }
 
@@ -293,14 +267,14 @@ mod tests {
                 1,
                 "2026-11-22T04:16:10.000Z",
                 json!([{"name": "write_file", "args": {"path": "hello.py"}},
-                       {"tool": "update_issue_status", "args": {"status": "code_review"}}]),
+                       {"name": "update_issue_status", "args": {"status": "code_review"}}]),
                 json!([{"ok": true, "path": "hello.py"}, {"ok": true}]),
             ),
             turn(
                 2,
                 "2026-11-22T04:16:30.000Z",
                 json!([{"name": "update_issue_status", "args": {"status": "done"}}]),
-                json!([{"ok": false, "error": "ILLEGAL_TRANSITION: code_review → done needs\nreview"}]),
+                json!([{"ok": false, "error": "ILLEGAL_TRANSITION: code_review → done needs\nreview", "code": "ILLEGAL_TRANSITION"}]),
             ),
         ];
         let events = [
@@ -309,14 +283,14 @@ mod tests {
                 "2026-11-22T04:16:00.000Z",
                 "session_start",
                 None,
-                json!({}),
+                json!({"epic": "hello_cli", "workspace": "/tmp/ws", "provider": "replay"}),
             ),
             event(
                 2,
                 "2026-11-22T04:16:10.000Z",
                 "turn_start",
                 Some("DEMO-1"),
-                json!({}),
+                json!({"seq": 1, "seat": "coder"}),
             ),
             event(
                 3,
@@ -330,14 +304,14 @@ mod tests {
                 "2026-11-22T04:16:11.000Z",
                 "turn_complete",
                 Some("DEMO-1"),
-                json!({}),
+                json!({"seq": 1, "calls": 2, "tokens_in": 100, "tokens_out": 10}),
             ),
             event(
                 5,
                 "2026-11-22T04:17:05.000Z",
                 "session_end",
                 None,
-                json!({"status": "completed"}),
+                json!({"status": "completed", "reason": "done", "turns": 2}),
             ),
         ];
         let text = render(&run(), &turns, &events);
@@ -345,14 +319,14 @@ mod tests {
         assert_eq!(
             timeline,
             [
-                "  event session_start -",
+                "  event session_start - {\"epic\":\"hello_cli\",\"target\":null,\"workspace\":\"/tmp/ws\",\"provider\":\"replay\"}",
                 "#1 DEMO-1 coder/developer qwen complete 100 in / 10 out",
                 "    write_file {\"path\":\"hello.py\"} → ok",
                 "    update_issue_status {\"status\":\"code_review\"} → ok",
-                "  event status_change DEMO-1 {\"from\":\"in_progress\",\"to\":\"code_review\"}",
+                "  event status_change DEMO-1 {\"from\":\"in_progress\",\"to\":\"code_review\",\"wait_reason\":null}",
                 "#2 DEMO-1 coder/developer qwen review complete 200 in / 20 out",
                 "    update_issue_status {\"status\":\"done\"} → error: ILLEGAL_TRANSITION: code_review → done needs review",
-                "  event session_end - {\"status\":\"completed\"}",
+                "  event session_end - {\"status\":\"completed\",\"reason\":\"done\",\"turns\":2}",
             ],
             "{text}"
         );
@@ -384,12 +358,12 @@ mod tests {
         let t = turn(
             4,
             "2026-11-22T04:16:10.000Z",
-            json!([{"function": {"name": "read_file", "arguments": {"path": "a"}}}, {"name": "list_files"}]),
-            json!([{"ok": false}]),
+            json!([{"name": "read_file", "args": {"path": "a"}}, {"name": "list_files", "args": {}}]),
+            json!([{"ok": false, "error": "read_file: cannot read 'a'"}]),
         );
         let text = render_turn(&t);
         assert!(
-            text.contains("    read_file {\"path\":\"a\"} → error\n"),
+            text.contains("    read_file {\"path\":\"a\"} → error: read_file: cannot read 'a'\n"),
             "{text}"
         );
         assert!(text.contains("    list_files → (no result)\n"), "{text}");

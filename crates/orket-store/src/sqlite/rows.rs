@@ -6,12 +6,17 @@ use crate::records::{
     NewApproval, NewTurn, RunRecord, SnapshotRecord, SuccessRecord, TurnRecord,
 };
 use crate::sandbox::{SandboxPorts, SandboxRecord};
-use orket_core::Status;
+use orket_core::{Event, Status};
 use serde::de::DeserializeOwned;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Decode, Row, Sqlite, Type};
 use std::fmt::Display;
 use std::str::FromStr;
+
+/// `value` as JSON text, for a JSON column.
+pub(super) fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_string())
+}
 
 /// Typed access to one row's columns; failures name the table, column and row.
 struct Cols<'r> {
@@ -227,14 +232,15 @@ pub(super) fn event(row: &SqliteRow) -> StoreResult<EventRecord> {
     let c = Cols::new(row, "events", "an event");
     let id: i64 = c.get("id")?;
     let c = c.of(format!("event {id}"));
+    let name: String = c.get("event")?;
+    let data: serde_json::Value = c.json("data")?;
     Ok(EventRecord {
         id,
         run_id: c.get("run_id")?,
         timestamp: c.get("timestamp")?,
         role: c.get("role")?,
-        event: c.get("event")?,
         issue_id: c.get("issue_id")?,
-        data: c.json("data")?,
+        event: Event::from_parts(&name, data).map_err(|e| c.corrupt("data", e))?,
     })
 }
 

@@ -1,8 +1,9 @@
 //! Helpers shared by the store's integration tests.
 #![allow(dead_code)]
 
-use orket_core::{RunKind, RunStatus, Status, WaitReason};
-use orket_store::{IssueRecord, NewTurn, RunRecord, SqliteStore, Store};
+use orket_core::tools::{ToolCall, ToolResult};
+use orket_core::{Event, RunKind, RunStatus, Status, WaitReason};
+use orket_store::{IssueRecord, NewEvent, NewTurn, RunRecord, SqliteStore, Store};
 use serde_json::json;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use std::path::{Path, PathBuf};
@@ -98,8 +99,8 @@ pub fn full_turn(run_id: &str, seq: i64) -> NewTurn {
         review: true,
         messages: json!([{"role": "system", "content": "You are a coder."}]),
         content: "```json\n{\"tool\": \"write_file\"}\n```".to_string(),
-        tool_calls: json!([{"tool": "write_file", "args": {"path": "a.py"}}]),
-        tool_results: json!([{"ok": true}]),
+        tool_calls: vec![ToolCall::new("write_file", json!({"path": "a.py"}))],
+        tool_results: vec![ToolResult::ok(json!({"path": "a.py"}))],
         tokens_in: 1234,
         tokens_out: 567,
         status: "failed".to_string(),
@@ -107,6 +108,21 @@ pub fn full_turn(run_id: &str, seq: i64) -> NewTurn {
         started_at: "2026-03-04T05:06:08.000Z".to_string(),
         ended_at: "2026-03-04T05:06:09.500Z".to_string(),
     }
+}
+
+/// An event of `run_id`: a turn of `seq` completed.
+pub fn turn_complete(run_id: Option<&str>, seq: i64) -> NewEvent {
+    NewEvent::new(
+        run_id,
+        Event::TurnComplete {
+            seq,
+            calls: 1,
+            status: Some(Status::CodeReview),
+            tokens_in: 10,
+            tokens_out: 2,
+            notes: Vec::new(),
+        },
+    )
 }
 
 /// Inserts a ready issue and returns it as stored.

@@ -1,14 +1,19 @@
-//! What a turn sends before its history: the seat it is routed to, its acting roles, model,
-//! dialect and tools, and the compiled prompt. The turn and [`crate::preview`] both go
-//! through here, so a preview shows exactly what a turn would send.
+//! The turn's first stages: plan (the seat it is routed to, its acting roles, model, dialect
+//! and tools) and prompt (the compiled messages and the model request). The turn and
+//! [`crate::preview`] both go through here, so a preview shows exactly what a turn would send.
 
-use crate::engine::RunAssets;
+use crate::assets::RunAssets;
 use crate::policy::ModelChoice;
 use crate::prompt::{compile, CompiledPrompt, PromptInput};
 use orket_core::assets::{Dialect, Role, Seat};
+use orket_core::lifecycle::allowed_targets;
+use orket_core::CardKind;
 use orket_core::{Status, INTEGRITY_GUARD};
 use orket_governance::gate::AllowedTools;
-use orket_store::{Comment, IssueRecord, MemoryRecord, Store, StoreResult};
+use orket_llm::{turn_schema, ChatMessage, ModelRequest};
+use orket_store::{Comment, IssueRecord, MemoryRecord, TurnInputs, TurnQuery};
+use serde_json::Value;
+use std::time::Duration;
 
 /// How many recent comments a prompt shows.
 const PROMPT_COMMENTS: usize = 5;
@@ -139,20 +144,69 @@ pub(crate) fn plan_seat<'a>(
     })
 }
 
-/// The issue's recent comments and the remembered decisions its prompt shows.
-pub(crate) async fn prompt_context(
-    store: &dyn Store,
+/// What a turn of `issue` in run `run_id` reads before its model call: its latest comments, the
+/// decisions remembered about its words, its last `history` turns.
+pub(crate) fn turn_query(run_id: &str, issue: &IssueRecord, history: usize) -> TurnQuery {
+    TurnQuery {
+        run_id: run_id.to_string(),
+        build_id: issue.build_id.clone(),
+        issue_id: issue.id.clone(),
+        comments: PROMPT_COMMENTS,
+        memory_query: format!("{} {}", issue.name, issue.description),
+        memory: PROMPT_MEMORIES,
+        history,
+    }
+}
+
+/// The model request of the turn `plan` describes: the compiled prompt, the issue's history
+/// in this run (each reply and its tool results), the environment's sampling settings and the
+/// reply's JSON schema (only the tools the seat may call, only statuses reachable from where
+/// the turn finds the issue).
+pub(crate) fn model_request(
+    assets: &RunAssets,
+    plan: &SeatPlan<'_>,
     issue: &IssueRecord,
-) -> StoreResult<(Vec<Comment>, Vec<MemoryRecord>)> {
-    let mut comments = store.list_comments(&issue.build_id, &issue.id).await?;
-    let recent = comments.split_off(comments.len().saturating_sub(PROMPT_COMMENTS));
-    let memory = store
-        .search_memory(
-            &format!("{} {}", issue.name, issue.description),
-            PROMPT_MEMORIES,
-        )
-        .await?;
-    Ok((recent, memory))
+    inputs: &TurnInputs,
+    verification: Option<&str>,
+) -> ModelRequest {
+    let prompt = compile_turn_prompt(
+        assets,
+        plan,
+        issue,
+        &inputs.comments,
+        &inputs.memory,
+        verification,
+    );
+    let mut messages = vec![
+        ChatMessage::system(prompt.system),
+        ChatMessage::user(prompt.user),
+    ];
+    for t in &inputs.history {
+        messages.push(ChatMessage::assistant(t.turn.content.clone()));
+        messages.push(ChatMessage::user(format!(
+            "Tool results: {}",
+            serde_json::to_string(&t.turn.tool_results).unwrap_or_default()
+        )));
+    }
+    let env = &assets.env;
+    ModelRequest {
+        model: plan.model.clone(),
+        messages,
+        temperature: env.temperature,
+        seed: env.seed,
+        timeout: Duration::from_secs(env.timeout),
+        max_tokens: env
+            .params
+            .get("max_tokens")
+            .and_then(Value::as_u64)
+            .map(|n| n as u32),
+        tool_schema: Some(turn_schema(
+            &plan.tools.offered(),
+            allowed_targets(CardKind::Issue, plan.working_status),
+        )),
+        issue_id: issue.id.clone(),
+        role: plan.primary().to_string(),
+    }
 }
 
 /// The system and user messages of the turn `plan` describes; the issue is shown in the

@@ -1,0 +1,248 @@
+//! One run's options, its halt flag, its outcome, and the context its turns share.
+
+use crate::assets::RunAssets;
+use crate::error::EngineError;
+use orket_core::{Event, RunStatus};
+use orket_governance::confine::Confinement;
+use orket_governance::file_tools::FileTools;
+use orket_isolate::verify::VerifyLimits;
+use orket_llm::{Provider, RetryPolicy};
+use orket_store::events::{EventLog, Recorder};
+use orket_store::{Applied, Change, NewEvent, StoreResult};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The reason a halted run ends with.
+pub const HALTED_REASON: &str = "halted by a person";
+
+/// How a run is carried out.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// The model provider of every turn.
+    pub provider: Arc<dyn Provider>,
+    /// The department to look assets up in.
+    pub department: String,
+    /// The folder runs write into (`<root>/workspace` by default); an epic works in
+    /// `<base>/<epic>`.
+    pub workspace_base: Option<PathBuf>,
+    /// Turns in flight at once (default 3).
+    pub concurrency: usize,
+    /// Ticks before the run ends `exhausted` (default 20).
+    pub max_iterations: usize,
+    /// Ticks in a row without progress before the run ends `stalled` (default 3).
+    pub no_progress_limit: usize,
+    /// Turns of an issue's history sent with its prompt (`ORKET_CONTEXT_WINDOW`, default 10).
+    pub context_window: usize,
+    /// A model for every turn, over every other choice.
+    pub model: Option<String>,
+    /// Start the build over instead of continuing it.
+    pub reset: bool,
+    /// How a failed model call is retried.
+    pub retry: RetryPolicy,
+    /// The build to work on instead of `build-<epic>` (epic and issue runs).
+    pub build: Option<String>,
+    /// Tokens (prompt + completion) a run may use before it ends `budget_exceeded`.
+    pub token_budget: Option<u64>,
+    /// Wall-clock time a run may take before it ends `budget_exceeded`.
+    pub time_budget: Option<Duration>,
+    /// The id of the first run (chosen by the caller so it can be handed out before the run
+    /// begins); later runs (a rock's next epics) get fresh ids.
+    pub run_id: Option<String>,
+    /// Limits of verification fixture runs (`ORKET_VERIFY_*`).
+    pub verify: VerifyLimits,
+}
+
+impl RunOptions {
+    /// The defaults, with `provider`.
+    pub fn new(provider: Arc<dyn Provider>) -> Self {
+        RunOptions {
+            provider,
+            department: "core".to_string(),
+            workspace_base: None,
+            concurrency: 3,
+            max_iterations: 20,
+            no_progress_limit: 3,
+            context_window: 10,
+            model: None,
+            reset: false,
+            retry: RetryPolicy::default(),
+            build: None,
+            token_budget: None,
+            time_budget: None,
+            run_id: None,
+            verify: VerifyLimits::default(),
+        }
+    }
+
+    /// The defaults with `ORKET_CONTEXT_WINDOW` applied when it is a number, and the
+    /// `ORKET_VERIFY_*` limits.
+    pub fn from_env(provider: Arc<dyn Provider>) -> Self {
+        let mut options = RunOptions {
+            verify: VerifyLimits::from_env(),
+            ..RunOptions::new(provider)
+        };
+        if let Some(n) = std::env::var("ORKET_CONTEXT_WINDOW")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            options.context_window = n;
+        }
+        options
+    }
+}
+
+/// A request to stop a run at the next turn boundary, raised in this process (the run's
+/// handle) or seen in the store (`orket halt` from anywhere). Turns in flight finish and are
+/// committed; no new turn starts; the run ends `canceled` ("halted by a person").
+#[derive(Debug, Clone, Default)]
+pub struct Halt(Arc<AtomicBool>);
+
+impl Halt {
+    /// A signal not raised yet.
+    pub fn new() -> Self {
+        Halt::default()
+    }
+
+    /// Asks the run to stop at the next turn boundary.
+    pub fn raise(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a halt was asked for.
+    pub fn is_raised(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOutcome {
+    /// The run id.
+    pub run_id: String,
+    /// Its final status.
+    pub status: RunStatus,
+    /// Why.
+    pub reason: Option<String>,
+    /// Turns committed by this invocation.
+    pub turns: usize,
+    /// The build it worked on.
+    pub build_id: String,
+    /// Where its files went.
+    pub workspace: PathBuf,
+}
+
+/// Everything the turns of one epic run share.
+pub(crate) struct RunCtx {
+    /// The project root.
+    pub root: PathBuf,
+    pub run_id: String,
+    pub build_id: String,
+    pub target: Option<String>,
+    pub assets: RunAssets,
+    pub workspace: Arc<Confinement>,
+    pub files: FileTools,
+    /// Commits to the store, then writes `<workspace>/orket.log` and publishes.
+    pub recorder: Recorder,
+    pub options: RunOptions,
+    pub halt: Halt,
+    /// The last turn seq handed out.
+    pub seq: AtomicI64,
+    /// Tokens used so far.
+    pub tokens: AtomicU64,
+    pub halt_on_violation: bool,
+    pub approval_required: Vec<String>,
+    /// Events of the run waiting for its next commit (a tick's event goes with its first
+    /// turn, so a tick costs no write of its own).
+    pending: Mutex<Vec<NewEvent>>,
+}
+
+/// Who a run is: ids, target and where it works.
+pub(crate) struct RunIdentity {
+    pub run_id: String,
+    pub build_id: String,
+    pub target: Option<String>,
+    pub workspace: PathBuf,
+}
+
+impl RunCtx {
+    /// The context of run `id` working in `id.workspace` (created if missing), with the epic's
+    /// references (relative to the project `root`) readable by its tools.
+    pub fn new(
+        recorder: &Recorder,
+        root: &Path,
+        id: RunIdentity,
+        assets: RunAssets,
+        options: RunOptions,
+        halt: Halt,
+    ) -> Result<RunCtx, EngineError> {
+        let references: Vec<PathBuf> = assets
+            .epic
+            .card
+            .references
+            .iter()
+            .map(|r| root.join(r))
+            .collect();
+        let workspace = Arc::new(Confinement::workspace(&id.workspace, &references).map_err(
+            |e| EngineError::Workspace {
+                path: id.workspace.display().to_string(),
+                message: e.to_string(),
+            },
+        )?);
+        let log = Arc::new(EventLog::for_workspace(workspace.root()));
+        Ok(RunCtx {
+            root: root.to_path_buf(),
+            run_id: id.run_id,
+            build_id: id.build_id,
+            target: id.target,
+            halt_on_violation: assets.halt_on_violation(),
+            approval_required: assets.approval_required(),
+            assets,
+            files: FileTools::new(Arc::clone(&workspace)),
+            workspace,
+            recorder: recorder.with_log(log),
+            options,
+            halt,
+            seq: AtomicI64::new(0),
+            tokens: AtomicU64::new(0),
+            pending: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// `event` of this run, stamped now.
+    pub fn event(&self, event: Event) -> NewEvent {
+        NewEvent::new(Some(&self.run_id), event)
+    }
+
+    /// Applies the deferred events and `changes` as one batch, then logs and publishes its
+    /// events.
+    pub async fn commit(&self, changes: Vec<Change>) -> StoreResult<Vec<Applied>> {
+        let mut batch: Vec<Change> = self
+            .pending
+            .lock()
+            .map(|mut p| p.drain(..).map(Change::AppendEvent).collect())
+            .unwrap_or_default();
+        batch.extend(changes);
+        self.recorder.commit(batch).await
+    }
+
+    /// Records `event` with the run's next commit.
+    pub fn defer(&self, event: NewEvent) {
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.push(event);
+        }
+    }
+
+    /// Records `events` (after any deferred ones) as one batch.
+    pub async fn record(&self, events: Vec<NewEvent>) -> StoreResult<()> {
+        self.commit(events.into_iter().map(Change::AppendEvent).collect())
+            .await
+            .map(drop)
+    }
+
+    /// The next turn seq.
+    pub fn next_seq(&self) -> i64 {
+        self.seq.fetch_add(1, Ordering::SeqCst) + 1
+    }
+}
