@@ -1,4 +1,4 @@
-//! Every event Orket records (SPEC §12), defined once: [`Event`] is the typed form the engine,
+//! Every event Orket records, defined once: [`Event`] is the typed form the engine,
 //! the sandboxes, the driver and the server emit and that `orket show`, the server, the
 //! WebSocket and the board read. On the wire an event is its name and its data:
 //! `{"event": "status_change", "data": {"from": "ready", "to": "in_progress", ...}}` (inside

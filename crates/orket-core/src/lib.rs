@@ -12,6 +12,7 @@ pub mod ids;
 pub mod lifecycle;
 pub mod plan;
 pub mod priority;
+pub mod reference;
 pub mod refusal;
 pub mod run;
 pub mod sprint;

@@ -263,7 +263,7 @@ mod tests {
     use super::*;
     use Status::*;
 
-    /// The SPEC's tables, written out independently of `allowed_targets`.
+    /// The reference's tables, written out independently of `allowed_targets`.
     fn spec_table(kind: CardKind) -> Vec<(Status, Vec<Status>)> {
         match kind {
             CardKind::Epic => vec![

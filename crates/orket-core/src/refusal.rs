@@ -1,4 +1,4 @@
-//! The stable codes of refused tool calls (SPEC §7). The gate (`orket-governance`) gives them
+//! The stable codes of refused tool calls. The gate (`orket-governance`) gives them
 //! with a message; the transition table ([`crate::lifecycle`]) gives three of them; events and
 //! tool results carry them on the wire as their `SCREAMING_SNAKE_CASE` names. The one list
 //! below defines the names, their descriptions (the generated reference in `docs/`) and

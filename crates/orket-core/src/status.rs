@@ -86,6 +86,21 @@ impl Status {
         Status::Archived,
     ];
 
+    /// What the status means, one line (the generated reference).
+    pub fn description(self) -> &'static str {
+        match self {
+            Status::Ready => "waiting to be picked up",
+            Status::InProgress => "being worked on by its developer seat",
+            Status::Blocked => "stopped, with a wait reason",
+            Status::WaitingForDeveloper => "waiting for a person, with a wait reason",
+            Status::ReadyForTesting => "implemented, waiting for tests",
+            Status::CodeReview => "waiting for the integrity guard's review",
+            Status::Done => "finished and verified (terminal)",
+            Status::Canceled => "abandoned (terminal)",
+            Status::Archived => "put away (terminal)",
+        }
+    }
+
     /// The canonical name, as stored and as written in asset files.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -195,6 +210,17 @@ impl WaitReason {
         WaitReason::Input,
         WaitReason::System,
     ];
+
+    /// What the reason means, one line (the generated reference).
+    pub fn description(self) -> &'static str {
+        match self {
+            WaitReason::Resource => "waiting for a resource (a model slot, a machine)",
+            WaitReason::Dependency => "waiting for another card",
+            WaitReason::Review => "waiting for a review",
+            WaitReason::Input => "waiting for a person's input",
+            WaitReason::System => "waiting for the system (a failure, a policy)",
+        }
+    }
 
     /// The canonical name.
     pub fn as_str(self) -> &'static str {

@@ -1,4 +1,4 @@
-//! The tool contract (SPEC §8): every tool agents may call, defined once.
+//! The tool contract: every tool agents may call, defined once.
 //!
 //! [`Tool`] names the tools; [`TOOLS`] is the one table of their specs ([`ToolSpec`]: name,
 //! description, what kind of tool it is, its arguments). Everything else is derived from it:

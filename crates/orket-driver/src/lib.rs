@@ -1,4 +1,4 @@
-//! The driver (SPEC §13): a person talks to an operations-lead model that answers with one
+//! The driver: a person talks to an operations-lead model that answers with one
 //! structured action, and the action edits the asset tree.
 //!
 //! [`Driver::handle`] compiles a system prompt describing the organization (departments, teams

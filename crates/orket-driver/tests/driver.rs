@@ -1,4 +1,4 @@
-//! The driver (SPEC §13) with recorded model replies (the replay provider, key `driver` /
+//! The driver with recorded model replies (the replay provider, key `driver` /
 //! `operations_lead`) on a copy of the demo: each action writes what it should and the tree
 //! still passes `orket check`; refused actions write nothing and name the field.
 

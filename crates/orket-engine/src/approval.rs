@@ -1,5 +1,5 @@
 //! A person's decision on a tool call parked by the approval policy
-//! (`process_rules.approval_required`, SPEC §7). The turn that made the call stored it as a
+//! (`process_rules.approval_required`). The turn that made the call stored it as a
 //! pending approval and left its issue in `waiting_for_developer` (reason `input`).
 //!
 //! - Approve: the call passes the gate again (without the approval rule) and runs in the run's

@@ -1,4 +1,4 @@
-//! Sandboxes of completed runs (SPEC §10): when the epic (or its environment) asks for one,
+//! Sandboxes of completed runs: when the epic (or its environment) asks for one,
 //! a completed run's workspace is deployed through `orket-sandbox`. A failed deploy is
 //! recorded on the sandbox and as an event; the run goes on.
 

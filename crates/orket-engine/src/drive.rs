@@ -1,4 +1,4 @@
-//! The traction loop (SPEC §5–6) of one epic run: seed the build, then tick — read what
+//! The traction loop of one epic run: seed the build, then tick — read what
 //! changed (one store unit), plan by critical path, dispatch the candidates' turns
 //! concurrently — until nothing is workable (`completed` / `stalled` with why each open issue
 //! is stuck), a catastrophic failure or `halt_on_violation` (`failed`), `no_progress_limit`

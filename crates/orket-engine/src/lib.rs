@@ -1,5 +1,5 @@
-//! Orket's engine: the traction loop (SPEC §5–6), the turn, approvals, the policies (SPEC §16),
-//! the prompt compiler (SPEC §6.4) and the asset preview (SPEC §14).
+//! Orket's engine: the traction loop, the turn, approvals, the policies (decision nodes), the
+//! prompt compiler and the asset preview.
 //!
 //! Start with [`engine::Engine`]: it spawns runs ([`engine::Engine::spawn`]) and supervises
 //! them. A run is a loop of ticks (`drive`); each tick runs turns (`turn`), each turn a chain

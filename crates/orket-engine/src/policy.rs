@@ -1,4 +1,4 @@
-//! Policies (decision nodes, SPEC §16): each volatile decision of the loop is a trait with a
+//! Policies (decision nodes): each volatile decision of the loop is a trait with a
 //! default implementation, chosen by name from `process_rules.<family>_node`, overridden by
 //! `ORKET_<FAMILY>_NODE`; an unknown name falls back to `default` with a warning. A program
 //! embedding the engine registers its own implementations by name.
@@ -74,7 +74,7 @@ pub trait PromptStrategy: Send + Sync {
 /// The model used when nothing else names one.
 pub const FALLBACK_MODEL: &str = "qwen2.5-coder:7b";
 
-/// SPEC §6.3: explicit → epic override → user setting → environment → organization default →
+/// The model: explicit → epic override → user setting → environment → organization default →
 /// the fallback; dialect by substring of the model name.
 pub struct DefaultPromptStrategy;
 

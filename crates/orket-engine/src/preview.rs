@@ -1,4 +1,4 @@
-//! The flattened view of an epic, rock or issue (SPEC §14 `preview-asset`, `orket preview`):
+//! The flattened view of an epic, rock or issue:
 //! each issue with the seats its turns go to and, per seat, the system and user messages a
 //! turn would send, compiled by the same code the turn uses (the turn's plan stage).
 

@@ -1,4 +1,4 @@
-//! The prompt compiler: the system message of a seat's turn (its sections in the SPEC's order)
+//! The prompt compiler: the system message of a seat's turn (its sections in a fixed order)
 //! and the user message describing the issue.
 
 use orket_core::assets::{Dialect, Epic, Organization, Role};

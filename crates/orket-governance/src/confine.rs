@@ -1,4 +1,4 @@
-//! Path confinement (SPEC §7 "Paths"): the one place that decides where a path may lead.
+//! Path confinement: the one place that decides where a path may lead.
 //!
 //! A [`Confinement`] is a root folder and a set of [`Rules`]. Every path is resolved the same
 //! way: `..` is refused outright; the path is made absolute against the root; every symlink on

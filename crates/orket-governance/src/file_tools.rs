@@ -1,4 +1,4 @@
-//! The file tools (SPEC §8): `read_file`, `write_file`, `list_directory`, `delete_file`.
+//! The file tools: `read_file`, `write_file`, `list_directory`, `delete_file`.
 //!
 //! Each returns a [`ToolResult`] (`{"ok": true, ...}` or `{"ok": false, "error": "..."}`) and
 //! never fails otherwise. Every call re-checks path confinement itself, so the tools stay inside the

@@ -1,4 +1,4 @@
-//! The gate (SPEC §7): every tool call is checked here before it executes.
+//! The gate: every tool call is checked here before it executes.
 //!
 //! [`check_call`] runs the checks in a fixed order — known tool, role tools, the arguments
 //! against the tool contract (`orket_core::tools`: the same table the model's schema is made

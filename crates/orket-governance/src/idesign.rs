@@ -1,4 +1,4 @@
-//! iDesign architecture rules (SPEC §7), checked on every write of a source file when the
+//! iDesign architecture rules, checked on every write of a source file when the
 //! epic has `architecture_governance.idesign` on.
 //!
 //! Folder and naming rules apply to `.py .ts .js .rs` files; the class-suffix, import and

@@ -1,4 +1,4 @@
-//! Orket's governance (SPEC §7–8): the gate every tool call passes ([`gate`]), path
+//! Orket's governance: the gate every tool call passes ([`gate`]), path
 //! confinement ([`workspace`]), the iDesign architecture rules ([`idesign`]), the file tools
 //! ([`file_tools`]) and the refusals they give ([`refusal`]).
 //!

@@ -1,4 +1,4 @@
-//! The gate (SPEC §7): one test per refusal code, plus the cases a user would notice.
+//! The gate: one test per refusal code, plus the cases a user would notice.
 
 use orket_core::{Status, ToolCall};
 use orket_governance::confine::Confinement;

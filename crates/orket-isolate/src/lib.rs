@@ -1,6 +1,6 @@
 //! Orket's process isolation: child processes with a wall-time limit and bounded output
 //! ([`process`]), the Landlock ruleset of a verification fixture ([`landlock`]) and the
-//! verification runner itself ([`verify`], SPEC §9).
+//! verification runner itself ([`verify`]).
 //!
 //! This is the only crate of Orket with `unsafe` code: `fork`/`exec` hooks (`pre_exec`),
 //! `poll`, `pidfd`, `unshare`, `setrlimit` and the Landlock system calls. Everything here is

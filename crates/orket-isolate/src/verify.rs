@@ -1,4 +1,4 @@
-//! The verification runner (SPEC §9): an issue's fixture, which must live under
+//! The verification runner: an issue's fixture, which must live under
 //! `<workspace>/verification/`, runs in a separate process with a clean environment, its own
 //! working directory, no network (a new network namespace where the OS allows it), confined on
 //! the filesystem by Landlock where the kernel has it (read-only: the system, Python and the

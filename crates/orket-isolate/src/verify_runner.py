@@ -1,4 +1,4 @@
-# Orket's verification runner (SPEC 9). Reads {fixture_path, scenarios:[{id, input_data}]} on
+# Orket's verification runner. Reads {fixture_path, scenarios:[{id, input_data}]} on
 # stdin, loads the fixture, calls verify_<id>(input) or verify(input) per scenario and writes
 # {ok, results:[{id, actual_output, status, error}]} on stdout, status "returned" (the call
 # returned actual_output) or "raised" (error says why). It never sees the expected outputs:

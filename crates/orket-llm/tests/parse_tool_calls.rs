@@ -1,4 +1,4 @@
-//! The tolerant tool-call parser: every reply shape SPEC §6.6 names, and garbage.
+//! The tolerant tool-call parser: every reply shape the parser accepts, and garbage.
 
 use orket_core::tools::Tool;
 use orket_core::ToolCall;

@@ -1,4 +1,4 @@
-//! Compose files per tech stack (SPEC §10). Every service's host port comes from the sandbox's
+//! Compose files per tech stack. Every service's host port comes from the sandbox's
 //! slot; the database password is referenced as `${DB_PASSWORD}` and lives only in the
 //! sandbox's `.env` file, never in the compose file, the store, events or logs.
 

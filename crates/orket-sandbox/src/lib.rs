@@ -1,4 +1,4 @@
-//! Sandboxes (SPEC §10): a docker compose deployment of a run's output. The manager allocates
+//! Sandboxes: a docker compose deployment of a run's output. The manager allocates
 //! a port slot that no live sandbox holds and no process on the machine has bound, writes the
 //! compose file for the stack with a random database password kept in the sandbox's `.env`
 //! only, registers the sandbox in the store, and deploys / checks / shows logs of / stops it

@@ -1,4 +1,4 @@
-//! `POST /v1/system/chat-driver`: one message to the driver (SPEC §13), the operations-lead
+//! `POST /v1/system/chat-driver`: one message to the driver, the operations-lead
 //! model whose answer is one action on the asset tree (or a reply).
 
 use crate::error::{ApiError, ApiResult};

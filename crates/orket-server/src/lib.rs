@@ -1,4 +1,4 @@
-//! `orket serve`: the REST API (SPEC §14), the WebSocket of events and the web board.
+//! `orket serve`: the REST API, the WebSocket of events and the web board.
 //!
 //! Start with [`router`]: the routes are one table ([`routes::table`]) that both builds the
 //! router and is checked against the OpenAPI document ([`openapi`]). Runs started over the API

@@ -1,4 +1,4 @@
-//! Sandboxes (SPEC §10) and the asset preview (SPEC §14 `preview-asset`), over the engine's
+//! Sandboxes and the asset preview, over the engine's
 //! `SandboxManager` and `preview`: list (never passwords), stop, logs; an epic, rock or issue
 //! flattened with each seat's compiled prompt.
 

@@ -5,7 +5,7 @@
 'use strict';
 
 (() => {
-  // Issue statuses in lifecycle order (SPEC §4); the first set is always shown as columns,
+  // Issue statuses in lifecycle order (docs/lifecycle.md); the first set is always shown as columns,
   // the others only while they hold cards.
   const STATUSES = [
     'ready', 'in_progress', 'blocked', 'waiting_for_developer', 'ready_for_testing',

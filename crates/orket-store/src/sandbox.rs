@@ -1,4 +1,4 @@
-//! The sandbox registry's rows (SPEC §10). A sandbox never carries a password: those live only
+//! The sandbox registry's rows. A sandbox never carries a password: those live only
 //! in the sandbox's own `.env` file, so no listing can leak them.
 
 use serde::{Deserialize, Serialize};

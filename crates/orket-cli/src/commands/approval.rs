@@ -1,5 +1,5 @@
 //! `orket approval list|approve|reject`: a person's decision on tool calls parked by
-//! `process_rules.approval_required` (SPEC §7), from the command line — the same decision as
+//! `process_rules.approval_required`, from the command line — the same decision as
 //! `POST /v1/approvals/{id}/approve|reject` (`Engine::decide_approval`).
 
 use crate::project::Project;

@@ -1,4 +1,4 @@
-//! `orket chat`: talk to the operations-lead model (the driver, SPEC §13); each answer is one
+//! `orket chat`: talk to the operations-lead model (the driver); each answer is one
 //! action on the asset tree, or a plain reply.
 
 use crate::commands::run::{provider, ProviderArgs};

@@ -89,6 +89,23 @@ const ENVIRONMENT_KEYS: &[&str] = &[
     "params",
 ];
 const TEAM_KEYS: &[&str] = &["name", "description", "seats", "roles"];
+const SEAT_KEYS: &[&str] = &["name", "roles"];
+
+/// The fields each kind of asset file may hold (others are warned about and ignored): the
+/// loader reads exactly these, and the reference (`docs/assets.md`) documents each (a test
+/// holds the two together).
+pub const KNOWN_FIELDS: [(&str, &[&str]); 10] = [
+    ("card", CARD_KEYS),
+    ("issue", ISSUE_KEYS),
+    ("epic", EPIC_KEYS),
+    ("rock", ROCK_KEYS),
+    ("organization", ORG_KEYS),
+    ("role", ROLE_KEYS),
+    ("dialect", DIALECT_KEYS),
+    ("environment", ENVIRONMENT_KEYS),
+    ("team", TEAM_KEYS),
+    ("seat", SEAT_KEYS),
+];
 
 /// The issue types a card may have besides the three levels.
 pub const ISSUE_TYPES: [&str; 6] = ["issue", "story", "bug", "task", "utility", "app"];
@@ -292,7 +309,7 @@ pub(crate) fn team(ctx: &mut Reader, value: &Value, stem: &str) -> Option<Team> 
                 let Some(seat_obj) = as_object(ctx, seat, &path) else {
                     continue;
                 };
-                ctx.unknown_keys(seat_obj, &path, &["name", "roles"]);
+                ctx.unknown_keys(seat_obj, &path, SEAT_KEYS);
                 let normalized = normalize_name(key);
                 if !seen.insert(normalized.clone()) {
                     ctx.error(&path, format!("seat \"{key}\" appears twice (seat keys are compared lower-cased with `_` for spaces)"));

@@ -1,4 +1,4 @@
-//! One issue's turn (SPEC §6), as stages: read (the turn's inputs, one store unit) → plan
+//! One issue's turn, as stages: read (the turn's inputs, one store unit) → plan
 //! (route, seat, roles, model, tools: [`plan`]) → verify (a review runs the fixture first:
 //! [`verification`]) → prompt ([`plan::model_request`]) → model call (retried by
 //! `orket_llm::Retrying`) → act (per call: gate, approval, execute: [`act`], [`execute`]) →

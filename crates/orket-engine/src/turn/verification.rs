@@ -1,4 +1,4 @@
-//! A review's verification (SPEC §9): the fixture runs first, off the executor's
+//! A review's verification: the fixture runs first, off the executor's
 //! threads, in `orket-isolate`'s sandbox. What it found joins the turn's effects: the result as
 //! `verification.last_run`, a comment for the reviewer, and the events
 //! (`verification_started`, `verification_completed`, `security_violation` for a fixture
