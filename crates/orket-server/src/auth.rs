@@ -9,6 +9,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
+/// Whether a path needs the API key: everything under `/v1` and `/ws`.
+pub fn needs_key(path: &str) -> bool {
+    path.starts_with("/v1/") || path.starts_with("/ws/")
+}
+
 /// The header carrying the key.
 pub const API_KEY_HEADER: &str = "x-api-key";
 

@@ -19,6 +19,7 @@ pub mod error;
 pub mod files;
 pub mod openapi;
 pub mod origin;
+pub mod reference;
 pub mod routes;
 pub mod runs;
 pub mod sandboxes;

@@ -30,10 +30,7 @@ fn route(method: Method, path: &'static str, handler: MethodRouter<AppState>) ->
     }
 }
 
-/// Whether a path needs the API key: everything under `/v1` and `/ws`.
-pub fn needs_key(path: &str) -> bool {
-    path.starts_with("/v1/") || path.starts_with("/ws/")
-}
+pub use crate::auth::needs_key;
 
 /// Every route of the server.
 pub fn table() -> Vec<Route> {

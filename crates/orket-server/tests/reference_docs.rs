@@ -6,7 +6,7 @@ use std::path::PathBuf;
 #[test]
 fn the_http_reference_matches_the_route_table() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/http-api.md");
-    let text = orket_server::openapi::reference_md();
+    let text = orket_server::reference::reference_md();
     if std::env::var_os("ORKET_WRITE_DOCS").is_some() {
         std::fs::write(&path, &text).unwrap();
     }
