@@ -9,7 +9,7 @@
 use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
 use orket_core::assets::AssetTree;
-use orket_engine::engine::{Engine, EngineOptions};
+use orket_engine::{Engine, RunOptions};
 use orket_llm::embedded::{EmbeddedOptions, EmbeddedProvider, GenerationStats};
 use orket_llm::models::{demo_model, fetch, find_local};
 use orket_llm::{ModelReply, ModelRequest, Provider, ProviderError};
@@ -89,20 +89,14 @@ async fn main() -> Result<()> {
     let root = dir.path().join("demo");
     copy_dir(&repo.join("demo"), &root)?;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&root.join(".orket/orket.db")).await?);
-    let options = EngineOptions {
+    let options = RunOptions {
         concurrency: 1,
         max_iterations: 12,
-        ..EngineOptions::default()
+        ..RunOptions::new(Arc::clone(&provider) as Arc<dyn Provider>)
     };
-    let engine = Engine::new(
-        AssetTree::new(&root),
-        Arc::clone(&store),
-        Arc::clone(&provider) as Arc<dyn Provider>,
-        EventBus::default(),
-        options,
-    );
+    let engine = Engine::new(AssetTree::new(&root), Arc::clone(&store), EventBus::default());
     let started = Instant::now();
-    let outcome = engine.run_card("hello_cli").await?.remove(0);
+    let outcome = engine.run("hello_cli", options).await?.remove(0);
     let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
 
     let calls = provider.calls.lock().map(|c| c.clone()).unwrap_or_default();
