@@ -509,14 +509,11 @@ async fn a_corrupt_stored_value_is_an_error_naming_the_issue() {
         .unwrap();
     seed_issue(&store, "build-login", "ISSUE-0001").await;
     seed_issue(&store, "build-login", "ISSUE-0002").await;
-    let pool = raw(&common::db_path(&dir)).await;
-    sqlx::query("UPDATE issues SET status = 'bogus' WHERE id = 'ISSUE-0001'")
-        .execute(&pool)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE issues SET labels = '[not json' WHERE id = 'ISSUE-0002'")
-        .execute(&pool)
-        .await
+    raw(&common::db_path(&dir))
+        .execute_batch(
+            "UPDATE issues SET status = 'bogus' WHERE id = 'ISSUE-0001';
+             UPDATE issues SET labels = '[not json' WHERE id = 'ISSUE-0002';",
+        )
         .unwrap();
 
     let err = store

@@ -1,37 +1,57 @@
-//! Row mapping: one function per record, every stored value checked (`Corrupt` on failure).
+//! Rows and records: for each table, the function that reads a row into its record (every
+//! stored value checked, `Corrupt` naming the row on failure) and the one that writes a record
+//! as a row. JSON columns are decoded by [`Cols::json`] and encoded by [`Json`], nowhere else
+//! (an issue's columns, and a patch's, are given by `IssueRecord::columns` and
+//! `IssueUpdate::assignments`).
 
 use crate::error::{StoreError, StoreResult};
 use crate::records::{
-    ApprovalRecord, BuildRecord, CardTransaction, Comment, EventRecord, IssueRecord, MemoryRecord,
-    NewApproval, NewTurn, RunRecord, SnapshotRecord, SuccessRecord, TurnRecord,
+    ApprovalRecord, BuildRecord, CardTransaction, ColumnValue, Comment, EventRecord, IssueRecord,
+    MemoryRecord, NewApproval, NewEvent, NewTurn, RunRecord, SnapshotRecord, SuccessRecord,
+    TurnRecord,
 };
 use crate::sandbox::{SandboxPorts, SandboxRecord};
-use orket_core::Status;
+use orket_core::time::now_timestamp;
+use orket_core::{Status, WaitReason};
+use rusqlite::types::{FromSql, ToSqlOutput, ValueRef};
+use rusqlite::{params, Connection, Row, ToSql};
 use serde::de::DeserializeOwned;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Decode, Row, Sqlite, Type};
+use serde::Serialize;
+use serde_json::Value;
+use std::cell::Cell;
+use std::collections::BTreeSet;
 use std::fmt::Display;
 use std::str::FromStr;
 
 /// Typed access to one row's columns; failures name the table, column and row.
-struct Cols<'r> {
-    row: &'r SqliteRow,
+///
+/// Columns are usually read in the order the statement returns them (`SELECT *` gives table
+/// order), so each read first tries the column after the previous one and looks the name up
+/// only when that is not it: rusqlite's lookup by name compares against every column, which
+/// made reading a 30-column issue row cost about as much as running its query.
+struct Cols<'a, 'r> {
+    row: &'a Row<'r>,
     table: &'static str,
     owner: String,
+    next: Cell<usize>,
 }
 
-impl<'r> Cols<'r> {
-    fn new(row: &'r SqliteRow, table: &'static str, owner: impl Into<String>) -> Self {
+impl<'a, 'r> Cols<'a, 'r> {
+    fn new(row: &'a Row<'r>, table: &'static str, owner: impl Into<String>) -> Self {
         Cols {
             row,
             table,
             owner: owner.into(),
+            next: Cell::new(0),
         }
     }
 
     /// The same row, described as `owner` in error messages.
     fn of(self, owner: impl Into<String>) -> Self {
-        Cols::new(self.row, self.table, owner)
+        Cols {
+            owner: owner.into(),
+            ..self
+        }
     }
 
     fn corrupt(&self, column: &str, message: impl Display) -> StoreError {
@@ -41,10 +61,43 @@ impl<'r> Cols<'r> {
         }
     }
 
-    fn get<T: Decode<'r, Sqlite> + Type<Sqlite>>(&self, column: &str) -> StoreResult<T> {
-        self.row
-            .try_get(column)
-            .map_err(|err| self.corrupt(column, err))
+    /// The index of `column` in the row.
+    fn index(&self, column: &str) -> StoreResult<usize> {
+        let statement = self.row.as_ref();
+        let guess = self.next.get();
+        let index = if statement
+            .column_name(guess)
+            .is_ok_and(|name| name == column)
+        {
+            guess
+        } else {
+            statement
+                .column_index(column)
+                .map_err(|err| self.corrupt(column, err))?
+        };
+        self.next.set(index + 1);
+        Ok(index)
+    }
+
+    fn get<T: FromSql>(&self, column: &str) -> StoreResult<T> {
+        let index = self.index(column)?;
+        self.row.get(index).map_err(|err| self.corrupt(column, err))
+    }
+
+    /// A TEXT column's value, borrowed from the row.
+    fn text(&self, column: &str) -> StoreResult<Option<&'a str>> {
+        let index = self.index(column)?;
+        let value = self
+            .row
+            .get_ref(index)
+            .map_err(|err| self.corrupt(column, err))?;
+        match value {
+            ValueRef::Null => Ok(None),
+            value => value
+                .as_str()
+                .map(Some)
+                .map_err(|err| self.corrupt(column, err)),
+        }
     }
 
     fn parse<T: FromStr>(&self, column: &str) -> StoreResult<T>
@@ -64,10 +117,19 @@ impl<'r> Cols<'r> {
             .transpose()
     }
 
+    /// A JSON column (the one place JSON is decoded).
+    fn json_opt<T: DeserializeOwned>(&self, column: &str) -> StoreResult<Option<T>> {
+        self.text(column)?
+            .map(|raw| {
+                serde_json::from_str(raw)
+                    .map_err(|err| self.corrupt(column, format!("invalid JSON {raw:?}: {err}")))
+            })
+            .transpose()
+    }
+
     fn json<T: DeserializeOwned>(&self, column: &str) -> StoreResult<T> {
-        let raw: String = self.get(column)?;
-        serde_json::from_str(&raw)
-            .map_err(|err| self.corrupt(column, format!("invalid JSON {raw:?}: {err}")))
+        self.json_opt(column)?
+            .ok_or_else(|| self.corrupt(column, "NULL where JSON is expected"))
     }
 
     fn count<T: TryFrom<i64>>(&self, column: &str) -> StoreResult<T> {
@@ -76,8 +138,30 @@ impl<'r> Cols<'r> {
     }
 }
 
+/// A value written to a JSON column (the one place JSON is encoded).
+pub(super) struct Json<'a, T: ?Sized>(pub &'a T);
+
+impl<T: Serialize + ?Sized> ToSql for Json<'_, T> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        serde_json::to_string(self.0)
+            .map(ToSqlOutput::from)
+            .map_err(|err| rusqlite::Error::ToSqlConversionFailure(Box::new(err)))
+    }
+}
+
+impl ToSql for ColumnValue {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            ColumnValue::Null => ToSqlOutput::from(rusqlite::types::Null),
+            ColumnValue::Text(text) => ToSqlOutput::from(text.as_str()),
+            ColumnValue::Real(real) => ToSqlOutput::from(*real),
+            ColumnValue::Int(int) => ToSqlOutput::from(*int),
+        })
+    }
+}
+
 /// A `builds` row.
-pub(super) fn build(row: &SqliteRow) -> StoreResult<BuildRecord> {
+pub(super) fn build(row: &Row) -> StoreResult<BuildRecord> {
     let c = Cols::new(row, "builds", "a build");
     let id: String = c.get("id")?;
     let c = c.of(format!("build {id}"));
@@ -92,8 +176,33 @@ pub(super) fn build(row: &SqliteRow) -> StoreResult<BuildRecord> {
     })
 }
 
+/// Writes a build with `status`, replacing the row of its id.
+pub(super) fn upsert_build(
+    conn: &Connection,
+    build: &BuildRecord,
+    status: Status,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO builds (id, kind, card, department, status, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, card = excluded.card, \
+         department = excluded.department, status = excluded.status, \
+         updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        build.id,
+        build.kind,
+        build.card,
+        build.department,
+        status.as_str(),
+        build.created_at,
+        build.updated_at,
+    ])?;
+    Ok(())
+}
+
 /// An `issues` row.
-pub(super) fn issue(row: &SqliteRow) -> StoreResult<IssueRecord> {
+pub(super) fn issue(row: &Row) -> StoreResult<IssueRecord> {
     let c = Cols::new(row, "issues", "an issue");
     let build_id: String = c.get("build_id")?;
     let id: String = c.get("id")?;
@@ -130,15 +239,24 @@ pub(super) fn issue(row: &SqliteRow) -> StoreResult<IssueRecord> {
 }
 
 /// The status of an `issues` row read as `build_id, id, status`.
-pub(super) fn issue_status(row: &SqliteRow) -> StoreResult<Status> {
+pub(super) fn issue_status(row: &Row) -> StoreResult<Status> {
     let c = Cols::new(row, "issues", "an issue");
     let build_id: String = c.get("build_id")?;
     let id: String = c.get("id")?;
     c.of(format!("issue {build_id}/{id}")).parse("status")
 }
 
+/// The status and wait reason of an `issues` row read as `build_id, id, status, wait_reason`.
+pub(super) fn issue_state(row: &Row) -> StoreResult<(Status, Option<WaitReason>)> {
+    let c = Cols::new(row, "issues", "an issue");
+    let build_id: String = c.get("build_id")?;
+    let id: String = c.get("id")?;
+    let c = c.of(format!("issue {build_id}/{id}"));
+    Ok((c.parse("status")?, c.parse_opt("wait_reason")?))
+}
+
 /// A `comments` row.
-pub(super) fn comment(row: &SqliteRow) -> StoreResult<Comment> {
+pub(super) fn comment(row: &Row) -> StoreResult<Comment> {
     let c = Cols::new(row, "comments", "a comment");
     let id: i64 = c.get("id")?;
     let c = c.of(format!("comment {id}"));
@@ -152,8 +270,26 @@ pub(super) fn comment(row: &SqliteRow) -> StoreResult<Comment> {
     })
 }
 
+/// Writes a comment (its `id` is ignored); returns the new row id.
+pub(super) fn insert_comment(conn: &Connection, comment: &Comment) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO comments (build_id, issue_id, author, content, created_at) \
+         VALUES (?, ?, ?, ?, ?) RETURNING id",
+    )?
+    .query_row(
+        params![
+            comment.build_id,
+            comment.issue_id,
+            comment.author,
+            comment.content,
+            comment.created_at,
+        ],
+        |row| row.get(0),
+    )
+}
+
 /// A `card_transactions` row.
-pub(super) fn card_transaction(row: &SqliteRow) -> StoreResult<CardTransaction> {
+pub(super) fn card_transaction(row: &Row) -> StoreResult<CardTransaction> {
     let c = Cols::new(row, "card_transactions", "an audit row");
     let id: i64 = c.get("id")?;
     let c = c.of(format!("audit row {id}"));
@@ -170,8 +306,39 @@ pub(super) fn card_transaction(row: &SqliteRow) -> StoreResult<CardTransaction> 
     })
 }
 
+/// One audit row to write, stamped now.
+pub(super) struct Audit<'a> {
+    pub build_id: &'a str,
+    pub card_id: &'a str,
+    pub role: &'a str,
+    pub action: &'a str,
+    pub from: Option<Status>,
+    pub to: Option<Status>,
+    pub detail: Value,
+}
+
+/// Writes an audit row.
+pub(super) fn insert_card_transaction(conn: &Connection, row: &Audit) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO card_transactions \
+         (build_id, card_id, role, action, from_status, to_status, detail, timestamp) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )?
+    .execute(params![
+        row.build_id,
+        row.card_id,
+        row.role,
+        row.action,
+        row.from.map(Status::as_str),
+        row.to.map(Status::as_str),
+        Json(&row.detail),
+        now_timestamp(),
+    ])?;
+    Ok(())
+}
+
 /// A `sessions` row.
-pub(super) fn run(row: &SqliteRow) -> StoreResult<RunRecord> {
+pub(super) fn run(row: &Row) -> StoreResult<RunRecord> {
     let c = Cols::new(row, "sessions", "a run");
     let id: String = c.get("id")?;
     let c = c.of(format!("run {id}"));
@@ -192,8 +359,33 @@ pub(super) fn run(row: &SqliteRow) -> StoreResult<RunRecord> {
     })
 }
 
+/// Writes a run.
+pub(super) fn insert_run(conn: &Connection, run: &RunRecord) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO sessions (id, kind, target, build_id, department, workspace, status, \
+         reason, params, started_at, updated_at, ended_at, halt_requested_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )?
+    .execute(params![
+        run.id,
+        run.kind.as_str(),
+        run.target,
+        run.build_id,
+        run.department,
+        run.workspace,
+        run.status.as_str(),
+        run.reason,
+        Json(&run.params),
+        run.started_at,
+        run.updated_at,
+        run.ended_at,
+        run.halt_requested_at,
+    ])?;
+    Ok(())
+}
+
 /// A `turns` row.
-pub(super) fn turn(row: &SqliteRow) -> StoreResult<TurnRecord> {
+pub(super) fn turn(row: &Row) -> StoreResult<TurnRecord> {
     let c = Cols::new(row, "turns", "a turn");
     let id: i64 = c.get("id")?;
     let c = c.of(format!("turn {id}"));
@@ -222,8 +414,41 @@ pub(super) fn turn(row: &SqliteRow) -> StoreResult<TurnRecord> {
     })
 }
 
+/// Writes a turn; returns its row id.
+pub(super) fn insert_turn(conn: &Connection, turn: &NewTurn) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO turns (run_id, seq, build_id, issue_id, seat, role, model, review, \
+         messages, content, tool_calls, tool_results, tokens_in, tokens_out, status, error, \
+         started_at, ended_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )?
+    .query_row(
+        params![
+            turn.run_id,
+            turn.seq,
+            turn.build_id,
+            turn.issue_id,
+            turn.seat,
+            turn.role,
+            turn.model,
+            turn.review,
+            Json(&turn.messages),
+            turn.content,
+            Json(&turn.tool_calls),
+            Json(&turn.tool_results),
+            turn.tokens_in,
+            turn.tokens_out,
+            turn.status,
+            turn.error,
+            turn.started_at,
+            turn.ended_at,
+        ],
+        |row| row.get(0),
+    )
+}
+
 /// An `events` row.
-pub(super) fn event(row: &SqliteRow) -> StoreResult<EventRecord> {
+pub(super) fn event(row: &Row) -> StoreResult<EventRecord> {
     let c = Cols::new(row, "events", "an event");
     let id: i64 = c.get("id")?;
     let c = c.of(format!("event {id}"));
@@ -238,8 +463,28 @@ pub(super) fn event(row: &SqliteRow) -> StoreResult<EventRecord> {
     })
 }
 
+/// Writes an event (stamped now unless it has a timestamp); returns its row id.
+pub(super) fn insert_event(conn: &Connection, event: &NewEvent) -> rusqlite::Result<i64> {
+    let timestamp = event.timestamp.clone().unwrap_or_else(now_timestamp);
+    conn.prepare_cached(
+        "INSERT INTO events (run_id, timestamp, role, event, issue_id, data) \
+         VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+    )?
+    .query_row(
+        params![
+            event.run_id,
+            timestamp,
+            event.role,
+            event.event,
+            event.issue_id,
+            Json(&event.data),
+        ],
+        |row| row.get(0),
+    )
+}
+
 /// A `session_snapshots` row.
-pub(super) fn snapshot(row: &SqliteRow) -> StoreResult<SnapshotRecord> {
+pub(super) fn snapshot(row: &Row) -> StoreResult<SnapshotRecord> {
     let c = Cols::new(row, "session_snapshots", "a snapshot");
     let id: i64 = c.get("id")?;
     let c = c.of(format!("snapshot {id}"));
@@ -251,8 +496,22 @@ pub(super) fn snapshot(row: &SqliteRow) -> StoreResult<SnapshotRecord> {
     })
 }
 
+/// Writes a snapshot of a run, stamped now; returns its row id.
+pub(super) fn insert_snapshot(
+    conn: &Connection,
+    run_id: &str,
+    data: &Value,
+) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO session_snapshots (run_id, created_at, data) VALUES (?, ?, ?) RETURNING id",
+    )?
+    .query_row(params![run_id, now_timestamp(), Json(data)], |row| {
+        row.get(0)
+    })
+}
+
 /// A `success_ledger` row.
-pub(super) fn success(row: &SqliteRow) -> StoreResult<SuccessRecord> {
+pub(super) fn success(row: &Row) -> StoreResult<SuccessRecord> {
     let c = Cols::new(row, "success_ledger", "a success row");
     let id: i64 = c.get("id")?;
     let c = c.of(format!("success row {id}"));
@@ -266,8 +525,26 @@ pub(super) fn success(row: &SqliteRow) -> StoreResult<SuccessRecord> {
     })
 }
 
+/// Writes a success-ledger row, stamped now; returns its row id.
+pub(super) fn insert_success(
+    conn: &Connection,
+    run_id: &str,
+    build_id: &str,
+    card: &str,
+    data: &Value,
+) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO success_ledger (run_id, build_id, card, recorded_at, data) \
+         VALUES (?, ?, ?, ?, ?) RETURNING id",
+    )?
+    .query_row(
+        params![run_id, build_id, card, now_timestamp(), Json(data)],
+        |row| row.get(0),
+    )
+}
+
 /// A `memory` row joined with its `score` (shared words with a query).
-pub(super) fn memory(row: &SqliteRow) -> StoreResult<MemoryRecord> {
+pub(super) fn memory(row: &Row) -> StoreResult<MemoryRecord> {
     let c = Cols::new(row, "memory", "a memory entry");
     let id: i64 = c.get("id")?;
     let c = c.of(format!("memory entry {id}"));
@@ -282,12 +559,37 @@ pub(super) fn memory(row: &SqliteRow) -> StoreResult<MemoryRecord> {
     })
 }
 
+/// Writes a memory entry, stamped now, and its words; returns its row id.
+pub(super) fn insert_memory(
+    conn: &Connection,
+    content: &str,
+    role: Option<&str>,
+    issue_id: Option<&str>,
+    run_id: Option<&str>,
+    words: &BTreeSet<String>,
+) -> rusqlite::Result<i64> {
+    let id: i64 = conn
+        .prepare_cached(
+            "INSERT INTO memory (content, role, issue_id, run_id, created_at) \
+             VALUES (?, ?, ?, ?, ?) RETURNING id",
+        )?
+        .query_row(
+            params![content, role, issue_id, run_id, now_timestamp()],
+            |row| row.get(0),
+        )?;
+    let mut insert_word =
+        conn.prepare_cached("INSERT INTO memory_words (memory_id, word) VALUES (?, ?)")?;
+    for word in words {
+        insert_word.execute(params![id, word])?;
+    }
+    Ok(id)
+}
+
 /// A `pending_approvals` row.
-pub(super) fn approval(row: &SqliteRow) -> StoreResult<ApprovalRecord> {
+pub(super) fn approval(row: &Row) -> StoreResult<ApprovalRecord> {
     let c = Cols::new(row, "pending_approvals", "an approval");
     let id: i64 = c.get("id")?;
     let c = c.of(format!("approval {id}"));
-    let result: Option<String> = c.get("result")?;
     Ok(ApprovalRecord {
         id,
         call: NewApproval {
@@ -302,28 +604,37 @@ pub(super) fn approval(row: &SqliteRow) -> StoreResult<ApprovalRecord> {
         },
         status: c.get("status")?,
         reason: c.get("reason")?,
-        result: match result {
-            Some(raw) => Some(
-                serde_json::from_str(&raw)
-                    .map_err(|err| c.corrupt("result", format!("invalid JSON {raw:?}: {err}")))?,
-            ),
-            None => None,
-        },
+        result: c.json_opt("result")?,
         created_at: c.get("created_at")?,
         decided_at: c.get("decided_at")?,
     })
 }
 
-/// Maps every row with `map`, stopping at the first failure.
-pub(super) fn all<T>(
-    rows: &[SqliteRow],
-    map: fn(&SqliteRow) -> StoreResult<T>,
-) -> StoreResult<Vec<T>> {
-    rows.iter().map(map).collect()
+/// Writes a parked call, `pending` and stamped now; returns its row id.
+pub(super) fn insert_approval(conn: &Connection, call: &NewApproval) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO pending_approvals (run_id, build_id, issue_id, role, seat, tool, \
+         args, resume_status, status, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?) RETURNING id",
+    )?
+    .query_row(
+        params![
+            call.run_id,
+            call.build_id,
+            call.issue_id,
+            call.role,
+            call.seat,
+            call.tool,
+            Json(&call.args),
+            call.resume_status.as_str(),
+            now_timestamp(),
+        ],
+        |row| row.get(0),
+    )
 }
 
 /// A `sandboxes` row.
-pub(super) fn sandbox(row: &SqliteRow) -> StoreResult<SandboxRecord> {
+pub(super) fn sandbox(row: &Row) -> StoreResult<SandboxRecord> {
     let c = Cols::new(row, "sandboxes", "a sandbox");
     let id: String = c.get("id")?;
     let c = c.of(format!("sandbox {id}"));
@@ -348,4 +659,33 @@ pub(super) fn sandbox(row: &SqliteRow) -> StoreResult<SandboxRecord> {
         updated_at: c.get("updated_at")?,
         id,
     })
+}
+
+/// Writes a sandbox.
+pub(super) fn insert_sandbox(conn: &Connection, s: &SandboxRecord) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO sandboxes (id, run_id, build_id, epic, stack, slot, api_port, frontend_port, \
+         db_port, admin_port, status, reason, project_name, compose_file, workspace, created_at, \
+         updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )?
+    .execute(params![
+        s.id,
+        s.run_id,
+        s.build_id,
+        s.epic,
+        s.stack,
+        s.slot,
+        s.ports.api,
+        s.ports.frontend,
+        s.ports.db,
+        s.ports.admin,
+        s.status.as_str(),
+        s.reason,
+        s.project_name,
+        s.compose_file,
+        s.workspace,
+        s.created_at,
+        s.updated_at,
+    ])?;
+    Ok(())
 }
