@@ -325,6 +325,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::IssueRecord;
 
     /// Compiles only if the inherent futures can be spawned on a multi-threaded runtime.
     #[allow(dead_code)]
@@ -334,5 +335,128 @@ mod tests {
         is_send(store.migrate());
         is_send(store.schema_version());
         is_send(store.close());
+    }
+
+    async fn temp_store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("orket.db"))
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
+    fn insert_build_row(conn: &Connection, id: &str) {
+        conn.execute(
+            "INSERT INTO builds (id, kind, card, department, status, created_at, updated_at) \
+             VALUES (?, 'rock', 'c', 'core', 'ready', 't', 't')",
+            [id],
+        )
+        .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_job_that_panics_rolls_back_and_the_writer_goes_on() {
+        let (_dir, store) = temp_store().await;
+        // In a rusqlite transaction (rolled back as it is dropped while unwinding), and in one
+        // begun by hand (rolled back by the thread's loop).
+        let in_transaction = store
+            .inner
+            .writer
+            .call(|conn| -> StoreResult<()> {
+                let tx = conn.transaction()?;
+                insert_build_row(&tx, "build-a");
+                panic!("a bug in a batch");
+            })
+            .await;
+        let by_hand = store
+            .inner
+            .writer
+            .call(|conn| -> StoreResult<()> {
+                conn.execute_batch("BEGIN IMMEDIATE")?;
+                insert_build_row(conn, "build-b");
+                panic!("a bug in a batch");
+            })
+            .await;
+        for result in [in_transaction, by_hand] {
+            let err = result.unwrap_err();
+            assert!(
+                matches!(&err, StoreError::Unexpected(m) if m.contains("panicked on the writer thread")),
+                "{err}"
+            );
+        }
+        assert!(store.list_builds().await.unwrap().is_empty());
+
+        let issue = IssueRecord::new("build-c", "ISSUE-1", "works", "coder");
+        store.insert_issue(issue.clone()).await.unwrap();
+        assert_eq!(
+            store.get_issue("build-c", "ISSUE-1").await.unwrap(),
+            Some(issue)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_call_whose_caller_stopped_waiting_is_skipped() {
+        let (_dir, store) = temp_store().await;
+        let (hold, held) = std::sync::mpsc::channel::<()>();
+        // Keep the writer busy so that the next call waits in the queue.
+        let busy = tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .inner
+                    .writer
+                    .call(move |_| {
+                        held.recv().ok();
+                        Ok(())
+                    })
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let abandoned = store.inner.writer.call(|conn| {
+            insert_build_row(conn, "build-abandoned");
+            Ok(())
+        });
+        // Polled once (queued), then dropped before the writer takes it up.
+        let _ = tokio::time::timeout(Duration::from_millis(10), abandoned).await;
+        hold.send(()).unwrap();
+        busy.await.unwrap().unwrap();
+        assert!(store.get_build("build-abandoned").await.unwrap().is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn closing_finishes_queued_calls_then_refuses_new_ones() {
+        let (dir, store) = temp_store().await;
+        let clone = store.clone();
+        let queued: Vec<_> = (0..20)
+            .map(|n| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let issue = IssueRecord::new("build-x", format!("ISSUE-{n}"), "n", "coder");
+                    store.insert_issue(issue).await
+                })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        store.close().await;
+        store.close().await; // Closing again does nothing.
+                             // A call queued before the close completed; one that came after is refused.
+        let mut done = 0;
+        for call in queued {
+            match call.await.unwrap() {
+                Ok(()) => done += 1,
+                Err(StoreError::Database(m)) => assert_eq!(m.to_string(), "the store is closed"),
+                Err(other) => panic!("{other}"),
+            }
+        }
+        let err = clone.list_builds().await.unwrap_err();
+        assert_eq!(err.to_string(), "database error: the store is closed");
+        drop((store, clone));
+
+        // Every connection was closed: the file opens again, holding what was written.
+        let reopened = SqliteStore::open(&dir.path().join("orket.db"))
+            .await
+            .unwrap();
+        assert_eq!(reopened.list_issues("build-x").await.unwrap().len(), done);
     }
 }
