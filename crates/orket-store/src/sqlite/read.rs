@@ -1,7 +1,7 @@
 //! The reads, each run whole on a reader thread. A read of several statements (`tick_state`,
 //! `turn_inputs`) runs inside one read transaction, so it sees one state of the file.
 
-use super::rows;
+use super::rows::{self, Layout};
 use crate::error::StoreResult;
 use crate::records::{
     ApprovalRecord, BuildRecord, CardTransaction, Comment, EventRecord, IssueRecord, MemoryRecord,
@@ -16,13 +16,14 @@ fn all<T>(
     conn: &Connection,
     sql: &str,
     params: impl Params,
-    map: fn(&Row) -> StoreResult<T>,
+    map: fn(&Row, &Layout) -> StoreResult<T>,
 ) -> StoreResult<Vec<T>> {
     let mut statement = conn.prepare_cached(sql)?;
     let mut found = statement.query(params)?;
+    let layout = Layout::default();
     let mut out = Vec::new();
     while let Some(row) = found.next()? {
-        out.push(map(row)?);
+        out.push(map(row, &layout)?);
     }
     Ok(out)
 }
@@ -32,11 +33,14 @@ fn optional<T>(
     conn: &Connection,
     sql: &str,
     params: impl Params,
-    map: fn(&Row) -> StoreResult<T>,
+    map: fn(&Row, &Layout) -> StoreResult<T>,
 ) -> StoreResult<Option<T>> {
     let mut statement = conn.prepare_cached(sql)?;
     let mut found = statement.query(params)?;
-    found.next()?.map(map).transpose()
+    found
+        .next()?
+        .map(|row| map(row, &Layout::default()))
+        .transpose()
 }
 
 /// The single value `sql` returns (for aggregates).

@@ -18,38 +18,86 @@ use rusqlite::{params, Connection, Row, ToSql};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 use std::fmt::Display;
 use std::str::FromStr;
 
 /// Typed access to one row's columns; failures name the table, column and row.
 ///
-/// Columns are usually read in the order the statement returns them (`SELECT *` gives table
-/// order), so each read first tries the column after the previous one and looks the name up
-/// only when that is not it: rusqlite's lookup by name compares against every column, which
-/// made reading a 30-column issue row cost about as much as running its query.
+/// rusqlite's lookup of a column by name compares the name with every column's, which made
+/// reading a 30-column issue row cost about as much as running its query. So the columns are
+/// found by position: where the query's first row taught the [`Layout`] they are, or else the
+/// column after the previous one read (`SELECT *` gives table order, which is the order the
+/// row functions read in), or the one after that (a record skips a column now and then, as an
+/// issue skips `position`), checked by name; the lookup by name is the last resort.
 struct Cols<'a, 'r> {
     row: &'a Row<'r>,
+    layout: &'a Layout,
     table: &'static str,
-    owner: String,
+    owner: Owner<'a>,
+    /// Reads so far (the next read's place in the layout).
+    reads: Cell<usize>,
+    /// The column after the previous one read.
     next: Cell<usize>,
 }
 
+/// Where the columns a row function reads are in one query's rows, learned on its first row:
+/// the n-th read of a row function asks for the same column in every row of a query, so later
+/// rows are read by position without comparing names (comparing them was a third of the cost
+/// of listing issues). One per query; a fresh one for a single row.
+#[derive(Default)]
+pub(super) struct Layout(RefCell<Vec<(&'static str, usize)>>);
+
+/// The row an error names, formatted only when there is an error.
+enum Owner<'a> {
+    /// Before its key is read: `an issue`.
+    Unknown(&'static str),
+    /// `build build-login`, `comment 7`.
+    Key(&'static str, &'a dyn Display),
+    /// `issue build-login/ISSUE-1`.
+    Issue(&'a str, &'a str),
+}
+
+impl Display for Owner<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Owner::Unknown(what) => f.write_str(what),
+            Owner::Key(what, key) => write!(f, "{what} {key}"),
+            Owner::Issue(build_id, id) => write!(f, "issue {build_id}/{id}"),
+        }
+    }
+}
+
 impl<'a, 'r> Cols<'a, 'r> {
-    fn new(row: &'a Row<'r>, table: &'static str, owner: impl Into<String>) -> Self {
+    fn new(
+        row: &'a Row<'r>,
+        layout: &'a Layout,
+        table: &'static str,
+        unknown: &'static str,
+    ) -> Self {
         Cols {
             row,
+            layout,
             table,
-            owner: owner.into(),
+            owner: Owner::Unknown(unknown),
+            reads: Cell::new(0),
             next: Cell::new(0),
         }
     }
 
-    /// The same row, described as `owner` in error messages.
-    fn of(self, owner: impl Into<String>) -> Self {
+    /// The same row, named `what key` in error messages.
+    fn of(self, what: &'static str, key: &'a dyn Display) -> Self {
         Cols {
-            owner: owner.into(),
+            owner: Owner::Key(what, key),
+            ..self
+        }
+    }
+
+    /// The same row, named as issue `build_id/id` in error messages.
+    fn of_issue(self, build_id: &'a str, id: &'a str) -> Self {
+        Cols {
+            owner: Owner::Issue(build_id, id),
             ..self
         }
     }
@@ -62,30 +110,45 @@ impl<'a, 'r> Cols<'a, 'r> {
     }
 
     /// The index of `column` in the row.
-    fn index(&self, column: &str) -> StoreResult<usize> {
-        let statement = self.row.as_ref();
-        let guess = self.next.get();
-        let index = if statement
-            .column_name(guess)
-            .is_ok_and(|name| name == column)
-        {
-            guess
-        } else {
-            statement
-                .column_index(column)
-                .map_err(|err| self.corrupt(column, err))?
+    fn index(&self, column: &'static str) -> StoreResult<usize> {
+        let read = self.reads.get();
+        self.reads.set(read + 1);
+        let learned = self.layout.0.borrow().get(read).copied();
+        let index = match learned {
+            Some((name, index)) if name == column => index,
+            _ => {
+                let index = self.find(column)?;
+                let mut layout = self.layout.0.borrow_mut();
+                layout.truncate(read);
+                layout.push((column, index));
+                index
+            }
         };
         self.next.set(index + 1);
         Ok(index)
     }
 
-    fn get<T: FromSql>(&self, column: &str) -> StoreResult<T> {
+    /// Finds `column`: the column after the previous one read, or the one after that, or
+    /// wherever its name is.
+    fn find(&self, column: &str) -> StoreResult<usize> {
+        let statement = self.row.as_ref();
+        let next = self.next.get();
+        match (next..next + 2).find(|&i| statement.column_name(i).is_ok_and(|name| name == column))
+        {
+            Some(index) => Ok(index),
+            None => statement
+                .column_index(column)
+                .map_err(|err| self.corrupt(column, err)),
+        }
+    }
+
+    fn get<T: FromSql>(&self, column: &'static str) -> StoreResult<T> {
         let index = self.index(column)?;
         self.row.get(index).map_err(|err| self.corrupt(column, err))
     }
 
     /// A TEXT column's value, borrowed from the row.
-    fn text(&self, column: &str) -> StoreResult<Option<&'a str>> {
+    fn text(&self, column: &'static str) -> StoreResult<Option<&'a str>> {
         let index = self.index(column)?;
         let value = self
             .row
@@ -100,7 +163,7 @@ impl<'a, 'r> Cols<'a, 'r> {
         }
     }
 
-    fn parse<T: FromStr>(&self, column: &str) -> StoreResult<T>
+    fn parse<T: FromStr>(&self, column: &'static str) -> StoreResult<T>
     where
         T::Err: Display,
     {
@@ -108,7 +171,7 @@ impl<'a, 'r> Cols<'a, 'r> {
         raw.parse().map_err(|err| self.corrupt(column, err))
     }
 
-    fn parse_opt<T: FromStr>(&self, column: &str) -> StoreResult<Option<T>>
+    fn parse_opt<T: FromStr>(&self, column: &'static str) -> StoreResult<Option<T>>
     where
         T::Err: Display,
     {
@@ -118,7 +181,7 @@ impl<'a, 'r> Cols<'a, 'r> {
     }
 
     /// A JSON column (the one place JSON is decoded).
-    fn json_opt<T: DeserializeOwned>(&self, column: &str) -> StoreResult<Option<T>> {
+    fn json_opt<T: DeserializeOwned>(&self, column: &'static str) -> StoreResult<Option<T>> {
         self.text(column)?
             .map(|raw| {
                 serde_json::from_str(raw)
@@ -127,12 +190,12 @@ impl<'a, 'r> Cols<'a, 'r> {
             .transpose()
     }
 
-    fn json<T: DeserializeOwned>(&self, column: &str) -> StoreResult<T> {
+    fn json<T: DeserializeOwned>(&self, column: &'static str) -> StoreResult<T> {
         self.json_opt(column)?
             .ok_or_else(|| self.corrupt(column, "NULL where JSON is expected"))
     }
 
-    fn count<T: TryFrom<i64>>(&self, column: &str) -> StoreResult<T> {
+    fn count<T: TryFrom<i64>>(&self, column: &'static str) -> StoreResult<T> {
         let n: i64 = self.get(column)?;
         T::try_from(n).map_err(|_| self.corrupt(column, format!("{n} is out of range")))
     }
@@ -161,10 +224,10 @@ impl ToSql for ColumnValue {
 }
 
 /// A `builds` row.
-pub(super) fn build(row: &Row) -> StoreResult<BuildRecord> {
-    let c = Cols::new(row, "builds", "a build");
+pub(super) fn build(row: &Row, layout: &Layout) -> StoreResult<BuildRecord> {
+    let c = Cols::new(row, layout, "builds", "a build");
     let id: String = c.get("id")?;
-    let c = c.of(format!("build {id}"));
+    let c = c.of("build", &id);
     Ok(BuildRecord {
         kind: c.get("kind")?,
         card: c.get("card")?,
@@ -202,11 +265,11 @@ pub(super) fn upsert_build(
 }
 
 /// An `issues` row.
-pub(super) fn issue(row: &Row) -> StoreResult<IssueRecord> {
-    let c = Cols::new(row, "issues", "an issue");
+pub(super) fn issue(row: &Row, layout: &Layout) -> StoreResult<IssueRecord> {
+    let c = Cols::new(row, layout, "issues", "an issue");
     let build_id: String = c.get("build_id")?;
     let id: String = c.get("id")?;
-    let c = c.of(format!("issue {build_id}/{id}"));
+    let c = c.of_issue(&build_id, &id);
     Ok(IssueRecord {
         session_id: c.get("session_id")?,
         name: c.get("name")?,
@@ -239,27 +302,27 @@ pub(super) fn issue(row: &Row) -> StoreResult<IssueRecord> {
 }
 
 /// The status of an `issues` row read as `build_id, id, status`.
-pub(super) fn issue_status(row: &Row) -> StoreResult<Status> {
-    let c = Cols::new(row, "issues", "an issue");
+pub(super) fn issue_status(row: &Row, layout: &Layout) -> StoreResult<Status> {
+    let c = Cols::new(row, layout, "issues", "an issue");
     let build_id: String = c.get("build_id")?;
     let id: String = c.get("id")?;
-    c.of(format!("issue {build_id}/{id}")).parse("status")
+    c.of_issue(&build_id, &id).parse("status")
 }
 
 /// The status and wait reason of an `issues` row read as `build_id, id, status, wait_reason`.
-pub(super) fn issue_state(row: &Row) -> StoreResult<(Status, Option<WaitReason>)> {
-    let c = Cols::new(row, "issues", "an issue");
+pub(super) fn issue_state(row: &Row, layout: &Layout) -> StoreResult<(Status, Option<WaitReason>)> {
+    let c = Cols::new(row, layout, "issues", "an issue");
     let build_id: String = c.get("build_id")?;
     let id: String = c.get("id")?;
-    let c = c.of(format!("issue {build_id}/{id}"));
+    let c = c.of_issue(&build_id, &id);
     Ok((c.parse("status")?, c.parse_opt("wait_reason")?))
 }
 
 /// A `comments` row.
-pub(super) fn comment(row: &Row) -> StoreResult<Comment> {
-    let c = Cols::new(row, "comments", "a comment");
+pub(super) fn comment(row: &Row, layout: &Layout) -> StoreResult<Comment> {
+    let c = Cols::new(row, layout, "comments", "a comment");
     let id: i64 = c.get("id")?;
-    let c = c.of(format!("comment {id}"));
+    let c = c.of("comment", &id);
     Ok(Comment {
         id,
         build_id: c.get("build_id")?,
@@ -289,10 +352,10 @@ pub(super) fn insert_comment(conn: &Connection, comment: &Comment) -> rusqlite::
 }
 
 /// A `card_transactions` row.
-pub(super) fn card_transaction(row: &Row) -> StoreResult<CardTransaction> {
-    let c = Cols::new(row, "card_transactions", "an audit row");
+pub(super) fn card_transaction(row: &Row, layout: &Layout) -> StoreResult<CardTransaction> {
+    let c = Cols::new(row, layout, "card_transactions", "an audit row");
     let id: i64 = c.get("id")?;
-    let c = c.of(format!("audit row {id}"));
+    let c = c.of("audit row", &id);
     Ok(CardTransaction {
         id,
         build_id: c.get("build_id")?,
@@ -338,10 +401,10 @@ pub(super) fn insert_card_transaction(conn: &Connection, row: &Audit) -> rusqlit
 }
 
 /// A `sessions` row.
-pub(super) fn run(row: &Row) -> StoreResult<RunRecord> {
-    let c = Cols::new(row, "sessions", "a run");
+pub(super) fn run(row: &Row, layout: &Layout) -> StoreResult<RunRecord> {
+    let c = Cols::new(row, layout, "sessions", "a run");
     let id: String = c.get("id")?;
-    let c = c.of(format!("run {id}"));
+    let c = c.of("run", &id);
     Ok(RunRecord {
         kind: c.parse("kind")?,
         target: c.get("target")?,
@@ -385,10 +448,10 @@ pub(super) fn insert_run(conn: &Connection, run: &RunRecord) -> rusqlite::Result
 }
 
 /// A `turns` row.
-pub(super) fn turn(row: &Row) -> StoreResult<TurnRecord> {
-    let c = Cols::new(row, "turns", "a turn");
+pub(super) fn turn(row: &Row, layout: &Layout) -> StoreResult<TurnRecord> {
+    let c = Cols::new(row, layout, "turns", "a turn");
     let id: i64 = c.get("id")?;
-    let c = c.of(format!("turn {id}"));
+    let c = c.of("turn", &id);
     Ok(TurnRecord {
         id,
         turn: NewTurn {
@@ -448,10 +511,10 @@ pub(super) fn insert_turn(conn: &Connection, turn: &NewTurn) -> rusqlite::Result
 }
 
 /// An `events` row.
-pub(super) fn event(row: &Row) -> StoreResult<EventRecord> {
-    let c = Cols::new(row, "events", "an event");
+pub(super) fn event(row: &Row, layout: &Layout) -> StoreResult<EventRecord> {
+    let c = Cols::new(row, layout, "events", "an event");
     let id: i64 = c.get("id")?;
-    let c = c.of(format!("event {id}"));
+    let c = c.of("event", &id);
     Ok(EventRecord {
         id,
         run_id: c.get("run_id")?,
@@ -484,10 +547,10 @@ pub(super) fn insert_event(conn: &Connection, event: &NewEvent) -> rusqlite::Res
 }
 
 /// A `session_snapshots` row.
-pub(super) fn snapshot(row: &Row) -> StoreResult<SnapshotRecord> {
-    let c = Cols::new(row, "session_snapshots", "a snapshot");
+pub(super) fn snapshot(row: &Row, layout: &Layout) -> StoreResult<SnapshotRecord> {
+    let c = Cols::new(row, layout, "session_snapshots", "a snapshot");
     let id: i64 = c.get("id")?;
-    let c = c.of(format!("snapshot {id}"));
+    let c = c.of("snapshot", &id);
     Ok(SnapshotRecord {
         id,
         run_id: c.get("run_id")?,
@@ -511,10 +574,10 @@ pub(super) fn insert_snapshot(
 }
 
 /// A `success_ledger` row.
-pub(super) fn success(row: &Row) -> StoreResult<SuccessRecord> {
-    let c = Cols::new(row, "success_ledger", "a success row");
+pub(super) fn success(row: &Row, layout: &Layout) -> StoreResult<SuccessRecord> {
+    let c = Cols::new(row, layout, "success_ledger", "a success row");
     let id: i64 = c.get("id")?;
-    let c = c.of(format!("success row {id}"));
+    let c = c.of("success row", &id);
     Ok(SuccessRecord {
         id,
         run_id: c.get("run_id")?,
@@ -544,10 +607,10 @@ pub(super) fn insert_success(
 }
 
 /// A `memory` row joined with its `score` (shared words with a query).
-pub(super) fn memory(row: &Row) -> StoreResult<MemoryRecord> {
-    let c = Cols::new(row, "memory", "a memory entry");
+pub(super) fn memory(row: &Row, layout: &Layout) -> StoreResult<MemoryRecord> {
+    let c = Cols::new(row, layout, "memory", "a memory entry");
     let id: i64 = c.get("id")?;
-    let c = c.of(format!("memory entry {id}"));
+    let c = c.of("memory entry", &id);
     Ok(MemoryRecord {
         id,
         content: c.get("content")?,
@@ -586,10 +649,10 @@ pub(super) fn insert_memory(
 }
 
 /// A `pending_approvals` row.
-pub(super) fn approval(row: &Row) -> StoreResult<ApprovalRecord> {
-    let c = Cols::new(row, "pending_approvals", "an approval");
+pub(super) fn approval(row: &Row, layout: &Layout) -> StoreResult<ApprovalRecord> {
+    let c = Cols::new(row, layout, "pending_approvals", "an approval");
     let id: i64 = c.get("id")?;
-    let c = c.of(format!("approval {id}"));
+    let c = c.of("approval", &id);
     Ok(ApprovalRecord {
         id,
         call: NewApproval {
@@ -634,10 +697,10 @@ pub(super) fn insert_approval(conn: &Connection, call: &NewApproval) -> rusqlite
 }
 
 /// A `sandboxes` row.
-pub(super) fn sandbox(row: &Row) -> StoreResult<SandboxRecord> {
-    let c = Cols::new(row, "sandboxes", "a sandbox");
+pub(super) fn sandbox(row: &Row, layout: &Layout) -> StoreResult<SandboxRecord> {
+    let c = Cols::new(row, layout, "sandboxes", "a sandbox");
     let id: String = c.get("id")?;
-    let c = c.of(format!("sandbox {id}"));
+    let c = c.of("sandbox", &id);
     Ok(SandboxRecord {
         run_id: c.get("run_id")?,
         build_id: c.get("build_id")?,
@@ -688,4 +751,72 @@ pub(super) fn insert_sandbox(conn: &Connection, s: &SandboxRecord) -> rusqlite::
         s.updated_at,
     ])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads every row of `sql` with one layout, as `read::all` does.
+    fn comments(conn: &Connection, sql: &str) -> StoreResult<Vec<Comment>> {
+        let mut statement = conn.prepare(sql)?;
+        let mut found = statement.query([])?;
+        let layout = Layout::default();
+        let mut out = Vec::new();
+        while let Some(row) = found.next()? {
+            out.push(comment(row, &layout)?);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn columns_are_found_in_any_order_and_a_bad_one_names_its_row() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE c (content TEXT, extra TEXT, id INTEGER, author TEXT, issue_id TEXT, \
+             created_at TEXT, build_id TEXT);
+             INSERT INTO c VALUES ('one', 'x', 1, 'coder', 'I-1', 't1', 'b');
+             INSERT INTO c VALUES ('two', 'x', 2, 'guard', 'I-2', 't2', 'b');
+             INSERT INTO c VALUES ('three', 'x', 3, 'coder', 'I-3', 't3', 'b');",
+        )
+        .unwrap();
+        let expected = |id: i64, content: &str, author: &str| Comment {
+            id,
+            build_id: "b".to_string(),
+            issue_id: format!("I-{id}"),
+            author: author.to_string(),
+            content: content.to_string(),
+            created_at: format!("t{id}"),
+        };
+        let all = vec![
+            expected(1, "one", "coder"),
+            expected(2, "two", "guard"),
+            expected(3, "three", "coder"),
+        ];
+        // Table order differs from the record's, and from the next query's.
+        assert_eq!(comments(&conn, "SELECT * FROM c ORDER BY id").unwrap(), all);
+        assert_eq!(
+            comments(
+                &conn,
+                "SELECT id, build_id, issue_id, author, content, created_at FROM c ORDER BY id"
+            )
+            .unwrap(),
+            all
+        );
+
+        // A value that does not decode in a later row names that row.
+        conn.execute("UPDATE c SET author = NULL WHERE id = 3", [])
+            .unwrap();
+        let err = comments(&conn, "SELECT * FROM c ORDER BY id").unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Corrupt { what, .. } if what == "comments.author of comment 3"),
+            "{err}"
+        );
+        // A missing column is named too.
+        let err = comments(&conn, "SELECT id, build_id FROM c").unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Corrupt { what, .. } if what == "comments.issue_id of comment 1"),
+            "{err}"
+        );
+    }
 }

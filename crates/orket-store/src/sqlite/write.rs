@@ -1,7 +1,7 @@
 //! The writes behind `Change`: a batch runs on the writer thread as one `BEGIN IMMEDIATE`
 //! transaction, with its audit rows and the derived statuses of the epic builds it touched.
 
-use super::rows::{self, Audit};
+use super::rows::{self, Audit, Layout};
 use crate::change::{Applied, Change};
 use crate::error::{StoreError, StoreResult};
 use crate::records::{ColumnValue, Comment, IssueRecord, IssueUpdate, RunUpdate};
@@ -348,7 +348,9 @@ fn corrupt_status(conn: &Connection, build_id: &str, raw: &str) -> StoreError {
             "SELECT build_id, id, status FROM issues WHERE build_id = ? AND status = ? LIMIT 1",
         )
         .and_then(|mut statement| {
-            statement.query_row([build_id, raw], |row| Ok(rows::issue_status(row)))
+            statement.query_row([build_id, raw], |row| {
+                Ok(rows::issue_status(row, &Layout::default()))
+            })
         });
     match named {
         Ok(Err(err)) => err,
@@ -465,7 +467,9 @@ fn update_issue(
                 "SELECT build_id, id, status, wait_reason FROM issues \
                  WHERE build_id = ? AND id = ?",
             )?
-            .query_row([build_id, id], |row| Ok(rows::issue_state(row)))
+            .query_row([build_id, id], |row| {
+                Ok(rows::issue_state(row, &Layout::default()))
+            })
             .optional()?
             .transpose()?;
         Some(state.ok_or_else(|| issue_not_found(build_id, id))?)
@@ -532,7 +536,9 @@ fn write_patch(
     values.extend(assignments.iter().map(|(_, v)| v as &dyn ToSql));
     values.extend([&build_id as &dyn ToSql, &id]);
     conn.prepare_cached(&sql)?
-        .query_row(values.as_slice(), |row| Ok(rows::issue(row)))
+        .query_row(values.as_slice(), |row| {
+            Ok(rows::issue(row, &Layout::default()))
+        })
         .optional()?
         .ok_or_else(|| issue_not_found(build_id, id))?
 }
@@ -553,7 +559,7 @@ fn add_credits(
         ))?
         .query_row(
             params![amount, now_timestamp(), build_id, build_id, id],
-            |row| Ok(rows::issue(row)),
+            |row| Ok(rows::issue(row, &Layout::default())),
         )
         .optional()?
         .ok_or_else(|| issue_not_found(build_id, id))??;
