@@ -337,18 +337,16 @@ pub(super) fn comment(row: &Row, layout: &Layout) -> StoreResult<Comment> {
 pub(super) fn insert_comment(conn: &Connection, comment: &Comment) -> rusqlite::Result<i64> {
     conn.prepare_cached(
         "INSERT INTO comments (build_id, issue_id, author, content, created_at) \
-         VALUES (?, ?, ?, ?, ?) RETURNING id",
+         VALUES (?, ?, ?, ?, ?)",
     )?
-    .query_row(
-        params![
-            comment.build_id,
-            comment.issue_id,
-            comment.author,
-            comment.content,
-            comment.created_at,
-        ],
-        |row| row.get(0),
-    )
+    .execute(params![
+        comment.build_id,
+        comment.issue_id,
+        comment.author,
+        comment.content,
+        comment.created_at,
+    ])
+    .map(|_| conn.last_insert_rowid())
 }
 
 /// A `card_transactions` row.
@@ -483,31 +481,29 @@ pub(super) fn insert_turn(conn: &Connection, turn: &NewTurn) -> rusqlite::Result
         "INSERT INTO turns (run_id, seq, build_id, issue_id, seat, role, model, review, \
          messages, content, tool_calls, tool_results, tokens_in, tokens_out, status, error, \
          started_at, ended_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )?
-    .query_row(
-        params![
-            turn.run_id,
-            turn.seq,
-            turn.build_id,
-            turn.issue_id,
-            turn.seat,
-            turn.role,
-            turn.model,
-            turn.review,
-            Json(&turn.messages),
-            turn.content,
-            Json(&turn.tool_calls),
-            Json(&turn.tool_results),
-            turn.tokens_in,
-            turn.tokens_out,
-            turn.status,
-            turn.error,
-            turn.started_at,
-            turn.ended_at,
-        ],
-        |row| row.get(0),
-    )
+    .execute(params![
+        turn.run_id,
+        turn.seq,
+        turn.build_id,
+        turn.issue_id,
+        turn.seat,
+        turn.role,
+        turn.model,
+        turn.review,
+        Json(&turn.messages),
+        turn.content,
+        Json(&turn.tool_calls),
+        Json(&turn.tool_results),
+        turn.tokens_in,
+        turn.tokens_out,
+        turn.status,
+        turn.error,
+        turn.started_at,
+        turn.ended_at,
+    ])
+    .map(|_| conn.last_insert_rowid())
 }
 
 /// An `events` row.
@@ -531,19 +527,17 @@ pub(super) fn insert_event(conn: &Connection, event: &NewEvent) -> rusqlite::Res
     let timestamp = event.timestamp.clone().unwrap_or_else(now_timestamp);
     conn.prepare_cached(
         "INSERT INTO events (run_id, timestamp, role, event, issue_id, data) \
-         VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+         VALUES (?, ?, ?, ?, ?, ?)",
     )?
-    .query_row(
-        params![
-            event.run_id,
-            timestamp,
-            event.role,
-            event.event,
-            event.issue_id,
-            Json(&event.data),
-        ],
-        |row| row.get(0),
-    )
+    .execute(params![
+        event.run_id,
+        timestamp,
+        event.role,
+        event.event,
+        event.issue_id,
+        Json(&event.data),
+    ])
+    .map(|_| conn.last_insert_rowid())
 }
 
 /// A `session_snapshots` row.
@@ -566,11 +560,10 @@ pub(super) fn insert_snapshot(
     data: &Value,
 ) -> rusqlite::Result<i64> {
     conn.prepare_cached(
-        "INSERT INTO session_snapshots (run_id, created_at, data) VALUES (?, ?, ?) RETURNING id",
+        "INSERT INTO session_snapshots (run_id, created_at, data) VALUES (?, ?, ?)",
     )?
-    .query_row(params![run_id, now_timestamp(), Json(data)], |row| {
-        row.get(0)
-    })
+    .execute(params![run_id, now_timestamp(), Json(data)])
+    .map(|_| conn.last_insert_rowid())
 }
 
 /// A `success_ledger` row.
@@ -598,12 +591,10 @@ pub(super) fn insert_success(
 ) -> rusqlite::Result<i64> {
     conn.prepare_cached(
         "INSERT INTO success_ledger (run_id, build_id, card, recorded_at, data) \
-         VALUES (?, ?, ?, ?, ?) RETURNING id",
+         VALUES (?, ?, ?, ?, ?)",
     )?
-    .query_row(
-        params![run_id, build_id, card, now_timestamp(), Json(data)],
-        |row| row.get(0),
-    )
+    .execute(params![run_id, build_id, card, now_timestamp(), Json(data)])
+    .map(|_| conn.last_insert_rowid())
 }
 
 /// A `memory` row joined with its `score` (shared words with a query).
@@ -634,12 +625,10 @@ pub(super) fn insert_memory(
     let id: i64 = conn
         .prepare_cached(
             "INSERT INTO memory (content, role, issue_id, run_id, created_at) \
-             VALUES (?, ?, ?, ?, ?) RETURNING id",
+             VALUES (?, ?, ?, ?, ?)",
         )?
-        .query_row(
-            params![content, role, issue_id, run_id, now_timestamp()],
-            |row| row.get(0),
-        )?;
+        .execute(params![content, role, issue_id, run_id, now_timestamp()])
+        .map(|_| conn.last_insert_rowid())?;
     let mut insert_word =
         conn.prepare_cached("INSERT INTO memory_words (memory_id, word) VALUES (?, ?)")?;
     for word in words {
@@ -678,22 +667,20 @@ pub(super) fn insert_approval(conn: &Connection, call: &NewApproval) -> rusqlite
     conn.prepare_cached(
         "INSERT INTO pending_approvals (run_id, build_id, issue_id, role, seat, tool, \
          args, resume_status, status, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?) RETURNING id",
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
     )?
-    .query_row(
-        params![
-            call.run_id,
-            call.build_id,
-            call.issue_id,
-            call.role,
-            call.seat,
-            call.tool,
-            Json(&call.args),
-            call.resume_status.as_str(),
-            now_timestamp(),
-        ],
-        |row| row.get(0),
-    )
+    .execute(params![
+        call.run_id,
+        call.build_id,
+        call.issue_id,
+        call.role,
+        call.seat,
+        call.tool,
+        Json(&call.args),
+        call.resume_status.as_str(),
+        now_timestamp(),
+    ])
+    .map(|_| conn.last_insert_rowid())
 }
 
 /// A `sandboxes` row.
