@@ -132,3 +132,36 @@ async fn concurrent_opens_of_a_new_file_migrate_once() {
     }
     assert_eq!(migration_rows(&path).len(), 5);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_that_cannot_be_a_database_is_an_open_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // A directory where the file should be.
+    let err = SqliteStore::open(dir.path()).await.unwrap_err();
+    match &err {
+        StoreError::Open { path, .. } => assert_eq!(path, dir.path()),
+        other => panic!("expected an open error, got {other:?}"),
+    }
+    assert!(
+        err.to_string()
+            .starts_with(&format!("cannot open store {}: ", dir.path().display())),
+        "{err}"
+    );
+    // A file where its directory should be.
+    let file = dir.path().join("plain.txt");
+    std::fs::write(&file, "not a directory").unwrap();
+    let path = file.join("orket.db");
+    let err = SqliteStore::open(&path).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Open { path: p, message } if *p == path && message.starts_with("cannot create")),
+        "{err:?}"
+    );
+    // Not a database at all.
+    let garbage = dir.path().join("garbage.db");
+    std::fs::write(&garbage, vec![7u8; 8192]).unwrap();
+    let err = SqliteStore::open(&garbage).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Open { path: p, .. } if *p == garbage),
+        "{err:?}"
+    );
+}
