@@ -5,6 +5,7 @@
 mod migrate;
 mod read;
 mod rows;
+mod tx;
 mod worker;
 mod write;
 
@@ -357,14 +358,23 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn a_job_that_panics_rolls_back_and_the_writer_goes_on() {
         let (_dir, store) = temp_store().await;
-        // In a rusqlite transaction (rolled back as it is dropped while unwinding), and in one
-        // begun by hand (rolled back by the thread's loop).
+        // In a rusqlite transaction and in a `Tx` (each rolled back as it is dropped while
+        // unwinding), and in one begun by hand (rolled back by the thread's loop).
         let in_transaction = store
             .inner
             .writer
             .call(|conn| -> StoreResult<()> {
                 let tx = conn.transaction()?;
                 insert_build_row(&tx, "build-a");
+                panic!("a bug in a batch");
+            })
+            .await;
+        let in_our_transaction = store
+            .inner
+            .writer
+            .call(|conn| -> StoreResult<()> {
+                let tx = tx::Tx::begin(conn, tx::Begin::Write)?;
+                insert_build_row(&tx, "build-c");
                 panic!("a bug in a batch");
             })
             .await;
@@ -377,7 +387,7 @@ mod tests {
                 panic!("a bug in a batch");
             })
             .await;
-        for result in [in_transaction, by_hand] {
+        for result in [in_transaction, in_our_transaction, by_hand] {
             let err = result.unwrap_err();
             assert!(
                 matches!(&err, StoreError::Unexpected(m) if m.contains("panicked on the writer thread")),
@@ -386,10 +396,10 @@ mod tests {
         }
         assert!(store.list_builds().await.unwrap().is_empty());
 
-        let issue = IssueRecord::new("build-c", "ISSUE-1", "works", "coder");
+        let issue = IssueRecord::new("build-d", "ISSUE-1", "works", "coder");
         store.insert_issue(issue.clone()).await.unwrap();
         assert_eq!(
-            store.get_issue("build-c", "ISSUE-1").await.unwrap(),
+            store.get_issue("build-d", "ISSUE-1").await.unwrap(),
             Some(issue)
         );
     }

@@ -2,6 +2,7 @@
 //! `turn_inputs`) runs inside one read transaction, so it sees one state of the file.
 
 use super::rows::{self, Layout};
+use super::tx::{Begin, Tx};
 use crate::error::StoreResult;
 use crate::records::{
     ApprovalRecord, BuildRecord, CardTransaction, Comment, EventRecord, IssueRecord, MemoryRecord,
@@ -56,10 +57,10 @@ fn scalar<T: rusqlite::types::FromSql>(
 
 /// Runs `read` inside one read transaction.
 fn in_one_unit<T>(
-    conn: &mut Connection,
+    conn: &Connection,
     read: impl FnOnce(&Connection) -> StoreResult<T>,
 ) -> StoreResult<T> {
-    let tx = conn.transaction()?;
+    let tx = Tx::begin(conn, Begin::Read)?;
     let out = read(&tx)?;
     tx.commit()?;
     Ok(out)
@@ -337,7 +338,7 @@ pub(super) fn approvals(
 
 /// A tick's reads, in one read transaction.
 pub(super) fn tick_state(
-    conn: &mut Connection,
+    conn: &Connection,
     run_id: &str,
     build_id: &str,
     since: i64,
@@ -365,7 +366,7 @@ pub(super) fn tick_state(
 }
 
 /// A turn's reads, in one read transaction.
-pub(super) fn turn_inputs(conn: &mut Connection, q: &TurnQuery) -> StoreResult<TurnInputs> {
+pub(super) fn turn_inputs(conn: &Connection, q: &TurnQuery) -> StoreResult<TurnInputs> {
     let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
     in_one_unit(conn, |conn| {
         Ok(TurnInputs {

@@ -2,6 +2,7 @@
 //! transaction, with its audit rows and the derived statuses of the epic builds it touched.
 
 use super::rows::{self, Audit, Layout};
+use super::tx::{Begin, Tx};
 use crate::change::{Applied, Change};
 use crate::error::{StoreError, StoreResult};
 use crate::records::{ColumnValue, Comment, IssueRecord, IssueUpdate, RunUpdate};
@@ -9,7 +10,7 @@ use crate::words::memory_words;
 use orket_core::lifecycle::derive_epic_status;
 use orket_core::time::now_timestamp;
 use orket_core::Status;
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension, ToSql, TransactionBehavior};
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, ToSql};
 use serde_json::{json, Value};
 
 /// The next version of a build's issues (bound to the build id): every change to an issue gives
@@ -22,8 +23,8 @@ const ENGINE_ROLE: &str = "orket";
 /// Applies `changes` in order as one transaction and returns what each produced. Taking the
 /// write lock at `BEGIN` (`IMMEDIATE`) means two processes writing one file wait for each other
 /// instead of failing to upgrade a read lock. Any error rolls the whole batch back.
-pub(super) fn apply(conn: &mut Connection, changes: Vec<Change>) -> StoreResult<Vec<Applied>> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+pub(super) fn apply(conn: &Connection, changes: Vec<Change>) -> StoreResult<Vec<Applied>> {
+    let tx = Tx::begin(conn, Begin::Write)?;
     let mut batch = Batch {
         conn: &tx,
         stale_builds: Vec::new(),
