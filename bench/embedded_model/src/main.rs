@@ -94,7 +94,11 @@ async fn main() -> Result<()> {
         max_iterations: 12,
         ..RunOptions::new(Arc::clone(&provider) as Arc<dyn Provider>)
     };
-    let engine = Engine::new(AssetTree::new(&root), Arc::clone(&store), EventBus::default());
+    let engine = Engine::new(
+        AssetTree::new(&root),
+        Arc::clone(&store),
+        EventBus::default(),
+    );
     let started = Instant::now();
     let outcome = engine.run("hello_cli", options).await?.remove(0);
     let wall_ms = started.elapsed().as_secs_f64() * 1000.0;

@@ -41,16 +41,17 @@ pub enum StoreError {
         /// Why.
         message: String,
     },
-    /// The database failed.
+    /// The database failed; the error of the database library (`rusqlite::Error` for
+    /// [`crate::SqliteStore`]) is kept for `downcast_ref`.
     #[error("database error: {0}")]
-    Database(sqlx::Error),
+    Database(Box<dyn std::error::Error + Send + Sync>),
 }
 
 // Not `#[from]`: the message already holds the cause, so it is not also its `source()` (an
 // error chain printed whole, as `orket` does, would repeat it).
-impl From<sqlx::Error> for StoreError {
-    fn from(e: sqlx::Error) -> Self {
-        StoreError::Database(e)
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Database(Box::new(e))
     }
 }
 

@@ -136,3 +136,41 @@ async fn a_later_change_sees_an_earlier_one_in_the_same_batch() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_store_keeps_working_after_a_failed_batch_and_holds_no_lock() {
+    let (dir, store) = temp_store().await;
+    seed_issue(&store, "build-login", "ISSUE-0001").await;
+    for _ in 0..3 {
+        let err = store
+            .apply(vec![
+                comment("ISSUE-0001", "lost"),
+                move_to("ISSUE-0404", Status::InProgress),
+            ])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
+    }
+    // Another handle (another process) gets the write lock at once: the failed batches did not
+    // keep it.
+    let other = orket_store::SqliteStore::open(&common::db_path(&dir))
+        .await
+        .unwrap();
+    let write = other.add_comment("build-login", "ISSUE-0001", "coder", "kept");
+    tokio::time::timeout(std::time::Duration::from_secs(5), write)
+        .await
+        .expect("the write lock is free")
+        .unwrap();
+    store
+        .apply(vec![comment("ISSUE-0001", "kept too")])
+        .await
+        .unwrap();
+    let contents: Vec<String> = store
+        .list_comments("build-login", "ISSUE-0001")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.content)
+        .collect();
+    assert_eq!(contents, ["kept", "kept too"]);
+}

@@ -139,3 +139,78 @@ async fn two_handles_on_one_file_write_concurrently() {
         assert_eq!(issue.credits_spent, 25.0);
     }
 }
+
+/// Batches of several changes from many tasks on two handles of one file (as two processes
+/// would), with one-unit reads going on: every batch commits whole, none waits forever.
+#[tokio::test(flavor = "multi_thread")]
+async fn batches_from_two_handles_and_reads_meanwhile_lose_nothing() {
+    let (dir, first) = temp_store().await;
+    for id in ["A", "B"] {
+        seed_issue(&first, "build-login", id).await;
+    }
+    let second = SqliteStore::open(&db_path(&dir)).await.unwrap();
+    let run = orket_store::RunRecord::new(
+        "r1",
+        orket_core::RunKind::Epic,
+        "login",
+        "build-login",
+        "core",
+        "/tmp/ws",
+    );
+    first.create_run(run).await.unwrap();
+
+    let mut tasks = Vec::new();
+    for (handle_no, handle) in [first.clone(), second.clone()].into_iter().enumerate() {
+        for task in 0..4 {
+            let handle = handle.clone();
+            tasks.push(tokio::spawn(async move {
+                for n in 0..25 {
+                    let issue = if (task + n) % 2 == 0 { "A" } else { "B" };
+                    let batch = vec![
+                        Change::AddCredits {
+                            build_id: "build-login".to_string(),
+                            id: issue.to_string(),
+                            amount: 1.0,
+                            actor: format!("seat-{handle_no}-{task}"),
+                        },
+                        Change::UpdateIssue {
+                            build_id: "build-login".to_string(),
+                            id: issue.to_string(),
+                            update: IssueUpdate::by("coder")
+                                .note(format!("{handle_no}/{task}/{n}")),
+                        },
+                        Change::AppendEvent(common::turn_complete(
+                            Some("r1"),
+                            (handle_no * 1000 + task * 100 + n) as i64,
+                        )),
+                    ];
+                    handle.apply(batch).await?;
+                    let tick = handle.tick_state("r1", "build-login", 0).await?;
+                    assert_eq!(tick.changed.len(), 2);
+                }
+                Ok::<_, orket_store::StoreError>(())
+            }));
+        }
+    }
+    let all = async {
+        for task in tasks {
+            task.await.expect("task ran").expect("batches applied");
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(120), all)
+        .await
+        .expect("no batch waited forever");
+
+    for handle in [&first, &second] {
+        let issues = handle.list_issues("build-login").await.unwrap();
+        let credits: f64 = issues.iter().map(|i| i.credits_spent).sum();
+        assert_eq!(credits, 200.0);
+        assert_eq!(
+            handle.list_events(Some("r1"), 0, 1000).await.unwrap().len(),
+            200
+        );
+        // Every change gave its issue a new version of the build: 2 seeds + 200 batches × 2.
+        let tick = handle.tick_state("r1", "build-login", 0).await.unwrap();
+        assert_eq!(tick.version, 2 + 400);
+    }
+}

@@ -509,14 +509,11 @@ async fn a_corrupt_stored_value_is_an_error_naming_the_issue() {
         .unwrap();
     seed_issue(&store, "build-login", "ISSUE-0001").await;
     seed_issue(&store, "build-login", "ISSUE-0002").await;
-    let pool = raw(&common::db_path(&dir)).await;
-    sqlx::query("UPDATE issues SET status = 'bogus' WHERE id = 'ISSUE-0001'")
-        .execute(&pool)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE issues SET labels = '[not json' WHERE id = 'ISSUE-0002'")
-        .execute(&pool)
-        .await
+    raw(&common::db_path(&dir))
+        .execute_batch(
+            "UPDATE issues SET status = 'bogus' WHERE id = 'ISSUE-0001';
+             UPDATE issues SET labels = '[not json' WHERE id = 'ISSUE-0002';",
+        )
         .unwrap();
 
     let err = store
@@ -545,5 +542,113 @@ async fn a_corrupt_stored_value_is_an_error_naming_the_issue() {
     assert!(
         matches!(&err, StoreError::Corrupt { what, .. } if what == "issues.labels of issue build-login/ISSUE-0002"),
         "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deriving_an_epics_status_from_a_corrupt_status_names_an_issue_that_has_it() {
+    let (dir, store) = temp_store().await;
+    store
+        .upsert_build(BuildRecord::new("build-login", "epic", "login", "core"))
+        .await
+        .unwrap();
+    seed_issue(&store, "build-login", "ISSUE-0001").await;
+    seed_issue(&store, "build-login", "ISSUE-0002").await;
+    raw(&common::db_path(&dir))
+        .execute(
+            "UPDATE issues SET status = 'bogus' WHERE id = 'ISSUE-0002'",
+            [],
+        )
+        .unwrap();
+
+    let err = store
+        .update_issue(
+            "build-login",
+            "ISSUE-0001",
+            IssueUpdate::by("coder").status(Status::InProgress),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Corrupt { what, .. } if what == "issues.status of issue build-login/ISSUE-0002"),
+        "{err}"
+    );
+    // The batch was rolled back.
+    let issue = store.get_issue("build-login", "ISSUE-0001").await.unwrap();
+    assert_eq!(issue.unwrap().status, Status::Ready);
+}
+
+/// A batch's intermediate states are never visible, so an epic's status is derived once per
+/// batch, from the state the batch leaves, and audited once with the actor of the batch's last
+/// change of that build. (Before the rusqlite store it was derived after every change.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_derives_its_epics_status_once_from_the_state_it_leaves() {
+    let (_dir, store) = temp_store().await;
+    store
+        .upsert_build(BuildRecord::new("build-login", "epic", "login", "core"))
+        .await
+        .unwrap();
+    seed_issue(&store, "build-login", "A").await;
+    seed_issue(&store, "build-login", "B").await;
+    let mv = |id: &str, actor: &str, to: Status| orket_store::Change::UpdateIssue {
+        build_id: "build-login".to_string(),
+        id: id.to_string(),
+        update: IssueUpdate::by(actor).status(to),
+    };
+    store
+        .apply(vec![
+            mv("A", "coder", Status::InProgress),
+            mv("A", "coder", Status::CodeReview),
+            mv("B", "coder", Status::InProgress),
+            mv("B", "reviewer", Status::CodeReview),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(build_status(&store).await, Status::CodeReview);
+    let derived: Vec<(String, Option<Status>, Option<Status>, String)> = store
+        .list_card_transactions("build-login", "login")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.role, t.from_status, t.to_status, t.action))
+        .collect();
+    assert_eq!(
+        derived,
+        [(
+            "reviewer".to_string(),
+            Some(Status::Ready),
+            Some(Status::CodeReview),
+            "status_derived".to_string()
+        )]
+    );
+    // Every issue's own status changes are still audited one by one.
+    let a = store
+        .list_card_transactions("build-login", "A")
+        .await
+        .unwrap();
+    assert_eq!(a.len(), 2);
+
+    // A build row written later in a batch sees the statuses derived before it.
+    store
+        .apply(vec![
+            mv("A", "coder", Status::InProgress),
+            orket_store::Change::UpsertBuild(BuildRecord::new(
+                "build-login",
+                "epic",
+                "login",
+                "core",
+            )),
+        ])
+        .await
+        .unwrap();
+    let last = store
+        .list_card_transactions("build-login", "login")
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(
+        (last.action.as_str(), last.role.as_str(), last.to_status),
+        ("status_derived", "coder", Some(Status::InProgress))
     );
 }

@@ -7,16 +7,19 @@ use orket_store::{SqliteStore, Store, StoreError};
 
 type MigrationRow = (i64, String, String, String);
 
-async fn migration_rows(path: &std::path::Path) -> Vec<MigrationRow> {
-    let pool = raw(path).await;
-    let rows = sqlx::query_as(
-        "SELECT version, name, checksum, applied_at FROM _schema_migrations ORDER BY version",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    pool.close().await;
-    rows
+fn migration_rows(path: &std::path::Path) -> Vec<MigrationRow> {
+    let conn = raw(path);
+    let mut statement = conn
+        .prepare(
+            "SELECT version, name, checksum, applied_at FROM _schema_migrations ORDER BY version",
+        )
+        .unwrap();
+    let rows = statement
+        .query_map([], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
+        .unwrap();
+    rows.collect::<Result<_, _>>().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -26,7 +29,7 @@ async fn opening_creates_the_file_and_applies_the_migrations_once() {
     assert!(path.exists(), "the file and its directory are created");
     assert_eq!(store.path(), path);
     assert_eq!(store.schema_version().await.unwrap(), 5);
-    let rows = migration_rows(&path).await;
+    let rows = migration_rows(&path);
     assert_eq!(rows.len(), 5);
     let names: Vec<(i64, &str)> = rows.iter().map(|r| (r.0, r.1.as_str())).collect();
     assert_eq!(
@@ -44,9 +47,8 @@ async fn opening_creates_the_file_and_applies_the_migrations_once() {
     assert!(checksum.chars().all(|c| c.is_ascii_hexdigit()));
     assert!(applied_at.ends_with('Z'));
 
-    let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
-        .fetch_one(&raw(&path).await)
-        .await
+    let journal: String = raw(&path)
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .unwrap();
     assert_eq!(journal, "wal");
 
@@ -56,7 +58,7 @@ async fn opening_creates_the_file_and_applies_the_migrations_once() {
     store.close().await;
 
     let reopened = SqliteStore::open(&path).await.unwrap();
-    assert_eq!(migration_rows(&path).await, rows);
+    assert_eq!(migration_rows(&path), rows);
     assert_eq!(reopened.migrate().await.unwrap(), 0);
     assert_eq!(reopened.schema_version().await.unwrap(), 5);
     assert_eq!(
@@ -74,12 +76,12 @@ async fn a_changed_migration_is_refused() {
     let (dir, store) = temp_store().await;
     store.close().await;
     let path = db_path(&dir);
-    let pool = raw(&path).await;
-    sqlx::query("UPDATE _schema_migrations SET checksum = 'deadbeef' WHERE version = 1")
-        .execute(&pool)
-        .await
+    raw(&path)
+        .execute(
+            "UPDATE _schema_migrations SET checksum = 'deadbeef' WHERE version = 1",
+            [],
+        )
         .unwrap();
-    pool.close().await;
 
     let err = SqliteStore::open(&path).await.unwrap_err();
     match &err {
@@ -99,15 +101,13 @@ async fn a_database_newer_than_the_build_is_refused() {
     let (dir, store) = temp_store().await;
     store.close().await;
     let path = db_path(&dir);
-    let pool = raw(&path).await;
-    sqlx::query(
-        "INSERT INTO _schema_migrations (version, name, checksum, applied_at) \
-         VALUES (7, 'future', 'abc', '2030-01-01T00:00:00.000Z')",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
-    pool.close().await;
+    raw(&path)
+        .execute(
+            "INSERT INTO _schema_migrations (version, name, checksum, applied_at) \
+             VALUES (7, 'future', 'abc', '2030-01-01T00:00:00.000Z')",
+            [],
+        )
+        .unwrap();
 
     let err = SqliteStore::open(&path).await.unwrap_err();
     assert!(
@@ -130,5 +130,38 @@ async fn concurrent_opens_of_a_new_file_migrate_once() {
     for open in opens {
         open.await.unwrap().expect("open");
     }
-    assert_eq!(migration_rows(&path).await.len(), 5);
+    assert_eq!(migration_rows(&path).len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_that_cannot_be_a_database_is_an_open_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // A directory where the file should be.
+    let err = SqliteStore::open(dir.path()).await.unwrap_err();
+    match &err {
+        StoreError::Open { path, .. } => assert_eq!(path, dir.path()),
+        other => panic!("expected an open error, got {other:?}"),
+    }
+    assert!(
+        err.to_string()
+            .starts_with(&format!("cannot open store {}: ", dir.path().display())),
+        "{err}"
+    );
+    // A file where its directory should be.
+    let file = dir.path().join("plain.txt");
+    std::fs::write(&file, "not a directory").unwrap();
+    let path = file.join("orket.db");
+    let err = SqliteStore::open(&path).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Open { path: p, message } if *p == path && message.starts_with("cannot create")),
+        "{err:?}"
+    );
+    // Not a database at all.
+    let garbage = dir.path().join("garbage.db");
+    std::fs::write(&garbage, vec![7u8; 8192]).unwrap();
+    let err = SqliteStore::open(&garbage).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Open { path: p, .. } if *p == garbage),
+        "{err:?}"
+    );
 }

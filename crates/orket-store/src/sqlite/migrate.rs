@@ -3,8 +3,8 @@
 
 use crate::error::{StoreError, StoreResult};
 use orket_core::time::now_timestamp;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use sha2::{Digest, Sha256};
-use sqlx::{Executor, SqlitePool};
 
 /// The migrations, in order: `(version, name, SQL)`. Versions only increase; a gap is allowed
 /// (each version is applied when its row is missing, so a migration of a branch merged later
@@ -55,54 +55,14 @@ fn checksum(sql: &str) -> String {
 
 /// Applies the pending migrations; returns how many were applied now. Refuses a database whose
 /// recorded migrations differ from the files, or that is newer than this build knows.
-pub(super) async fn run(writer: &SqlitePool) -> StoreResult<usize> {
+pub(super) fn run(conn: &mut Connection) -> StoreResult<usize> {
     let mut applied = 0;
     for &(version, name, sql) in MIGRATIONS {
-        let expected = checksum(sql);
-        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(CREATE_TABLE).execute(&mut *tx).await?;
-        let recorded: Option<String> =
-            sqlx::query_scalar("SELECT checksum FROM _schema_migrations WHERE version = ?")
-                .bind(version)
-                .fetch_optional(&mut *tx)
-                .await?;
-        match recorded {
-            Some(recorded) if recorded != expected => {
-                return Err(StoreError::Migration {
-                    version,
-                    message: format!(
-                        "migration {version} ({name}) was changed after it was applied \
-                         (recorded checksum {recorded}, file checksum {expected})"
-                    ),
-                });
-            }
-            Some(_) => {}
-            None => {
-                // `Executor::execute` rather than `RawSql::execute`, whose future is not `Send`
-                // for every lifetime (launchbadge/sqlx#3150).
-                (&mut *tx)
-                    .execute(sqlx::raw_sql(sql))
-                    .await
-                    .map_err(|err| StoreError::Migration {
-                        version,
-                        message: format!("migration {version} ({name}) failed: {err}"),
-                    })?;
-                sqlx::query(
-                    "INSERT INTO _schema_migrations (version, name, checksum, applied_at) \
-                     VALUES (?, ?, ?, ?)",
-                )
-                .bind(version)
-                .bind(name)
-                .bind(&expected)
-                .bind(now_timestamp())
-                .execute(&mut *tx)
-                .await?;
-                applied += 1;
-            }
+        if apply(conn, version, name, sql)? {
+            applied += 1;
         }
-        tx.commit().await?;
     }
-    let newest = version(writer).await?;
+    let newest = self::version(conn)?;
     let known = latest_known();
     if newest > known {
         return Err(StoreError::Migration {
@@ -116,13 +76,53 @@ pub(super) async fn run(writer: &SqlitePool) -> StoreResult<usize> {
     Ok(applied)
 }
 
+/// Applies one migration with its record in one `BEGIN IMMEDIATE` transaction, unless it is
+/// recorded already (then checks its checksum). Several processes opening one new file at once
+/// take turns on the write lock, and each migration runs once. Returns whether it ran now.
+fn apply(conn: &mut Connection, version: i64, name: &str, sql: &str) -> StoreResult<bool> {
+    let expected = checksum(sql);
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch(CREATE_TABLE)?;
+    let recorded: Option<String> = tx
+        .query_row(
+            "SELECT checksum FROM _schema_migrations WHERE version = ?",
+            [version],
+            |row| row.get(0),
+        )
+        .optional()?;
+    match recorded {
+        Some(recorded) if recorded != expected => {
+            return Err(StoreError::Migration {
+                version,
+                message: format!(
+                    "migration {version} ({name}) was changed after it was applied \
+                     (recorded checksum {recorded}, file checksum {expected})"
+                ),
+            });
+        }
+        Some(_) => return Ok(false),
+        None => {}
+    }
+    tx.execute_batch(sql).map_err(|err| StoreError::Migration {
+        version,
+        message: format!("migration {version} ({name}) failed: {err}"),
+    })?;
+    tx.execute(
+        "INSERT INTO _schema_migrations (version, name, checksum, applied_at) \
+         VALUES (?, ?, ?, ?)",
+        params![version, name, expected, now_timestamp()],
+    )?;
+    tx.commit()?;
+    Ok(true)
+}
+
 /// The highest version recorded in `_schema_migrations` (0 when none is).
-pub(super) async fn version(pool: &SqlitePool) -> StoreResult<i64> {
-    let version: i64 =
-        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM _schema_migrations")
-            .fetch_one(pool)
-            .await?;
-    Ok(version)
+pub(super) fn version(conn: &Connection) -> StoreResult<i64> {
+    Ok(conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM _schema_migrations",
+        [],
+        |row| row.get(0),
+    )?)
 }
 
 /// The highest version among the migration files.

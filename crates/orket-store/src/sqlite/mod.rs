@@ -1,8 +1,12 @@
-//! The SQLite store: one file in WAL mode, a single-connection writer pool (every write
-//! transaction starts with `BEGIN IMMEDIATE`) and a small reader pool.
+//! The SQLite store: one file in WAL mode, one writer thread with its connection (every write
+//! transaction starts with `BEGIN IMMEDIATE`) and four reader threads with theirs. Every store
+//! call is one hand-off to one of these threads: a whole batch, or a whole read.
 
 mod migrate;
+mod read;
 mod rows;
+mod tx;
+mod worker;
 mod write;
 
 use crate::change::{Applied, Change};
@@ -13,32 +17,42 @@ use crate::records::{
 };
 use crate::sandbox::SandboxRecord;
 use crate::store::Store;
-use crate::words::memory_words;
 use async_trait::async_trait;
-use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
-};
-use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+use rusqlite::{Connection, ErrorCode, OpenFlags};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use worker::Workers;
 
-/// How long a connection waits for another writer's lock before failing.
+/// How long a connection waits for another connection's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a caller waits for a pooled connection (writes queue on the single writer).
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(120);
-/// Reader connections.
-const READERS: u32 = 4;
-
-/// A query with its bound arguments.
-type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>;
+/// Reader connections (and threads).
+const READERS: usize = 4;
+/// Prepared statements kept per connection: every fixed statement, and the variants of the
+/// statements built from a patch's fields.
+const STATEMENT_CACHE: usize = 64;
 
 /// A [`Store`] in one SQLite file; several processes may open the same file.
-#[derive(Debug, Clone)]
+///
+/// Clones share the same threads and connections; they are closed by [`SqliteStore::close`] or
+/// when the last clone is dropped.
+#[derive(Clone)]
 pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     path: PathBuf,
-    writer: SqlitePool,
-    reader: SqlitePool,
+    writer: Workers,
+    readers: Workers,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SqliteStore {
@@ -49,63 +63,55 @@ impl SqliteStore {
                 open_error(path, format!("cannot create {}: {err}", parent.display()))
             })?;
         }
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
-        let writer = connect(path, options.clone(), 1).await?;
-        migrate::run(&writer).await?;
-        let reader = connect(path, options, READERS).await?;
+        let owned = path.to_path_buf();
+        let connections = tokio::task::spawn_blocking(move || open_connections(&owned))
+            .await
+            .map_err(|err| open_error(path, format!("opening panicked: {err}")))??;
+        let (writer, readers) = connections;
         Ok(SqliteStore {
-            path: path.to_path_buf(),
-            writer,
-            reader,
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                writer: Workers::start("writer", vec![writer])?,
+                readers: Workers::start("reader", readers)?,
+            }),
         })
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.inner.path
     }
 
     /// Applies pending migrations (done by `open`); returns how many were applied now.
     pub async fn migrate(&self) -> StoreResult<usize> {
-        migrate::run(&self.writer).await
+        self.inner.writer.call(migrate::run).await
     }
 
     /// The highest applied migration version.
     pub async fn schema_version(&self) -> StoreResult<i64> {
-        migrate::version(&self.reader).await
+        self.read(|conn| migrate::version(conn)).await
     }
 
-    /// Closes both pools, waiting for connections to be returned.
+    /// Closes the store for every clone: the threads finish the calls already queued, close
+    /// their connections and stop; this waits for them. Later calls fail.
     pub async fn close(&self) {
-        self.writer.close().await;
-        self.reader.close().await;
+        let mut threads = self.inner.writer.close();
+        threads.extend(self.inner.readers.close());
+        let joined = tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        });
+        let _ = joined.await;
     }
 
-    async fn fetch_all<'q, T>(
-        &self,
-        query: SqliteQuery<'q>,
-        map: fn(&SqliteRow) -> StoreResult<T>,
-    ) -> StoreResult<Vec<T>> {
-        rows::all(&query.fetch_all(&self.reader).await?, map)
-    }
-
-    async fn fetch_optional<'q, T>(
-        &self,
-        query: SqliteQuery<'q>,
-        map: fn(&SqliteRow) -> StoreResult<T>,
-    ) -> StoreResult<Option<T>> {
-        query
-            .fetch_optional(&self.reader)
-            .await?
-            .as_ref()
-            .map(map)
-            .transpose()
+    /// Runs `work` on a reader thread.
+    async fn read<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    {
+        self.inner.readers.call(work).await
     }
 }
 
@@ -116,28 +122,61 @@ fn open_error(path: &Path, message: String) -> StoreError {
     }
 }
 
-/// A pool of up to `max` connections to the file.
-/// Opens a pool. A brand-new file that other processes open at the same moment can answer
+/// Opens the writer connection, migrates the file, and opens the reader connections.
+fn open_connections(path: &Path) -> StoreResult<(Connection, Vec<Connection>)> {
+    let mut writer = connect(path, Role::Writer)?;
+    migrate::run(&mut writer)?;
+    let readers = (0..READERS)
+        .map(|_| connect(path, Role::Reader))
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok((writer, readers))
+}
+
+/// What a connection is for.
+#[derive(Clone, Copy)]
+enum Role {
+    /// Creates the file if missing, switches it to WAL, checks foreign keys.
+    Writer,
+    /// Read-only: a reader cannot write by mistake.
+    Reader,
+}
+
+/// Opens a connection. A brand-new file that other processes open at the same moment can answer
 /// "database is locked" while one of them switches it to WAL, without SQLite's busy handler
 /// being asked; that is retried (every 50 ms, up to the busy timeout) like any other wait.
-async fn connect(path: &Path, options: SqliteConnectOptions, max: u32) -> StoreResult<SqlitePool> {
-    let started = std::time::Instant::now();
+fn connect(path: &Path, role: Role) -> StoreResult<Connection> {
+    let started = Instant::now();
     loop {
-        let attempt = SqlitePoolOptions::new()
-            .max_connections(max)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options.clone())
-            .await;
-        match attempt {
-            Ok(pool) => return Ok(pool),
-            Err(sqlx::Error::Database(db))
-                if db.code().as_deref() == Some("5") && started.elapsed() < BUSY_TIMEOUT =>
+        match try_connect(path, role) {
+            Err(err)
+                if matches!(
+                    err.sqlite_error_code(),
+                    Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+                ) && started.elapsed() < BUSY_TIMEOUT =>
             {
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                std::thread::sleep(Duration::from_millis(50));
             }
             Err(err) => return Err(open_error(path, err.to_string())),
+            Ok(conn) => return Ok(conn),
         }
     }
+}
+
+fn try_connect(path: &Path, role: Role) -> rusqlite::Result<Connection> {
+    let flags = match role {
+        Role::Writer => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        Role::Reader => OpenFlags::SQLITE_OPEN_READ_ONLY,
+    };
+    let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    if let Role::Writer = role {
+        // `journal_mode` answers with the mode now in force (a row), hence not `pragma_update`.
+        let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+    }
+    Ok(conn)
 }
 
 #[async_trait]
@@ -146,48 +185,41 @@ impl Store for SqliteStore {
         if changes.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let mut applied = Vec::with_capacity(changes.len());
-        for change in changes {
-            applied.push(write::apply_change(&mut tx, change).await?);
-        }
-        tx.commit().await?;
-        Ok(applied)
+        self.inner
+            .writer
+            .call(move |conn| write::apply(conn, changes))
+            .await
     }
 
     async fn get_build(&self, id: &str) -> StoreResult<Option<BuildRecord>> {
-        let query = sqlx::query("SELECT * FROM builds WHERE id = ?").bind(id);
-        self.fetch_optional(query, rows::build).await
+        let id = id.to_string();
+        self.read(move |conn| read::build(conn, &id)).await
     }
 
     async fn list_builds(&self) -> StoreResult<Vec<BuildRecord>> {
-        let query = sqlx::query("SELECT * FROM builds ORDER BY id");
-        self.fetch_all(query, rows::build).await
+        self.read(|conn| read::builds(conn)).await
     }
 
     async fn get_issue(&self, build_id: &str, id: &str) -> StoreResult<Option<IssueRecord>> {
-        let mut conn = self.reader.acquire().await?;
-        write::get_issue(&mut conn, build_id, id).await
+        let (build_id, id) = (build_id.to_string(), id.to_string());
+        self.read(move |conn| read::issue(conn, &build_id, &id))
+            .await
     }
 
     async fn list_issues(&self, build_id: &str) -> StoreResult<Vec<IssueRecord>> {
-        let query =
-            sqlx::query("SELECT * FROM issues WHERE build_id = ? ORDER BY position").bind(build_id);
-        self.fetch_all(query, rows::issue).await
+        let build_id = build_id.to_string();
+        self.read(move |conn| read::issues(conn, &build_id)).await
     }
 
     async fn find_issues(&self, id: &str) -> StoreResult<Vec<IssueRecord>> {
-        let query =
-            sqlx::query("SELECT * FROM issues WHERE id = ? ORDER BY build_id, position").bind(id);
-        self.fetch_all(query, rows::issue).await
+        let id = id.to_string();
+        self.read(move |conn| read::issues_with_id(conn, &id)).await
     }
 
     async fn list_comments(&self, build_id: &str, issue_id: &str) -> StoreResult<Vec<Comment>> {
-        let query =
-            sqlx::query("SELECT * FROM comments WHERE build_id = ? AND issue_id = ? ORDER BY id")
-                .bind(build_id)
-                .bind(issue_id);
-        self.fetch_all(query, rows::comment).await
+        let (build_id, issue_id) = (build_id.to_string(), issue_id.to_string());
+        self.read(move |conn| read::comments(conn, &build_id, &issue_id))
+            .await
     }
 
     async fn list_card_transactions(
@@ -195,29 +227,23 @@ impl Store for SqliteStore {
         build_id: &str,
         card_id: &str,
     ) -> StoreResult<Vec<CardTransaction>> {
-        let query = sqlx::query(
-            "SELECT * FROM card_transactions WHERE build_id = ? AND card_id = ? ORDER BY id",
-        )
-        .bind(build_id)
-        .bind(card_id);
-        self.fetch_all(query, rows::card_transaction).await
+        let (build_id, card_id) = (build_id.to_string(), card_id.to_string());
+        self.read(move |conn| read::card_transactions(conn, &build_id, &card_id))
+            .await
     }
 
     async fn get_run(&self, id: &str) -> StoreResult<Option<RunRecord>> {
-        let query = sqlx::query("SELECT * FROM sessions WHERE id = ?").bind(id);
-        self.fetch_optional(query, rows::run).await
+        let id = id.to_string();
+        self.read(move |conn| read::run(conn, &id)).await
     }
 
     async fn list_runs(&self, limit: i64) -> StoreResult<Vec<RunRecord>> {
-        let query =
-            sqlx::query("SELECT * FROM sessions ORDER BY started_at DESC, rowid DESC LIMIT ?")
-                .bind(limit);
-        self.fetch_all(query, rows::run).await
+        self.read(move |conn| read::runs(conn, limit)).await
     }
 
     async fn list_turns(&self, run_id: &str) -> StoreResult<Vec<TurnRecord>> {
-        let query = sqlx::query("SELECT * FROM turns WHERE run_id = ? ORDER BY seq").bind(run_id);
-        self.fetch_all(query, rows::turn).await
+        let run_id = run_id.to_string();
+        self.read(move |conn| read::turns(conn, &run_id)).await
     }
 
     async fn recent_issue_turns(
@@ -226,22 +252,15 @@ impl Store for SqliteStore {
         issue_id: &str,
         limit: i64,
     ) -> StoreResult<Vec<TurnRecord>> {
-        let query = sqlx::query(
-            "SELECT * FROM (SELECT * FROM turns WHERE run_id = ? AND issue_id = ? \
-             ORDER BY seq DESC LIMIT ?) ORDER BY seq",
-        )
-        .bind(run_id)
-        .bind(issue_id)
-        .bind(limit);
-        self.fetch_all(query, rows::turn).await
+        let (run_id, issue_id) = (run_id.to_string(), issue_id.to_string());
+        self.read(move |conn| read::recent_issue_turns(conn, &run_id, &issue_id, limit))
+            .await
     }
 
     async fn last_turn_seq(&self, run_id: &str) -> StoreResult<Option<i64>> {
-        let seq = sqlx::query_scalar("SELECT MAX(seq) FROM turns WHERE run_id = ?")
-            .bind(run_id)
-            .fetch_one(&self.reader)
-            .await?;
-        Ok(seq)
+        let run_id = run_id.to_string();
+        self.read(move |conn| read::last_turn_seq(conn, &run_id))
+            .await
     }
 
     async fn list_events(
@@ -250,131 +269,64 @@ impl Store for SqliteStore {
         after_id: i64,
         limit: i64,
     ) -> StoreResult<Vec<EventRecord>> {
-        let query = match run_id {
-            Some(run_id) => {
-                sqlx::query("SELECT * FROM events WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?")
-                    .bind(run_id)
-            }
-            None => sqlx::query("SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?"),
-        };
-        self.fetch_all(query.bind(after_id).bind(limit), rows::event)
+        let run_id = run_id.map(str::to_string);
+        self.read(move |conn| read::events(conn, run_id.as_deref(), after_id, limit))
             .await
     }
 
     async fn latest_snapshot(&self, run_id: &str) -> StoreResult<Option<SnapshotRecord>> {
-        let query = sqlx::query(
-            "SELECT * FROM session_snapshots WHERE run_id = ? ORDER BY id DESC LIMIT 1",
-        )
-        .bind(run_id);
-        self.fetch_optional(query, rows::snapshot).await
+        let run_id = run_id.to_string();
+        self.read(move |conn| read::latest_snapshot(conn, &run_id))
+            .await
     }
 
     async fn list_success(&self, build_id: Option<&str>) -> StoreResult<Vec<SuccessRecord>> {
-        let query = match build_id {
-            Some(build_id) => {
-                sqlx::query("SELECT * FROM success_ledger WHERE build_id = ? ORDER BY id")
-                    .bind(build_id)
-            }
-            None => sqlx::query("SELECT * FROM success_ledger ORDER BY id"),
-        };
-        self.fetch_all(query, rows::success).await
-    }
-
-    async fn get_sandbox(&self, id: &str) -> StoreResult<Option<SandboxRecord>> {
-        let query = sqlx::query("SELECT * FROM sandboxes WHERE id = ?").bind(id);
-        self.fetch_optional(query, rows::sandbox).await
-    }
-
-    async fn list_sandboxes(&self) -> StoreResult<Vec<SandboxRecord>> {
-        let query = sqlx::query("SELECT * FROM sandboxes ORDER BY created_at DESC, rowid DESC");
-        self.fetch_all(query, rows::sandbox).await
+        let build_id = build_id.map(str::to_string);
+        self.read(move |conn| read::success(conn, build_id.as_deref()))
+            .await
     }
 
     async fn search_memory(&self, query: &str, limit: usize) -> StoreResult<Vec<MemoryRecord>> {
-        let words = memory_words(query);
-        if words.is_empty() || limit == 0 {
-            return Ok(Vec::new());
-        }
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "SELECT m.*, COUNT(*) AS score FROM memory m \
-             JOIN memory_words w ON w.memory_id = m.id WHERE w.word IN (",
-        );
-        let mut list = qb.separated(", ");
-        for word in words {
-            list.push_bind(word);
-        }
-        qb.push(") GROUP BY m.id ORDER BY score DESC, m.id DESC LIMIT ")
-            .push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
-        rows::all(&qb.build().fetch_all(&self.reader).await?, rows::memory)
-    }
-
-    async fn tick_state(&self, run_id: &str, build_id: &str, since: i64) -> StoreResult<TickState> {
-        let mut conn = self.reader.acquire().await?;
-        let version: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM issues WHERE build_id = ?")
-                .bind(build_id)
-                .fetch_one(&mut *conn)
-                .await?;
-        let changed = sqlx::query(
-            "SELECT * FROM issues WHERE build_id = ? AND version > ? ORDER BY position",
-        )
-        .bind(build_id)
-        .bind(since)
-        .fetch_all(&mut *conn)
-        .await?;
-        let halt_requested_at: Option<String> =
-            sqlx::query_scalar("SELECT halt_requested_at FROM sessions WHERE id = ?")
-                .bind(run_id)
-                .fetch_optional(&mut *conn)
-                .await?
-                .flatten();
-        Ok(TickState {
-            version,
-            changed: rows::all(&changed, rows::issue)?,
-            halt_requested_at,
-        })
-    }
-
-    async fn turn_inputs(&self, q: &TurnQuery) -> StoreResult<TurnInputs> {
-        let issue = self.get_issue(&q.build_id, &q.issue_id).await?;
-        let mut comments = self.list_comments(&q.build_id, &q.issue_id).await?;
-        let comments = comments.split_off(comments.len().saturating_sub(q.comments));
-        let memory = self.search_memory(&q.memory_query, q.memory).await?;
-        let history = self
-            .recent_issue_turns(
-                &q.run_id,
-                &q.issue_id,
-                i64::try_from(q.history).unwrap_or(i64::MAX),
-            )
-            .await?;
-        Ok(TurnInputs {
-            issue,
-            comments,
-            memory,
-            history,
-        })
+        let query = query.to_string();
+        self.read(move |conn| read::search_memory(conn, &query, limit))
+            .await
     }
 
     async fn get_approval(&self, id: i64) -> StoreResult<Option<ApprovalRecord>> {
-        let query = sqlx::query("SELECT * FROM pending_approvals WHERE id = ?").bind(id);
-        self.fetch_optional(query, rows::approval).await
+        self.read(move |conn| read::approval(conn, id)).await
     }
 
     async fn list_approvals(&self, run_id: Option<&str>) -> StoreResult<Vec<ApprovalRecord>> {
-        let query = match run_id {
-            Some(run_id) => {
-                sqlx::query("SELECT * FROM pending_approvals WHERE run_id = ? ORDER BY id")
-                    .bind(run_id)
-            }
-            None => sqlx::query("SELECT * FROM pending_approvals ORDER BY id"),
-        };
-        self.fetch_all(query, rows::approval).await
+        let run_id = run_id.map(str::to_string);
+        self.read(move |conn| read::approvals(conn, run_id.as_deref()))
+            .await
+    }
+
+    async fn tick_state(&self, run_id: &str, build_id: &str, since: i64) -> StoreResult<TickState> {
+        let (run_id, build_id) = (run_id.to_string(), build_id.to_string());
+        self.read(move |conn| read::tick_state(conn, &run_id, &build_id, since))
+            .await
+    }
+
+    async fn turn_inputs(&self, query: &TurnQuery) -> StoreResult<TurnInputs> {
+        let query = query.clone();
+        self.read(move |conn| read::turn_inputs(conn, &query)).await
+    }
+
+    async fn get_sandbox(&self, id: &str) -> StoreResult<Option<SandboxRecord>> {
+        let id = id.to_string();
+        self.read(move |conn| read::sandbox(conn, &id)).await
+    }
+
+    async fn list_sandboxes(&self) -> StoreResult<Vec<SandboxRecord>> {
+        self.read(|conn| read::sandboxes(conn)).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::IssueRecord;
 
     /// Compiles only if the inherent futures can be spawned on a multi-threaded runtime.
     #[allow(dead_code)]
@@ -384,5 +336,137 @@ mod tests {
         is_send(store.migrate());
         is_send(store.schema_version());
         is_send(store.close());
+    }
+
+    async fn temp_store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("orket.db"))
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
+    fn insert_build_row(conn: &Connection, id: &str) {
+        conn.execute(
+            "INSERT INTO builds (id, kind, card, department, status, created_at, updated_at) \
+             VALUES (?, 'rock', 'c', 'core', 'ready', 't', 't')",
+            [id],
+        )
+        .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_job_that_panics_rolls_back_and_the_writer_goes_on() {
+        let (_dir, store) = temp_store().await;
+        // In a rusqlite transaction and in a `Tx` (each rolled back as it is dropped while
+        // unwinding), and in one begun by hand (rolled back by the thread's loop).
+        let in_transaction = store
+            .inner
+            .writer
+            .call(|conn| -> StoreResult<()> {
+                let tx = conn.transaction()?;
+                insert_build_row(&tx, "build-a");
+                panic!("a bug in a batch");
+            })
+            .await;
+        let in_our_transaction = store
+            .inner
+            .writer
+            .call(|conn| -> StoreResult<()> {
+                let tx = tx::Tx::begin(conn, tx::Begin::Write)?;
+                insert_build_row(&tx, "build-c");
+                panic!("a bug in a batch");
+            })
+            .await;
+        let by_hand = store
+            .inner
+            .writer
+            .call(|conn| -> StoreResult<()> {
+                conn.execute_batch("BEGIN IMMEDIATE")?;
+                insert_build_row(conn, "build-b");
+                panic!("a bug in a batch");
+            })
+            .await;
+        for result in [in_transaction, in_our_transaction, by_hand] {
+            let err = result.unwrap_err();
+            assert!(
+                matches!(&err, StoreError::Unexpected(m) if m.contains("panicked on the writer thread")),
+                "{err}"
+            );
+        }
+        assert!(store.list_builds().await.unwrap().is_empty());
+
+        let issue = IssueRecord::new("build-d", "ISSUE-1", "works", "coder");
+        store.insert_issue(issue.clone()).await.unwrap();
+        assert_eq!(
+            store.get_issue("build-d", "ISSUE-1").await.unwrap(),
+            Some(issue)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_call_whose_caller_stopped_waiting_is_skipped() {
+        let (_dir, store) = temp_store().await;
+        let (hold, held) = std::sync::mpsc::channel::<()>();
+        // Keep the writer busy so that the next call waits in the queue.
+        let busy = tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .inner
+                    .writer
+                    .call(move |_| {
+                        held.recv().ok();
+                        Ok(())
+                    })
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let abandoned = store.inner.writer.call(|conn| {
+            insert_build_row(conn, "build-abandoned");
+            Ok(())
+        });
+        // Polled once (queued), then dropped before the writer takes it up.
+        let _ = tokio::time::timeout(Duration::from_millis(10), abandoned).await;
+        hold.send(()).unwrap();
+        busy.await.unwrap().unwrap();
+        assert!(store.get_build("build-abandoned").await.unwrap().is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn closing_finishes_queued_calls_then_refuses_new_ones() {
+        let (dir, store) = temp_store().await;
+        let clone = store.clone();
+        let queued: Vec<_> = (0..20)
+            .map(|n| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let issue = IssueRecord::new("build-x", format!("ISSUE-{n}"), "n", "coder");
+                    store.insert_issue(issue).await
+                })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        store.close().await;
+        store.close().await; // Closing again does nothing.
+                             // A call queued before the close completed; one that came after is refused.
+        let mut done = 0;
+        for call in queued {
+            match call.await.unwrap() {
+                Ok(()) => done += 1,
+                Err(StoreError::Database(m)) => assert_eq!(m.to_string(), "the store is closed"),
+                Err(other) => panic!("{other}"),
+            }
+        }
+        let err = clone.list_builds().await.unwrap_err();
+        assert_eq!(err.to_string(), "database error: the store is closed");
+        drop((store, clone));
+
+        // Every connection was closed: the file opens again, holding what was written.
+        let reopened = SqliteStore::open(&dir.path().join("orket.db"))
+            .await
+            .unwrap();
+        assert_eq!(reopened.list_issues("build-x").await.unwrap().len(), done);
     }
 }

@@ -1,186 +1,262 @@
-//! The writes behind `Change`, each run inside the batch's write transaction.
+//! The writes behind `Change`: a batch runs on the writer thread as one `BEGIN IMMEDIATE`
+//! transaction, with its audit rows and the derived statuses of the epic builds it touched.
 
-use super::rows;
+use super::rows::{self, Audit, Layout};
+use super::tx::{Begin, Tx};
 use crate::change::{Applied, Change};
 use crate::error::{StoreError, StoreResult};
-use crate::records::{
-    BuildRecord, ColumnValue, Comment, IssueRecord, IssueUpdate, NewEvent, NewTurn, RunRecord,
-    RunUpdate,
-};
-use crate::sandbox::SandboxRecord;
+use crate::records::{ColumnValue, Comment, IssueRecord, IssueUpdate, RunUpdate};
 use crate::words::memory_words;
 use orket_core::lifecycle::derive_epic_status;
 use orket_core::time::now_timestamp;
 use orket_core::Status;
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, ToSql};
 use serde_json::{json, Value};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-/// The next version of a build's issues (closed with the build id and `)`): every change to an
-/// issue gives it this, so `Store::tick_state` can read only what changed.
-const NEXT_VERSION: &str = "(SELECT COALESCE(MAX(version), 0) + 1 FROM issues WHERE build_id = ";
+/// The next version of a build's issues (bound to the build id): every change to an issue gives
+/// it this, so `Store::tick_state` can read only what changed.
+const NEXT_VERSION: &str = "(SELECT COALESCE(MAX(version), 0) + 1 FROM issues WHERE build_id = ?)";
 
 /// The role recorded for changes the engine makes without an acting seat.
 const ENGINE_ROLE: &str = "orket";
 
-/// Applies one change of a batch.
-pub(super) async fn apply_change(
-    conn: &mut SqliteConnection,
-    change: Change,
-) -> StoreResult<Applied> {
-    Ok(match change {
-        Change::UpsertBuild(build) => {
-            upsert_build(conn, &build).await?;
-            Applied::Done
-        }
-        Change::InsertIssue(issue) => {
-            insert_issue(conn, &issue).await?;
-            Applied::Done
-        }
-        Change::UpdateIssue {
-            build_id,
-            id,
-            update,
-        } => Applied::Issue(Box::new(update_issue(conn, &build_id, &id, &update).await?)),
-        Change::AddCredits {
-            build_id,
-            id,
-            amount,
-            actor,
-        } => Applied::Issue(Box::new(
-            add_credits(conn, &build_id, &id, amount, &actor).await?,
-        )),
-        Change::AddComment {
-            build_id,
-            issue_id,
-            author,
-            content,
-        } => Applied::Comment(add_comment(conn, build_id, issue_id, author, content).await?),
-        Change::DeleteBuildIssues { build_id } => {
-            delete_build_issues(conn, &build_id).await?;
-            Applied::Done
-        }
-        Change::CreateRun(run) => {
-            create_run(conn, &run).await?;
-            Applied::Done
-        }
-        Change::UpdateRun { id, update } => {
-            update_run(conn, &id, &update).await?;
-            Applied::Done
-        }
-        Change::RequestHalt { run_id } => {
-            request_halt(conn, &run_id).await?;
-            Applied::Done
-        }
-        Change::AppendTurn(turn) => Applied::Id(append_turn(conn, &turn).await?),
-        Change::AppendEvent(event) => Applied::Id(append_event(conn, event).await?),
-        Change::SaveSnapshot { run_id, data } => Applied::Id(
-            sqlx::query_scalar(
-                "INSERT INTO session_snapshots (run_id, created_at, data) \
-                 VALUES (?, ?, ?) RETURNING id",
-            )
-            .bind(run_id)
-            .bind(now_timestamp())
-            .bind(data.to_string())
-            .fetch_one(&mut *conn)
-            .await?,
-        ),
-        Change::RecordSuccess {
-            run_id,
-            build_id,
-            card,
-            data,
-        } => Applied::Id(
-            sqlx::query_scalar(
-                "INSERT INTO success_ledger (run_id, build_id, card, recorded_at, data) \
-                 VALUES (?, ?, ?, ?, ?) RETURNING id",
-            )
-            .bind(run_id)
-            .bind(build_id)
-            .bind(card)
-            .bind(now_timestamp())
-            .bind(data.to_string())
-            .fetch_one(&mut *conn)
-            .await?,
-        ),
-        Change::Remember {
-            content,
-            role,
-            issue_id,
-            run_id,
-        } => Applied::Id(remember(conn, content, role, issue_id, run_id).await?),
-        Change::RequestApproval(call) => Applied::Id(
-            sqlx::query_scalar(
-                "INSERT INTO pending_approvals (run_id, build_id, issue_id, role, seat, tool, \
-                 args, resume_status, status, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?) RETURNING id",
-            )
-            .bind(call.run_id)
-            .bind(call.build_id)
-            .bind(call.issue_id)
-            .bind(call.role)
-            .bind(call.seat)
-            .bind(call.tool)
-            .bind(call.args.to_string())
-            .bind(call.resume_status.as_str())
-            .bind(now_timestamp())
-            .fetch_one(&mut *conn)
-            .await?,
-        ),
-        Change::ClaimApproval { id } => {
-            move_approval(conn, id, "pending", "deciding").await?;
-            Applied::Done
-        }
-        Change::ReleaseApproval { id } => {
-            move_approval(conn, id, "deciding", "pending").await?;
-            Applied::Done
-        }
-        Change::DecideApproval {
-            id,
-            status,
-            reason,
-            result,
-        } => {
-            decide_approval(conn, id, &status, reason, result).await?;
-            Applied::Done
-        }
-        Change::InsertSandbox(sandbox) => {
-            insert_sandbox(conn, &sandbox).await?;
-            Applied::Done
-        }
-        Change::UpdateSandbox { id, status, reason } => {
-            let done = sqlx::query(
-                "UPDATE sandboxes SET status = ?, reason = ?, updated_at = ? WHERE id = ?",
-            )
-            .bind(status.as_str())
-            .bind(reason)
-            .bind(now_timestamp())
-            .bind(&id)
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| {
-                conflict_on_duplicate(e, || {
-                    format!("sandbox {id}: its port slot is held by another sandbox")
-                })
-            })?;
-            if done.rows_affected() == 0 {
-                return Err(StoreError::NotFound {
-                    what: "sandbox",
-                    id,
-                });
+/// Applies `changes` in order as one transaction and returns what each produced. Taking the
+/// write lock at `BEGIN` (`IMMEDIATE`) means two processes writing one file wait for each other
+/// instead of failing to upgrade a read lock. Any error rolls the whole batch back.
+pub(super) fn apply(conn: &Connection, changes: Vec<Change>) -> StoreResult<Vec<Applied>> {
+    let tx = Tx::begin(conn, Begin::Write)?;
+    let mut batch = Batch {
+        conn: &tx,
+        stale_builds: Vec::new(),
+    };
+    let mut applied = Vec::with_capacity(changes.len());
+    for change in changes {
+        applied.push(batch.apply(change)?);
+    }
+    batch.derive_build_statuses()?;
+    tx.commit()?;
+    Ok(applied)
+}
+
+/// A batch being applied inside its transaction.
+struct Batch<'c> {
+    conn: &'c Connection,
+    /// Builds whose issues changed in a way that can change an epic build's derived status,
+    /// with the actor of the last such change. Their statuses are derived once, at the end of
+    /// the batch (and before a change that writes a build row): a transaction's intermediate
+    /// states are never seen by anyone, so neither are their derived statuses.
+    stale_builds: Vec<(String, String)>,
+}
+
+impl Batch<'_> {
+    /// Applies one change of the batch.
+    fn apply(&mut self, change: Change) -> StoreResult<Applied> {
+        let conn = self.conn;
+        Ok(match change {
+            Change::UpsertBuild(build) => {
+                self.derive_build_statuses()?;
+                upsert_build(conn, &build)?;
+                Applied::Done
             }
-            Applied::Done
+            Change::InsertIssue(issue) => {
+                insert_issue(conn, &issue)?;
+                self.stale(&issue.build_id, ENGINE_ROLE);
+                Applied::Done
+            }
+            Change::UpdateIssue {
+                build_id,
+                id,
+                update,
+            } => {
+                let (issue, status_changed) = update_issue(conn, &build_id, &id, &update)?;
+                if status_changed {
+                    self.stale(&build_id, &update.actor);
+                }
+                Applied::Issue(Box::new(issue))
+            }
+            Change::AddCredits {
+                build_id,
+                id,
+                amount,
+                actor,
+            } => Applied::Issue(Box::new(add_credits(conn, &build_id, &id, amount, &actor)?)),
+            Change::AddComment {
+                build_id,
+                issue_id,
+                author,
+                content,
+            } => Applied::Comment(add_comment(conn, build_id, issue_id, author, content)?),
+            Change::DeleteBuildIssues { build_id } => {
+                for sql in [
+                    "DELETE FROM comments WHERE build_id = ?",
+                    "DELETE FROM issues WHERE build_id = ?",
+                ] {
+                    conn.prepare_cached(sql)?.execute([&build_id])?;
+                }
+                self.stale(&build_id, ENGINE_ROLE);
+                Applied::Done
+            }
+            Change::CreateRun(run) => {
+                rows::insert_run(conn, &run).map_err(|err| {
+                    conflict_on_duplicate(err, || {
+                        format!("run {} already exists in sessions", run.id)
+                    })
+                })?;
+                Applied::Done
+            }
+            Change::UpdateRun { id, update } => {
+                update_run(conn, &id, &update)?;
+                Applied::Done
+            }
+            Change::RequestHalt { run_id } => {
+                request_halt(conn, &run_id)?;
+                Applied::Done
+            }
+            Change::AppendTurn(turn) => {
+                Applied::Id(rows::insert_turn(conn, &turn).map_err(|err| {
+                    conflict_on_duplicate(err, || {
+                        format!(
+                            "turns: run {} already has a turn with seq {}",
+                            turn.run_id, turn.seq
+                        )
+                    })
+                })?)
+            }
+            Change::AppendEvent(event) => Applied::Id(rows::insert_event(conn, &event)?),
+            Change::SaveSnapshot { run_id, data } => {
+                Applied::Id(rows::insert_snapshot(conn, &run_id, &data)?)
+            }
+            Change::RecordSuccess {
+                run_id,
+                build_id,
+                card,
+                data,
+            } => Applied::Id(rows::insert_success(
+                conn, &run_id, &build_id, &card, &data,
+            )?),
+            Change::Remember {
+                content,
+                role,
+                issue_id,
+                run_id,
+            } => Applied::Id(rows::insert_memory(
+                conn,
+                &content,
+                role.as_deref(),
+                issue_id.as_deref(),
+                run_id.as_deref(),
+                &memory_words(&content),
+            )?),
+            Change::RequestApproval(call) => Applied::Id(rows::insert_approval(conn, &call)?),
+            Change::ClaimApproval { id } => {
+                move_approval(conn, id, "pending", "deciding")?;
+                Applied::Done
+            }
+            Change::ReleaseApproval { id } => {
+                move_approval(conn, id, "deciding", "pending")?;
+                Applied::Done
+            }
+            Change::DecideApproval {
+                id,
+                status,
+                reason,
+                result,
+            } => {
+                decide_approval(conn, id, &status, reason, result)?;
+                Applied::Done
+            }
+            Change::InsertSandbox(s) => {
+                rows::insert_sandbox(conn, &s).map_err(|err| {
+                    conflict_on_duplicate(err, || {
+                        format!(
+                            "sandbox {}: its id exists or slot {} (ports {:?}) is held by \
+                             another sandbox",
+                            s.id,
+                            s.slot,
+                            s.ports.all()
+                        )
+                    })
+                })?;
+                Applied::Done
+            }
+            Change::UpdateSandbox { id, status, reason } => {
+                let updated = conn
+                    .prepare_cached(
+                        "UPDATE sandboxes SET status = ?, reason = ?, updated_at = ? WHERE id = ?",
+                    )?
+                    .execute(params![status.as_str(), reason, now_timestamp(), id])
+                    .map_err(|err| {
+                        conflict_on_duplicate(err, || {
+                            format!("sandbox {id}: its port slot is held by another sandbox")
+                        })
+                    })?;
+                if updated == 0 {
+                    return Err(StoreError::NotFound {
+                        what: "sandbox",
+                        id,
+                    });
+                }
+                Applied::Done
+            }
+        })
+    }
+
+    /// Notes that `build_id`'s derived status may have changed by `actor`'s change.
+    fn stale(&mut self, build_id: &str, actor: &str) {
+        match self.stale_builds.iter_mut().find(|(b, _)| b == build_id) {
+            Some((_, last_actor)) => actor.clone_into(last_actor),
+            None => self
+                .stale_builds
+                .push((build_id.to_string(), actor.to_string())),
         }
-    })
+    }
+
+    /// Derives the status of every stale build again.
+    fn derive_build_statuses(&mut self) -> StoreResult<()> {
+        for (build_id, actor) in std::mem::take(&mut self.stale_builds) {
+            refresh_build_status(self.conn, &build_id, &actor)?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether `err` is a unique-key (or primary-key) violation.
+fn is_unique_violation(err: &rusqlite::Error) -> bool {
+    matches!(err, rusqlite::Error::SqliteFailure(e, _)
+        if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+}
+
+/// Whether `err` is a foreign-key violation.
+fn is_foreign_key_violation(err: &rusqlite::Error) -> bool {
+    matches!(err, rusqlite::Error::SqliteFailure(e, _)
+        if e.code == ErrorCode::ConstraintViolation
+            && e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY)
+}
+
+/// Turns a unique-key violation into a `Conflict` described by `message`.
+fn conflict_on_duplicate(err: rusqlite::Error, message: impl FnOnce() -> String) -> StoreError {
+    if is_unique_violation(&err) {
+        StoreError::Conflict(message())
+    } else {
+        err.into()
+    }
+}
+
+fn issue_not_found(build_id: &str, id: &str) -> StoreError {
+    StoreError::NotFound {
+        what: "issue",
+        id: format!("{build_id}/{id}"),
+    }
 }
 
 /// Why a compare-and-set on approval `id` matched no row: `NotFound`, or a `Conflict` naming
 /// its status.
-async fn approval_refusal(conn: &mut SqliteConnection, id: i64) -> StoreResult<StoreError> {
-    let current: Option<String> =
-        sqlx::query_scalar("SELECT status FROM pending_approvals WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
+fn approval_refusal(conn: &Connection, id: i64) -> StoreResult<StoreError> {
+    let current: Option<String> = conn
+        .prepare_cached("SELECT status FROM pending_approvals WHERE id = ?")?
+        .query_row([id], |row| row.get(0))
+        .optional()?;
     Ok(match current.as_deref() {
         None => StoreError::NotFound {
             what: "approval",
@@ -194,45 +270,38 @@ async fn approval_refusal(conn: &mut SqliteConnection, id: i64) -> StoreResult<S
 }
 
 /// Moves approval `id` from `from` to `to` in one statement (compare and set).
-async fn move_approval(
-    conn: &mut SqliteConnection,
-    id: i64,
-    from: &str,
-    to: &str,
-) -> StoreResult<()> {
-    let done = sqlx::query("UPDATE pending_approvals SET status = ? WHERE id = ? AND status = ?")
-        .bind(to)
-        .bind(id)
-        .bind(from)
-        .execute(&mut *conn)
-        .await?;
-    if done.rows_affected() == 0 {
-        return Err(approval_refusal(conn, id).await?);
+fn move_approval(conn: &Connection, id: i64, from: &str, to: &str) -> StoreResult<()> {
+    let updated = conn
+        .prepare_cached("UPDATE pending_approvals SET status = ? WHERE id = ? AND status = ?")?
+        .execute(params![to, id, from])?;
+    if updated == 0 {
+        return Err(approval_refusal(conn, id)?);
     }
     Ok(())
 }
 
 /// Decides a claimed (`deciding`) approval; refuses one not claimed or already decided.
-async fn decide_approval(
-    conn: &mut SqliteConnection,
+fn decide_approval(
+    conn: &Connection,
     id: i64,
     status: &str,
     reason: Option<String>,
     result: Option<Value>,
 ) -> StoreResult<()> {
-    let done = sqlx::query(
-        "UPDATE pending_approvals SET status = ?, reason = ?, result = ?, decided_at = ? \
-         WHERE id = ? AND status = 'deciding'",
-    )
-    .bind(status)
-    .bind(reason)
-    .bind(result.map(|r| r.to_string()))
-    .bind(now_timestamp())
-    .bind(id)
-    .execute(&mut *conn)
-    .await?;
-    if done.rows_affected() == 0 {
-        return Err(match approval_refusal(conn, id).await? {
+    let updated = conn
+        .prepare_cached(
+            "UPDATE pending_approvals SET status = ?, reason = ?, result = ?, decided_at = ? \
+             WHERE id = ? AND status = 'deciding'",
+        )?
+        .execute(params![
+            status,
+            reason,
+            result.as_ref().map(rows::Json),
+            now_timestamp(),
+            id
+        ])?;
+    if updated == 0 {
+        return Err(match approval_refusal(conn, id)? {
             StoreError::Conflict(m) if m.ends_with("pending") => StoreError::Conflict(format!(
                 "approval {id} is pending: claim it (ClaimApproval) before deciding it"
             )),
@@ -242,164 +311,76 @@ async fn decide_approval(
     Ok(())
 }
 
-/// An issue as stored, read inside the current transaction.
-pub(super) async fn get_issue(
-    conn: &mut SqliteConnection,
-    build_id: &str,
-    id: &str,
-) -> StoreResult<Option<IssueRecord>> {
-    sqlx::query("SELECT * FROM issues WHERE build_id = ? AND id = ?")
-        .bind(build_id)
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .as_ref()
-        .map(rows::issue)
-        .transpose()
+fn audit(conn: &Connection, row: &Audit) -> StoreResult<()> {
+    Ok(rows::insert_card_transaction(conn, row)?)
 }
 
-async fn require_issue(
-    conn: &mut SqliteConnection,
-    build_id: &str,
-    id: &str,
-) -> StoreResult<IssueRecord> {
-    get_issue(conn, build_id, id)
-        .await?
-        .ok_or_else(|| issue_not_found(build_id, id))
-}
-
-fn issue_not_found(build_id: &str, id: &str) -> StoreError {
-    StoreError::NotFound {
-        what: "issue",
-        id: format!("{build_id}/{id}"),
-    }
-}
-
-async fn insert_sandbox(conn: &mut SqliteConnection, s: &SandboxRecord) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO sandboxes (id, run_id, build_id, epic, stack, slot, api_port, frontend_port, \
-         db_port, admin_port, status, reason, project_name, compose_file, workspace, created_at, \
-         updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&s.id)
-    .bind(&s.run_id)
-    .bind(&s.build_id)
-    .bind(&s.epic)
-    .bind(&s.stack)
-    .bind(i64::from(s.slot))
-    .bind(i64::from(s.ports.api))
-    .bind(i64::from(s.ports.frontend))
-    .bind(i64::from(s.ports.db))
-    .bind(i64::from(s.ports.admin))
-    .bind(s.status.as_str())
-    .bind(&s.reason)
-    .bind(&s.project_name)
-    .bind(&s.compose_file)
-    .bind(&s.workspace)
-    .bind(&s.created_at)
-    .bind(&s.updated_at)
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| {
-        conflict_on_duplicate(e, || {
-            format!(
-                "sandbox {}: its id exists or slot {} (ports {:?}) is held by another sandbox",
-                s.id,
-                s.slot,
-                s.ports.all()
-            )
-        })
-    })?;
-    Ok(())
-}
-
-/// Turns a unique-key violation into a `Conflict` described by `message`.
-fn conflict_on_duplicate(err: sqlx::Error, message: impl FnOnce() -> String) -> StoreError {
-    match &err {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(message()),
-        _ => StoreError::Database(err),
-    }
-}
-
-fn push_value(qb: &mut QueryBuilder<'_, Sqlite>, value: ColumnValue) {
-    match value {
-        ColumnValue::Null => qb.push_bind(None::<String>),
-        ColumnValue::Text(text) => qb.push_bind(text),
-        ColumnValue::Real(real) => qb.push_bind(real),
-        ColumnValue::Int(int) => qb.push_bind(int),
-    };
-}
-
-/// One audit row.
-struct Audit<'a> {
-    build_id: &'a str,
-    card_id: &'a str,
-    role: &'a str,
-    action: &'a str,
-    from: Option<Status>,
-    to: Option<Status>,
-    detail: Value,
-}
-
-async fn audit(conn: &mut SqliteConnection, row: Audit<'_>) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO card_transactions \
-         (build_id, card_id, role, action, from_status, to_status, detail, timestamp) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(row.build_id)
-    .bind(row.card_id)
-    .bind(row.role)
-    .bind(row.action)
-    .bind(row.from.map(Status::as_str))
-    .bind(row.to.map(Status::as_str))
-    .bind(row.detail.to_string())
-    .bind(now_timestamp())
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
+/// The distinct statuses of a build's issues, found by jumping along the index
+/// `issues_build_status (build_id, status)` from one status to the next (a loose index scan):
+/// a handful of index seeks whatever the build's size, where `GROUP BY status` visits every
+/// issue of the build.
+const BUILD_STATUSES: &str = "WITH RECURSIVE found(status) AS ( \
+     SELECT MIN(status) FROM issues WHERE build_id = ?1 \
+     UNION ALL \
+     SELECT (SELECT MIN(status) FROM issues WHERE build_id = ?1 AND status > found.status) \
+     FROM found WHERE found.status IS NOT NULL) \
+     SELECT status FROM found WHERE status IS NOT NULL";
 
 /// The status an epic build derives from its issues. The derivation depends only on which
-/// statuses occur, so one row per distinct status is read (a large build stays cheap).
-async fn derived_status(conn: &mut SqliteConnection, build_id: &str) -> StoreResult<Status> {
-    let issues = sqlx::query(
-        "SELECT build_id, MIN(id) AS id, status FROM issues WHERE build_id = ? GROUP BY status",
-    )
-    .bind(build_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(derive_epic_status(&rows::all(&issues, rows::issue_status)?))
+/// statuses occur, so only those are read (a large build stays cheap).
+fn derived_status(conn: &Connection, build_id: &str) -> StoreResult<Status> {
+    let mut statement = conn.prepare_cached(BUILD_STATUSES)?;
+    let mut found = statement.query([build_id])?;
+    let mut statuses = Vec::new();
+    while let Some(row) = found.next()? {
+        let raw: String = row.get(0)?;
+        match raw.parse() {
+            Ok(status) => statuses.push(status),
+            Err(_) => return Err(corrupt_status(conn, build_id, &raw)),
+        }
+    }
+    Ok(derive_epic_status(&statuses))
+}
+
+/// The error for an unknown stored status, naming an issue that has it.
+fn corrupt_status(conn: &Connection, build_id: &str, raw: &str) -> StoreError {
+    let named = conn
+        .prepare_cached(
+            "SELECT build_id, id, status FROM issues WHERE build_id = ? AND status = ? LIMIT 1",
+        )
+        .and_then(|mut statement| {
+            statement.query_row([build_id, raw], |row| {
+                Ok(rows::issue_status(row, &Layout::default()))
+            })
+        });
+    match named {
+        Ok(Err(err)) => err,
+        Ok(Ok(_)) => StoreError::Unexpected(format!("status {raw:?} parsed on second reading")),
+        Err(err) => err.into(),
+    }
 }
 
 /// Derives an epic build's status from its issues again; audits and stores it when it changes.
 /// Builds of other kinds, and missing builds, are left alone.
-async fn refresh_build_status(
-    conn: &mut SqliteConnection,
-    build_id: &str,
-    actor: &str,
-) -> StoreResult<()> {
-    let build: Option<(String, String, String)> =
-        sqlx::query_as("SELECT kind, card, status FROM builds WHERE id = ?")
-            .bind(build_id)
-            .fetch_optional(&mut *conn)
-            .await?;
+fn refresh_build_status(conn: &Connection, build_id: &str, actor: &str) -> StoreResult<()> {
+    let build: Option<(String, String, String)> = conn
+        .prepare_cached("SELECT kind, card, status FROM builds WHERE id = ?")?
+        .query_row([build_id], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
+        .optional()?;
     let Some((kind, card, stored)) = build else {
         return Ok(());
     };
     if kind != "epic" {
         return Ok(());
     }
-    let derived = derived_status(conn, build_id).await?;
+    let derived = derived_status(conn, build_id)?;
     if stored == derived.as_str() {
         return Ok(());
     }
-    sqlx::query("UPDATE builds SET status = ?, updated_at = ? WHERE id = ?")
-        .bind(derived.as_str())
-        .bind(now_timestamp())
-        .bind(build_id)
-        .execute(&mut *conn)
-        .await?;
+    conn.prepare_cached("UPDATE builds SET status = ?, updated_at = ? WHERE id = ?")?
+        .execute(params![derived.as_str(), now_timestamp(), build_id])?;
     let audit_row = Audit {
         build_id,
         card_id: &card,
@@ -409,37 +390,22 @@ async fn refresh_build_status(
         to: Some(derived),
         detail: json!({ "build": build_id }),
     };
-    audit(conn, audit_row).await
+    audit(conn, &audit_row)
 }
 
 /// Creates or replaces a build; an epic build takes the status derived from its issues.
 /// A changed status of an existing build is audited.
-async fn upsert_build(conn: &mut SqliteConnection, build: &BuildRecord) -> StoreResult<()> {
-    let previous: Option<String> = sqlx::query_scalar("SELECT status FROM builds WHERE id = ?")
-        .bind(&build.id)
-        .fetch_optional(&mut *conn)
-        .await?;
+fn upsert_build(conn: &Connection, build: &crate::records::BuildRecord) -> StoreResult<()> {
+    let previous: Option<String> = conn
+        .prepare_cached("SELECT status FROM builds WHERE id = ?")?
+        .query_row([&build.id], |row| row.get(0))
+        .optional()?;
     let status = if build.kind == "epic" {
-        derived_status(conn, &build.id).await?
+        derived_status(conn, &build.id)?
     } else {
         build.status
     };
-    sqlx::query(
-        "INSERT INTO builds (id, kind, card, department, status, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, card = excluded.card, \
-         department = excluded.department, status = excluded.status, \
-         updated_at = excluded.updated_at",
-    )
-    .bind(&build.id)
-    .bind(&build.kind)
-    .bind(&build.card)
-    .bind(&build.department)
-    .bind(status.as_str())
-    .bind(&build.created_at)
-    .bind(&build.updated_at)
-    .execute(&mut *conn)
-    .await?;
+    rows::upsert_build(conn, build, status)?;
     match previous {
         Some(previous) if previous != status.as_str() => {
             let audit_row = Audit {
@@ -451,124 +417,145 @@ async fn upsert_build(conn: &mut SqliteConnection, build: &BuildRecord) -> Store
                 to: Some(status),
                 detail: json!({ "build": build.id }),
             };
-            audit(conn, audit_row).await
+            audit(conn, &audit_row)
         }
         _ => Ok(()),
     }
 }
 
-async fn insert_issue(conn: &mut SqliteConnection, issue: &IssueRecord) -> StoreResult<()> {
-    if get_issue(conn, &issue.build_id, &issue.id).await?.is_some() {
-        return Err(StoreError::Conflict(format!(
-            "issue {}/{} already exists in issues",
-            issue.build_id, issue.id
-        )));
-    }
+/// Adds an issue at the end of its build with the build's next version; the primary key
+/// refuses one that exists.
+fn insert_issue(conn: &Connection, issue: &IssueRecord) -> StoreResult<()> {
     let columns = issue.columns();
-    let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO issues (");
+    let mut sql = String::from("INSERT INTO issues (");
     for (column, _) in &columns {
-        qb.push(*column).push(", ");
+        sql.push_str(column);
+        sql.push_str(", ");
     }
-    qb.push("position, version) VALUES (");
-    for (_, value) in columns {
-        push_value(&mut qb, value);
-        qb.push(", ");
-    }
-    qb.push("(SELECT COALESCE(MAX(position), 0) + 1 FROM issues WHERE build_id = ")
-        .push_bind(&issue.build_id)
-        .push("), ")
-        .push(NEXT_VERSION)
-        .push_bind(&issue.build_id)
-        .push("))");
-    qb.build().execute(&mut *conn).await?;
-    refresh_build_status(conn, &issue.build_id, ENGINE_ROLE).await
+    sql.push_str("position, version) VALUES (");
+    sql.push_str(&"?, ".repeat(columns.len()));
+    sql.push_str("(SELECT COALESCE(MAX(position), 0) + 1 FROM issues WHERE build_id = ?), ");
+    sql.push_str(NEXT_VERSION);
+    sql.push(')');
+    let mut values: Vec<&dyn ToSql> = columns.iter().map(|(_, v)| v as &dyn ToSql).collect();
+    values.extend([&issue.build_id as &dyn ToSql, &issue.build_id]);
+    conn.prepare_cached(&sql)?
+        .execute(values.as_slice())
+        .map_err(|err| {
+            conflict_on_duplicate(err, || {
+                format!(
+                    "issue {}/{} already exists in issues",
+                    issue.build_id, issue.id
+                )
+            })
+        })?;
+    Ok(())
 }
 
-/// Writes the fields the patch sets (and `updated_at`); audits a status change and derives the
-/// build's status again. A change to a status that needs no wait reason clears the stored one
-/// unless the patch sets it. Returns the issue as it now stands.
-async fn update_issue(
-    conn: &mut SqliteConnection,
+/// Writes the fields the patch sets (and `updated_at`, and the build's next version); audits a
+/// status change. A change to a status that needs no wait reason clears the stored one unless
+/// the patch sets it. Returns the issue as it now stands, and whether its status changed.
+fn update_issue(
+    conn: &Connection,
     build_id: &str,
     id: &str,
     update: &IssueUpdate,
-) -> StoreResult<IssueRecord> {
-    let current = require_issue(conn, build_id, id).await?;
-    if let Some(expected) = update.expect_status {
-        if expected != current.status {
+) -> StoreResult<(IssueRecord, bool)> {
+    // The stored status is needed only to check an expected one or to audit a change.
+    let current = if update.expect_status.is_some() || update.status.is_some() {
+        let state = conn
+            .prepare_cached(
+                "SELECT build_id, id, status, wait_reason FROM issues \
+                 WHERE build_id = ? AND id = ?",
+            )?
+            .query_row([build_id, id], |row| {
+                Ok(rows::issue_state(row, &Layout::default()))
+            })
+            .optional()?
+            .transpose()?;
+        Some(state.ok_or_else(|| issue_not_found(build_id, id))?)
+    } else {
+        None
+    };
+    if let (Some(expected), Some((stored, _))) = (update.expect_status, current) {
+        if expected != stored {
             return Err(StoreError::Conflict(format!(
-                "issue {build_id}/{id} is {}, not {expected} as expected; nothing was changed",
-                current.status
+                "issue {build_id}/{id} is {stored}, not {expected} as expected; nothing was changed"
             )));
         }
     }
-    let clears_wait_reason = update.wait_reason.is_none()
-        && update
-            .status
-            .is_some_and(|to| to != current.status && !to.needs_wait_reason());
-    let mut qb = QueryBuilder::<Sqlite>::new("UPDATE issues SET updated_at = ");
-    qb.push_bind(now_timestamp());
-    qb.push(", version = ")
-        .push(NEXT_VERSION)
-        .push_bind(build_id)
-        .push(")");
-    for (column, value) in update.assignments() {
-        qb.push(", ").push(column).push(" = ");
-        push_value(&mut qb, value);
-    }
-    if clears_wait_reason {
-        qb.push(", wait_reason = NULL");
-    }
-    qb.push(" WHERE build_id = ")
-        .push_bind(build_id)
-        .push(" AND id = ")
-        .push_bind(id);
-    qb.build().execute(&mut *conn).await?;
+    let moved_to = match (update.status, current) {
+        (Some(to), Some((from, wait_reason))) if to != from => Some((from, to, wait_reason)),
+        _ => None,
+    };
+    let clears_wait_reason =
+        update.wait_reason.is_none() && moved_to.is_some_and(|(_, to, _)| !to.needs_wait_reason());
 
-    if let Some(to) = update.status.filter(|to| *to != current.status) {
+    let issue = write_patch(conn, build_id, id, update, clears_wait_reason)?;
+    if let Some((from, to, stored_reason)) = moved_to {
         let wait_reason = if clears_wait_reason {
             None
         } else {
-            update.wait_reason.unwrap_or(current.wait_reason)
+            update.wait_reason.unwrap_or(stored_reason)
         };
         let audit_row = Audit {
             build_id,
             card_id: id,
             role: &update.actor,
             action: "status_change",
-            from: Some(current.status),
+            from: Some(from),
             to: Some(to),
             detail: json!({ "wait_reason": wait_reason }),
         };
-        audit(conn, audit_row).await?;
-        refresh_build_status(conn, build_id, &update.actor).await?;
+        audit(conn, &audit_row)?;
     }
-    require_issue(conn, build_id, id).await
+    Ok((issue, moved_to.is_some()))
 }
 
-async fn add_credits(
-    conn: &mut SqliteConnection,
+/// The `UPDATE` of a patch; returns the issue as it now stands (`NotFound` if it does not
+/// exist).
+fn write_patch(
+    conn: &Connection,
+    build_id: &str,
+    id: &str,
+    update: &IssueUpdate,
+    clears_wait_reason: bool,
+) -> StoreResult<IssueRecord> {
+    let assignments = update.assignments();
+    let mut sql = format!("UPDATE issues SET updated_at = ?, version = {NEXT_VERSION}");
+    for (column, _) in &assignments {
+        sql.push_str(", ");
+        sql.push_str(column);
+        sql.push_str(" = ?");
+    }
+    if clears_wait_reason {
+        sql.push_str(", wait_reason = NULL");
+    }
+    sql.push_str(" WHERE build_id = ? AND id = ?");
+    let now = ColumnValue::Text(now_timestamp());
+    let mut values: Vec<&dyn ToSql> = vec![&now, &build_id];
+    values.extend(assignments.iter().map(|(_, v)| v as &dyn ToSql));
+    values.extend([&build_id as &dyn ToSql, &id]);
+    let updated = conn.prepare_cached(&sql)?.execute(values.as_slice())?;
+    updated_issue(conn, updated, build_id, id)
+}
+
+/// Adds credits to an issue in one statement (and gives it the build's next version); audits
+/// them. Returns the issue as it now stands.
+fn add_credits(
+    conn: &Connection,
     build_id: &str,
     id: &str,
     amount: f64,
     actor: &str,
 ) -> StoreResult<IssueRecord> {
-    let updated = sqlx::query(
-        "UPDATE issues SET credits_spent = credits_spent + ?, updated_at = ?, \
-         version = (SELECT COALESCE(MAX(version), 0) + 1 FROM issues WHERE build_id = ?) \
-         WHERE build_id = ? AND id = ?",
-    )
-    .bind(amount)
-    .bind(now_timestamp())
-    .bind(build_id)
-    .bind(build_id)
-    .bind(id)
-    .execute(&mut *conn)
-    .await?;
-    if updated.rows_affected() == 0 {
-        return Err(issue_not_found(build_id, id));
-    }
-    let issue = require_issue(conn, build_id, id).await?;
+    let updated = conn
+        .prepare_cached(&format!(
+            "UPDATE issues SET credits_spent = credits_spent + ?, updated_at = ?, \
+             version = {NEXT_VERSION} WHERE build_id = ? AND id = ?"
+        ))?
+        .execute(params![amount, now_timestamp(), build_id, build_id, id])?;
+    let issue = updated_issue(conn, updated, build_id, id)?;
     let audit_row = Audit {
         build_id,
         card_id: id,
@@ -578,102 +565,67 @@ async fn add_credits(
         to: None,
         detail: json!({ "amount": amount, "credits_spent": issue.credits_spent }),
     };
-    audit(conn, audit_row).await?;
+    audit(conn, &audit_row)?;
     Ok(issue)
 }
 
-async fn add_comment(
-    conn: &mut SqliteConnection,
+/// The issue an `UPDATE` of `updated` rows changed, read back (`NotFound` if it changed none).
+/// A separate `SELECT` rather than `UPDATE ... RETURNING *`: SQLite runs a statement with
+/// `RETURNING` to its end into a temporary table first, which made it the slower of the two.
+fn updated_issue(
+    conn: &Connection,
+    updated: usize,
+    build_id: &str,
+    id: &str,
+) -> StoreResult<IssueRecord> {
+    let issue = match updated {
+        0 => None,
+        _ => super::read::issue(conn, build_id, id)?,
+    };
+    issue.ok_or_else(|| issue_not_found(build_id, id))
+}
+
+/// Adds a comment; the foreign key to its issue refuses one on a missing issue (`NotFound`).
+fn add_comment(
+    conn: &Connection,
     build_id: String,
     issue_id: String,
     author: String,
     content: String,
 ) -> StoreResult<Comment> {
-    let exists: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM issues WHERE build_id = ? AND id = ?")
-            .bind(&build_id)
-            .bind(&issue_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    if exists.is_none() {
-        return Err(issue_not_found(&build_id, &issue_id));
-    }
-    let created_at = now_timestamp();
-    let id = sqlx::query_scalar(
-        "INSERT INTO comments (build_id, issue_id, author, content, created_at) \
-         VALUES (?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(&build_id)
-    .bind(&issue_id)
-    .bind(&author)
-    .bind(&content)
-    .bind(&created_at)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(Comment {
-        id,
+    let mut comment = Comment {
+        id: 0,
         build_id,
         issue_id,
         author,
         content,
-        created_at,
-    })
-}
-
-async fn delete_build_issues(conn: &mut SqliteConnection, build_id: &str) -> StoreResult<()> {
-    for sql in [
-        "DELETE FROM comments WHERE build_id = ?",
-        "DELETE FROM issues WHERE build_id = ?",
-    ] {
-        sqlx::query(sql).bind(build_id).execute(&mut *conn).await?;
-    }
-    refresh_build_status(conn, build_id, ENGINE_ROLE).await
-}
-
-async fn create_run(conn: &mut SqliteConnection, run: &RunRecord) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO sessions (id, kind, target, build_id, department, workspace, status, \
-         reason, params, started_at, updated_at, ended_at, halt_requested_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&run.id)
-    .bind(run.kind.as_str())
-    .bind(&run.target)
-    .bind(&run.build_id)
-    .bind(&run.department)
-    .bind(&run.workspace)
-    .bind(run.status.as_str())
-    .bind(&run.reason)
-    .bind(run.params.to_string())
-    .bind(&run.started_at)
-    .bind(&run.updated_at)
-    .bind(&run.ended_at)
-    .bind(&run.halt_requested_at)
-    .execute(&mut *conn)
-    .await
-    .map_err(|err| {
-        conflict_on_duplicate(err, || format!("run {} already exists in sessions", run.id))
+        created_at: now_timestamp(),
+    };
+    comment.id = rows::insert_comment(conn, &comment).map_err(|err| {
+        if is_foreign_key_violation(&err) {
+            issue_not_found(&comment.build_id, &comment.issue_id)
+        } else {
+            err.into()
+        }
     })?;
-    Ok(())
+    Ok(comment)
 }
 
 /// Marks a running run as asked to halt; a run that ended or does not exist is refused.
-async fn request_halt(conn: &mut SqliteConnection, id: &str) -> StoreResult<()> {
-    let done = sqlx::query(
-        "UPDATE sessions SET halt_requested_at = COALESCE(halt_requested_at, ?) \
-         WHERE id = ? AND status = 'running'",
-    )
-    .bind(now_timestamp())
-    .bind(id)
-    .execute(&mut *conn)
-    .await?;
-    if done.rows_affected() > 0 {
+fn request_halt(conn: &Connection, id: &str) -> StoreResult<()> {
+    let updated = conn
+        .prepare_cached(
+            "UPDATE sessions SET halt_requested_at = COALESCE(halt_requested_at, ?) \
+             WHERE id = ? AND status = 'running'",
+        )?
+        .execute(params![now_timestamp(), id])?;
+    if updated > 0 {
         return Ok(());
     }
-    let status: Option<String> = sqlx::query_scalar("SELECT status FROM sessions WHERE id = ?")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let status: Option<String> = conn
+        .prepare_cached("SELECT status FROM sessions WHERE id = ?")?
+        .query_row([id], |row| row.get(0))
+        .optional()?;
     Err(match status {
         None => StoreError::NotFound {
             what: "run",
@@ -683,109 +635,36 @@ async fn request_halt(conn: &mut SqliteConnection, id: &str) -> StoreResult<()> 
     })
 }
 
-async fn update_run(conn: &mut SqliteConnection, id: &str, update: &RunUpdate) -> StoreResult<()> {
+/// Patches a run; a status sets `ended_at` (cleared unless the status is final).
+fn update_run(conn: &Connection, id: &str, update: &RunUpdate) -> StoreResult<()> {
     let now = now_timestamp();
-    let mut qb = QueryBuilder::<Sqlite>::new("UPDATE sessions SET updated_at = ");
-    qb.push_bind(now.clone());
-    if let Some(status) = update.status {
-        qb.push(", status = ").push_bind(status.as_str());
-        qb.push(", ended_at = ")
-            .push_bind(status.is_final().then_some(now));
+    let status = update.status.map(|status| status.as_str());
+    let ended_at = update
+        .status
+        .map(|status| status.is_final().then(|| now.clone()));
+    let params = update.params.as_ref().map(rows::Json);
+    let mut sql = String::from("UPDATE sessions SET updated_at = ?");
+    let mut values: Vec<&dyn ToSql> = vec![&now];
+    if let (Some(status), Some(ended_at)) = (&status, &ended_at) {
+        sql.push_str(", status = ?, ended_at = ?");
+        values.extend([status as &dyn ToSql, ended_at]);
     }
     if let Some(reason) = &update.reason {
-        qb.push(", reason = ").push_bind(reason.clone());
+        sql.push_str(", reason = ?");
+        values.push(reason);
     }
-    if let Some(params) = &update.params {
-        qb.push(", params = ").push_bind(params.to_string());
+    if let Some(params) = &params {
+        sql.push_str(", params = ?");
+        values.push(params);
     }
-    qb.push(" WHERE id = ").push_bind(id);
-    if qb.build().execute(&mut *conn).await?.rows_affected() == 0 {
+    sql.push_str(" WHERE id = ?");
+    values.push(&id);
+    let updated = conn.prepare_cached(&sql)?.execute(values.as_slice())?;
+    if updated == 0 {
         return Err(StoreError::NotFound {
             what: "run",
             id: id.to_string(),
         });
     }
     Ok(())
-}
-
-async fn append_turn(conn: &mut SqliteConnection, turn: &NewTurn) -> StoreResult<i64> {
-    sqlx::query_scalar(
-        "INSERT INTO turns (run_id, seq, build_id, issue_id, seat, role, model, review, \
-         messages, content, tool_calls, tool_results, tokens_in, tokens_out, status, error, \
-         started_at, ended_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(&turn.run_id)
-    .bind(turn.seq)
-    .bind(&turn.build_id)
-    .bind(&turn.issue_id)
-    .bind(&turn.seat)
-    .bind(&turn.role)
-    .bind(&turn.model)
-    .bind(turn.review)
-    .bind(turn.messages.to_string())
-    .bind(&turn.content)
-    .bind(rows::to_json(&turn.tool_calls))
-    .bind(rows::to_json(&turn.tool_results))
-    .bind(turn.tokens_in)
-    .bind(turn.tokens_out)
-    .bind(&turn.status)
-    .bind(&turn.error)
-    .bind(&turn.started_at)
-    .bind(&turn.ended_at)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(|err| {
-        conflict_on_duplicate(err, || {
-            format!(
-                "turns: run {} already has a turn with seq {}",
-                turn.run_id, turn.seq
-            )
-        })
-    })
-}
-
-async fn append_event(conn: &mut SqliteConnection, event: NewEvent) -> StoreResult<i64> {
-    let id = sqlx::query_scalar(
-        "INSERT INTO events (run_id, timestamp, role, event, issue_id, data) \
-         VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(event.run_id)
-    .bind(event.timestamp.unwrap_or_else(now_timestamp))
-    .bind(event.role)
-    .bind(event.event.name())
-    .bind(event.issue_id)
-    .bind(event.event.data().to_string())
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(id)
-}
-
-async fn remember(
-    conn: &mut SqliteConnection,
-    content: String,
-    role: Option<String>,
-    issue_id: Option<String>,
-    run_id: Option<String>,
-) -> StoreResult<i64> {
-    let words = memory_words(&content);
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO memory (content, role, issue_id, run_id, created_at) \
-         VALUES (?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(content)
-    .bind(role)
-    .bind(issue_id)
-    .bind(run_id)
-    .bind(now_timestamp())
-    .fetch_one(&mut *conn)
-    .await?;
-    for word in words {
-        sqlx::query("INSERT INTO memory_words (memory_id, word) VALUES (?, ?)")
-            .bind(id)
-            .bind(word)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(id)
 }

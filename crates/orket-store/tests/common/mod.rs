@@ -4,8 +4,8 @@
 use orket_core::tools::{ToolCall, ToolResult};
 use orket_core::{Event, RunKind, RunStatus, Status, WaitReason};
 use orket_store::{IssueRecord, NewEvent, NewTurn, RunRecord, SqliteStore, Store};
+use rusqlite::Connection;
 use serde_json::json;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 
@@ -22,12 +22,11 @@ pub fn db_path(dir: &TempDir) -> PathBuf {
 }
 
 /// A plain connection to the file, for reading or tampering with it behind the store's back.
-pub async fn raw(path: &Path) -> SqlitePool {
-    SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(SqliteConnectOptions::new().filename(path))
-        .await
-        .expect("raw connection")
+pub fn raw(path: &Path) -> Connection {
+    let conn = Connection::open(path).expect("raw connection");
+    conn.busy_timeout(std::time::Duration::from_secs(30))
+        .expect("busy timeout");
+    conn
 }
 
 /// An issue with every field set to something other than its default.
