@@ -21,6 +21,15 @@ pub struct PlanCard<'a> {
 /// propagated as bitsets in reverse topological order: O(edges × issues / 64), so planning a
 /// long chain every tick stays cheap.
 pub fn downstream_counts(cards: &[PlanCard<'_>]) -> HashMap<String, usize> {
+    cards
+        .iter()
+        .zip(downstream_by_position(cards))
+        .map(|(card, count)| (card.id.to_string(), count))
+        .collect()
+}
+
+/// [`downstream_counts`] by the cards' positions.
+fn downstream_by_position(cards: &[PlanCard<'_>]) -> Vec<usize> {
     let n = cards.len();
     let index: HashMap<&str, usize> = cards.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
     // edges[x] = issues that name x in depends_on (x's dependents)
@@ -64,16 +73,11 @@ pub fn downstream_counts(cards: &[PlanCard<'_>]) -> HashMap<String, usize> {
         }
         reach[c] = acc;
     }
-    cards
-        .iter()
-        .enumerate()
-        .map(|(x, card)| {
+    (0..n)
+        .map(|x| {
             let set = &reach[component[x]];
-            let mut count: usize = set.iter().map(|w| w.count_ones() as usize).sum();
-            if set[x / 64] & (1 << (x % 64)) != 0 {
-                count -= 1;
-            }
-            (card.id.to_string(), count)
+            let count: usize = set.iter().map(|w| w.count_ones() as usize).sum();
+            count - usize::from(set[x / 64] & (1 << (x % 64)) != 0)
         })
         .collect()
 }
@@ -136,49 +140,61 @@ fn strongly_connected(edges: &[Vec<usize>]) -> (Vec<usize>, usize) {
 
 /// Critical-path score of every issue: its priority plus its transitive downstream count.
 pub fn critical_path_scores(cards: &[PlanCard<'_>]) -> HashMap<String, f64> {
-    let downstream = downstream_counts(cards);
     cards
         .iter()
-        .map(|c| (c.id.to_string(), c.priority + downstream[c.id] as f64))
+        .zip(scores_by_position(cards))
+        .map(|(card, score)| (card.id.to_string(), score))
+        .collect()
+}
+
+/// [`critical_path_scores`] by the cards' positions.
+fn scores_by_position(cards: &[PlanCard<'_>]) -> Vec<f64> {
+    cards
+        .iter()
+        .zip(downstream_by_position(cards))
+        .map(|(card, downstream)| card.priority + downstream as f64)
         .collect()
 }
 
 /// The issues to work on next, in order: every `code_review` issue, then every `ready` or
 /// `in_progress` issue (work continues on an issue a turn left in progress) whose dependencies
 /// are all `done`; each group by critical-path score (highest first), then priority, then id.
-/// With a target, only the target (when it is a candidate).
+/// With a target, only the target (when it is a candidate). Scores are computed only when
+/// there are candidates to order: a chain's ticks have one, and stay linear in its length.
 pub fn ready_queue(cards: &[PlanCard<'_>], target: Option<&str>) -> Vec<String> {
     let status: HashMap<&str, Status> = cards.iter().map(|c| (c.id, c.status)).collect();
-    let scores = critical_path_scores(cards);
     let deps_done = |c: &PlanCard<'_>| {
         c.depends_on
             .iter()
             .all(|d| status.get(d.as_str()) == Some(&Status::Done))
     };
-    let mut reviews: Vec<&PlanCard<'_>> = Vec::new();
-    let mut ready: Vec<&PlanCard<'_>> = Vec::new();
-    for card in cards {
+    let mut reviews: Vec<usize> = Vec::new();
+    let mut ready: Vec<usize> = Vec::new();
+    for (at, card) in cards.iter().enumerate() {
         if target.is_some_and(|t| t != card.id) {
             continue;
         }
         match card.status {
-            Status::CodeReview => reviews.push(card),
-            Status::Ready | Status::InProgress if deps_done(card) => ready.push(card),
+            Status::CodeReview => reviews.push(at),
+            Status::Ready | Status::InProgress if deps_done(card) => ready.push(at),
             _ => {}
         }
     }
-    let order = |a: &&PlanCard<'_>, b: &&PlanCard<'_>| {
-        scores[b.id]
-            .total_cmp(&scores[a.id])
-            .then(b.priority.total_cmp(&a.priority))
-            .then(a.id.cmp(b.id))
-    };
-    reviews.sort_by(order);
-    ready.sort_by(order);
+    if reviews.len() > 1 || ready.len() > 1 {
+        let scores = scores_by_position(cards);
+        let order = |&a: &usize, &b: &usize| {
+            scores[b]
+                .total_cmp(&scores[a])
+                .then(cards[b].priority.total_cmp(&cards[a].priority))
+                .then(cards[a].id.cmp(cards[b].id))
+        };
+        reviews.sort_by(order);
+        ready.sort_by(order);
+    }
     reviews
         .into_iter()
         .chain(ready)
-        .map(|c| c.id.to_string())
+        .map(|at| cards[at].id.to_string())
         .collect()
 }
 

@@ -2,9 +2,8 @@
 
 /// The current time as stored, e.g. `2026-11-22T04:16:22.123Z`.
 pub fn now_timestamp() -> String {
-    chrono::Utc::now()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
+    // The fixed RFC 3339 writer, not `format`: a format string is parsed on every call.
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 #[cfg(test)]

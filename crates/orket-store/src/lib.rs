@@ -26,7 +26,7 @@ pub use intercept::{BatchHook, Intercept};
 pub use orket_core::time::now_timestamp;
 pub use records::{
     ApprovalRecord, BuildRecord, CardTransaction, Comment, EventRecord, IssueRecord, IssueUpdate,
-    MemoryRecord, NewApproval, NewEvent, NewTurn, RunRecord, RunUpdate, SnapshotRecord,
+    MemoryRecord, NewApproval, NewEvent, NewTurn, PastTurn, RunRecord, RunUpdate, SnapshotRecord,
     SuccessRecord, TickState, TurnInputs, TurnQuery, TurnRecord,
 };
 pub use sandbox::{SandboxPorts, SandboxRecord, SandboxStatus, PORT_BASES};

@@ -897,5 +897,17 @@ pub struct TurnInputs {
     /// Remembered decisions sharing words with the query, best first.
     pub memory: Vec<MemoryRecord>,
     /// Its latest turns in the run, oldest first.
-    pub history: Vec<TurnRecord>,
+    pub history: Vec<PastTurn>,
+}
+
+/// A turn as a later prompt of its issue sees it: what the model replied and what its tool
+/// calls returned (not the prompt it was given, the largest column of a turn).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PastTurn {
+    /// Its position in the run.
+    pub seq: i64,
+    /// The model's reply.
+    pub content: String,
+    /// What its tool calls returned.
+    pub tool_results: Vec<ToolResult>,
 }

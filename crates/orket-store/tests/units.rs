@@ -171,7 +171,7 @@ async fn a_turn_reads_its_issue_comments_memory_and_history_at_once() {
     let comments: Vec<&str> = inputs.comments.iter().map(|c| c.content.as_str()).collect();
     assert_eq!(comments, ["note 3", "note 4"], "the latest, oldest first");
     assert_eq!(inputs.memory.len(), 1);
-    let seqs: Vec<i64> = inputs.history.iter().map(|t| t.turn.seq).collect();
+    let seqs: Vec<i64> = inputs.history.iter().map(|t| t.seq).collect();
     assert_eq!(seqs, [2, 3], "the latest turns, oldest first");
 
     let gone = store

@@ -182,10 +182,10 @@ pub(crate) fn model_request(
         ChatMessage::user(prompt.user),
     ];
     for t in &inputs.history {
-        messages.push(ChatMessage::assistant(t.turn.content.clone()));
+        messages.push(ChatMessage::assistant(t.content.clone()));
         messages.push(ChatMessage::user(format!(
             "Tool results: {}",
-            serde_json::to_string(&t.turn.tool_results).unwrap_or_default()
+            serde_json::to_string(&t.tool_results).unwrap_or_default()
         )));
     }
     let env = &assets.env;

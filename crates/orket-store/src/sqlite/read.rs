@@ -6,7 +6,8 @@ use super::tx::{Begin, Tx};
 use crate::error::StoreResult;
 use crate::records::{
     ApprovalRecord, BuildRecord, CardTransaction, Comment, EventRecord, IssueRecord, MemoryRecord,
-    RunRecord, SnapshotRecord, SuccessRecord, TickState, TurnInputs, TurnQuery, TurnRecord,
+    PastTurn, RunRecord, SnapshotRecord, SuccessRecord, TickState, TurnInputs, TurnQuery,
+    TurnRecord,
 };
 use crate::sandbox::SandboxRecord;
 use crate::words::memory_words;
@@ -195,6 +196,22 @@ pub(super) fn recent_issue_turns(
     )
 }
 
+/// The last `limit` turns of one issue in a run as its next prompt sees them, oldest first.
+fn past_turns(
+    conn: &Connection,
+    run_id: &str,
+    issue_id: &str,
+    limit: i64,
+) -> StoreResult<Vec<PastTurn>> {
+    all(
+        conn,
+        "SELECT * FROM (SELECT seq, content, tool_results FROM turns \
+         WHERE run_id = ? AND issue_id = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+        params![run_id, issue_id, limit],
+        rows::past_turn,
+    )
+}
+
 /// The highest turn seq of a run.
 pub(super) fn last_turn_seq(conn: &Connection, run_id: &str) -> StoreResult<Option<i64>> {
     scalar(
@@ -373,7 +390,7 @@ pub(super) fn turn_inputs(conn: &Connection, q: &TurnQuery) -> StoreResult<TurnI
             issue: issue(conn, &q.build_id, &q.issue_id)?,
             comments: latest_comments(conn, &q.build_id, &q.issue_id, count(q.comments))?,
             memory: search_memory(conn, &q.memory_query, q.memory)?,
-            history: recent_issue_turns(conn, &q.run_id, &q.issue_id, count(q.history))?,
+            history: past_turns(conn, &q.run_id, &q.issue_id, count(q.history))?,
         })
     })
 }

@@ -7,8 +7,8 @@
 use crate::error::{StoreError, StoreResult};
 use crate::records::{
     ApprovalRecord, BuildRecord, CardTransaction, ColumnValue, Comment, EventRecord, IssueRecord,
-    MemoryRecord, NewApproval, NewEvent, NewTurn, RunRecord, SnapshotRecord, SuccessRecord,
-    TurnRecord,
+    MemoryRecord, NewApproval, NewEvent, NewTurn, PastTurn, RunRecord, SnapshotRecord,
+    SuccessRecord, TurnRecord,
 };
 use crate::sandbox::{SandboxPorts, SandboxRecord};
 use orket_core::time::now_timestamp;
@@ -472,6 +472,18 @@ pub(super) fn turn(row: &Row, layout: &Layout) -> StoreResult<TurnRecord> {
             started_at: c.get("started_at")?,
             ended_at: c.get("ended_at")?,
         },
+    })
+}
+
+/// A turn's `seq`, `content` and `tool_results`.
+pub(super) fn past_turn(row: &Row, layout: &Layout) -> StoreResult<PastTurn> {
+    let c = Cols::new(row, layout, "turns", "a turn");
+    let seq: i64 = c.get("seq")?;
+    let c = c.of("turn with seq", &seq);
+    Ok(PastTurn {
+        seq,
+        content: c.get("content")?,
+        tool_results: c.json("tool_results")?,
     })
 }
 
