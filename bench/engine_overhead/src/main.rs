@@ -1,9 +1,9 @@
 //! `engine_overhead`: how much time Orket's traction loop itself spends per turn.
 //!
 //! Every scenario generates a fresh project (see [`project`]) in a temporary folder, opens a
-//! fresh SQLite store in it, and runs its epic with [`Engine::run_card`] against a
+//! fresh SQLite store in it, and runs its epic with [`Engine::run`] against a
 //! [`ReplayProvider`] that answers instantly (or after a fixed delay, to compare the engine's
-//! overhead with model time). The wall time of `run_card` is all engine: planning, prompts, the
+//! overhead with model time). The wall time of `Engine::run` is all engine: planning, prompts, the
 //! gate, file tools, the store, the event log. The results are printed as Markdown and written
 //! to `bench/RESULTS.md` (unless `--no-write` is given).
 //!

@@ -37,9 +37,9 @@ pub struct Measured {
     pub tick_sizes: Vec<usize>,
     /// Project generation, store opening (migrations) and engine construction; not in `wall`.
     pub setup: Duration,
-    /// The wall time of `Engine::run_card`.
+    /// The wall time of `Engine::run`.
     pub wall: Duration,
-    /// CPU time (user + system, every thread of the process) during `run_card`, 10 ms
+    /// CPU time (user + system, every thread of the process) during `Engine::run`, 10 ms
     /// resolution; unlike the wall time it hardly changes when the machine is busy.
     pub cpu: Option<Duration>,
     /// `VmHWM` of the process after the run: the peak resident set size so far, in KiB.
@@ -136,19 +136,21 @@ pub fn tables(results: &[Measured]) -> String {
     }
 
     out.push_str("\nStore calls per turn (time includes waiting for the single writer connection; summed over concurrent turns):\n\n");
-    out.push_str(
-        "| Scenario | Concurrency | Model delay | Setup (s) | Store Σ / wall | apply ms/turn (calls) | list_issues ms/turn (calls) | get_issue ms/turn (calls) | other ms/turn (calls) |\n",
-    );
-    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str("| Scenario | Concurrency | Model delay | Setup (s) | Store Σ / wall |");
+    for name in STORE_COLUMNS {
+        let _ = write!(out, " {name} ms/turn (calls) |");
+    }
+    out.push_str(" other ms/turn (calls) |\n|---|---:|---:|---:|---:|");
+    out.push_str(&"---:|".repeat(STORE_COLUMNS.len() + 1));
+    out.push('\n');
     for m in results {
         let turns = m.turns.max(1) as f64;
         let cell =
             |s: MethodStats| format!("{:.3} ({:.2})", ms(s.total) / turns, s.calls as f64 / turns);
-        let get = |name: &str| m.store.get(name).copied().unwrap_or_default();
         let other = m
             .store
             .iter()
-            .filter(|(k, _)| !matches!(**k, "apply" | "list_issues" | "get_issue"))
+            .filter(|(k, _)| !STORE_COLUMNS.contains(k))
             .fold(MethodStats::default(), |acc, (_, s)| MethodStats {
                 calls: acc.calls + s.calls,
                 total: acc.total + s.total,
@@ -156,22 +158,26 @@ pub fn tables(results: &[Measured]) -> String {
         let delay = m
             .delay
             .map_or("instant".to_string(), |d| format!("{} ms", d.as_millis()));
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "| {} | {} | {} | {:.3} | {:.2} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {:.3} | {:.2} |",
             m.label,
             m.concurrency,
             delay,
             m.setup.as_secs_f64(),
             m.store_total().as_secs_f64() / m.wall.as_secs_f64().max(f64::EPSILON),
-            cell(get("apply")),
-            cell(get("list_issues")),
-            cell(get("get_issue")),
-            cell(other)
         );
+        for name in STORE_COLUMNS {
+            let stats = m.store.get(name).copied().unwrap_or_default();
+            let _ = write!(out, " {} |", cell(stats));
+        }
+        let _ = writeln!(out, " {} |", cell(other));
     }
     out
 }
+
+/// The store methods of a turn and a tick, each given its own column of the store table.
+const STORE_COLUMNS: [&str; 3] = ["apply", "turn_inputs", "tick_state"];
 
 /// `RESULTS.md`: how and where it was measured (`load`: `/proc/loadavg` when the benchmark
 /// started and ended), the tables, how to read them, and the notes of `previous` (the file being
@@ -208,17 +214,19 @@ Measured with `{COMMAND}` on {date}.
 
 - **Turns**: model turns committed (two per issue: the coder's and the integrity guard's).
   **Ticks**: ticks that dispatched turns (the final, empty tick is not counted).
-- **Wall**: the time of `Engine::run_card` alone; generating the project and opening (migrating)
+- **Wall**: the time of `Engine::run` alone; generating the project and opening (migrating)
   the store are in **Setup**.
 - **Overhead/turn**: with the instant provider, `wall / turns` (everything is engine). With a
   model delay, `(wall − ideal) / turns`.
 - **CPU/turn**: CPU time of the whole process (user + system, all threads, SQLite's worker
-  threads included) during `run_card`, divided by the turns; 10 ms resolution. It hardly moves
+  threads included) during `Engine::run`, divided by the turns; 10 ms resolution. It hardly moves
   when other programs compete for the cores, so compare it when wall times look noisy.
 - **Ideal**: the wall time a zero-overhead engine would need with the same schedule:
   `Σ over ticks of ceil(turns in the tick / concurrency) × delay` (a tick dispatches all its
   candidates under a semaphore of `concurrency` and waits for all of them). For the chain that
   is `ticks × delay`.
+- With a model delay the overhead also holds what waiting costs: each sleep ends on the timer's
+  next millisecond or later, and the parked threads are woken again for every turn.
 - **Overhead %**: `(wall − ideal) / wall`, the share of the wall time that is not model time.
 - **Peak RSS**: `VmHWM` of `/proc/self/status` read after the scenario: the peak of the whole
   process so far, so it never decreases down the table.
