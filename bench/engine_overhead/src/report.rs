@@ -184,6 +184,7 @@ const STORE_COLUMNS: [&str; 3] = ["apply", "turn_inputs", "tick_state"];
 /// replaced) below [`NOTES_MARKER`].
 pub fn results_md(
     tables: &str,
+    runs: usize,
     total: Duration,
     load: Option<&str>,
     previous: Option<&str>,
@@ -201,13 +202,14 @@ pub fn results_md(
     format!(
         "# Engine overhead: results
 
-Measured with `{COMMAND}` on {date}.
+Measured with `{COMMAND}` on {date}; each scenario ran {runs} times and each row is its run
+with the median wall time.
 
 - `nproc`: {nproc}
 - git commit: {commit}
 - {rustc}
 - load average (1, 5, 15 min; the benchmark itself keeps about 2 cores busy): {load}
-- whole benchmark (all scenarios, setup included): {total:.1} s
+- whole benchmark (all scenarios and runs, setup included): {total:.1} s
 
 {tables}
 ## How to read the tables
@@ -301,10 +303,10 @@ mod tests {
 
     #[test]
     fn rewriting_results_keeps_the_notes_once() {
-        let first = results_md("TABLE ONE\n", Duration::from_secs(1), None, None);
+        let first = results_md("TABLE ONE\n", 3, Duration::from_secs(1), None, None);
         assert!(first.contains(NOTES_MARKER) && first.contains("(none yet)"));
         let edited = first.replace("(none yet)", "hand-written analysis");
-        let second = results_md("TABLE TWO\n", Duration::from_secs(1), None, Some(&edited));
+        let second = results_md("TABLE TWO\n", 3, Duration::from_secs(1), None, Some(&edited));
         assert!(second.contains("TABLE TWO") && !second.contains("TABLE ONE"));
         assert!(second.contains("hand-written analysis"));
         assert_eq!(second.matches(NOTES_MARKER).count(), 1);
