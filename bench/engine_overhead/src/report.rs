@@ -306,7 +306,13 @@ mod tests {
         let first = results_md("TABLE ONE\n", 3, Duration::from_secs(1), None, None);
         assert!(first.contains(NOTES_MARKER) && first.contains("(none yet)"));
         let edited = first.replace("(none yet)", "hand-written analysis");
-        let second = results_md("TABLE TWO\n", 3, Duration::from_secs(1), None, Some(&edited));
+        let second = results_md(
+            "TABLE TWO\n",
+            3,
+            Duration::from_secs(1),
+            None,
+            Some(&edited),
+        );
         assert!(second.contains("TABLE TWO") && !second.contains("TABLE ONE"));
         assert!(second.contains("hand-written analysis"));
         assert_eq!(second.matches(NOTES_MARKER).count(), 1);
