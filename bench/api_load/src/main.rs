@@ -8,6 +8,7 @@
 
 use anyhow::{bail, Context, Result};
 use futures::StreamExt;
+use orket_core::Event;
 use orket_server::{AppState, ServerConfig};
 use orket_store::{SqliteStore, Store};
 use serde_json::{json, Value};
@@ -221,11 +222,15 @@ async fn websockets(
                 match tokio::time::timeout(Duration::from_secs(10), socket.next()).await {
                     Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text)))) => {
                         let frame: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-                        if frame["event"] == "lagged" {
-                            lagged += frame["data"]["skipped"].as_u64().unwrap_or(0);
+                        let event = Event::from_parts(
+                            frame["event"].as_str().unwrap_or_default(),
+                            frame["data"].clone(),
+                        );
+                        if let Ok(Event::Lagged { skipped }) = event {
+                            lagged += skipped;
                         } else if frame["run_id"] == id.as_str() {
                             mine += 1;
-                            ended = frame["event"] == "session_end";
+                            ended = matches!(event, Ok(Event::SessionEnd { .. }));
                         }
                     }
                     Ok(Some(Ok(_))) => {}

@@ -130,19 +130,6 @@ impl Store for TimedStore {
             .await
     }
 
-    async fn recent_issue_turns(
-        &self,
-        run_id: &str,
-        issue_id: &str,
-        limit: i64,
-    ) -> StoreResult<Vec<TurnRecord>> {
-        self.timed(
-            "recent_issue_turns",
-            self.inner.recent_issue_turns(run_id, issue_id, limit),
-        )
-        .await
-    }
-
     async fn last_turn_seq(&self, run_id: &str) -> StoreResult<Option<i64>> {
         self.timed("last_turn_seq", self.inner.last_turn_seq(run_id))
             .await

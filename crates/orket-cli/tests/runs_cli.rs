@@ -3,7 +3,7 @@
 use assert_cmd::Command;
 use orket_core::Event;
 use orket_core::{RunKind, RunStatus};
-use orket_store::{NewEvent, NewTurn, RunRecord, RunUpdate, SqliteStore, Store};
+use orket_store::{Change, NewEvent, NewTurn, RunRecord, RunUpdate, SqliteStore, Store};
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -247,7 +247,7 @@ async fn seed(db: &Path) {
         ),
     ];
     for e in events {
-        store.append_event(e).await.unwrap();
+        store.apply(vec![Change::AppendEvent(e)]).await.unwrap();
     }
 }
 

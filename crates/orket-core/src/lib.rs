@@ -26,3 +26,10 @@ pub use refusal::RefusalCode;
 pub use run::{RunKind, RunStatus};
 pub use status::{CardKind, Status, WaitReason};
 pub use tools::ToolCall;
+
+/// The actor recorded for what the engine does on its own (status moves it makes, events of
+/// its sandboxes, derived epic statuses).
+pub const ENGINE_ACTOR: &str = "orket";
+
+/// The actor recorded for a person's decisions (approvals, halts).
+pub const PERSON_ACTOR: &str = "person";

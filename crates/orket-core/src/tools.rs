@@ -627,6 +627,28 @@ impl ToolCall {
         self.args.get(key).and_then(Value::as_str)
     }
 
+    /// The argument `key` as a list of names: one string or an array of strings, each
+    /// trimmed, empty ones left out (`depends_on`: the gate checks and the executor stores
+    /// exactly these).
+    pub fn names_arg(&self, key: &str) -> Vec<String> {
+        let items: Vec<&str> = match self.args.get(key) {
+            Some(Value::String(one)) => vec![one.as_str()],
+            Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        items
+            .into_iter()
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The status the call's `status` argument names (as `Status` parses it), if any.
+    pub fn status_arg(&self) -> Option<crate::Status> {
+        self.str_arg("status").and_then(|s| s.parse().ok())
+    }
+
     /// The issue the call names with `issue_id` (trimmed, not empty), else `own`.
     pub fn issue_or<'a>(&'a self, own: &'a str) -> &'a str {
         match self.str_arg("issue_id").map(str::trim) {
@@ -639,6 +661,21 @@ impl ToolCall {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_arg_reads_one_or_many_names_trimmed() {
+        let one = ToolCall::new(
+            "create_issue",
+            serde_json::json!({"depends_on": " ISSUE-1 "}),
+        );
+        assert_eq!(one.names_arg("depends_on"), ["ISSUE-1"]);
+        let many = ToolCall::new(
+            "create_issue",
+            serde_json::json!({"depends_on": ["ISSUE-1", " ", "", " ISSUE-2"]}),
+        );
+        assert_eq!(many.names_arg("depends_on"), ["ISSUE-1", "ISSUE-2"]);
+        assert!(many.names_arg("missing").is_empty());
+    }
 
     /// Every keyword a schema uses, recursively (object keys in schema position).
     fn keywords(schema: &Value, out: &mut Vec<String>) {

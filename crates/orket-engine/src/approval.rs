@@ -34,7 +34,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Who decisions are recorded as.
-const PERSON: &str = "person";
+const PERSON: &str = orket_core::PERSON_ACTOR;
 
 /// A person's decision on a pending approval.
 #[derive(Debug, Clone, PartialEq)]

@@ -14,7 +14,7 @@ pub(crate) fn sandboxes(
     store: &Arc<dyn orket_store::Store>,
     root: &std::path::Path,
 ) -> SandboxManager {
-    SandboxManager::new(Arc::clone(store), root.join(".orket").join("sandboxes"))
+    SandboxManager::for_project(Arc::clone(store), root)
 }
 
 /// After a completed epic run: deploys its workspace when the epic (or its environment) asks
@@ -30,7 +30,7 @@ pub(crate) async fn deploy_for_run(ctx: &RunCtx) -> Result<(), StoreError> {
             stack: stack.map(str::to_string),
             reason,
         })
-        .role("orket")
+        .role(orket_core::ENGINE_ACTOR)
     };
     let stack = match requested_stack(&epic_params, &env_params) {
         None => return Ok(()),

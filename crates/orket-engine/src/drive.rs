@@ -134,7 +134,7 @@ fn seed_changes(
                 seed.push(Change::UpdateIssue {
                     build_id: build_id.to_string(),
                     id: spec.card.id.clone(),
-                    update: IssueUpdate::by("orket")
+                    update: IssueUpdate::by(orket_core::ENGINE_ACTOR)
                         .status(Status::Ready)
                         .retry_count(0u32)
                         .clear_wait_reason(),
@@ -356,9 +356,14 @@ async fn dispatch(
         tokio::select! {
             results = &mut turns => break results,
             _ = tokio::time::sleep(HALT_POLL) => {
-                let run = ctx.recorder.store().get_run(&ctx.run_id).await?;
-                if run.is_some_and(|r| r.halt_requested_at.is_some()) {
-                    ctx.halt.raise();
+                // A failed look is only a missed chance to halt early: the turns in flight
+                // must not be dropped for it (the next tick reads the request again).
+                match ctx.recorder.store().get_run(&ctx.run_id).await {
+                    Ok(Some(run)) if run.halt_requested_at.is_some() => {
+                        ctx.halt.raise();
+                    }
+                    Ok(_) => {}
+                    Err(err) => tracing::warn!("run {}: cannot look for a halt request: {err}", ctx.run_id),
                 }
             }
         }

@@ -230,16 +230,7 @@ impl Engine {
     /// Asks run `run_id` to halt at its next turn boundary, whichever process executes it.
     pub async fn halt(&self, run_id: &str) -> Result<(), EngineError> {
         let here = self.runs.halt_of(run_id);
-        if let Some(halt) = &here {
-            halt.raise();
-        }
-        match supervise::request_halt(&self.recorder, run_id).await {
-            // A rock executing here whose first run ended: its flag stops what is left.
-            Err(EngineError::Store(orket_store::StoreError::Conflict(_))) if here.is_some() => {
-                Ok(())
-            }
-            other => other,
-        }
+        supervise::halt_run(&self.recorder, run_id, here.as_ref()).await
     }
 
     /// The build of an epic run: `--build` when given, else `build-<epic>`.

@@ -41,6 +41,9 @@ pub enum EngineError {
         /// The run holding it.
         run: String,
     },
+    /// A run with this id already executes in this process.
+    #[error("run {0} is already executing in this process")]
+    AlreadyRunning(String),
     /// The run's task panicked (recorded as the run's failure).
     #[error("the run panicked: {0}")]
     Panicked(String),

@@ -217,21 +217,26 @@ impl RunCtx {
 
     /// Applies the deferred events and `changes` as one batch, then logs and publishes its
     /// events.
+    /// A batch the store refuses gives the deferred events back for the next commit.
     pub async fn commit(&self, changes: Vec<Change>) -> StoreResult<Vec<Applied>> {
-        let mut batch: Vec<Change> = self
-            .pending
-            .lock()
-            .map(|mut p| p.drain(..).map(Change::AppendEvent).collect())
-            .unwrap_or_default();
+        let deferred = std::mem::take(&mut *self.pending());
+        let mut batch: Vec<Change> = deferred.iter().cloned().map(Change::AppendEvent).collect();
         batch.extend(changes);
-        self.recorder.commit(batch).await
+        let committed = self.recorder.commit(batch).await;
+        if committed.is_err() {
+            self.pending().splice(0..0, deferred);
+        }
+        committed
     }
 
     /// Records `event` with the run's next commit.
     pub fn defer(&self, event: NewEvent) {
-        if let Ok(mut pending) = self.pending.lock() {
-            pending.push(event);
-        }
+        self.pending().push(event);
+    }
+
+    /// The deferred events (a panic elsewhere while holding them leaves them usable).
+    fn pending(&self) -> std::sync::MutexGuard<'_, Vec<NewEvent>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Records `events` (after any deferred ones) as one batch.

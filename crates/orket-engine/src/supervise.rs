@@ -43,6 +43,9 @@ impl Runs {
         builds: Vec<String>,
     ) -> Result<Claim, EngineError> {
         let mut active = self.lock();
+        if active.values().any(|run| run.runs.iter().any(|r| r == id)) {
+            return Err(EngineError::AlreadyRunning(id.to_string()));
+        }
         for (other, run) in active.iter() {
             if let Some(build) = builds.iter().find(|b| run.builds.contains(b)) {
                 return Err(EngineError::Busy {
@@ -140,13 +143,7 @@ pub struct Halter {
 impl Halter {
     /// Asks the run to stop at its next turn boundary (and records the request in the store).
     pub async fn halt(&self) -> Result<(), EngineError> {
-        self.halt.raise();
-        match request_halt(&self.recorder, &self.id).await {
-            // Not stored yet (it stops at its first tick), ended already, or a rock whose first
-            // run ended: the flag stops what is left.
-            Err(EngineError::NotFound(_) | EngineError::Store(StoreError::Conflict(_))) => Ok(()),
-            other => other,
-        }
+        halt_run(&self.recorder, &self.id, Some(&self.halt)).await
     }
 }
 
@@ -177,8 +174,28 @@ impl RunHandle {
 
 /// Asks run `run_id` to halt at its next turn boundary, whichever process executes it:
 /// `NotFound` for an unknown run, a `Conflict` for one that ended. Records `halt_requested`.
+/// Halts run `run_id`: raises `here` (its flag, when it executes in this process), then asks
+/// through the store. When the flag was raised, a run not stored yet (it stops at its first
+/// tick) or already ended (a rock whose first run ended) is halted all the same; otherwise
+/// those are `NotFound` and `Conflict`.
+pub(crate) async fn halt_run(
+    recorder: &Recorder,
+    run_id: &str,
+    here: Option<&Halt>,
+) -> Result<(), EngineError> {
+    let Some(halt) = here else {
+        return request_halt(recorder, run_id).await;
+    };
+    halt.raise();
+    match request_halt(recorder, run_id).await {
+        Err(EngineError::NotFound(_) | EngineError::Store(StoreError::Conflict(_))) => Ok(()),
+        other => other,
+    }
+}
+
+/// Records a halt request for run `run_id` in the store, with its `halt_requested` event.
 pub async fn request_halt(recorder: &Recorder, run_id: &str) -> Result<(), EngineError> {
-    let event = NewEvent::new(Some(run_id), Event::HaltRequested {}).role("person");
+    let event = NewEvent::new(Some(run_id), Event::HaltRequested {}).role(orket_core::PERSON_ACTOR);
     recorder
         .commit(vec![
             Change::RequestHalt {
@@ -259,6 +276,8 @@ async fn record_failure(
     error: &str,
 ) -> Result<(), StoreError> {
     let mut changes = Vec::new();
+    // The turns committed before the failure (other turns of the tick may have been).
+    let committed_turns = recorder.store().list_turns(run_id).await?.len();
     match recorder.store().get_run(run_id).await? {
         Some(run) if run.status.is_final() => return Ok(()),
         Some(_) => {}
@@ -290,7 +309,7 @@ async fn record_failure(
         Event::SessionEnd {
             status: RunStatus::Failed,
             reason: error.to_string(),
-            turns: 0,
+            turns: committed_turns,
         },
     )));
     recorder.commit(changes).await.map(drop)

@@ -128,7 +128,7 @@ pub fn check_verified_done(
     };
     if Tool::from_name(&call.name) == Some(Tool::UpdateIssueStatus)
         && call.issue_or(issue_id) == issue_id
-        && call.str_arg("status") == Some(Status::Done.as_str())
+        && call.status_arg() == Some(Status::Done)
     {
         return Err(Refusal::new(
             RefusalCode::VerificationFailed,
@@ -342,13 +342,8 @@ fn check_status_change(ctx: &GateContext, call: &ToolCall) -> Result<(), Refusal
 /// Every issue a new one depends on must be in the build.
 fn check_create_issue(ctx: &GateContext, call: &ToolCall) -> Result<(), Refusal> {
     let tool = call.name.as_str();
-    let deps: Vec<&str> = match call.args.get("depends_on") {
-        Some(Value::String(s)) => vec![s.as_str()],
-        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
-        _ => Vec::new(),
-    };
-    for dep in deps.into_iter().map(str::trim).filter(|d| !d.is_empty()) {
-        if (ctx.status_of)(dep).is_none() {
+    for dep in call.names_arg("depends_on") {
+        if (ctx.status_of)(&dep).is_none() {
             return Err(Refusal::new(
                 RefusalCode::UnknownIssue,
                 format!("{tool}: depends_on names {dep}, which is not an issue of this build"),

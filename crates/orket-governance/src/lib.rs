@@ -1,5 +1,5 @@
 //! Orket's governance: the gate every tool call passes ([`gate`]), path
-//! confinement ([`workspace`]), the iDesign architecture rules ([`idesign`]), the file tools
+//! confinement ([`confine`]), the iDesign architecture rules ([`idesign`]), the file tools
 //! ([`file_tools`]) and the refusals they give ([`refusal`]).
 //!
 //! Nothing here talks to a model or a store: the gate judges a call against what the turn knows

@@ -575,3 +575,16 @@ fn deleting_a_link_that_points_outside_passes_the_gate() {
         "PATH_ESCAPE",
     );
 }
+
+#[test]
+fn a_failed_verification_refuses_done_however_it_is_spelled() {
+    use orket_governance::gate::check_verified_done;
+    for spelled in ["done", "Done", " DONE "] {
+        let call = ToolCall::new("update_issue_status", json!({"status": spelled}));
+        let refusal =
+            check_verified_done(&call, OWN, Some("1/2 scenarios failed")).expect_err(spelled);
+        assert_eq!(refusal.code.as_str(), "VERIFICATION_FAILED", "{spelled}");
+    }
+    let back = ToolCall::new("update_issue_status", json!({"status": "in_progress"}));
+    assert!(check_verified_done(&back, OWN, Some("failed")).is_ok());
+}

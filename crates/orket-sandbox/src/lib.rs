@@ -146,10 +146,20 @@ impl SandboxManager {
     /// (keep it outside every workspace, so agents cannot read the password:
     /// `<root>/.orket/sandboxes`).
     pub fn new(store: Arc<dyn Store>, dir: impl Into<PathBuf>) -> Self {
+        Self::in_folder(store, dir.into())
+    }
+
+    /// The sandboxes of the project at `root`: their files in `<root>/.orket/sandboxes`, beside
+    /// the store and outside every workspace.
+    pub fn for_project(store: Arc<dyn Store>, root: &std::path::Path) -> Self {
+        Self::in_folder(store, root.join(".orket").join("sandboxes"))
+    }
+
+    fn in_folder(store: Arc<dyn Store>, dir: PathBuf) -> Self {
         SandboxManager {
             recorder: Recorder::for_store(Arc::clone(&store)),
             store,
-            dir: dir.into(),
+            dir,
             compose: None,
         }
     }
@@ -187,7 +197,7 @@ impl SandboxManager {
         mut changes: Vec<Change>,
     ) -> Result<(), SandboxError> {
         changes.push(Change::AppendEvent(
-            NewEvent::new(run_id, event).role("orket"),
+            NewEvent::new(run_id, event).role(orket_core::ENGINE_ACTOR),
         ));
         self.recorder.commit(changes).await?;
         Ok(())

@@ -181,6 +181,18 @@ pub async fn read(
     }))
 }
 
+/// A failed write: the path's own fault (a parent that is a file, a name the file system
+/// refuses) is the request's (400); anything else is the server's.
+fn write_error(display: &str, err: &std::io::Error) -> ApiError {
+    use std::io::ErrorKind::{AlreadyExists, InvalidFilename, InvalidInput, NotADirectory};
+    match err.kind() {
+        NotADirectory | AlreadyExists | InvalidInput | InvalidFilename => {
+            ApiError::bad_request(format!("path: cannot write {display}: {err}"))
+        }
+        _ => ApiError::internal(format!("writing {display}: {err}")),
+    }
+}
+
 /// Writes a file of the project (parents created, replaced atomically).
 #[utoipa::path(post, path = "/v1/system/save", request_body = SaveRequest,
     responses((status = 200, body = Saved), (status = 400), (status = 403), (status = 413)))]
@@ -197,7 +209,7 @@ pub async fn save(
     }
     write_atomically(&real, request.content.as_bytes())
         .await
-        .map_err(|e| ApiError::internal(format!("writing {display}: {e}")))?;
+        .map_err(|e| write_error(&display, &e))?;
     Ok(Json(Saved {
         ok: true,
         path: display,

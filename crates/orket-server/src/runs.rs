@@ -572,6 +572,9 @@ pub async fn run_active(
                  wait for it to end or halt it (POST /v1/runs/{run}/halt)",
                 plan.target
             )),
+            EngineError::AlreadyRunning(run) => ApiError::conflict(format!(
+                "session_id: run {run} is already executing in this server"
+            )),
             other => other.into(),
         })?;
     Ok((

@@ -18,11 +18,8 @@ use utoipa::{IntoParams, ToSchema};
 const MAX_TAIL: usize = 10_000;
 
 fn manager(state: &AppState) -> SandboxManager {
-    SandboxManager::new(
-        Arc::clone(state.store()),
-        state.root().join(".orket").join("sandboxes"),
-    )
-    .with_sink(EventSink::new(state.bus().clone(), None))
+    SandboxManager::for_project(Arc::clone(state.store()), state.root())
+        .with_sink(EventSink::new(state.bus().clone(), None))
 }
 
 impl From<SandboxError> for ApiError {

@@ -241,6 +241,21 @@ async fn file_routes_list_read_and_save_inside_the_project() {
     assert!(err["error"].as_str().unwrap().contains("content"), "{err}");
     let (status, _) = p.post("/v1/system/save", json!("text")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    // A parent that is a file is the request's fault, named with its path.
+    let (status, err) = p
+        .post(
+            "/v1/system/save",
+            json!({"path": "config/notes/today.md/inner.md", "content": "x"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert!(
+        err["error"]
+            .as_str()
+            .unwrap()
+            .contains("config/notes/today.md/inner.md"),
+        "{err}"
+    );
     let big = "x".repeat(orket_server::MAX_BODY_BYTES + 1);
     let (status, err) = p
         .post(

@@ -68,14 +68,6 @@ impl Store for Intercept {
     async fn list_turns(&self, run_id: &str) -> StoreResult<Vec<TurnRecord>> {
         self.inner.list_turns(run_id).await
     }
-    async fn recent_issue_turns(
-        &self,
-        run_id: &str,
-        issue_id: &str,
-        limit: i64,
-    ) -> StoreResult<Vec<TurnRecord>> {
-        self.inner.recent_issue_turns(run_id, issue_id, limit).await
-    }
     async fn last_turn_seq(&self, run_id: &str) -> StoreResult<Option<i64>> {
         self.inner.last_turn_seq(run_id).await
     }

@@ -4,8 +4,8 @@ use crate::change::{Applied, Change};
 use crate::error::{StoreError, StoreResult};
 use crate::records::{
     ApprovalRecord, BuildRecord, CardTransaction, Comment, EventRecord, IssueRecord, IssueUpdate,
-    MemoryRecord, NewEvent, NewTurn, RunRecord, RunUpdate, SnapshotRecord, SuccessRecord,
-    TickState, TurnInputs, TurnQuery, TurnRecord,
+    MemoryRecord, NewTurn, RunRecord, RunUpdate, SnapshotRecord, SuccessRecord, TickState,
+    TurnInputs, TurnQuery, TurnRecord,
 };
 use crate::sandbox::{SandboxRecord, SandboxStatus};
 use async_trait::async_trait;
@@ -45,13 +45,6 @@ pub trait Store: Send + Sync {
     async fn list_runs(&self, limit: i64) -> StoreResult<Vec<RunRecord>>;
     /// A run's turns, by seq.
     async fn list_turns(&self, run_id: &str) -> StoreResult<Vec<TurnRecord>>;
-    /// The last `limit` turns of one issue in a run, oldest first (a prompt's history).
-    async fn recent_issue_turns(
-        &self,
-        run_id: &str,
-        issue_id: &str,
-        limit: i64,
-    ) -> StoreResult<Vec<TurnRecord>>;
     /// The highest turn seq of a run.
     async fn last_turn_seq(&self, run_id: &str) -> StoreResult<Option<i64>>;
     /// Up to `limit` events with an id above `after_id`, by id; of one run or of all.
@@ -194,23 +187,9 @@ pub trait Store: Send + Sync {
         Ok(())
     }
 
-    /// Asks a running run to halt at its next turn boundary.
-    async fn request_halt(&self, run_id: &str) -> StoreResult<()> {
-        let change = Change::RequestHalt {
-            run_id: run_id.to_string(),
-        };
-        self.apply(vec![change]).await?;
-        Ok(())
-    }
-
     /// Appends a turn; returns its row id.
     async fn append_turn(&self, turn: NewTurn) -> StoreResult<i64> {
         expect_id(single(self.apply(vec![Change::AppendTurn(turn)]).await?)?)
-    }
-
-    /// Appends an event; returns its row id.
-    async fn append_event(&self, event: NewEvent) -> StoreResult<i64> {
-        expect_id(single(self.apply(vec![Change::AppendEvent(event)]).await?)?)
     }
 
     /// Saves a snapshot of a run; returns its row id.

@@ -165,3 +165,27 @@ async fn a_file_that_cannot_be_a_database_is_an_open_error_naming_it() {
         "{err:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issues_stored_before_issue_versions_are_read_by_a_first_tick() {
+    let (dir, store) = temp_store().await;
+    seed_issue(&store, "build-login", "ISSUE-0001").await;
+    store.close().await;
+    let path = db_path(&dir);
+    // The file as a build before migration 5 left it.
+    raw(&path)
+        .execute_batch(
+            "DROP INDEX issues_build_version;
+             ALTER TABLE issues DROP COLUMN version;
+             ALTER TABLE sessions DROP COLUMN halt_requested_at;
+             DELETE FROM _schema_migrations WHERE version = 5;",
+        )
+        .unwrap();
+
+    let upgraded = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(upgraded.schema_version().await.unwrap(), 5);
+    let tick = upgraded.tick_state("r1", "build-login", 0).await.unwrap();
+    let ids: Vec<&str> = tick.changed.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(ids, ["ISSUE-0001"], "a first tick reads every issue");
+    assert_eq!(tick.version, 1);
+}

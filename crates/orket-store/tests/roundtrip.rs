@@ -244,22 +244,17 @@ async fn event_round_trips_every_field_and_lists_by_run() {
         issue_id: Some("ISSUE-0001".to_string()),
         timestamp: Some("2026-05-06T07:08:09.010Z".to_string()),
     };
-    let id = store.append_event(full.clone()).await.unwrap();
-    let other = store
-        .append_event(common::turn_complete(Some("ffffffff"), 1))
-        .await
-        .unwrap();
-    let bare = store
-        .append_event(NewEvent::new(None, Event::HaltRequested {}))
-        .await
-        .unwrap();
-    let later = store
-        .append_event(NewEvent {
+    let id = common::append_event(&store, full.clone()).await;
+    let other = common::append_event(&store, common::turn_complete(Some("ffffffff"), 1)).await;
+    let bare = common::append_event(&store, NewEvent::new(None, Event::HaltRequested {})).await;
+    let later = common::append_event(
+        &store,
+        NewEvent {
             timestamp: None,
             ..common::turn_complete(Some("0a1b2c3d"), 2)
-        })
-        .await
-        .unwrap();
+        },
+    )
+    .await;
 
     let events = store.list_events(Some("0a1b2c3d"), 0, 100).await.unwrap();
     assert_eq!(events.len(), 2);

@@ -100,7 +100,7 @@ async fn a_halt_asked_through_the_store_is_seen_by_the_next_tick() {
         "/tmp/ws",
     );
     store.create_run(run).await.unwrap();
-    store.request_halt("r1").await.unwrap();
+    common::request_halt(&store, "r1").await.unwrap();
     let first = store
         .get_run("r1")
         .await
@@ -109,7 +109,7 @@ async fn a_halt_asked_through_the_store_is_seen_by_the_next_tick() {
         .halt_requested_at;
     assert!(first.is_some());
     // Asking again keeps the first time.
-    store.request_halt("r1").await.unwrap();
+    common::request_halt(&store, "r1").await.unwrap();
     let tick = store.tick_state("r1", "build-login", 0).await.unwrap();
     assert_eq!(tick.halt_requested_at, first);
 
@@ -120,14 +120,14 @@ async fn a_halt_asked_through_the_store_is_seen_by_the_next_tick() {
         )
         .await
         .unwrap();
-    match store.request_halt("r1").await {
+    match common::request_halt(&store, "r1").await {
         Err(StoreError::Conflict(message)) => {
             assert_eq!(message, "run r1 already ended (canceled)")
         }
         other => panic!("expected a conflict, got {other:?}"),
     }
     assert!(matches!(
-        store.request_halt("nope").await,
+        common::request_halt(&store, "nope").await,
         Err(StoreError::NotFound { what: "run", .. })
     ));
 }

@@ -17,10 +17,7 @@ async fn manager(project: &Project) -> Result<Option<SandboxManager>> {
         .await
         .with_context(|| format!("opening the store {}", project.db_path().display()))?;
     let store: Arc<dyn Store> = Arc::new(store);
-    Ok(Some(SandboxManager::new(
-        store,
-        project.root().join(".orket").join("sandboxes"),
-    )))
+    Ok(Some(SandboxManager::for_project(store, project.root())))
 }
 
 async fn existing(project: &Project, id: &str) -> Result<SandboxManager> {

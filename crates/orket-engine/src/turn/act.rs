@@ -13,7 +13,7 @@ use orket_store::{Change, NewApproval, StoreResult};
 use serde_json::Value;
 
 /// Who engine-made changes are recorded as.
-pub(crate) const ORKET: &str = "orket";
+pub(crate) const ORKET: &str = orket_core::ENGINE_ACTOR;
 
 /// What the calls of one turn are judged against.
 pub(crate) struct Rules<'a> {

@@ -186,14 +186,7 @@ impl Executor<'_> {
         );
         record.issue_type = call.str_arg("type").unwrap_or("issue").to_string();
         record.priority = parse_priority(call.args.get("priority")).unwrap_or(2.0);
-        record.depends_on = match call.args.get("depends_on") {
-            Some(Value::String(one)) => vec![one.clone()],
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect(),
-            _ => Vec::new(),
-        };
+        record.depends_on = call.names_arg("depends_on");
         record.parent_id = Some(actor.issue_id.to_string());
         record.session_id = Some(effects.run_id().to_string());
         effects.changes.push(Change::InsertIssue(record));

@@ -5,3 +5,6 @@ ALTER TABLE sessions ADD COLUMN halt_requested_at TEXT;
 -- issues changed since its last tick instead of the whole build.
 ALTER TABLE issues ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX issues_build_version ON issues (build_id, version);
+-- Issues stored before this migration get version 1, so a run's first read (everything after
+-- version 0) sees them.
+UPDATE issues SET version = 1;

@@ -1,6 +1,7 @@
 //! The SQLite store: one file in WAL mode, one writer thread with its connection (every write
-//! transaction starts with `BEGIN IMMEDIATE`) and four reader threads with theirs. Every store
-//! call is one hand-off to one of these threads: a whole batch, or a whole read.
+//! transaction starts with `BEGIN IMMEDIATE`) and one reader thread per core (2 to 4) with
+//! theirs. Every store call is one hand-off to one of these threads: a whole batch, or a whole
+//! read.
 
 mod migrate;
 mod read;
@@ -253,17 +254,6 @@ impl Store for SqliteStore {
     async fn list_turns(&self, run_id: &str) -> StoreResult<Vec<TurnRecord>> {
         let run_id = run_id.to_string();
         self.read(move |conn| read::turns(conn, &run_id)).await
-    }
-
-    async fn recent_issue_turns(
-        &self,
-        run_id: &str,
-        issue_id: &str,
-        limit: i64,
-    ) -> StoreResult<Vec<TurnRecord>> {
-        let (run_id, issue_id) = (run_id.to_string(), issue_id.to_string());
-        self.read(move |conn| read::recent_issue_turns(conn, &run_id, &issue_id, limit))
-            .await
     }
 
     async fn last_turn_seq(&self, run_id: &str) -> StoreResult<Option<i64>> {

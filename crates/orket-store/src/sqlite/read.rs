@@ -180,22 +180,6 @@ pub(super) fn turns(conn: &Connection, run_id: &str) -> StoreResult<Vec<TurnReco
     )
 }
 
-/// The last `limit` turns of one issue in a run, oldest first.
-pub(super) fn recent_issue_turns(
-    conn: &Connection,
-    run_id: &str,
-    issue_id: &str,
-    limit: i64,
-) -> StoreResult<Vec<TurnRecord>> {
-    all(
-        conn,
-        "SELECT * FROM (SELECT * FROM turns WHERE run_id = ? AND issue_id = ? \
-         ORDER BY seq DESC LIMIT ?) ORDER BY seq",
-        params![run_id, issue_id, limit],
-        rows::turn,
-    )
-}
-
 /// The last `limit` turns of one issue in a run as its next prompt sees them, oldest first.
 fn past_turns(
     conn: &Connection,

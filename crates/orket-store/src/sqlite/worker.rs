@@ -171,15 +171,17 @@ impl Drop for Workers {
 }
 
 /// A thread's loop: runs jobs until the queue is closed and empty. A job that panics has
-/// dropped its answer (its caller gets an error); its open transaction is rolled back and the
-/// thread goes on with the next job.
+/// dropped its answer (its caller gets an error). No job leaves a transaction open for the
+/// next: one still open after a job (a panic, a rollback that failed) is rolled back here; if
+/// even that fails, it is logged and tried again after the next job.
 fn serve(mut connection: Connection, queue: &Queue) {
     while let Some(job) = queue.pop() {
-        let ran = catch_unwind(AssertUnwindSafe(|| job(&mut connection)));
-        if ran.is_err() && !connection.is_autocommit() {
-            // A rusqlite `Transaction` rolls back when dropped while unwinding; this covers a
-            // transaction begun without one.
-            let _ = connection.execute_batch("ROLLBACK");
+        // A panic's answer is already dropped: nothing more to do with it here.
+        let _ = catch_unwind(AssertUnwindSafe(|| job(&mut connection)));
+        if !connection.is_autocommit() {
+            if let Err(err) = connection.execute_batch("ROLLBACK") {
+                tracing::error!("store: cannot roll back a transaction left open: {err}");
+            }
         }
     }
 }

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 const NEXT_VERSION: &str = "(SELECT COALESCE(MAX(version), 0) + 1 FROM issues WHERE build_id = ?)";
 
 /// The role recorded for changes the engine makes without an acting seat.
-const ENGINE_ROLE: &str = "orket";
+const ENGINE_ROLE: &str = orket_core::ENGINE_ACTOR;
 
 /// Applies `changes` in order as one transaction and returns what each produced. Taking the
 /// write lock at `BEGIN` (`IMMEDIATE`) means two processes writing one file wait for each other

@@ -130,3 +130,24 @@ pub async fn seed_issue(store: &dyn Store, build_id: &str, id: &str) -> IssueRec
     store.insert_issue(issue.clone()).await.expect("insert");
     issue
 }
+
+/// Asks run `run_id` to halt (one `RequestHalt` batch, as the engine's halt writes it).
+pub async fn request_halt(store: &dyn Store, run_id: &str) -> orket_store::StoreResult<()> {
+    let change = orket_store::Change::RequestHalt {
+        run_id: run_id.to_string(),
+    };
+    store.apply(vec![change]).await.map(drop)
+}
+
+/// Appends one event in its own batch; returns its row id.
+pub async fn append_event(store: &dyn Store, event: NewEvent) -> i64 {
+    match store
+        .apply(vec![orket_store::Change::AppendEvent(event)])
+        .await
+        .expect("append the event")
+        .as_slice()
+    {
+        [orket_store::Applied::Id(id)] => *id,
+        other => panic!("expected one row id, got {other:?}"),
+    }
+}
