@@ -5,7 +5,9 @@
 //! with their seats, environments, epics with their issues, rocks), sends it with the
 //! conversation and a JSON schema that admits exactly one action ([`driver_schema`]: a `oneOf`
 //! per action, so a provider with constrained decoding only produces legal actions), parses the
-//! reply ([`parse_action`]), validates it against the tree and applies it.
+//! reply ([`parse_action`]), validates it against the tree and applies it. The actions are
+//! defined once, in [`ACTIONS`]; the action names, the prompt's examples, the schema and the
+//! parser's dispatch are derived from that table.
 //!
 //! Every write stays under the project's own `model/` or `config/` (names are single path
 //! components, a linked file is never written, a folder that leads elsewhere through a link is
@@ -19,7 +21,7 @@
 //! build; `adopt_issue` is refused when the issue depends on issues that stay behind or issues
 //! that stay behind depend on it (store rows already seeded are not moved).
 //!
-//! Modules, one job each: `action` (the action types), `driver` (the model call
+//! Modules, one job each: `action` (the table and the action types), `driver` (the model call
 //! and the events), `facts` (what the model is told about the tree), `prompt`, `schema`,
 //! `parse`, `lookup` (finding teams, epics and issues), `apply` (validating and writing an
 //! action, one file per family), `outcome` (what a message gives back), `names`.
@@ -37,7 +39,10 @@ mod parse;
 mod prompt;
 mod schema;
 
-pub use action::{DriverAction, NewIssue};
+pub use action::{
+    action_names, ActionKind, ActionSpec, DriverAction, Field, Layout, Names, NewIssue, Shape,
+    ACTIONS,
+};
 pub use driver::{Driver, DriverOptions, DRIVER_ISSUE_ID, DRIVER_ROLE};
 pub use facts::Facts;
 pub use outcome::{DriverError, DriverOutcome};

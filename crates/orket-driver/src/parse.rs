@@ -1,12 +1,20 @@
 //! Reading a model reply into a [`DriverAction`]: the first JSON object of the reply, its
-//! arguments read through `orket-core`'s path-aware [`Reader`], so every problem is named at
-//! once (`create_epic: args.issues[1].seat: ...`).
+//! `action` looked up in [`ACTIONS`], its fields read through `orket-core`'s path-aware
+//! [`Reader`], so every problem is named at once (`create_epic: args.issues[1].seat: ...`).
 
-use crate::action::{DriverAction, NewIssue, ACTIONS};
+use crate::action::{
+    action_names, ActionKind, ActionSpec, DriverAction, Field, Layout, NewIssue, DEPARTMENT,
+    DEPENDS_ON, DESCRIPTION, DIRECTIVE, ENVIRONMENT, EPIC, EPICS, FROM_EPIC, ISSUE, ISSUES,
+    ISSUE_EPIC, MESSAGE, NEW_EPIC, NEW_ISSUE, NEW_ROCK, PRIORITY, SEAT, SIBLING_DEPENDS_ON,
+    SUMMARY, TEAM, TO_EPIC,
+};
 use crate::outcome::DriverError;
 use orket_core::assets::diag::{at, idx};
 use orket_core::assets::reader::{as_object, Reader};
 use serde_json::{Map, Value};
+
+/// Where an action's fields are in the reply (of [`Layout::Args`]).
+const ARGS: &str = "args";
 
 /// Parses a model reply into one action: the whole reply as JSON, else the JSON object inside
 /// a fence or between the first `{` and the last `}`. Arguments are checked for shape; an
@@ -19,199 +27,231 @@ pub fn parse_action(text: &str) -> Result<DriverAction, DriverError> {
 }
 
 fn action_of(text: &str) -> Result<DriverAction, String> {
-    let actions = ACTIONS.join(", ");
-    let value = orket_llm::parse::json_values(text)
-        .into_iter()
-        .find(Value::is_object)
-        .ok_or_else(|| {
-            format!(
-                "no JSON object found in {:?}; expected {{\"action\": one of {actions}, ...}}",
-                shorten(text)
-            )
-        })?;
-    let object = value.as_object().ok_or("expected a JSON object")?;
-    let name = match object.get("action") {
-        Some(Value::String(name)) if ACTIONS.contains(&name.as_str()) => name.as_str(),
-        Some(Value::String(name)) => {
-            return Err(format!(
-                "action: unknown action \"{name}\" (known: {actions})"
-            ))
-        }
-        Some(other) => return Err(format!("action: expected a string, found {other}")),
-        None => return Err(format!("action: missing (one of {actions})")),
-    };
+    let object = first_object(text)?;
+    let spec = spec_of(&object)?;
     let empty = Map::new();
-    let args = match object.get("args") {
+    let args = match object.get(ARGS) {
         Some(Value::Object(args)) => args,
         None | Some(Value::Null) => &empty,
-        Some(other) => return Err(format!("{name}: args: expected an object, found {other}")),
+        Some(other) => {
+            return Err(format!(
+                "{}: {ARGS}: expected an object, found {other}",
+                spec.name
+            ))
+        }
     };
-    // Every problem of the arguments at once, each naming its field (`create_epic:
-    // args.issues[1].seat: ...`).
-    let mut r = Reader::new(name);
-    let action = read_action(&mut r, name, object, args);
+    let mut r = Reader::new(spec.name);
+    let action = read_action(&mut r, spec, &object, args);
     match r.errors() {
         Some(errors) => Err(errors),
         None => Ok(action),
     }
 }
 
-/// The action `name` with its arguments read from `args` (problems go to `r`).
+/// The first JSON object of the reply.
+fn first_object(text: &str) -> Result<Map<String, Value>, String> {
+    orket_llm::parse::json_values(text)
+        .into_iter()
+        .find_map(|value| match value {
+            Value::Object(object) => Some(object),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            format!(
+                "no JSON object found in {:?}; expected {{\"action\": one of {}, ...}}",
+                shorten(text),
+                action_names()
+            )
+        })
+}
+
+/// The spec of the action the object names.
+fn spec_of(object: &Map<String, Value>) -> Result<&'static ActionSpec, String> {
+    match object.get("action") {
+        Some(Value::String(name)) => ActionKind::from_name(name)
+            .map(ActionKind::spec)
+            .ok_or_else(|| {
+                format!(
+                    "action: unknown action \"{name}\" (known: {})",
+                    action_names()
+                )
+            }),
+        Some(other) => Err(format!("action: expected a string, found {other}")),
+        None => Err(format!("action: missing (one of {})", action_names())),
+    }
+}
+
+/// The action of `spec` with its fields read from `args` (or, for [`Layout::Inline`], from
+/// `object`); problems go to `r`.
 fn read_action(
     r: &mut Reader,
-    name: &str,
+    spec: &ActionSpec,
     object: &Map<String, Value>,
     args: &Map<String, Value>,
 ) -> DriverAction {
-    const ARGS: &str = "args";
-    let text = |r: &mut Reader, key: &str| trimmed(r.opt_str(args, ARGS, key));
-    match name {
-        "reply" => {
-            let message = object
-                .get("message")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .or_else(|| text(r, "message"));
-            if message.is_none() {
-                r.error("message", "required (the answer for the person)");
-            }
-            DriverAction::Reply {
-                message: message.unwrap_or_default(),
-            }
-        }
-        "create_epic" => {
-            r.only_keys(
-                args,
-                ARGS,
-                &[
-                    "department",
-                    "name",
-                    "team",
-                    "environment",
-                    "description",
-                    "issues",
-                ],
-            );
-            let mut issues = Vec::new();
-            match args.get("issues") {
-                None | Some(Value::Null) => {}
-                Some(Value::Array(items)) => {
-                    for (i, item) in items.iter().enumerate() {
-                        let path = idx(&at(ARGS, "issues"), i);
-                        if let Some(map) = as_object(r, item, &path) {
-                            r.only_keys(
-                                map,
-                                &path,
-                                &["summary", "seat", "priority", "depends_on", "description"],
-                            );
-                            issues.push(new_issue(r, map, &path));
-                        }
-                    }
-                }
-                Some(other) => r.wrong_type(&at(ARGS, "issues"), "a list", other),
-            }
+    let mut a = Fields {
+        r,
+        map: args,
+        path: ARGS.to_string(),
+    };
+    match spec.layout {
+        Layout::Args => a.only(spec.fields),
+        // A reply's other keys are ignored.
+        Layout::Inline => {}
+    }
+    match spec.kind {
+        ActionKind::Reply => read_reply(&mut a, object),
+        ActionKind::CreateEpic => {
+            let issues = a.new_issues(&ISSUES);
             DriverAction::CreateEpic {
-                department: text(r, "department"),
-                name: required(r, args, ARGS, "name"),
-                team: required(r, args, ARGS, "team"),
-                environment: text(r, "environment"),
-                description: text(r, "description"),
+                department: a.optional(&DEPARTMENT),
+                name: a.required(&NEW_EPIC),
+                team: a.required(&TEAM),
+                environment: a.optional(&ENVIRONMENT),
+                description: a.optional(&DESCRIPTION),
                 issues,
             }
         }
-        "create_issue" => {
-            r.only_keys(
-                args,
-                ARGS,
-                &[
-                    "epic",
-                    "summary",
-                    "seat",
-                    "priority",
-                    "depends_on",
-                    "description",
-                ],
-            );
-            DriverAction::CreateIssue {
-                epic: required(r, args, ARGS, "epic"),
-                issue: new_issue(r, args, ARGS),
-            }
-        }
-        "create_rock" => {
-            r.only_keys(args, ARGS, &["department", "name", "epics", "description"]);
-            DriverAction::CreateRock {
-                department: text(r, "department"),
-                name: required(r, args, ARGS, "name"),
-                epics: names(r.str_list(args, ARGS, "epics", true)),
-                description: text(r, "description"),
-            }
-        }
-        "assign_team" => {
-            r.only_keys(args, ARGS, &["epic", "team"]);
-            DriverAction::AssignTeam {
-                epic: required(r, args, ARGS, "epic"),
-                team: required(r, args, ARGS, "team"),
-            }
-        }
-        "turn_directive" => {
-            r.only_keys(args, ARGS, &["issue", "directive", "epic"]);
-            DriverAction::TurnDirective {
-                issue: required(r, args, ARGS, "issue"),
-                directive: required(r, args, ARGS, "directive"),
-                epic: text(r, "epic"),
-            }
-        }
-        _ => {
-            r.only_keys(args, ARGS, &["issue", "from_epic", "to_epic"]);
-            DriverAction::AdoptIssue {
-                issue: required(r, args, ARGS, "issue"),
-                from_epic: text(r, "from_epic"),
-                to_epic: required(r, args, ARGS, "to_epic"),
-            }
-        }
+        ActionKind::CreateIssue => DriverAction::CreateIssue {
+            epic: a.required(&EPIC),
+            issue: a.new_issue(&DEPENDS_ON),
+        },
+        ActionKind::CreateRock => DriverAction::CreateRock {
+            department: a.optional(&DEPARTMENT),
+            name: a.required(&NEW_ROCK),
+            epics: a.names(&EPICS),
+            description: a.optional(&DESCRIPTION),
+        },
+        ActionKind::AssignTeam => DriverAction::AssignTeam {
+            epic: a.required(&EPIC),
+            team: a.required(&TEAM),
+        },
+        ActionKind::TurnDirective => DriverAction::TurnDirective {
+            issue: a.required(&ISSUE),
+            directive: a.required(&DIRECTIVE),
+            epic: a.optional(&ISSUE_EPIC),
+        },
+        ActionKind::AdoptIssue => DriverAction::AdoptIssue {
+            issue: a.required(&ISSUE),
+            from_epic: a.optional(&FROM_EPIC),
+            to_epic: a.required(&TO_EPIC),
+        },
     }
 }
 
-/// An issue to create, read from `map` at `path`.
-fn new_issue(r: &mut Reader, map: &Map<String, Value>, path: &str) -> NewIssue {
-    let priority = match map.get("priority") {
-        None | Some(Value::Null) => None,
-        Some(v @ (Value::String(_) | Value::Number(_))) => Some(v.clone()),
-        Some(other) => {
-            r.wrong_type(
-                &at(path, "priority"),
-                "High, Medium, Low or a number",
-                other,
-            );
-            None
-        }
-    };
-    NewIssue {
-        summary: required(r, map, path, "summary"),
-        seat: required(r, map, path, "seat"),
-        priority,
-        depends_on: names(r.str_list(map, path, "depends_on", true)),
-        description: trimmed(r.opt_str(map, path, "description")),
+/// A reply: its `message` beside `action` (as the schema has it), else in `args`.
+fn read_reply(a: &mut Fields, object: &Map<String, Value>) -> DriverAction {
+    let message = object
+        .get(MESSAGE.name)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| a.optional(&MESSAGE));
+    if message.is_none() {
+        a.r.error(MESSAGE.name, "required (the answer for the person)");
+    }
+    DriverAction::Reply {
+        // Without a message the reader holds the error, and the reply is not used.
+        message: message.unwrap_or_default(),
     }
 }
 
-/// A required text field, trimmed (missing or empty: an error and an empty string).
-fn required(r: &mut Reader, map: &Map<String, Value>, path: &str, key: &str) -> String {
-    r.req_str(map, path, key)
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
+/// The fields of one object of the reply (`map` at `path`), read into `r`.
+struct Fields<'r, 'm> {
+    r: &'r mut Reader,
+    map: &'m Map<String, Value>,
+    path: String,
 }
 
-/// An optional text field, trimmed; empty counts as absent.
-fn trimmed(text: Option<String>) -> Option<String> {
-    text.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+impl Fields<'_, '_> {
+    /// An error for every key that is not one of `fields`.
+    fn only(&mut self, fields: &[Field]) {
+        let known: Vec<&str> = fields.iter().map(|f| f.name).collect();
+        self.r.only_keys(self.map, &self.path, &known);
+    }
+
+    /// A required text field, trimmed. Missing or empty: the reader has the error, and the
+    /// empty string returned is never used (the action is not read).
+    fn required(&mut self, field: &Field) -> String {
+        self.r
+            .req_str(self.map, &self.path, field.name)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    }
+
+    /// An optional text field, trimmed; empty counts as absent.
+    fn optional(&mut self, field: &Field) -> Option<String> {
+        self.r
+            .opt_str(self.map, &self.path, field.name)
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    }
+
+    /// A list of names (a lone string is a list of one), each trimmed.
+    fn names(&mut self, field: &Field) -> Vec<String> {
+        self.r
+            .str_list(self.map, &self.path, field.name, true)
+            .into_iter()
+            .map(|s| s.trim().to_string())
+            .collect()
+    }
+
+    /// A priority as given: a string or a number.
+    fn priority(&mut self, field: &Field) -> Option<Value> {
+        match self.map.get(field.name) {
+            None | Some(Value::Null) => None,
+            Some(v @ (Value::String(_) | Value::Number(_))) => Some(v.clone()),
+            Some(other) => {
+                self.r.wrong_type(
+                    &at(&self.path, field.name),
+                    "High, Medium, Low or a number",
+                    other,
+                );
+                None
+            }
+        }
+    }
+
+    /// An issue to create, its `depends_on` read as `depends_on`.
+    fn new_issue(&mut self, depends_on: &Field) -> NewIssue {
+        let priority = self.priority(&PRIORITY);
+        NewIssue {
+            summary: self.required(&SUMMARY),
+            seat: self.required(&SEAT),
+            priority,
+            depends_on: self.names(depends_on),
+            description: self.optional(&DESCRIPTION),
+        }
+    }
+
+    /// The issues of a new epic: a list of objects of [`NEW_ISSUE`]'s fields.
+    fn new_issues(&mut self, field: &Field) -> Vec<NewIssue> {
+        let path = at(&self.path, field.name);
+        let items = match self.map.get(field.name) {
+            None | Some(Value::Null) => return Vec::new(),
+            Some(Value::Array(items)) => items,
+            Some(other) => {
+                self.r.wrong_type(&path, "a list", other);
+                return Vec::new();
+            }
+        };
+        let mut issues = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let item_path = idx(&path, i);
+            if let Some(map) = as_object(self.r, item, &item_path) {
+                let mut item = Fields {
+                    r: self.r,
+                    map,
+                    path: item_path,
+                };
+                item.only(&NEW_ISSUE);
+                issues.push(item.new_issue(&SIBLING_DEPENDS_ON));
+            }
+        }
+        issues
+    }
 }
 
-/// A list of names, each trimmed.
-fn names(list: Vec<String>) -> Vec<String> {
-    list.into_iter().map(|s| s.trim().to_string()).collect()
-}
-
+/// The reply's first 80 characters (for messages).
 fn shorten(text: &str) -> String {
     let t: String = text.trim().chars().take(80).collect();
     if text.trim().chars().count() > 80 {
