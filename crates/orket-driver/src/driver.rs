@@ -83,13 +83,17 @@ impl Driver {
     }
 
     /// One message of the person, after `history` (earlier user and assistant messages): the
-    /// model's action, applied to the tree, and the event recorded.
+    /// model's action, applied to the tree, and the event recorded. An organization that
+    /// does not load is a [`DriverError::Io`] naming its problems; nothing is asked then.
     pub async fn handle(
         &self,
         history: &[ChatMessage],
         message: &str,
     ) -> Result<DriverOutcome, DriverError> {
-        let org = self.tree.organization().unwrap_or_default();
+        let org = self
+            .tree
+            .organization()
+            .map_err(|e| DriverError::Io(format!("the organization does not load: {e}")))?;
         let request = self.request(&org, history, message);
         let reply = Retrying::new(Arc::clone(&self.provider), self.options.retry)
             .complete(&request)

@@ -16,6 +16,27 @@ pub(crate) struct Lookup<'a> {
     pub department: &'a str,
 }
 
+/// Every epic of the tree that loads, and what could not be read (a folder that cannot be
+/// listed, an epic file that does not load), each with its error.
+pub(crate) struct EpicScan {
+    /// The epics, each file once.
+    pub epics: Vec<Epic>,
+    /// `<folder or epic> (<error>)` for each thing skipped.
+    pub unreadable: Vec<String>,
+}
+
+impl EpicScan {
+    /// `; not read: ...` naming what was skipped, or nothing (for messages that say a thing
+    /// was not found).
+    pub fn skipped(&self) -> String {
+        if self.unreadable.is_empty() {
+            String::new()
+        } else {
+            format!("; not read: {}", self.unreadable.join("; "))
+        }
+    }
+}
+
 impl Lookup<'_> {
     /// The team `name` of department `dept`.
     pub fn team(&self, name: &str, dept: &str) -> Result<Team, Fail> {
@@ -37,26 +58,30 @@ impl Lookup<'_> {
         let mut depts = vec![self.department.to_string()];
         depts.extend(self.tree.departments());
         for dept in &depts {
-            if let Ok(path) = self.tree.find(Category::Epics, name, dept) {
-                return match self.tree.load_epic(name, dept) {
-                    Ok(epic) => Ok((path, epic)),
-                    Err(e) => refuse(format!(
-                        "{field}: epic \"{name}\" ({}) does not load: {e}",
-                        self.tree.relative(&path)
-                    )),
-                };
-            }
+            let path = match self.tree.find(Category::Epics, name, dept) {
+                Ok(path) => path,
+                Err(AssetError::NotFound { .. }) => continue,
+                Err(e) => return refuse(format!("{field}: {e}")),
+            };
+            return match self.tree.load_epic(name, dept) {
+                Ok(epic) => Ok((path, epic)),
+                Err(e) => refuse(format!(
+                    "{field}: epic \"{name}\" ({}) does not load: {e}",
+                    self.tree.relative(&path)
+                )),
+            };
         }
-        let epics = self.epics();
-        let stems: Vec<&str> = epics.iter().map(|e| e.stem.as_str()).collect();
+        let scan = self.epics();
+        let stems: Vec<&str> = scan.epics.iter().map(|e| e.stem.as_str()).collect();
         refuse(format!(
-            "{field}: unknown epic \"{name}\" (epics: {})",
-            list_or_none(&stems)
+            "{field}: unknown epic \"{name}\" (epics: {}){}",
+            list_or_none(&stems),
+            scan.skipped()
         ))
     }
 
-    /// Every epic of the tree that loads (`config/` and every department), each file once.
-    pub fn epics(&self) -> Vec<Epic> {
+    /// Every epic of the tree (`config/` and every department), each file once.
+    pub fn epics(&self) -> EpicScan {
         let root = self.tree.root();
         let mut dirs = vec![(
             root.join("config").join("epics"),
@@ -65,23 +90,40 @@ impl Lookup<'_> {
         for dept in self.tree.departments() {
             dirs.push((root.join("model").join(&dept).join("epics"), dept));
         }
+        let mut scan = EpicScan {
+            epics: Vec::new(),
+            unreadable: Vec::new(),
+        };
         let mut seen = BTreeSet::new();
-        let mut out = Vec::new();
         for (dir, dept) in dirs {
-            for stem in json_stems(&dir) {
-                if let Ok(epic) = self.tree.load_epic(&stem, &dept) {
-                    if seen.insert(epic.file.clone()) {
-                        out.push(epic);
+            let stems = match json_stems(&dir) {
+                Ok(stems) => stems,
+                Err(e) => {
+                    scan.unreadable
+                        .push(format!("{} (cannot list: {e})", self.tree.relative(&dir)));
+                    continue;
+                }
+            };
+            for stem in stems {
+                match self.tree.load_epic(&stem, &dept) {
+                    Ok(epic) if seen.insert(epic.file.clone()) => scan.epics.push(epic),
+                    Ok(_) => {}
+                    Err(e) => {
+                        let problem = format!("epic \"{stem}\" (does not load: {e})");
+                        if !scan.unreadable.contains(&problem) {
+                            scan.unreadable.push(problem);
+                        }
                     }
                 }
             }
         }
-        out
+        scan
     }
 
     /// The ids of every issue of every epic that loads.
     pub fn all_issue_ids(&self) -> BTreeSet<String> {
         self.epics()
+            .epics
             .iter()
             .flat_map(|e| e.issues.iter().map(|i| i.card.id.clone()))
             .collect()
@@ -134,8 +176,10 @@ impl Lookup<'_> {
         field: &str,
         epic_field: &str,
     ) -> Result<(PathBuf, Epic, usize), Fail> {
-        let mut holders: Vec<(Epic, usize)> = self
-            .epics()
+        let scan = self.epics();
+        let skipped = scan.skipped();
+        let mut holders: Vec<(Epic, usize)> = scan
+            .epics
             .into_iter()
             .filter_map(|epic| {
                 let index = epic.issues.iter().position(|i| i.card.id == id)?;
@@ -150,24 +194,31 @@ impl Lookup<'_> {
             ));
         }
         let Some((epic, index)) = holders.pop() else {
-            return refuse(format!("{field}: unknown issue \"{id}\" (no epic has it)"));
+            return refuse(format!(
+                "{field}: unknown issue \"{id}\" (no epic has it){skipped}"
+            ));
         };
         let path = self.tree.root().join(&epic.file);
         Ok((path, epic, index))
     }
 }
 
-/// The stems of the `*.json` files directly in `dir`, sorted.
-fn json_stems(dir: &Path) -> Vec<String> {
-    let mut stems: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "json"))
-                .filter_map(|p| p.file_stem().and_then(|s| s.to_str()).map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+/// The stems of the `*.json` files directly in `dir`, sorted; none when `dir` does not exist.
+fn json_stems(dir: &Path) -> std::io::Result<Vec<String>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut stems = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        if path.is_file() && path.extension().is_some_and(|e| e == "json") {
+            if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
+                stems.push(stem.to_string());
+            }
+        }
+    }
     stems.sort();
-    stems
+    Ok(stems)
 }

@@ -92,3 +92,13 @@ impl Fail {
 pub(crate) fn refuse<T>(message: impl Into<String>) -> Result<T, Fail> {
     Err(Fail::Refused(message.into()))
 }
+
+impl Fail {
+    /// The same failure with `more` after its message.
+    pub fn and(self, more: &str) -> Fail {
+        match self {
+            Fail::Refused(message) => Fail::Refused(format!("{message}; {more}")),
+            Fail::Io(message) => Fail::Io(format!("{message}; {more}")),
+        }
+    }
+}

@@ -132,7 +132,8 @@ impl Editor<'_> {
                 "name: {category} \"{name}\" already exists ({}); {category}s are never overwritten",
                 self.look.tree.relative(&existing)
             )),
-            Err(_) => Ok(dept),
+            Err(AssetError::NotFound { .. }) => Ok(dept),
+            Err(e) => refuse(format!("name: {e}")),
         }
     }
 
@@ -194,12 +195,13 @@ impl Editor<'_> {
             plain(&format!("epics[{i}]"), epic)?;
             let path = match self.look.tree.find(Category::Epics, epic, dept) {
                 Ok(path) => path,
-                Err(_) => {
+                Err(AssetError::NotFound { .. }) => {
                     return refuse(format!(
                         "epics[{i}]: unknown epic \"{epic}\" (epics: {})",
                         list_or_none(&self.look.tree.list(Category::Epics, dept))
                     ))
                 }
+                Err(e) => return refuse(format!("epics[{i}]: {e}")),
             };
             let rel = self.look.tree.relative(&path);
             let epic_dept = match rel.split('/').collect::<Vec<_>>().as_slice() {

@@ -58,7 +58,8 @@ impl Editor<'_> {
     }
 
     /// `turn_directive`: `directive` appended to the note of `issue`, in its epic's file and
-    /// in its row of the epic's build.
+    /// in its row of the epic's build. The file is the action; when the row cannot be
+    /// written, the reply says so.
     pub(super) async fn turn_directive(
         &self,
         issue: &str,
@@ -75,32 +76,42 @@ impl Editor<'_> {
         object.insert("id".into(), json!(issue));
         object.insert("note".into(), json!(note));
         let changed = self.commit_epic(path, value, &epic).await?;
-        self.note_to_build(issue, &epic.stem, &note).await;
+        let mut reply = format!(
+            "the next turn of issue {issue} (epic {}) will see the directive in its note ({})",
+            epic.stem,
+            changed.join(", ")
+        );
+        if let Err(problem) = self.note_to_build(issue, &epic.stem, &note).await {
+            tracing::warn!("{problem}");
+            reply.push_str(&format!("; but {problem}"));
+        }
         Ok(Done {
-            reply: format!(
-                "the next turn of issue {issue} (epic {}) will see the directive in its note ({})",
-                epic.stem,
-                changed.join(", ")
-            ),
+            reply,
             changed_files: changed,
         })
     }
 
     /// The note also reaches the issue's row in its epic's build (a continued build reads
-    /// the note from the store, not from the file), when there is a store and a row.
-    async fn note_to_build(&self, issue: &str, epic: &str, note: &str) {
+    /// the note from the store, not from the file). Without a store, or when the build has no
+    /// row for the issue yet (it is seeded from the file), there is nothing to do.
+    async fn note_to_build(&self, issue: &str, epic: &str, note: &str) -> Result<(), String> {
         let Some(store) = self.store else {
-            return;
+            return Ok(());
         };
         let build = orket_core::ids::epic_build_id(epic);
-        if let Ok(Some(_)) = store.get_issue(&build, issue).await {
-            if let Err(e) = store
-                .update_issue(&build, issue, IssueUpdate::by(DRIVER_ROLE).note(note))
-                .await
-            {
-                tracing::warn!("cannot write the directive to issue {issue} of {build}: {e}");
-            }
+        let not_reached = |e: &dyn std::fmt::Display| {
+            format!("the directive did not reach issue {issue} of build {build}: {e}")
+        };
+        match store.get_issue(&build, issue).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(not_reached(&e)),
         }
+        store
+            .update_issue(&build, issue, IssueUpdate::by(DRIVER_ROLE).note(note))
+            .await
+            .map(drop)
+            .map_err(|e| not_reached(&e))
     }
 
     /// `adopt_issue`: `issue` moves from its epic (`from_epic` when given) to `to_epic`.

@@ -170,18 +170,26 @@ impl Editor<'_> {
         Ok(())
     }
 
-    /// Puts every file of `written` back as it was (the last first) and returns `fail`.
+    /// Puts every file of `written` back as it was (the last first) and returns `fail`, with
+    /// the files that could not be put back named after its message.
     async fn put_back(&self, written: &[Written], fail: Fail) -> Fail {
+        let mut problems = Vec::new();
         for file in written.iter().rev() {
             let result = match &file.original {
                 Some(bytes) => write_atomically(&file.path, bytes).await,
                 None => std::fs::remove_file(&file.path),
             };
             if let Err(e) = result {
-                tracing::error!("cannot restore {}: {e}", file.path.display());
+                let rel = self.look.tree.relative(&file.path);
+                tracing::error!("cannot restore {rel}: {e}");
+                problems.push(format!("{rel} could not be put back: {e}"));
             }
         }
-        fail
+        if problems.is_empty() {
+            fail
+        } else {
+            fail.and(&problems.join("; "))
+        }
     }
 
     /// A file the driver writes: under the project's own `model/` or `config/`
