@@ -5,7 +5,7 @@
 use orket_core::assets::{check_tree, AssetTree};
 use orket_driver::{Driver, DriverError, DriverOptions, DRIVER_ISSUE_ID, DRIVER_ROLE};
 use orket_llm::ReplayProvider;
-use orket_store::{BuildRecord, Change, IssueRecord, SqliteStore, Store};
+use orket_store::{BuildRecord, Change, Intercept, IssueRecord, SqliteStore, Store, StoreError};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -572,4 +572,111 @@ async fn a_written_asset_the_loader_refuses_is_taken_back() {
     )
     .await;
     assert!(message.starts_with("create_epic: "), "{message}");
+}
+
+#[tokio::test]
+async fn an_organization_that_does_not_load_is_an_error_not_a_blank_one() {
+    let p = project();
+    std::fs::write(p.root.join("config/organization.json"), "{ not json").unwrap();
+    let before = snapshot(&p.root);
+    let err = driver(&p.root, &[json!({"action": "reply", "message": "hello"})])
+        .handle(&[], "hello?")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DriverError::Io(_)), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.starts_with("the organization does not load: ")
+            && message.contains("config/organization.json"),
+        "{message}"
+    );
+    assert_eq!(before, snapshot(&p.root));
+}
+
+#[tokio::test]
+async fn a_directive_the_build_cannot_take_is_said_in_the_reply() {
+    let p = project();
+    let sqlite: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&p.root.join(".orket/orket.db"))
+            .await
+            .unwrap(),
+    );
+    sqlite
+        .apply(vec![
+            Change::UpsertBuild(BuildRecord::new(
+                "build-hello_cli",
+                "epic",
+                "hello_cli",
+                "core",
+            )),
+            Change::InsertIssue(IssueRecord::new(
+                "build-hello_cli",
+                "DEMO-2",
+                "Document hello.py in README.md",
+                "developer",
+            )),
+        ])
+        .await
+        .unwrap();
+    // The store takes events but refuses every issue update.
+    let store: Arc<dyn Store> = Arc::new(Intercept::new(
+        Arc::clone(&sqlite),
+        Box::new(|changes| {
+            if changes
+                .iter()
+                .any(|c| matches!(c, Change::UpdateIssue { .. }))
+            {
+                Err(StoreError::Conflict("updates are off".into()))
+            } else {
+                Ok(())
+            }
+        }),
+    ));
+    let out = driver(
+        &p.root,
+        &[json!({"action": "turn_directive", "args": {"issue": "DEMO-2", "directive": "Use a level-1 heading."}})],
+    )
+    .with_store(store)
+    .handle(&[], "tell DEMO-2")
+    .await
+    .unwrap();
+    assert_eq!(out.changed_files, vec!["model/core/epics/hello_cli.json"]);
+    assert!(
+        out.reply.contains(
+            "but the directive did not reach issue DEMO-2 of build build-hello_cli: conflict: updates are off"
+        ),
+        "{}",
+        out.reply
+    );
+    let row = sqlite
+        .get_issue("build-hello_cli", "DEMO-2")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.note, None);
+    let events = sqlite.list_events(None, 0, 100).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event.data()["reply"], json!(out.reply));
+}
+
+#[tokio::test]
+async fn an_issue_not_found_names_the_epics_that_do_not_load() {
+    let p = project();
+    std::fs::write(p.root.join("model/core/epics/other.json"), "{ broken").unwrap();
+    let before = snapshot(&p.root);
+    let err = driver(
+        &p.root,
+        &[json!({"action": "turn_directive", "args": {"issue": "OTHER-1", "directive": "x"}})],
+    )
+    .handle(&[], "tell OTHER-1")
+    .await
+    .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.starts_with(
+            "turn_directive: issue: unknown issue \"OTHER-1\" (no epic has it); not read: epic \"other\" (does not load: "
+        ),
+        "{message}"
+    );
+    assert_eq!(before, snapshot(&p.root));
 }
