@@ -164,12 +164,20 @@ fn ignore_missing(err: io::Error) -> io::Result<()> {
 pub struct Recorder {
     store: Arc<dyn Store>,
     sink: EventSink,
+    // Held from apply to delivery, so that batches committed concurrently (two issues of a
+    // tick) reach the log and the bus in the order of their row ids. The store's writer
+    // applies one batch at a time anyway, so this costs no parallelism.
+    order: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Recorder {
     /// Commits to `store` and delivers to `sink`.
     pub fn new(store: Arc<dyn Store>, sink: EventSink) -> Self {
-        Recorder { store, sink }
+        Recorder {
+            store,
+            sink,
+            order: Arc::default(),
+        }
     }
 
     /// Commits to `store` and publishes to a bus nobody listens to yet, with no log (for
@@ -193,6 +201,7 @@ impl Recorder {
         Recorder {
             store: Arc::clone(&self.store),
             sink: EventSink::new(self.sink.bus().clone(), Some(log)),
+            order: Arc::clone(&self.order),
         }
     }
 
@@ -207,6 +216,7 @@ impl Recorder {
                 _ => None,
             })
             .collect();
+        let _in_order = self.order.lock().await;
         let applied = self.store.apply(changes).await?;
         let records: Vec<EventRecord> = events
             .into_iter()
