@@ -473,3 +473,48 @@ fn an_invalid_model_profile_names_every_bad_field() {
         assert!(text.contains(expected), "missing {expected}\n{text}");
     }
 }
+
+#[test]
+fn process_rules_limits_are_checked_and_typed() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(
+        root,
+        "config/organization.json",
+        r#"{"process_rules": {"max_steps": 6, "max_corrections": 0, "candidates": 3}}"#,
+    );
+    let tree = AssetTree::new(root);
+    let org = tree.organization().unwrap();
+    assert_eq!(
+        (org.max_steps(), org.max_corrections(), org.candidates()),
+        (Some(6), Some(0), Some(3))
+    );
+    write(root, "config/organization.json", r#"{"process_rules": {}}"#);
+    let org = tree.organization().unwrap();
+    assert_eq!(
+        (org.max_steps(), org.max_corrections(), org.candidates()),
+        (None, None, None)
+    );
+
+    write(
+        root,
+        "config/organization.json",
+        r#"{"process_rules": {"max_steps": 0, "max_corrections": 11, "candidates": "three"}}"#,
+    );
+    let (org, diags) = tree.organization_with_diagnostics();
+    let errors: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
+    assert_eq!(
+        errors,
+        [
+            "config/organization.json: process_rules.max_steps: expected a whole number from 1 to 20, found 0",
+            "config/organization.json: process_rules.max_corrections: expected a whole number from 0 to 10, found 11",
+            "config/organization.json: process_rules.candidates: expected a non-negative whole number, found a string",
+        ]
+    );
+    // Invalid values are never handed out.
+    assert_eq!(
+        (org.max_steps(), org.max_corrections(), org.candidates()),
+        (None, None, None)
+    );
+    assert!(tree.organization().is_err());
+}

@@ -260,6 +260,10 @@ pub(crate) fn organization(ctx: &mut Reader, value: &Value, sources: Vec<String>
         org.departments = departments;
     }
     org.process_rules = ctx.opt_object(obj, "", "process_rules");
+    let rules = org.process_rules.clone();
+    whole_in(ctx, &rules, "process_rules", "max_steps", STEPS);
+    whole_in(ctx, &rules, "process_rules", "max_corrections", CORRECTIONS);
+    whole_in(ctx, &rules, "process_rules", "candidates", CANDIDATES);
     org
 }
 

@@ -66,13 +66,38 @@ impl Organization {
     pub fn rule_str(&self, key: &str) -> Option<&str> {
         self.process_rules.get(key).and_then(Value::as_str)
     }
+
+    /// A process rule as a whole number within `range`; `None` when unset or invalid (the
+    /// loader reports invalid values).
+    fn rule_count(&self, key: &str, range: RangeInclusive<u64>) -> Option<usize> {
+        self.process_rules
+            .get(key)
+            .and_then(Value::as_u64)
+            .filter(|n| range.contains(n))
+            .and_then(|n| usize::try_from(n).ok())
+    }
+
+    /// `process_rules.max_steps` (1–20), when set to a valid number.
+    pub fn max_steps(&self) -> Option<usize> {
+        self.rule_count("max_steps", STEPS)
+    }
+
+    /// `process_rules.max_corrections` (0–10), when set to a valid number.
+    pub fn max_corrections(&self) -> Option<usize> {
+        self.rule_count("max_corrections", CORRECTIONS)
+    }
+
+    /// `process_rules.candidates` (1–10), when set to a valid number.
+    pub fn candidates(&self) -> Option<usize> {
+        self.rule_count("candidates", CANDIDATES)
+    }
 }
 
-/// The valid numbers of steps (a model profile's `steps`).
+/// The valid numbers of steps (a model profile's `steps`, `process_rules.max_steps`).
 pub const STEPS: RangeInclusive<u64> = 1..=20;
-/// The valid numbers of corrections (a model profile's `corrections`).
+/// The valid numbers of corrections (`corrections`, `process_rules.max_corrections`).
 pub const CORRECTIONS: RangeInclusive<u64> = 0..=10;
-/// The valid numbers of candidates (a model profile's `candidates`).
+/// The valid numbers of candidates (`candidates`, `process_rules.candidates`).
 pub const CANDIDATES: RangeInclusive<u64> = 1..=10;
 
 /// A seat of a team: a display name and the roles it holds, in order.
