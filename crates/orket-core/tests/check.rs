@@ -27,7 +27,7 @@ fn errors(report: &CheckReport) -> Vec<String> {
 fn demo_tree_is_clean() {
     let report = check_tree(&AssetTree::new(demo()), None);
     assert!(report.diagnostics.is_empty(), "{:#?}", report.diagnostics);
-    assert_eq!(report.files_checked, 11);
+    assert_eq!(report.files_checked, 13);
 }
 
 /// Each planted mistake: (file, JSON path, part of the message).
