@@ -25,7 +25,7 @@ fn demo_passes() {
     assert!(
         stdout
             .trim_end()
-            .ends_with("11 files checked, 0 errors, 0 warnings"),
+            .ends_with("13 files checked, 0 errors, 0 warnings"),
         "{stdout}"
     );
 }
@@ -125,6 +125,60 @@ fn unknown_department_fails() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(
         stdout.contains("error: model/nowhere: department \"nowhere\" not found"),
+        "{stdout}"
+    );
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_bad_model_profile_names_each_bad_field() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&repo().join("demo"), dir.path());
+    std::fs::write(
+        dir.path().join("model/core/models/bad-model.json"),
+        r#"{"temperature": 3, "top_p": 0, "seed_policy": "always", "max_tokens": 0,
+            "context_window": 100, "steps": 30, "corrections": -1, "candidates": 0}"#,
+    )
+    .unwrap();
+    let out = orket()
+        .args(["check", "--root"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let file = "error: model/core/models/bad-model.json";
+    let expected = [
+        format!("{file}: temperature: expected a number from 0.0 to 2.0, found 3"),
+        format!("{file}: top_p: expected a number greater than 0 and at most 1, found 0"),
+        format!("{file}: seed_policy: unknown seed policy \"always\" (expected \"fixed\" or \"per_call\")"),
+        format!("{file}: max_tokens: expected a whole number of at least 1, found 0"),
+        format!("{file}: context_window: expected a whole number of at least 256, found 100"),
+        format!("{file}: steps: expected a whole number from 1 to 20, found 30"),
+        format!("{file}: corrections: expected a non-negative whole number, found a number"),
+        format!("{file}: candidates: expected a whole number from 1 to 10, found 0"),
+    ];
+    let errors: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors, expected, "{stdout}");
+    assert!(
+        stdout
+            .trim_end()
+            .ends_with("14 files checked, 8 errors, 0 warnings"),
         "{stdout}"
     );
 }

@@ -1,6 +1,6 @@
 //! Asset loading: layered lookup, listing, aliases, organization merge, precise errors.
 
-use orket_core::assets::{AssetError, AssetTree, Category};
+use orket_core::assets::{AssetError, AssetTree, Category, ModelProfile, SeedPolicy};
 use orket_core::{Status, WaitReason};
 use std::fs;
 use std::path::Path;
@@ -338,4 +338,183 @@ fn corpus_valid_files_load() {
     );
     assert!(tree.load_dialect("qwen", "core").is_ok());
     assert!(tree.load_team("creative_guild", "creative").is_ok());
+}
+
+#[test]
+fn model_profiles_are_looked_up_by_model_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(
+        root,
+        "model/core/models/smollm2-135m-instruct.json",
+        r#"{"temperature": 0.0, "top_p": 0.95, "seed_policy": "per_call", "max_tokens": 384,
+            "context_window": 4096, "steps": 6, "corrections": 2, "candidates": 3}"#,
+    );
+    write(
+        root,
+        "model/eng/models/smollm2-135m-instruct.json",
+        r#"{"name": "eng-small", "seed_policy": "fixed"}"#,
+    );
+    let tree = AssetTree::new(root);
+    let profile = tree
+        .load_model_profile("smollm2-135m-instruct", "core")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        profile,
+        ModelProfile {
+            name: "smollm2-135m-instruct".into(),
+            temperature: Some(0.0),
+            top_p: Some(0.95),
+            seed_policy: Some(SeedPolicy::PerCall),
+            max_tokens: Some(384),
+            context_window: Some(4096),
+            steps: Some(6),
+            corrections: Some(2),
+            candidates: Some(3),
+            file: "model/core/models/smollm2-135m-instruct.json".into(),
+        }
+    );
+    // Recorded as JSON with each turn: the seed policy by its wire name, and back.
+    let json = serde_json::to_value(&profile).unwrap();
+    assert_eq!(json["seed_policy"], "per_call");
+    assert_eq!(
+        serde_json::from_value::<ModelProfile>(json).unwrap(),
+        profile
+    );
+
+    // The department's layer comes first; unset fields stay unset.
+    let eng = tree
+        .load_model_profile("smollm2-135m-instruct", "eng")
+        .unwrap()
+        .unwrap();
+    assert_eq!(eng.name, "eng-small");
+    assert_eq!(eng.seed_policy, Some(SeedPolicy::Fixed));
+    assert_eq!(
+        (eng.temperature, eng.max_tokens, eng.steps),
+        (None, None, None)
+    );
+
+    // No file, or a name that cannot be a file name: no profile.
+    assert_eq!(tree.load_model_profile("gemma3-270m", "core"), Ok(None));
+    write(root, "model/core/models/qwen2.5-coder:7b.json", "{}");
+    assert_eq!(
+        tree.load_model_profile("qwen2.5-coder:7b", "core"),
+        Ok(None)
+    );
+    assert_eq!(tree.load_model_profile("../models/x", "core"), Ok(None));
+    assert_eq!(tree.load_model_profile("", "core"), Ok(None));
+    assert!(matches!(
+        tree.load_model_profile("gemma3-270m", "../x"),
+        Err(AssetError::InvalidName { .. })
+    ));
+    assert_eq!(
+        tree.list(Category::Models, "eng"),
+        ["qwen2.5-coder:7b", "smollm2-135m-instruct"]
+    );
+}
+
+#[test]
+fn an_invalid_model_profile_names_every_bad_field() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "config/models/tiny.json",
+        r#"{"temperature": 2.5, "top_p": 0, "seed_policy": "random", "max_tokens": 0,
+            "context_window": 128, "steps": 21, "corrections": 11, "candidates": 0,
+            "flavour": "mint"}"#,
+    );
+    let err = AssetTree::new(dir.path())
+        .load_model_profile("tiny", "core")
+        .unwrap_err();
+    let AssetError::Invalid { diagnostics } = &err else {
+        panic!("{err}");
+    };
+    let errors: Vec<String> = diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.to_string())
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            "config/models/tiny.json: temperature: expected a number from 0.0 to 2.0, found 2.5",
+            "config/models/tiny.json: top_p: expected a number greater than 0 and at most 1, found 0",
+            "config/models/tiny.json: seed_policy: unknown seed policy \"random\" (expected \"fixed\" or \"per_call\")",
+            "config/models/tiny.json: max_tokens: expected a whole number of at least 1, found 0",
+            "config/models/tiny.json: context_window: expected a whole number of at least 256, found 128",
+            "config/models/tiny.json: steps: expected a whole number from 1 to 20, found 21",
+            "config/models/tiny.json: corrections: expected a whole number from 0 to 10, found 11",
+            "config/models/tiny.json: candidates: expected a whole number from 1 to 10, found 0",
+        ]
+    );
+    // An unknown field is a warning, as in every asset.
+    assert!(diagnostics
+        .iter()
+        .any(|d| !d.is_error() && d.path == "flavour" && d.message == "unknown field, ignored"));
+
+    // Wrong types and numbers too large for their field.
+    write(
+        dir.path(),
+        "config/models/tiny.json",
+        r#"{"name": 7, "temperature": "hot", "max_tokens": 4294967296, "steps": 2.5, "corrections": -1}"#,
+    );
+    let text = AssetTree::new(dir.path())
+        .load_model_profile("tiny", "core")
+        .unwrap_err()
+        .to_string();
+    for expected in [
+        "config/models/tiny.json: name: expected a string, found a number",
+        "config/models/tiny.json: temperature: expected a number, found a string",
+        "config/models/tiny.json: max_tokens: expected a whole number of at least 1, found 4294967296",
+        "config/models/tiny.json: steps: expected a non-negative whole number, found a number",
+        "config/models/tiny.json: corrections: expected a non-negative whole number, found a number",
+    ] {
+        assert!(text.contains(expected), "missing {expected}\n{text}");
+    }
+}
+
+#[test]
+fn process_rules_limits_are_checked_and_typed() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(
+        root,
+        "config/organization.json",
+        r#"{"process_rules": {"max_steps": 6, "max_corrections": 0, "candidates": 3}}"#,
+    );
+    let tree = AssetTree::new(root);
+    let org = tree.organization().unwrap();
+    assert_eq!(
+        (org.max_steps(), org.max_corrections(), org.candidates()),
+        (Some(6), Some(0), Some(3))
+    );
+    write(root, "config/organization.json", r#"{"process_rules": {}}"#);
+    let org = tree.organization().unwrap();
+    assert_eq!(
+        (org.max_steps(), org.max_corrections(), org.candidates()),
+        (None, None, None)
+    );
+
+    write(
+        root,
+        "config/organization.json",
+        r#"{"process_rules": {"max_steps": 0, "max_corrections": 11, "candidates": "three"}}"#,
+    );
+    let (org, diags) = tree.organization_with_diagnostics();
+    let errors: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
+    assert_eq!(
+        errors,
+        [
+            "config/organization.json: process_rules.max_steps: expected a whole number from 1 to 20, found 0",
+            "config/organization.json: process_rules.max_corrections: expected a whole number from 0 to 10, found 11",
+            "config/organization.json: process_rules.candidates: expected a non-negative whole number, found a string",
+        ]
+    );
+    // Invalid values are never handed out.
+    assert_eq!(
+        (org.max_steps(), org.max_corrections(), org.candidates()),
+        (None, None, None)
+    );
+    assert!(tree.organization().is_err());
 }

@@ -27,7 +27,7 @@ fn errors(report: &CheckReport) -> Vec<String> {
 fn demo_tree_is_clean() {
     let report = check_tree(&AssetTree::new(demo()), None);
     assert!(report.diagnostics.is_empty(), "{:#?}", report.diagnostics);
-    assert_eq!(report.files_checked, 11);
+    assert_eq!(report.files_checked, 13);
 }
 
 /// Each planted mistake: (file, JSON path, part of the message).
@@ -137,4 +137,57 @@ fn department_scope_and_unknown_department() {
     assert!(errors(&report)
         .iter()
         .any(|e| e.contains("invalid department name \"../etc\"")));
+}
+
+#[test]
+fn model_profiles_of_every_layer_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let write = |rel: &str, text: &str| {
+        let path = root.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write(
+        "config/models/a.json",
+        r#"{"temperature": -0.1, "top_p": 1.5}"#,
+    );
+    write(
+        "model/core/models/b.json",
+        r#"{"seed_policy": "sometimes", "max_tokens": 0, "context_window": 255}"#,
+    );
+    write(
+        "model/eng/models/c.json",
+        r#"{"steps": 0, "corrections": 11, "candidates": 11, "color": "red"}"#,
+    );
+    write(
+        "model/eng/models/ok.json",
+        r#"{"steps": 20, "corrections": 0, "candidates": 10, "top_p": 1}"#,
+    );
+    write("model/core/models/broken.json", "{\"steps\": 3,}");
+    let report = check_tree(&AssetTree::new(root), None);
+    let found: Vec<String> = report
+        .diagnostics
+        .iter()
+        .filter(|d| d.file.contains("/models/"))
+        .map(|d| {
+            let severity = if d.is_error() { "error" } else { "warning" };
+            format!("{severity}: {}: {}", d.file, d.path)
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            "error: config/models/a.json: temperature",
+            "error: config/models/a.json: top_p",
+            "error: model/core/models/b.json: seed_policy",
+            "error: model/core/models/b.json: max_tokens",
+            "error: model/core/models/b.json: context_window",
+            "error: model/core/models/broken.json: ",
+            "warning: model/eng/models/c.json: color",
+            "error: model/eng/models/c.json: steps",
+            "error: model/eng/models/c.json: corrections",
+            "error: model/eng/models/c.json: candidates",
+        ]
+    );
 }

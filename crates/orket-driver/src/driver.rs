@@ -138,6 +138,8 @@ impl Driver {
             seed: Some(42),
             timeout: self.options.timeout,
             max_tokens: self.options.max_tokens,
+            top_p: None,
+            context_window: None,
             tool_schema: Some(driver_schema(&facts)),
             issue_id: DRIVER_ISSUE_ID.to_string(),
             role: DRIVER_ROLE.to_string(),

@@ -274,7 +274,7 @@ impl EmbeddedProvider {
         let model = &self.model.model;
         let tokens = self.tokenize(&job.prompt);
         let prompt_tokens = tokens.len() as u64;
-        let n_ctx = u64::from(self.options.n_ctx);
+        let n_ctx = u64::from(job.n_ctx);
         let max_tokens = u64::from(job.max_tokens);
         if tokens.is_empty() {
             return Err(ProviderError::Other("embedded: the prompt is empty".into()));
@@ -307,7 +307,7 @@ impl EmbeddedProvider {
         let ctx_size = needed
             .div_ceil(CONTEXT_GRANULE)
             .saturating_mul(CONTEXT_GRANULE)
-            .min(self.options.n_ctx)
+            .min(job.n_ctx)
             .max(needed);
         let threads = self.options.threads.unwrap_or_else(default_threads);
         let params = LlamaContextParams::default()
@@ -394,7 +394,9 @@ impl EmbeddedProvider {
     }
 
     /// The sampler of a call: the schema's grammar (when there is one), then greedy at
-    /// temperature 0 or temperature plus a seeded random pick.
+    /// temperature 0, or the temperature, the request's `top_p` (nucleus sampling over the
+    /// distribution at that temperature, as OpenAI-compatible servers define it) and a seeded
+    /// random pick.
     fn sampler(&self, job: &Job) -> Result<TurnSampler, ProviderError> {
         let grammar = match &job.grammar {
             Some(grammar) => Some(
@@ -409,10 +411,12 @@ impl EmbeddedProvider {
         let pick = if job.temperature <= 0.0 {
             LlamaSampler::greedy()
         } else {
-            LlamaSampler::chain_simple([
-                LlamaSampler::temp(job.temperature),
-                LlamaSampler::dist(job.seed),
-            ])
+            let mut steps = vec![LlamaSampler::temp(job.temperature)];
+            if let Some(p) = job.top_p {
+                steps.push(LlamaSampler::top_p(p, 1));
+            }
+            steps.push(LlamaSampler::dist(job.seed));
+            LlamaSampler::chain_simple(steps)
         };
         Ok(TurnSampler { grammar, pick })
     }
@@ -508,7 +512,12 @@ struct Job {
     grammar: Option<String>,
     max_tokens: u32,
     temperature: f32,
+    /// Nucleus sampling, used when the temperature is above 0.
+    top_p: Option<f32>,
     seed: u32,
+    /// The context of the call: the provider's `n_ctx`, capped by the request's
+    /// `context_window`.
+    n_ctx: u32,
     timeout: Duration,
 }
 
@@ -542,8 +551,12 @@ impl Provider for EmbeddedProvider {
                 .unwrap_or(self.options.max_tokens_default)
                 .max(1),
             temperature: request.temperature as f32,
+            top_p: request.top_p.map(|p| p as f32),
             // Seeds are 32-bit in llama.cpp; larger ones keep their low bits.
             seed: request.seed.map_or(DEFAULT_SEED, |seed| seed as u32),
+            n_ctx: request
+                .context_window
+                .map_or(self.options.n_ctx, |window| window.min(self.options.n_ctx)),
             timeout: request.timeout,
         };
         let cancelled = Arc::new(AtomicBool::new(false));

@@ -78,6 +78,12 @@ impl OllamaProvider {
         if let Some(max_tokens) = request.max_tokens {
             options.insert("num_predict".into(), json!(max_tokens));
         }
+        if let Some(top_p) = request.top_p {
+            options.insert("top_p".into(), json!(top_p));
+        }
+        if let Some(context_window) = request.context_window {
+            options.insert("num_ctx".into(), json!(context_window));
+        }
         let mut body = Map::new();
         body.insert("model".into(), json!(request.model));
         body.insert("messages".into(), json!(request.messages));

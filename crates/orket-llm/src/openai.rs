@@ -103,6 +103,7 @@ impl OpenAiProvider {
 
     /// The body of the `/chat/completions` request for `request`, with the turn's schema (when
     /// it has one) as a response format in `format`.
+    /// The chat API has no field for `context_window`: the server's own context applies.
     pub fn request_body(request: &ModelRequest, format: SchemaFormat) -> Value {
         let mut body = Map::new();
         body.insert("model".into(), json!(request.model));
@@ -113,6 +114,9 @@ impl OpenAiProvider {
         }
         if let Some(max_tokens) = request.max_tokens {
             body.insert("max_tokens".into(), json!(max_tokens));
+        }
+        if let Some(top_p) = request.top_p {
+            body.insert("top_p".into(), json!(top_p));
         }
         if let Some(schema) = &request.tool_schema {
             let response_format = match format {

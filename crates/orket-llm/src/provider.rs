@@ -80,6 +80,12 @@ pub struct ModelRequest {
     pub timeout: Duration,
     /// The most tokens the reply may have.
     pub max_tokens: Option<u32>,
+    /// Nucleus sampling: pick only among the most likely tokens whose probabilities add up to
+    /// this, in (0, 1] (unset: the backend's default).
+    pub top_p: Option<f64>,
+    /// The most tokens of context the call may use, prompt and reply together (unset: the
+    /// backend's own limit).
+    pub context_window: Option<u32>,
     /// The turn's reply schema for constrained decoding (see [`crate::turn_schema`]).
     pub tool_schema: Option<serde_json::Value>,
     /// The issue this turn works on.

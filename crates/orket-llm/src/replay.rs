@@ -189,6 +189,8 @@ mod tests {
             seed: Some(42),
             timeout: Duration::from_secs(30),
             max_tokens: None,
+            top_p: None,
+            context_window: None,
             tool_schema: None,
             issue_id: issue_id.into(),
             role: role.into(),

@@ -138,6 +138,8 @@ mod tests {
             seed: None,
             timeout: Duration::from_secs(1),
             max_tokens: None,
+            top_p: None,
+            context_window: None,
             tool_schema: None,
             issue_id: "I-1".into(),
             role: "coder".into(),

@@ -54,6 +54,8 @@ fn request(user: &str, temperature: f64, schema: Option<Value>) -> ModelRequest 
         seed: Some(7),
         timeout: Duration::from_secs(300),
         max_tokens: Some(256),
+        top_p: None,
+        context_window: None,
         tool_schema: schema,
         issue_id: "ISSUE-1".into(),
         role: "coder".into(),
@@ -144,7 +146,9 @@ fn the_schema_grammar_allows_at_most_one_space_between_tokens() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_seed_gives_the_same_reply() {
     let provider = load(EmbeddedOptions::default());
-    let req = request("Create notes.md with a short note.", 0.9, Some(schema()));
+    let mut req = request("Create notes.md with a short note.", 0.9, Some(schema()));
+    // Nucleus sampling before the seeded pick keeps it deterministic.
+    req.top_p = Some(0.9);
     let first = provider
         .complete(&req)
         .await
@@ -200,6 +204,25 @@ async fn a_prompt_longer_than_the_context_is_refused() {
     }
     assert!(err.to_string().contains("context"), "{err}");
     assert!(!err.is_retryable());
+
+    // A request's context_window caps the context, never raises it.
+    let mut wider = request(&long, 0.0, Some(schema()));
+    wider.context_window = Some(100_000);
+    match provider.complete(&wider).await {
+        Err(ProviderError::PromptTooLong { limit, .. }) => assert_eq!(limit, 0),
+        other => panic!("expected PromptTooLong, got {other:?}"),
+    }
+    let roomy = load(EmbeddedOptions::default());
+    let mut capped = request(&long, 0.0, Some(schema()));
+    capped.context_window = Some(300);
+    match roomy.complete(&capped).await {
+        // 300 context tokens minus the 256 reserved for the reply.
+        Err(ProviderError::PromptTooLong { tokens, limit }) => {
+            assert!(tokens > 256);
+            assert_eq!(limit, 44);
+        }
+        other => panic!("expected PromptTooLong, got {other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

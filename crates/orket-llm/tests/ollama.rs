@@ -22,6 +22,8 @@ fn request(schema: Option<Value>) -> ModelRequest {
         seed: Some(42),
         timeout: Duration::from_secs(30),
         max_tokens: Some(512),
+        top_p: Some(0.95),
+        context_window: Some(4096),
         tool_schema: schema,
         issue_id: "ISSUE-1".into(),
         role: "coder".into(),
@@ -81,13 +83,19 @@ async fn sends_the_native_chat_request_with_schema_and_options() {
             ],
             "stream": false,
             "format": schema(),
-            "options": {"temperature": 0.2, "seed": 42, "num_predict": 512}
+            "options": {
+                "temperature": 0.2,
+                "seed": 42,
+                "num_predict": 512,
+                "top_p": 0.95,
+                "num_ctx": 4096
+            }
         })
     );
 }
 
 #[tokio::test]
-async fn without_schema_seed_or_max_tokens_those_keys_are_absent() {
+async fn without_schema_seed_max_tokens_top_p_or_context_window_those_keys_are_absent() {
     let mut reply_body = chat_reply("TOOL: write_file");
     // A cached prompt has no prompt_eval_count: it counts as zero.
     if let Some(object) = reply_body.as_object_mut() {
@@ -101,6 +109,8 @@ async fn without_schema_seed_or_max_tokens_those_keys_are_absent() {
     let mut plain = request(None);
     plain.seed = None;
     plain.max_tokens = None;
+    plain.top_p = None;
+    plain.context_window = None;
     plain.messages.truncate(1);
     let got = provider.complete(&plain).await;
     assert_eq!(

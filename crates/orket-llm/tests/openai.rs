@@ -22,6 +22,8 @@ fn request(schema: Option<Value>) -> ModelRequest {
         seed: Some(7),
         timeout: Duration::from_secs(30),
         max_tokens: Some(1024),
+        top_p: Some(0.9),
+        context_window: Some(8192),
         tool_schema: schema,
         issue_id: "ISSUE-1".into(),
         role: "coder".into(),
@@ -51,7 +53,8 @@ fn completion(content: &str) -> Value {
     })
 }
 
-/// The body expected for `request(Some(schema()))` with the schema sent in `format`.
+/// The body expected for `request(Some(schema()))` with the schema sent in `format`: `top_p`
+/// is sent, `context_window` has no field in the chat API.
 fn expected_body(format: SchemaFormat) -> Value {
     let mut body = json!({
         "model": "qwen2.5-coder-7b-instruct",
@@ -61,7 +64,8 @@ fn expected_body(format: SchemaFormat) -> Value {
         ],
         "temperature": 0.2,
         "seed": 7,
-        "max_tokens": 1024
+        "max_tokens": 1024,
+        "top_p": 0.9
     });
     let response_format = match format {
         SchemaFormat::JsonSchema => json!({
@@ -120,6 +124,30 @@ async fn without_a_key_or_schema_the_request_is_plain() {
     let seen = server.seen();
     assert_eq!(seen[0].header("authorization"), None);
     assert_eq!(seen[0].json(), expected_body(SchemaFormat::Plain));
+}
+
+#[tokio::test]
+async fn without_top_p_or_seed_or_max_tokens_those_keys_are_absent() {
+    let server = serve(vec![reply(200, completion("{\"tool_calls\": []}"))]).await;
+    let provider = OpenAiProvider::new(&format!("{}/v1", server.base), None);
+    let mut plain = request(None);
+    plain.top_p = None;
+    plain.context_window = None;
+    plain.seed = None;
+    plain.max_tokens = None;
+    let got = provider.complete(&plain).await;
+    assert!(got.is_ok(), "{got:?}");
+    assert_eq!(
+        server.seen()[0].json(),
+        json!({
+            "model": "qwen2.5-coder-7b-instruct",
+            "messages": [
+                {"role": "system", "content": "You are a coder."},
+                {"role": "user", "content": "ISSUE-1: write hello.py"}
+            ],
+            "temperature": 0.2
+        })
+    );
 }
 
 #[tokio::test]

@@ -17,6 +17,8 @@ fn request(issue_id: &str, role: &str) -> ModelRequest {
         seed: None,
         timeout: Duration::from_secs(30),
         max_tokens: None,
+        top_p: None,
+        context_window: None,
         tool_schema: None,
         issue_id: issue_id.into(),
         role: role.into(),

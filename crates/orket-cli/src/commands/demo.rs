@@ -50,6 +50,14 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../../../../demo/model/core/environments/local.json"),
     ),
     (
+        "model/core/models/smollm2-135m-instruct.json",
+        include_str!("../../../../demo/model/core/models/smollm2-135m-instruct.json"),
+    ),
+    (
+        "model/core/models/gemma3-270m.json",
+        include_str!("../../../../demo/model/core/models/gemma3-270m.json"),
+    ),
+    (
         "model/core/epics/hello_cli.json",
         include_str!("../../../../demo/model/core/epics/hello_cli.json"),
     ),

@@ -158,6 +158,12 @@ pub fn check_tree(tree: &AssetTree, department: Option<&str>) -> CheckReport {
                     tree.parse_file_partial(&file.path, |ctx, v| parse::environment(ctx, v, &name))
                         .1
                 }
+                Category::Models => {
+                    tree.parse_file_partial(&file.path, |ctx, v| {
+                        parse::model_profile(ctx, v, &name)
+                    })
+                    .1
+                }
                 Category::Epics => {
                     let (epic, mut d) = tree
                         .parse_file_partial(&file.path, |ctx, v| parse::epic(ctx, v, &name, dept));

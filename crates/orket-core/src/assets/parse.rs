@@ -9,6 +9,7 @@ use crate::priority::{json_kind, parse_priority};
 use crate::status::{normalize_name, CardKind, Status, WaitReason};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
+use std::ops::RangeInclusive;
 
 const CARD_KEYS: &[&str] = &[
     "id",
@@ -88,13 +89,24 @@ const ENVIRONMENT_KEYS: &[&str] = &[
     "timeout",
     "params",
 ];
+const MODEL_PROFILE_KEYS: &[&str] = &[
+    "name",
+    "temperature",
+    "top_p",
+    "seed_policy",
+    "max_tokens",
+    "context_window",
+    "steps",
+    "corrections",
+    "candidates",
+];
 const TEAM_KEYS: &[&str] = &["name", "description", "seats", "roles"];
 const SEAT_KEYS: &[&str] = &["name", "roles"];
 
 /// The fields each kind of asset file may hold (others are warned about and ignored): the
 /// loader reads exactly these, and the reference (`docs/assets.md`) documents each (a test
 /// holds the two together).
-pub const KNOWN_FIELDS: [(&str, &[&str]); 10] = [
+pub const KNOWN_FIELDS: [(&str, &[&str]); 11] = [
     ("card", CARD_KEYS),
     ("issue", ISSUE_KEYS),
     ("epic", EPIC_KEYS),
@@ -103,6 +115,7 @@ pub const KNOWN_FIELDS: [(&str, &[&str]); 10] = [
     ("role", ROLE_KEYS),
     ("dialect", DIALECT_KEYS),
     ("environment", ENVIRONMENT_KEYS),
+    ("model profile", MODEL_PROFILE_KEYS),
     ("team", TEAM_KEYS),
     ("seat", SEAT_KEYS),
 ];
@@ -247,7 +260,101 @@ pub(crate) fn organization(ctx: &mut Reader, value: &Value, sources: Vec<String>
         org.departments = departments;
     }
     org.process_rules = ctx.opt_object(obj, "", "process_rules");
+    let rules = org.process_rules.clone();
+    whole_in(ctx, &rules, "process_rules", "max_steps", STEPS);
+    whole_in(ctx, &rules, "process_rules", "max_corrections", CORRECTIONS);
+    whole_in(ctx, &rules, "process_rules", "candidates", CANDIDATES);
     org
+}
+
+/// An optional whole number within `range`; reports one outside it.
+fn whole_in(
+    ctx: &mut Reader,
+    obj: &Map<String, Value>,
+    path: &str,
+    key: &str,
+    range: RangeInclusive<u64>,
+) -> Option<u64> {
+    let n = ctx.opt_u64(obj, path, key)?;
+    if range.contains(&n) {
+        return Some(n);
+    }
+    let expected = if *range.end() == u64::from(u32::MAX) {
+        format!("a whole number of at least {}", range.start())
+    } else {
+        format!("a whole number from {} to {}", range.start(), range.end())
+    };
+    ctx.error(&at(path, key), format!("expected {expected}, found {n}"));
+    None
+}
+
+/// An optional whole number of at least `min` that fits a `u32`.
+fn whole_u32(ctx: &mut Reader, obj: &Map<String, Value>, key: &str, min: u64) -> Option<u32> {
+    whole_in(ctx, obj, "", key, min..=u64::from(u32::MAX)).and_then(|n| u32::try_from(n).ok())
+}
+
+/// An optional count within `range`.
+fn count_in(
+    ctx: &mut Reader,
+    obj: &Map<String, Value>,
+    key: &str,
+    range: RangeInclusive<u64>,
+) -> Option<usize> {
+    whole_in(ctx, obj, "", key, range).and_then(|n| usize::try_from(n).ok())
+}
+
+/// Reads a model profile (`models/<model>.json`); every field is optional, the name defaults
+/// to the file stem.
+pub(crate) fn model_profile(ctx: &mut Reader, value: &Value, stem: &str) -> Option<ModelProfile> {
+    let obj = as_object(ctx, value, "")?;
+    ctx.unknown_keys(obj, "", MODEL_PROFILE_KEYS);
+    let temperature = ctx.opt_f64(obj, "", "temperature").filter(|t| {
+        let ok = (0.0..=2.0).contains(t);
+        if !ok {
+            ctx.error(
+                "temperature",
+                format!("expected a number from 0.0 to 2.0, found {t}"),
+            );
+        }
+        ok
+    });
+    let top_p = ctx.opt_f64(obj, "", "top_p").filter(|p| {
+        let ok = *p > 0.0 && *p <= 1.0;
+        if !ok {
+            ctx.error(
+                "top_p",
+                format!("expected a number greater than 0 and at most 1, found {p}"),
+            );
+        }
+        ok
+    });
+    let seed_policy = ctx
+        .opt_str(obj, "", "seed_policy")
+        .and_then(|raw| match raw.as_str() {
+            "fixed" => Some(SeedPolicy::Fixed),
+            "per_call" => Some(SeedPolicy::PerCall),
+            _ => {
+                ctx.error(
+                    "seed_policy",
+                    format!("unknown seed policy \"{raw}\" (expected \"fixed\" or \"per_call\")"),
+                );
+                None
+            }
+        });
+    Some(ModelProfile {
+        name: ctx
+            .opt_str(obj, "", "name")
+            .unwrap_or_else(|| stem.to_string()),
+        temperature,
+        top_p,
+        seed_policy,
+        max_tokens: whole_u32(ctx, obj, "max_tokens", 1),
+        context_window: whole_u32(ctx, obj, "context_window", MIN_CONTEXT_WINDOW),
+        steps: count_in(ctx, obj, "steps", STEPS),
+        corrections: count_in(ctx, obj, "corrections", CORRECTIONS),
+        candidates: count_in(ctx, obj, "candidates", CANDIDATES),
+        file: ctx.file.clone(),
+    })
 }
 
 /// Reads a role (from its own file, or inline in a team under `path`).

@@ -25,17 +25,20 @@ pub enum Category {
     Dialects,
     /// `environments/`
     Environments,
+    /// `models/`: model profiles, one per model name.
+    Models,
 }
 
 impl Category {
     /// Every category.
-    pub const ALL: [Category; 6] = [
+    pub const ALL: [Category; 7] = [
         Category::Epics,
         Category::Rocks,
         Category::Teams,
         Category::Roles,
         Category::Dialects,
         Category::Environments,
+        Category::Models,
     ];
 
     /// The folder name (`epics`).
@@ -47,6 +50,7 @@ impl Category {
             Category::Roles => "roles",
             Category::Dialects => "dialects",
             Category::Environments => "environments",
+            Category::Models => "models",
         }
     }
 
@@ -59,6 +63,7 @@ impl Category {
             Category::Roles => "role",
             Category::Dialects => "dialect",
             Category::Environments => "environment",
+            Category::Models => "model profile",
         }
     }
 }
@@ -108,6 +113,10 @@ fn render(diags: &[Diagnostic]) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// Characters that some file systems refuse in file names: a model name holding one
+/// (`qwen2.5-coder:7b`) has no profile file.
+const NOT_IN_FILE_NAMES: [char; 7] = [':', '*', '?', '"', '<', '>', '|'];
 
 /// True for a name usable as one path component.
 pub fn is_plain_name(name: &str) -> bool {
@@ -398,6 +407,29 @@ impl AssetTree {
         self.load(Category::Environments, name, dept, |ctx, v| {
             parse::environment(ctx, v, name)
         })
+    }
+
+    /// The profile of a model, by the model's name as a turn uses it
+    /// (`smollm2-135m-instruct`): `Ok(None)` when no layer has one, or when the name cannot be
+    /// a file name (`qwen2.5-coder:7b`); an error when the file is invalid.
+    pub fn load_model_profile(
+        &self,
+        name: &str,
+        dept: &str,
+    ) -> Result<Option<ModelProfile>, AssetError> {
+        if !is_plain_name(name)
+            || name.contains(NOT_IN_FILE_NAMES)
+            || name.contains(char::is_control)
+        {
+            return Ok(None);
+        }
+        match self.load(Category::Models, name, dept, |ctx, v| {
+            parse::model_profile(ctx, v, name)
+        }) {
+            Ok(profile) => Ok(Some(profile)),
+            Err(AssetError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// An epic and its issues.

@@ -1,9 +1,10 @@
-//! The typed assets of a project: organization, team, role, dialect, environment, epic (with
-//! its issues) and rock.
+//! The typed assets of a project: organization, team, role, dialect, environment, model
+//! profile, epic (with its issues) and rock.
 
 use crate::status::{normalize_name, Status, WaitReason};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::ops::RangeInclusive;
 
 /// The default `architecture.idesign_threshold`: epics with more issues need iDesign.
 pub const DEFAULT_IDESIGN_THRESHOLD: usize = 7;
@@ -65,7 +66,39 @@ impl Organization {
     pub fn rule_str(&self, key: &str) -> Option<&str> {
         self.process_rules.get(key).and_then(Value::as_str)
     }
+
+    /// A process rule as a whole number within `range`; `None` when unset or invalid (the
+    /// loader reports invalid values).
+    fn rule_count(&self, key: &str, range: RangeInclusive<u64>) -> Option<usize> {
+        self.process_rules
+            .get(key)
+            .and_then(Value::as_u64)
+            .filter(|n| range.contains(n))
+            .and_then(|n| usize::try_from(n).ok())
+    }
+
+    /// `process_rules.max_steps` (1–20), when set to a valid number.
+    pub fn max_steps(&self) -> Option<usize> {
+        self.rule_count("max_steps", STEPS)
+    }
+
+    /// `process_rules.max_corrections` (0–10), when set to a valid number.
+    pub fn max_corrections(&self) -> Option<usize> {
+        self.rule_count("max_corrections", CORRECTIONS)
+    }
+
+    /// `process_rules.candidates` (1–10), when set to a valid number.
+    pub fn candidates(&self) -> Option<usize> {
+        self.rule_count("candidates", CANDIDATES)
+    }
 }
+
+/// The valid numbers of steps (a model profile's `steps`, `process_rules.max_steps`).
+pub const STEPS: RangeInclusive<u64> = 1..=20;
+/// The valid numbers of corrections (`corrections`, `process_rules.max_corrections`).
+pub const CORRECTIONS: RangeInclusive<u64> = 0..=10;
+/// The valid numbers of candidates (`candidates`, `process_rules.candidates`).
+pub const CANDIDATES: RangeInclusive<u64> = 1..=10;
 
 /// A seat of a team: a display name and the roles it holds, in order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -196,6 +229,47 @@ pub struct Environment {
 
 /// The default model-call timeout, in seconds.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 300;
+
+/// How the model calls of a run are seeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeedPolicy {
+    /// `"fixed"`: every model call uses the run's seed.
+    Fixed,
+    /// `"per_call"`: each call gets a seed derived from the run's seed and the call's place in
+    /// the run.
+    PerCall,
+}
+
+/// Per-model settings (`models/<model>.json`): sampling, seeding, token limits, and the
+/// numbers of steps, corrections and candidates. Every field but the name is optional.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelProfile {
+    /// The model's name as a turn uses it (the file stem unless the file says otherwise).
+    pub name: String,
+    /// Sampling temperature, 0.0 to 2.0.
+    pub temperature: Option<f64>,
+    /// Nucleus sampling: the smallest set of tokens whose probabilities add up to this, in
+    /// (0, 1].
+    pub top_p: Option<f64>,
+    /// How the run's seed is applied to its model calls.
+    pub seed_policy: Option<SeedPolicy>,
+    /// The most tokens a reply may have (at least 1).
+    pub max_tokens: Option<u32>,
+    /// The context the model gets, in tokens (at least 256).
+    pub context_window: Option<u32>,
+    /// Steps, 1 to 20.
+    pub steps: Option<usize>,
+    /// Corrections, 0 to 10.
+    pub corrections: Option<usize>,
+    /// Candidates, 1 to 10.
+    pub candidates: Option<usize>,
+    /// The file it was read from.
+    pub file: String,
+}
+
+/// The least `context_window` a model profile may set.
+pub const MIN_CONTEXT_WINDOW: u64 = 256;
 
 /// The fields every card has.
 #[derive(Debug, Clone, PartialEq, Serialize)]

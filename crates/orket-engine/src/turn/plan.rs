@@ -200,6 +200,8 @@ pub(crate) fn model_request(
             .get("max_tokens")
             .and_then(Value::as_u64)
             .map(|n| n as u32),
+        top_p: None,
+        context_window: None,
         tool_schema: Some(turn_schema(
             &plan.tools.offered(),
             allowed_targets(CardKind::Issue, plan.working_status),
