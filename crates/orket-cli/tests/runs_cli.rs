@@ -71,6 +71,9 @@ fn turn(
         error: None,
         started_at: started_at.to_string(),
         ended_at: started_at.replace(".000Z", ".900Z"),
+        steps: Vec::new(),
+        candidates: Vec::new(),
+        settings: None,
     }
 }
 

@@ -23,6 +23,46 @@ pub enum TurnFailure {
     Model,
     /// The issue could not be routed to a seat (unknown seat, missing role or dialect).
     Routing,
+    /// The turn spent its steps or its corrections without the seat's move.
+    Steps,
+}
+
+/// Writes `value`'s wire name (a unit variant as serde names it).
+fn wire_name(value: &impl Serialize, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    match serde_json::to_value(value) {
+        Ok(Value::String(name)) => f.write_str(&name),
+        _ => f.write_str("?"),
+    }
+}
+
+impl std::fmt::Display for TurnFailure {
+    /// Its wire name (`governance`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        wire_name(self, f)
+    }
+}
+
+/// Why a step of a turn was answered with a correction instead of going on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CorrectionKind {
+    /// The reply held no tool call.
+    NoCall,
+    /// The gate refused the call (its code is given).
+    Refused,
+    /// The tool failed on its own terms (a missing file, a folder read as a file).
+    ToolFailed,
+    /// The call repeated the previous step's call exactly; it was not run again.
+    Repeated,
+    /// The call is not a move that can make progress from where the turn is.
+    NotLegal,
+}
+
+impl std::fmt::Display for CorrectionKind {
+    /// Its wire name (`no_call`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        wire_name(self, f)
+    }
 }
 
 /// One event's entry in the reference: its name, what it means and its fields.
@@ -138,6 +178,15 @@ events! {
         tokens_out: u64,
         #[serde(default)]
         notes: Vec<String>,
+    }
+    /// A step went wrong and the model was told what and what it may do now (a gate refusal carries its code).
+    StepCorrected = "step_corrected" {
+        seq: i64,
+        step: u32,
+        kind: CorrectionKind,
+        #[serde(default)]
+        code: Option<RefusalCode>,
+        message: String,
     }
     /// A turn failed: a gate refusal (with its code), a failed model call, or an issue that cannot be routed.
     TurnFailed = "turn_failed" {

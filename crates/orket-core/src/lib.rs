@@ -19,6 +19,7 @@ pub mod sprint;
 pub mod status;
 pub mod time;
 pub mod tools;
+pub mod turn;
 
 pub use events::Event;
 pub use lifecycle::{check_transition, TransitionError, TransitionRequest, INTEGRITY_GUARD};

@@ -7,7 +7,9 @@ use crate::events::Event;
 use crate::lifecycle::{allowed_targets, INTEGRITY_GUARD, LEAD_ROLES};
 use crate::refusal::RefusalCode;
 use crate::status::{CardKind, Status, WaitReason};
-use crate::tools::{ArgKind, Args, ToolKind, MAX_CALLS_PER_TURN, MAX_CONTENT_BYTES, TOOLS};
+use crate::tools::{
+    ArgKind, Args, ToolKind, DEFAULT_MAX_CORRECTIONS, DEFAULT_MAX_STEPS, MAX_CONTENT_BYTES, TOOLS,
+};
 use std::fmt::Write;
 
 /// The line every generated page starts with.
@@ -91,7 +93,7 @@ pub fn tools_md() -> String {
     let mut out = format!("{GENERATED}\n\n# Tools\n\n");
     let _ = write!(
         out,
-        "The tools agents call. A role's `tools` list limits its seats to those tools (a role without one may call every tool marked *served*). A turn makes at most {MAX_CALLS_PER_TURN} calls; `write_file` and `read_file` handle at most {MAX_CONTENT_BYTES} bytes. A model is sent each allowed tool's description and argument schema, and its reply must match the schema; the gate checks the same arguments again (see `refusals.md`).\n\n"
+        "The tools agents call. A role's `tools` list limits its seats to those tools (a role without one may call every tool marked *served*). A turn is a loop of steps, one tool call each, at most `max_steps` ({DEFAULT_MAX_STEPS} unless the model's profile or `process_rules.max_steps` says otherwise); the results of a step's call come back to the model in the next step, and the turn ends when the seat moves its issue. A step whose reply has no call, whose call the gate refuses or whose tool fails is answered with a correction (at most `max_corrections`, default {DEFAULT_MAX_CORRECTIONS}). `write_file` and `read_file` handle at most {MAX_CONTENT_BYTES} bytes. Each step's reply must match a schema holding exactly one call of the tools and moves legal at that point (see `lifecycle.md`); the gate checks the same arguments again (see `refusals.md`).\n\n"
     );
     for spec in &TOOLS {
         let kind = match spec.kind {

@@ -66,7 +66,7 @@ refusal_codes! {
     DoneRequiresIntegrityGuard = "DONE_REQUIRES_INTEGRITY_GUARD",
     /// A new issue's summary is shorter than the minimum.
     SummaryTooShort = "SUMMARY_TOO_SHORT",
-    /// The turn made more tool calls than a turn may.
+    /// The turn spent its steps (`max_steps`) or its corrections without the seat's move.
     ToolBudget = "TOOL_BUDGET",
     /// iDesign: a source file at the workspace root.
     IdesignRootFile = "IDESIGN_ROOT_FILE",

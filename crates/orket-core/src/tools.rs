@@ -3,7 +3,7 @@
 //! [`Tool`] names the tools; [`TOOLS`] is the one table of their specs ([`ToolSpec`]: name,
 //! description, what kind of tool it is, its arguments). Everything else is derived from it:
 //! the JSON schema a model's reply must match ([`ToolSpec::args_schema`], wrapped per turn by
-//! `orket_llm::turn_schema`), the prompt's TOOLS section, the gate's argument check
+//! `orket_llm::step_schema`), the prompt's TOOLS section, the gate's argument check
 //! ([`ToolSpec::check_args`]) and the executor's dispatch (an exhaustive `match` on [`Tool`]).
 //! The limits every side shares are here too.
 
@@ -13,8 +13,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::fmt;
 
-/// At most this many tool calls per turn (the schema's `maxItems`, the gate's budget).
-pub const MAX_CALLS_PER_TURN: usize = 10;
+/// The steps (one tool call each) a turn takes when neither the model's profile nor
+/// `process_rules.max_steps` sets them.
+pub const DEFAULT_MAX_STEPS: usize = 6;
+
+/// The most steps any setting may give a turn.
+pub const MAX_STEPS: usize = 20;
+
+/// The corrections a turn may send when neither the model's profile nor
+/// `process_rules.max_corrections` sets them.
+pub const DEFAULT_MAX_CORRECTIONS: usize = 2;
 
 /// The largest content `write_file` writes and `read_file` reads, in bytes (1 MiB).
 pub const MAX_CONTENT_BYTES: usize = 1_048_576;
@@ -219,8 +227,9 @@ pub const TOOLS: [ToolSpec; 17] = {
                 },
                 OWN_ISSUE,
                 arg("wait_reason", WaitReason, false),
+                arg("comment", Text, false),
             ]),
-            "Move an issue (default: this turn's issue) to `status`; blocked and waiting_for_developer need a `wait_reason`."),
+            "Move an issue (default: this turn's issue) to `status`, with an optional `comment` added to it; blocked and waiting_for_developer need a `wait_reason`."),
         spec(Tool::AddIssueComment, "add_issue_comment", Card, false,
             Args::Fixed(&[arg("comment", TextAtLeast(1), true)]),
             "Add a comment to this turn's issue, signed by your seat."),
@@ -307,6 +316,24 @@ pub struct ArgProblem {
 }
 
 impl ToolSpec {
+    /// The names of its arguments, an optional one marked `?` (`path, content`; `...` for a
+    /// tool taking any object).
+    pub fn arg_names(&self) -> Vec<String> {
+        match self.args {
+            Args::Fixed(args) => args
+                .iter()
+                .map(|a| {
+                    if a.required {
+                        a.name.to_string()
+                    } else {
+                        format!("{}?", a.name)
+                    }
+                })
+                .collect(),
+            Args::Free => vec!["...".to_string()],
+        }
+    }
+
     /// The JSON schema of the tool's arguments: only the subset llama.cpp's
     /// `json_schema_to_grammar` supports (`type`, `properties`, `required`, `enum`, `const`,
     /// `items`, `minLength`, `minimum`, `anyOf`, `additionalProperties`; `default` documents).

@@ -347,7 +347,7 @@ fn model_profiles_are_looked_up_by_model_name() {
     write(
         root,
         "model/core/models/smollm2-135m-instruct.json",
-        r#"{"temperature": 0.0, "top_p": 0.95, "seed_policy": "per_call", "max_tokens": 384,
+        r#"{"temperature": 0.0, "top_p": 0.95, "repeat_penalty": 1.3, "seed_policy": "per_call", "max_tokens": 384,
             "context_window": 4096, "steps": 6, "corrections": 2, "candidates": 3}"#,
     );
     write(
@@ -366,6 +366,7 @@ fn model_profiles_are_looked_up_by_model_name() {
             name: "smollm2-135m-instruct".into(),
             temperature: Some(0.0),
             top_p: Some(0.95),
+            repeat_penalty: Some(1.3),
             seed_policy: Some(SeedPolicy::PerCall),
             max_tokens: Some(384),
             context_window: Some(4096),
@@ -420,7 +421,7 @@ fn an_invalid_model_profile_names_every_bad_field() {
     write(
         dir.path(),
         "config/models/tiny.json",
-        r#"{"temperature": 2.5, "top_p": 0, "seed_policy": "random", "max_tokens": 0,
+        r#"{"temperature": 2.5, "top_p": 0, "repeat_penalty": 0.5, "seed_policy": "random", "max_tokens": 0,
             "context_window": 128, "steps": 21, "corrections": 11, "candidates": 0,
             "flavour": "mint"}"#,
     );
@@ -440,6 +441,7 @@ fn an_invalid_model_profile_names_every_bad_field() {
         [
             "config/models/tiny.json: temperature: expected a number from 0.0 to 2.0, found 2.5",
             "config/models/tiny.json: top_p: expected a number greater than 0 and at most 1, found 0",
+            "config/models/tiny.json: repeat_penalty: expected a number from 1.0 to 2.0, found 0.5",
             "config/models/tiny.json: seed_policy: unknown seed policy \"random\" (expected \"fixed\" or \"per_call\")",
             "config/models/tiny.json: max_tokens: expected a whole number of at least 1, found 0",
             "config/models/tiny.json: context_window: expected a whole number of at least 256, found 128",

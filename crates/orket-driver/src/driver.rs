@@ -140,6 +140,7 @@ impl Driver {
             max_tokens: self.options.max_tokens,
             top_p: None,
             context_window: None,
+            repeat_penalty: None,
             tool_schema: Some(driver_schema(&facts)),
             issue_id: DRIVER_ISSUE_ID.to_string(),
             role: DRIVER_ROLE.to_string(),

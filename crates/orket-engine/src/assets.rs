@@ -6,8 +6,8 @@
 use crate::error::EngineError;
 use crate::policy::{Policies, PolicyRegistry};
 use orket_core::assets::{
-    AssetError, AssetTree, Category, Dialect, Environment, Epic, IssueSpec, Organization, Role,
-    Team, MODEL_FAMILIES,
+    AssetError, AssetTree, Category, Dialect, Environment, Epic, IssueSpec, ModelProfile,
+    Organization, Role, Team, MODEL_FAMILIES,
 };
 use orket_core::INTEGRITY_GUARD;
 use orket_store::IssueRecord;
@@ -64,6 +64,8 @@ pub(crate) struct RunAssets {
     pub dialects: HashMap<String, Dialect>,
     pub policies: Policies,
     pub user_settings: HashMap<String, String>,
+    /// The model profiles (`models/<model>.json`) of the three layers, by model name.
+    pub profiles: HashMap<String, ModelProfile>,
 }
 
 impl RunAssets {
@@ -103,7 +105,17 @@ impl RunAssets {
             dialects,
             policies,
             user_settings: user_settings(tree)?,
+            profiles: model_profiles(tree, dept)?,
         })
+    }
+
+    /// The files issue `id` of the epic names (`files`); none for issues created in the run.
+    pub fn issue_files(&self, id: &str) -> &[String] {
+        self.epic
+            .issues
+            .iter()
+            .find(|i| i.card.id == id)
+            .map_or(&[], |i| i.files.as_slice())
     }
 
     /// `process_rules.halt_on_violation`: the first gate refusal fails the run.
@@ -157,6 +169,21 @@ fn load_roles(
         }
     }
     Ok(roles)
+}
+
+/// Every model profile the department sees, by the model's name; an invalid profile is an
+/// error naming its file and field, as `orket check` reports it.
+fn model_profiles(
+    tree: &AssetTree,
+    dept: &str,
+) -> Result<HashMap<String, ModelProfile>, EngineError> {
+    let mut profiles = HashMap::new();
+    for name in tree.list(Category::Models, dept) {
+        if let Some(profile) = tree.load_model_profile(&name, dept)? {
+            profiles.insert(profile.name.clone(), profile);
+        }
+    }
+    Ok(profiles)
 }
 
 /// `config/user_settings.json` (`preferred_coder`, `preferred_architect`,

@@ -161,9 +161,15 @@ pub(crate) async fn resume(
     let turns = store.list_turns(&run.id).await?;
     let mut per_pair: BTreeMap<(String, String), usize> = BTreeMap::new();
     for t in &turns {
+        // Each step with a reply used one; a turn stored before steps existed used one.
+        let replies = if t.turn.steps.is_empty() {
+            1
+        } else {
+            t.turn.steps.iter().filter(|s| s.reply.is_some()).count()
+        };
         *per_pair
             .entry((t.turn.issue_id.clone(), t.turn.role.clone()))
-            .or_default() += 1;
+            .or_default() += replies;
     }
     for ((issue, role), n) in per_pair {
         options.provider.resume_after(&issue, &role, n);

@@ -5,7 +5,7 @@
 use crate::assets::{not_found, seed_record, RunAssets};
 use crate::error::EngineError;
 use crate::policy::PolicyRegistry;
-use crate::turn::plan::{compile_turn_prompt, plan_seat, turn_query};
+use crate::turn::plan::{compile_turn_prompt, plan_seat, turn_query, PromptExtras};
 use orket_core::assets::{AssetTree, Category};
 use orket_core::ids::epic_build_id;
 use orket_core::Status;
@@ -22,6 +22,9 @@ pub struct PreviewOptions {
     pub build: Option<String>,
     /// A model for every turn (as `orket run --model`).
     pub model: Option<String>,
+    /// The model is held to each step's schema, as the embedded model, Ollama and
+    /// OpenAI-compatible servers are (default): the prompt does not spell out the reply's shape.
+    pub constrained: bool,
 }
 
 impl Default for PreviewOptions {
@@ -30,6 +33,7 @@ impl Default for PreviewOptions {
             department: "core".to_string(),
             build: None,
             model: None,
+            constrained: true,
         }
     }
 }
@@ -267,7 +271,11 @@ async fn seat_preview(
         }
         None => (Vec::new(), Vec::new()),
     };
-    let prompt = compile_turn_prompt(assets, &plan, issue, &comments, &memory, None);
+    let extras = PromptExtras {
+        constrained: options.constrained,
+        ..PromptExtras::default()
+    };
+    let prompt = compile_turn_prompt(assets, &plan, issue, &comments, &memory, &extras);
     let mut notes = Vec::new();
     if review && has_fixture(&issue.verification) {
         notes.push(format!(

@@ -9,7 +9,8 @@ use orket_store::{Comment, IssueRecord, MemoryRecord};
 use std::fmt::Write;
 
 /// The section headings of the system message, in order. `iDESIGN CONSTRAINTS` appears only
-/// when the epic has iDesign on; `PROJECT CONTEXT (PAST DECISIONS)` only with memories.
+/// when the epic has iDesign on; `SYNTAX DIALECT` only for a model not held to the step's
+/// schema; `PROJECT CONTEXT (PAST DECISIONS)` only with memories.
 pub const SECTIONS: [&str; 9] = [
     "IDENTITY",
     "RESPONSIBILITIES",
@@ -47,6 +48,13 @@ pub struct PromptInput<'a> {
     pub review: bool,
     /// The verification result shown to the reviewer, if any.
     pub verification: Option<&'a str>,
+    /// What the developer wrote, shown to the reviewer, if known.
+    pub work: Option<&'a str>,
+    /// The files the issue names (`files`).
+    pub files: &'a [String],
+    /// The model is held to each step's schema (constrained decoding): the reply's shape and
+    /// the arguments' schemas need not be spelled out, and no example is shown.
+    pub constrained: bool,
 }
 
 /// The two messages a turn starts with.
@@ -136,11 +144,18 @@ fn system_message(input: &PromptInput<'_>) -> String {
             orket_core::Status::names(reachable)
         }
     );
+    bullets(
+        &mut out,
+        [
+            "A turn is a few steps. Each reply is one step: exactly one tool call.",
+            "What a call returns comes back to you in the next message; the turn ends when you move the issue.",
+        ],
+    );
     if input.review {
         bullets(
             &mut out,
             [
-                "This is a review turn: read the work, then decide.",
+                "This is a review turn: check the work shown to you, then decide.",
                 "Accept with update_issue_status status \"done\"; send it back with status \"in_progress\" and a comment saying what is missing.",
             ],
         );
@@ -148,7 +163,7 @@ fn system_message(input: &PromptInput<'_>) -> String {
         bullets(
             &mut out,
             [
-                "Do the work with the tools, writing files with write_file.",
+                "Do the work with the tools: write the files the issue names with write_file.",
                 "When the work is written, move the issue to code_review with update_issue_status.",
                 "If you cannot go on, move it to blocked or waiting_for_developer with a wait_reason (resource, dependency, review, input, system).",
                 "Only the integrity_guard may move an issue to done.",
@@ -157,27 +172,40 @@ fn system_message(input: &PromptInput<'_>) -> String {
     }
 
     section(&mut out, "TOOLS");
-    let _ = writeln!(
-        out,
-        "Call tools with JSON objects {{\"tool\": NAME, \"args\": {{...}}}}; several calls go in an array. Available:"
-    );
-    for tool in input.tools {
-        let spec = tool.spec();
+    if input.constrained {
+        let _ = writeln!(out, "Available (one call per reply):");
+        for tool in input.tools {
+            let spec = tool.spec();
+            let _ = writeln!(
+                out,
+                "- {}({}): {}",
+                spec.name,
+                spec.arg_names().join(", "),
+                spec.description
+            );
+        }
+    } else {
         let _ = writeln!(
             out,
-            "- {}: {} args schema: {}",
-            spec.name,
-            spec.description,
-            spec.args_schema()
+            "Reply with exactly one JSON object {{\"tool\": NAME, \"args\": {{...}}}} per step. Available:"
+        );
+        for tool in input.tools {
+            let spec = tool.spec();
+            let _ = writeln!(
+                out,
+                "- {}: {} args schema: {}",
+                spec.name,
+                spec.description,
+                spec.args_schema()
+            );
+        }
+        section(&mut out, "SYNTAX DIALECT");
+        let _ = writeln!(
+            out,
+            "Model family {}. The shape of a reply (not an answer):\n{}",
+            input.dialect.model_family, input.dialect.dsl_format
         );
     }
-
-    section(&mut out, "SYNTAX DIALECT");
-    let _ = writeln!(
-        out,
-        "Model family {}. Example:\n{}",
-        input.dialect.model_family, input.dialect.dsl_format
-    );
 
     section(&mut out, "CONSTRAINTS");
     bullets(
@@ -212,35 +240,72 @@ fn priority_word(p: f64) -> &'static str {
 fn user_message(input: &PromptInput<'_>) -> String {
     let issue = input.issue;
     let mut out = String::new();
-    let _ = writeln!(out, "ISSUE: {}", issue.id);
-    let _ = writeln!(out, "NAME: {}", issue.name);
-    let _ = writeln!(out, "TYPE: {}", issue.issue_type);
-    let _ = writeln!(
-        out,
-        "PRIORITY: {} ({})",
-        priority_word(issue.priority),
-        issue.priority
-    );
-    let _ = writeln!(out, "STATUS: {}", issue.status);
-    let mut field = |label: &str, value: Option<&str>| {
+    // The issue's own words come first and last: a small model acts on what it reads last.
+    let _ = writeln!(out, "TASK {}: {}", issue.id, issue.name);
+    let field = |out: &mut String, label: &str, value: Option<&str>| {
         if let Some(v) = value.filter(|v| !v.trim().is_empty()) {
             let _ = writeln!(out, "{label}:\n{}", v.trim_end());
         }
     };
-    field("DESCRIPTION", Some(issue.description.as_str()));
-    field("REQUIREMENTS", issue.requirements.as_deref());
-    field("NOTE", issue.note.as_deref());
-    field("EPIC", Some(input.epic.card.description.as_str()));
-    field("EPIC REQUIREMENTS", input.epic.requirements.as_deref());
-    field("VERIFICATION", input.verification);
+    field(&mut out, "DESCRIPTION", Some(issue.description.as_str()));
+    field(&mut out, "REQUIREMENTS", issue.requirements.as_deref());
+    let files = input.files.join(", ");
+    field(&mut out, "FILES", Some(files.as_str()));
+    field(&mut out, "NOTE", issue.note.as_deref());
+    let _ = writeln!(
+        out,
+        "TYPE: {}  PRIORITY: {} ({})  STATUS: {}",
+        issue.issue_type,
+        priority_word(issue.priority),
+        issue.priority,
+        issue.status
+    );
+    field(&mut out, "EPIC", Some(input.epic.card.description.as_str()));
+    field(
+        &mut out,
+        "EPIC REQUIREMENTS",
+        input.epic.requirements.as_deref(),
+    );
+    field(&mut out, "WORK TO REVIEW", input.work);
+    field(&mut out, "VERIFICATION", input.verification);
     if !input.comments.is_empty() {
         let _ = writeln!(out, "RECENT COMMENTS:");
         for c in input.comments {
             let _ = writeln!(out, "- [{}] {}", c.author, c.content.trim_end());
         }
     }
-    let _ = write!(out, "Reply with tool calls only.");
+    let ask = if input.review {
+        "Decide whether the work does what the task asks.".to_string()
+    } else if input.files.is_empty() {
+        "Do what the task asks.".to_string()
+    } else {
+        format!("Do what the task asks: write {files}.")
+    };
+    let _ = write!(
+        out,
+        "YOUR TASK ({}): {} — {}\n{ask} Reply with one tool call.",
+        issue.id,
+        issue.name,
+        first_sentence(&issue.description)
+    );
     out
+}
+
+/// The first sentence of `text` (up to its first `.`, `!` or `?` followed by a space or the
+/// end), or all of it.
+fn first_sentence(text: &str) -> &str {
+    let text = text.trim();
+    let end = text
+        .char_indices()
+        .find(|&(i, c)| {
+            matches!(c, '.' | '!' | '?')
+                && text[i + c.len_utf8()..]
+                    .chars()
+                    .next()
+                    .is_none_or(char::is_whitespace)
+        })
+        .map_or(text.len(), |(i, c)| i + c.len_utf8());
+    &text[..end]
 }
 
 #[cfg(test)]
@@ -310,6 +375,9 @@ mod tests {
             tools: &tools,
             review: false,
             verification: None,
+            work: None,
+            files: &[],
+            constrained: false,
         };
         let prompt = compile(&input);
         let positions: Vec<usize> = SECTIONS
@@ -328,9 +396,19 @@ mod tests {
         assert!(prompt.system.contains("- write_file: "));
         assert!(prompt.system.contains("\"content\""));
         assert!(prompt.system.contains("We decided to use Python 3 only."));
+        assert!(
+            prompt.user.starts_with("TASK DEMO-1: Write hello.py\n"),
+            "{}",
+            prompt.user
+        );
+        assert!(
+            prompt.user.ends_with(
+                "YOUR TASK (DEMO-1): Write hello.py — Create hello.py\nDo what the task asks. Reply with one tool call."
+            ),
+            "{}",
+            prompt.user
+        );
         for part in [
-            "ISSUE: DEMO-1",
-            "NAME: Write hello.py",
             "PRIORITY: Medium (2)",
             "DESCRIPTION:\nCreate hello.py",
             "REQUIREMENTS:\nprints Hello",
@@ -362,5 +440,52 @@ mod tests {
                 .unwrap()
         );
         assert!(!with_idesign.system.contains("PROJECT CONTEXT"));
+    }
+
+    #[test]
+    fn a_constrained_model_gets_no_reply_shape_and_a_review_gets_the_work() {
+        let tree = demo();
+        let org = tree.organization().unwrap();
+        let epic = tree.load_epic("hello_cli", "core").unwrap();
+        let guard = tree.load_role("integrity_guard", "core", None).unwrap();
+        let dialect = tree.load_dialect("generic", "core").unwrap();
+        let mut issue =
+            IssueRecord::new("build-hello_cli", "DEMO-1", "Write hello.py", "developer");
+        issue.status = Status::CodeReview;
+        issue.description = "Create hello.py that prints Hello, Orket! when run.".to_string();
+        let tools = [Tool::ReadFile, Tool::UpdateIssueStatus];
+        let roles = [guard];
+        let prompt = compile(&PromptInput {
+            org: &org,
+            roles: &roles,
+            seat: "Integrity Guard",
+            dialect: &dialect,
+            epic: &epic,
+            issue: &issue,
+            comments: &[],
+            memory: &[],
+            tools: &tools,
+            review: true,
+            verification: Some("Verification of verification/test_hello.py: PASSED"),
+            work: Some("--- hello.py ---\nprint(\"Hello, Orket!\")"),
+            files: &[],
+            constrained: true,
+        });
+        assert!(
+            !prompt.system.contains("### SYNTAX DIALECT"),
+            "{}",
+            prompt.system
+        );
+        assert!(!prompt.system.contains(&dialect.dsl_format));
+        assert!(prompt
+            .system
+            .contains("- update_issue_status(status, issue_id?, wait_reason?, comment?): "));
+        assert!(prompt
+            .user
+            .contains("WORK TO REVIEW:\n--- hello.py ---\nprint(\"Hello, Orket!\")"));
+        assert!(prompt.user.contains("VERIFICATION:\nVerification of"));
+        assert!(prompt.user.ends_with(
+            "Decide whether the work does what the task asks. Reply with one tool call."
+        ));
     }
 }

@@ -52,6 +52,8 @@ pub struct RunOptions {
     pub run_id: Option<String>,
     /// Limits of verification fixture runs (`ORKET_VERIFY_*`).
     pub verify: VerifyLimits,
+    /// The run's sampling seed, over the environment's (`orket demo --seed`).
+    pub seed: Option<i64>,
 }
 
 impl RunOptions {
@@ -73,6 +75,7 @@ impl RunOptions {
             time_budget: None,
             run_id: None,
             verify: VerifyLimits::default(),
+            seed: None,
         }
     }
 

@@ -120,6 +120,18 @@ impl Confinement {
         })
     }
 
+    /// The same confinement (references, rules) around another existing folder: a copy of the
+    /// workspace a candidate works in.
+    pub fn moved_to(&self, root: &Path) -> io::Result<Confinement> {
+        let root = fs::canonicalize(root)?;
+        Ok(Confinement {
+            label: format!("the workspace {}", root.display()),
+            root,
+            references: self.references.clone(),
+            rules: self.rules,
+        })
+    }
+
     /// The canonical root.
     pub fn root(&self) -> &Path {
         &self.root

@@ -3,7 +3,7 @@
 //! [`check_call`] runs the checks in a fixed order — known tool, role tools, the arguments
 //! against the tool contract (`orket_core::tools`: the same table the model's schema is made
 //! from), then the tool's own rules (paths, size, iDesign, status changes, issue creation) and
-//! finally the approval policy. [`check_budget`] caps the calls of one turn. Every refusal
+//! finally the approval policy. Every refusal
 //! carries a stable [`RefusalCode`] and a message naming the tool and the path, issue or status
 //! concerned.
 
@@ -12,7 +12,7 @@ use crate::idesign::check_idesign;
 pub use crate::refusal::{Refusal, RefusalCode};
 use orket_core::lifecycle::{check_transition, TransitionRequest, LEAD_ROLES};
 use orket_core::tools::{tool_names, ArgKind, Tool, ToolKind};
-pub use orket_core::tools::{MAX_CALLS_PER_TURN, MAX_CONTENT_BYTES, MIN_SUMMARY_CHARS};
+pub use orket_core::tools::{MAX_CONTENT_BYTES, MIN_SUMMARY_CHARS};
 use orket_core::{CardKind, Status, ToolCall, WaitReason};
 use serde::Serialize;
 use serde_json::Value;
@@ -100,20 +100,6 @@ pub struct GateContext<'a> {
     pub approval_required: &'a [String],
     /// The current status of an issue of the build (as changed so far in this turn).
     pub status_of: &'a (dyn Fn(&str) -> Option<Status> + Sync),
-}
-
-/// Refuses a turn that made more than [`MAX_CALLS_PER_TURN`] tool calls.
-pub fn check_budget(calls: &[ToolCall]) -> Result<(), Refusal> {
-    if calls.len() > MAX_CALLS_PER_TURN {
-        return Err(Refusal::new(
-            RefusalCode::ToolBudget,
-            format!(
-                "the turn made {} tool calls; at most {MAX_CALLS_PER_TURN} are allowed per turn",
-                calls.len()
-            ),
-        ));
-    }
-    Ok(())
 }
 
 /// Refuses moving `issue_id` to `done` while the verification run for this review failed;

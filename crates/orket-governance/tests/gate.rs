@@ -3,8 +3,7 @@
 use orket_core::{Status, ToolCall};
 use orket_governance::confine::Confinement;
 use orket_governance::gate::{
-    check_budget, check_call, AllowedTools, Decision, GateContext, Refusal, MAX_CALLS_PER_TURN,
-    MAX_CONTENT_BYTES,
+    check_call, AllowedTools, Decision, GateContext, Refusal, MAX_CONTENT_BYTES,
 };
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -496,17 +495,6 @@ fn short_summary_is_refused() {
         "create_issue",
         json!({"summary": "Add login", "seat": "dev", "priority": "High", "depends_on": [OTHER]}),
     ));
-}
-
-#[test]
-fn more_than_ten_calls_exceed_the_budget() {
-    let call = ToolCall::new("read_file", json!({"path": "a.txt"}));
-    let ten = vec![call.clone(); MAX_CALLS_PER_TURN];
-    assert!(check_budget(&ten).is_ok());
-    let eleven = vec![call; 11];
-    let r = check_budget(&eleven).unwrap_err();
-    assert_eq!(r.code, "TOOL_BUDGET");
-    assert!(r.message.contains("11") && r.message.contains("10"), "{r}");
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! One tool contract: what the model is told (the turn's JSON schema, `orket_llm::turn_schema`)
+//! One tool contract: what the model is told (a step's JSON schema, `orket_llm::step_schema`)
 //! and what the gate enforces (its argument check, `ToolSpec::check_args`, then its rules) are
 //! derived from the one table in `orket_core::tools`. For every tool: arguments the schema
 //! accepts pass the gate's argument check, and arguments the gate refuses for their shape are
@@ -8,7 +8,7 @@ use orket_core::tools::{Args, Tool, TOOLS};
 use orket_core::{RefusalCode, Status, ToolCall};
 use orket_governance::confine::Confinement;
 use orket_governance::gate::{check_call, AllowedTools, GateContext};
-use orket_llm::turn_schema;
+use orket_llm::{step_schema, StepChoices};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
@@ -21,10 +21,16 @@ const SHAPE_CODES: [RefusalCode; 4] = [
     RefusalCode::UnknownStatus,
 ];
 
-/// The reply a model would give to call `tool` with `args`, judged by the turn's schema with
+/// The reply a model would give to call `tool` with `args`, judged by a step's schema with
 /// every status reachable.
 fn schema_accepts(tool: Tool, args: &Map<String, Value>) -> bool {
-    let schema = turn_schema(&[tool], &Status::ALL);
+    let schema = step_schema(&StepChoices {
+        tools: &[tool],
+        moves: &Status::ALL,
+        explained: &[],
+        paths: &[],
+        max_text: None,
+    });
     let reply = json!({"tool_calls": [{"tool": tool.name(), "args": args}]});
     jsonschema::validator_for(&schema)
         .unwrap_or_else(|e| panic!("{tool}: not a valid schema: {e}"))

@@ -408,19 +408,32 @@ impl EmbeddedProvider {
             ),
             None => None,
         };
-        let pick = if job.temperature <= 0.0 {
-            LlamaSampler::greedy()
+        let mut steps = Vec::new();
+        if let Some(penalty) = job.repeat_penalty.filter(|r| *r > 1.0) {
+            steps.push(LlamaSampler::penalties(
+                self.model.model.n_vocab(),
+                PENALTY_LAST_N,
+                penalty,
+                0.0,
+                0.0,
+            ));
+        }
+        if job.temperature <= 0.0 {
+            steps.push(LlamaSampler::greedy());
         } else {
-            let mut steps = vec![LlamaSampler::temp(job.temperature)];
+            steps.push(LlamaSampler::temp(job.temperature));
             if let Some(p) = job.top_p {
                 steps.push(LlamaSampler::top_p(p, 1));
             }
             steps.push(LlamaSampler::dist(job.seed));
-            LlamaSampler::chain_simple(steps)
-        };
+        }
+        let pick = LlamaSampler::chain_simple(steps);
         Ok(TurnSampler { grammar, pick })
     }
 }
+
+/// How many of the reply's latest tokens the repeat penalty looks at.
+const PENALTY_LAST_N: i32 = 64;
 
 /// Picks the next token, under the turn's grammar when there is one.
 ///
@@ -514,6 +527,8 @@ struct Job {
     temperature: f32,
     /// Nucleus sampling, used when the temperature is above 0.
     top_p: Option<f32>,
+    /// The repeat penalty over the reply's last [`PENALTY_LAST_N`] tokens.
+    repeat_penalty: Option<f32>,
     seed: u32,
     /// The context of the call: the provider's `n_ctx`, capped by the request's
     /// `context_window`.
@@ -532,6 +547,11 @@ impl Drop for CancelOnDrop {
 
 #[async_trait]
 impl Provider for EmbeddedProvider {
+    /// Every reply is sampled under the schema's grammar.
+    fn constrains_replies(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &str {
         PROVIDER
     }
@@ -552,6 +572,7 @@ impl Provider for EmbeddedProvider {
                 .max(1),
             temperature: request.temperature as f32,
             top_p: request.top_p.map(|p| p as f32),
+            repeat_penalty: request.repeat_penalty.map(|r| r as f32),
             // Seeds are 32-bit in llama.cpp; larger ones keep their low bits.
             seed: request.seed.map_or(DEFAULT_SEED, |seed| seed as u32),
             n_ctx: request

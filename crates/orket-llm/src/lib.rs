@@ -3,7 +3,7 @@
 //! and the tolerant tool-call parser.
 //!
 //! Start with [`provider`]; [`parse::parse_tool_calls`] turns any reply text into calls and
-//! [`schema::turn_schema`] tells a provider which replies are allowed.
+//! [`schema::step_schema`] tells a provider which replies a step allows.
 
 #![forbid(unsafe_code)]
 
@@ -29,5 +29,5 @@ pub use provider::{ChatMessage, ChatRole, ModelReply, ModelRequest, Provider, Pr
 pub use record::RecordingProvider;
 pub use replay::ReplayProvider;
 pub use retry::{RetryNotice, RetryPolicy, Retrying};
-pub use schema::{turn_schema, MAX_CALLS_PER_TURN};
+pub use schema::{step_schema, StepChoices};
 pub use select::{provider_by_name, PROVIDER_NAMES};

@@ -81,6 +81,9 @@ impl OllamaProvider {
         if let Some(top_p) = request.top_p {
             options.insert("top_p".into(), json!(top_p));
         }
+        if let Some(penalty) = request.repeat_penalty {
+            options.insert("repeat_penalty".into(), json!(penalty));
+        }
         if let Some(context_window) = request.context_window {
             options.insert("num_ctx".into(), json!(context_window));
         }
@@ -177,6 +180,11 @@ fn count(value: &Value, field: &str) -> u64 {
 
 #[async_trait]
 impl Provider for OllamaProvider {
+    /// The schema goes as `format`, which Ollama decodes under.
+    fn constrains_replies(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &str {
         "ollama"
     }

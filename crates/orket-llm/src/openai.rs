@@ -238,6 +238,11 @@ fn usage_count(value: &Value, field: &str) -> u64 {
 
 #[async_trait]
 impl Provider for OpenAiProvider {
+    /// Until the server refused both schema formats.
+    fn constrains_replies(&self) -> bool {
+        self.schema_format() != SchemaFormat::Plain
+    }
+
     fn name(&self) -> &str {
         "openai"
     }

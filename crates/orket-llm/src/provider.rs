@@ -13,57 +13,18 @@ pub trait Provider: Send + Sync {
     /// Runs one model call and returns the model's reply.
     async fn complete(&self, request: &ModelRequest) -> Result<ModelReply, ProviderError>;
 
-    /// Resume support: the first `turns` turns of `issue_id` as `role` are already committed,
-    /// so a provider that plays recorded turns skips them (others ignore this).
-    fn resume_after(&self, _issue_id: &str, _role: &str, _turns: usize) {}
-}
-
-/// Who wrote a chat message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ChatRole {
-    /// The system prompt.
-    System,
-    /// The user (the engine speaking for the card).
-    User,
-    /// The model.
-    Assistant,
-}
-
-/// One message of a chat conversation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChatMessage {
-    /// Who wrote it.
-    pub role: ChatRole,
-    /// Its text.
-    pub content: String,
-}
-
-impl ChatMessage {
-    /// A system message.
-    pub fn system(content: impl Into<String>) -> Self {
-        ChatMessage {
-            role: ChatRole::System,
-            content: content.into(),
-        }
+    /// True when replies are held to the request's schema (constrained decoding), so a prompt
+    /// need not spell out the reply's shape. False unless the provider says so.
+    fn constrains_replies(&self) -> bool {
+        false
     }
 
-    /// A user message.
-    pub fn user(content: impl Into<String>) -> Self {
-        ChatMessage {
-            role: ChatRole::User,
-            content: content.into(),
-        }
-    }
-
-    /// An assistant (model) message.
-    pub fn assistant(content: impl Into<String>) -> Self {
-        ChatMessage {
-            role: ChatRole::Assistant,
-            content: content.into(),
-        }
-    }
+    /// Resume support: committed turns used the first `replies` replies to `issue_id` as
+    /// `role`, so a provider that plays recorded replies skips them (others ignore this).
+    fn resume_after(&self, _issue_id: &str, _role: &str, _replies: usize) {}
 }
+
+pub use orket_core::turn::{ChatMessage, ChatRole};
 
 /// One model call: the model, the conversation, the sampling settings and the turn it serves.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,10 +44,13 @@ pub struct ModelRequest {
     /// Nucleus sampling: pick only among the most likely tokens whose probabilities add up to
     /// this, in (0, 1] (unset: the backend's default).
     pub top_p: Option<f64>,
+    /// Holds back tokens the reply used recently: 1.0 none, up to 2.0 (unset: the backend's
+    /// default).
+    pub repeat_penalty: Option<f64>,
     /// The most tokens of context the call may use, prompt and reply together (unset: the
     /// backend's own limit).
     pub context_window: Option<u32>,
-    /// The turn's reply schema for constrained decoding (see [`crate::turn_schema`]).
+    /// The turn's reply schema for constrained decoding (see [`crate::step_schema`]).
     pub tool_schema: Option<serde_json::Value>,
     /// The issue this turn works on.
     pub issue_id: String,

@@ -95,7 +95,11 @@ impl Provider for RecordingProvider {
         Ok(reply)
     }
 
-    fn resume_after(&self, issue_id: &str, role: &str, turns: usize) {
-        self.inner.resume_after(issue_id, role, turns);
+    fn constrains_replies(&self) -> bool {
+        self.inner.constrains_replies()
+    }
+
+    fn resume_after(&self, issue_id: &str, role: &str, replies: usize) {
+        self.inner.resume_after(issue_id, role, replies);
     }
 }

@@ -162,12 +162,12 @@ impl Provider for ReplayProvider {
         })
     }
 
-    fn resume_after(&self, issue_id: &str, role: &str, turns: usize) {
+    fn resume_after(&self, issue_id: &str, role: &str, replies: usize) {
         let mut cursors = self.cursors();
         let cursor = cursors
             .entry((issue_id.to_string(), role.to_string()))
             .or_insert(0);
-        *cursor = (*cursor).max(turns);
+        *cursor = (*cursor).max(replies);
     }
 }
 
@@ -191,6 +191,7 @@ mod tests {
             max_tokens: None,
             top_p: None,
             context_window: None,
+            repeat_penalty: None,
             tool_schema: None,
             issue_id: issue_id.into(),
             role: role.into(),

@@ -93,8 +93,12 @@ impl Provider for Retrying {
         }
     }
 
-    fn resume_after(&self, issue_id: &str, role: &str, turns: usize) {
-        self.inner.resume_after(issue_id, role, turns);
+    fn constrains_replies(&self) -> bool {
+        self.inner.constrains_replies()
+    }
+
+    fn resume_after(&self, issue_id: &str, role: &str, replies: usize) {
+        self.inner.resume_after(issue_id, role, replies);
     }
 }
 
@@ -140,6 +144,7 @@ mod tests {
             max_tokens: None,
             top_p: None,
             context_window: None,
+            repeat_penalty: None,
             tool_schema: None,
             issue_id: "I-1".into(),
             role: "coder".into(),

@@ -1,32 +1,59 @@
-//! The JSON schema of one turn's reply, for constrained decoding.
+//! The JSON schema of one step's reply, for constrained decoding.
 
 use orket_core::tools::Tool;
 use orket_core::Status;
 use serde_json::{json, Value};
 
-pub use orket_core::tools::MAX_CALLS_PER_TURN;
+/// What one step of a turn may do: which tools it may call and, for `update_issue_status`,
+/// which moves it may make.
+#[derive(Debug, Clone, Copy)]
+pub struct StepChoices<'a> {
+    /// The tools (order kept, duplicates removed).
+    pub tools: &'a [Tool],
+    /// The statuses `update_issue_status` may move the issue to (the tool is left out when
+    /// there is none).
+    pub moves: &'a [Status],
+    /// The moves that must say why, in a non-empty `comment` (a review sending work back).
+    pub explained: &'a [Status],
+    /// The paths `write_file` may write, when the issue names its files (empty: any path).
+    pub paths: &'a [String],
+    /// The most characters a file's content or a comment may have in one reply, so that a
+    /// reply ends (and is valid JSON) within the model's token budget; `None`: no limit.
+    pub max_text: Option<u32>,
+}
 
-/// The schema of a turn's reply: `{"tool_calls": [{"tool": NAME, "args": {...}}, ...]}` with
-/// 1 to 10 calls of the given tools (order kept, duplicates removed), each tool's arguments as
-/// the tool contract (`orket_core::tools::TOOLS`) defines them, and `update_issue_status`
-/// limited to the `reachable` statuses (left out when none is reachable). A target status
-/// that needs a wait reason gets its own variant in which `wait_reason` is required. With no
-/// tool, `tool_calls` must be empty.
-pub fn turn_schema(tools: &[Tool], reachable: &[Status]) -> Value {
+/// The schema of a step's reply: `{"tool_calls": [{"tool": NAME, "args": {...}}]}` with exactly
+/// one call of the given tools, each tool's arguments as the tool contract
+/// (`orket_core::tools::TOOLS`) defines them, `write_file` limited to the issue's files when it
+/// names them, texts limited to `max_text` characters, and `update_issue_status` limited to the step's moves. A move that needs a wait reason gets its own variant in which `wait_reason` is
+/// required, and so does a move that must be explained (its `comment` required, not empty).
+/// With no tool, `tool_calls` must be empty.
+pub fn step_schema(choices: &StepChoices<'_>) -> Value {
     let mut seen: Vec<Tool> = Vec::new();
     let mut variants = Vec::new();
-    for &tool in tools {
+    for &tool in choices.tools {
         if seen.contains(&tool) {
             continue;
         }
         seen.push(tool);
-        let (name, args) = (tool.name(), tool.spec().args_schema());
+        let (name, mut args) = (tool.name(), tool.spec().args_schema());
+        let properties = args.get_mut("properties").and_then(Value::as_object_mut);
+        if let (Some(max), Some(properties)) = (choices.max_text, properties) {
+            for key in ["content", "comment"] {
+                if let Some(text) = properties.get_mut(key) {
+                    text["maxLength"] = json!(max);
+                }
+            }
+        }
         if tool == Tool::UpdateIssueStatus {
             variants.extend(
-                status_variants(args, reachable)
+                move_variants(args, choices)
                     .into_iter()
                     .map(|args| call_variant(name, args)),
             );
+        } else if tool == Tool::WriteFile && !choices.paths.is_empty() {
+            args["properties"]["path"]["enum"] = json!(choices.paths);
+            variants.push(call_variant(name, args));
         } else {
             variants.push(call_variant(name, args));
         }
@@ -37,7 +64,7 @@ pub fn turn_schema(tools: &[Tool], reachable: &[Status]) -> Value {
         json!({
             "type": "array",
             "minItems": 1,
-            "maxItems": MAX_CALLS_PER_TURN,
+            "maxItems": 1,
             "items": {"anyOf": variants},
         })
     };
@@ -59,37 +86,48 @@ fn call_variant(name: &str, args: Value) -> Value {
     })
 }
 
-/// The argument schemas of `update_issue_status` for the reachable statuses: one for the
-/// statuses without a wait reason, one (with `wait_reason` required) for those that need one.
-fn status_variants(args: Value, reachable: &[Status]) -> Vec<Value> {
-    let mut statuses: Vec<Status> = Vec::new();
-    for status in reachable {
-        if !statuses.contains(status) {
-            statuses.push(*status);
+/// The argument schemas of `update_issue_status` for the step's moves, grouped by what each
+/// move requires besides its status: nothing, a wait reason, or an explaining comment.
+fn move_variants(args: Value, choices: &StepChoices<'_>) -> Vec<Value> {
+    let mut moves: Vec<Status> = Vec::new();
+    for status in choices.moves {
+        if !moves.contains(status) {
+            moves.push(*status);
         }
     }
-    let names = |waiting: bool| -> Vec<&'static str> {
-        statuses
+    let group = |waiting: bool, explained: bool| -> Vec<&'static str> {
+        moves
             .iter()
-            .filter(|s| s.needs_wait_reason() == waiting)
+            .filter(|s| {
+                s.needs_wait_reason() == waiting && choices.explained.contains(s) == explained
+            })
             .map(|s| s.as_str())
             .collect()
     };
     let mut variants = Vec::new();
-    let plain = names(false);
-    if !plain.is_empty() {
-        let mut schema = args.clone();
-        schema["properties"]["status"]["enum"] = json!(plain);
-        if let Some(properties) = schema["properties"].as_object_mut() {
-            properties.remove("wait_reason");
+    for (waiting, explained) in [(false, false), (true, false), (false, true), (true, true)] {
+        let statuses = group(waiting, explained);
+        if statuses.is_empty() {
+            continue;
         }
-        variants.push(schema);
-    }
-    let waiting = names(true);
-    if !waiting.is_empty() {
-        let mut schema = args;
-        schema["properties"]["status"]["enum"] = json!(waiting);
-        schema["required"] = json!(["status", "wait_reason"]);
+        let mut schema = args.clone();
+        schema["properties"]["status"]["enum"] = json!(statuses);
+        let mut required = vec!["status"];
+        let properties = schema["properties"].as_object_mut();
+        if let Some(properties) = properties {
+            if waiting {
+                required.push("wait_reason");
+            } else {
+                properties.remove("wait_reason");
+            }
+            if explained {
+                required.push("comment");
+                if let Some(comment) = properties.get_mut("comment") {
+                    comment["minLength"] = json!(1);
+                }
+            }
+        }
+        schema["required"] = json!(required);
         variants.push(schema);
     }
     variants

@@ -10,7 +10,7 @@ use orket_core::Status;
 use orket_llm::embedded::{schema_grammar, EmbeddedOptions, EmbeddedProvider};
 use orket_llm::models::{self, DEMO_MODELS};
 use orket_llm::{
-    parse_tool_calls, turn_schema, ChatMessage, ModelRequest, Provider, ProviderError,
+    parse_tool_calls, step_schema, ChatMessage, ModelRequest, Provider, ProviderError, StepChoices,
 };
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -39,7 +39,13 @@ fn load(options: EmbeddedOptions) -> EmbeddedProvider {
 
 fn schema() -> Value {
     let tools: Vec<Tool> = TOOLS.iter().filter_map(|t| Tool::from_name(t)).collect();
-    turn_schema(&tools, &[Status::CodeReview])
+    step_schema(&StepChoices {
+        tools: &tools,
+        moves: &[Status::CodeReview],
+        explained: &[],
+        paths: &[],
+        max_text: None,
+    })
 }
 
 const SYSTEM: &str = "You are a coder working on an issue card. Reply only with JSON of the form \
@@ -56,6 +62,7 @@ fn request(user: &str, temperature: f64, schema: Option<Value>) -> ModelRequest 
         max_tokens: Some(256),
         top_p: None,
         context_window: None,
+        repeat_penalty: None,
         tool_schema: schema,
         issue_id: "ISSUE-1".into(),
         role: "coder".into(),
@@ -92,7 +99,7 @@ fn check_reply(content: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replies_under_the_turn_schema_are_valid_tool_calls() {
+async fn replies_under_the_step_schema_are_valid_tool_calls() {
     let provider = load(EmbeddedOptions::default());
     assert_eq!(provider.name(), "embedded");
     let prompts = [

@@ -24,6 +24,7 @@ fn request(schema: Option<Value>) -> ModelRequest {
         max_tokens: Some(512),
         top_p: Some(0.95),
         context_window: Some(4096),
+        repeat_penalty: None,
         tool_schema: schema,
         issue_id: "ISSUE-1".into(),
         role: "coder".into(),

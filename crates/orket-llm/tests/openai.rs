@@ -24,6 +24,7 @@ fn request(schema: Option<Value>) -> ModelRequest {
         max_tokens: Some(1024),
         top_p: Some(0.9),
         context_window: Some(8192),
+        repeat_penalty: None,
         tool_schema: schema,
         issue_id: "ISSUE-1".into(),
         role: "coder".into(),

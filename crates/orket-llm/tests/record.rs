@@ -19,6 +19,7 @@ fn request(issue_id: &str, role: &str) -> ModelRequest {
         max_tokens: None,
         top_p: None,
         context_window: None,
+        repeat_penalty: None,
         tool_schema: None,
         issue_id: issue_id.into(),
         role: role.into(),

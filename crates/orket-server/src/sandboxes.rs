@@ -117,7 +117,7 @@ pub async fn preview_asset(
     let options = PreviewOptions {
         department: dept,
         model: query.model.filter(|m| !m.trim().is_empty()),
-        build: None,
+        ..PreviewOptions::default()
     };
     let view = preview(
         state.tree(),

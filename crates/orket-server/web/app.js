@@ -614,17 +614,32 @@
     return h('span', { class: 'result failed' }, arrow, `error: ${compact(result.error, 300)}`);
   }
 
-  /** A turn with its calls (`{name, args}`) and their results, in order. */
+  /** One step of a turn: its call and result, or what it was corrected for. */
+  function stepView(step) {
+    const call = step.call;
+    const outcome = step.correction
+      ? h('span', { class: 'result refused' }, h('span', { class: 'arrow', 'aria-hidden': 'true' }, '→ '),
+        'corrected: ', compact(step.correction, 300))
+      : resultView(step.result === null ? undefined : step.result);
+    return h('li', { class: 'call', testid: 'step' },
+      h('span', { class: 'muted' }, `step ${step.n} `),
+      h('code', { class: 'tool' }, call ? call.name : 'no tool call'),
+      call && call.args !== undefined ? h('span', { class: 'args', title: compact(call.args, 2000) }, compact(call.args, 300)) : h('span'),
+      outcome);
+  }
+
+  /** A turn with its steps (or, for turns stored before steps, its calls and their results). */
   function turnView(turn) {
     const calls = turn.tool_calls;
     const results = turn.tool_results;
-    const items = calls.map(({ name, args }, i) => {
+    const steps = turn.steps || [];
+    const items = steps.length ? steps.map(stepView) : calls.map(({ name, args }, i) => {
       return h('li', { class: 'call' },
         h('code', { class: 'tool' }, name),
         args !== undefined ? h('span', { class: 'args', title: compact(args, 2000) }, compact(args, 300)) : h('span'),
         resultView(results[i]));
     });
-    for (const extra of results.slice(calls.length)) {
+    for (const extra of steps.length ? [] : results.slice(calls.length)) {
       items.push(h('li', { class: 'call' }, h('span', { class: 'tool' }, '(result)'), resultView(extra)));
     }
     const status = String(turn.status || '');
@@ -638,6 +653,10 @@
         h('span', { class: 'muted grow' }, turn.model || ''),
         h('span', { class: 'muted' }, `${turn.tokens_in ?? 0} in / ${turn.tokens_out ?? 0} out`),
         h('span', { class: 'muted' }, duration(turn.started_at, turn.ended_at))),
+      (turn.candidates || []).length > 1
+        ? h('p', { class: 'muted small', testid: 'candidates' }, 'candidates: ' + turn.candidates
+          .map((c) => `#${c.n} ${c.passed}/${c.total} passed${c.chosen ? ' (chosen)' : ''}`).join(', '))
+        : null,
       items.length ? h('ul', { class: 'calls' }, items) : h('p', { class: 'muted small' }, 'no tool calls'),
       turn.error ? h('p', { class: 'turn-error' }, compact(turn.error, 400)) : null);
   }

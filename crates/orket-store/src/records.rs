@@ -2,6 +2,7 @@
 
 use orket_core::time::now_timestamp;
 use orket_core::tools::{ToolCall, ToolResult};
+use orket_core::turn::{Candidate, TurnStep};
 use orket_core::{Event, RunKind, RunStatus, Status, WaitReason};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{json, Value};
@@ -609,6 +610,15 @@ pub struct NewTurn {
     pub started_at: String,
     /// When it ended.
     pub ended_at: String,
+    /// Its steps, in order (a turn stored before steps existed has none).
+    #[serde(default)]
+    pub steps: Vec<TurnStep>,
+    /// The candidates drawn for it, when it drew several.
+    #[serde(default)]
+    pub candidates: Vec<Candidate>,
+    /// The settings it ran with (sampling, step budget, the model profile applied), as JSON.
+    #[serde(default)]
+    pub settings: Option<Value>,
 }
 
 /// A stored turn: its row id and what was appended.
@@ -906,8 +916,12 @@ pub struct TurnInputs {
 pub struct PastTurn {
     /// Its position in the run.
     pub seq: i64,
-    /// The model's reply.
+    /// A review turn.
+    pub review: bool,
+    /// The model's replies.
     pub content: String,
-    /// What its tool calls returned.
+    /// Its tool calls.
+    pub tool_calls: Vec<ToolCall>,
+    /// What they returned.
     pub tool_results: Vec<ToolResult>,
 }

@@ -65,6 +65,18 @@ const FILES: &[(&str, &str)] = &[
         "model/core/rocks/demo_launch.json",
         include_str!("../../../../demo/model/core/rocks/demo_launch.json"),
     ),
+    (
+        "workspace/hello_cli/verification/test_hello.py",
+        include_str!("../../../../demo/workspace/hello_cli/verification/test_hello.py"),
+    ),
+    (
+        "workspace/hello_cli/verification/test_readme.py",
+        include_str!("../../../../demo/workspace/hello_cli/verification/test_readme.py"),
+    ),
+    (
+        "workspace/hello_cli/verification/test_notes.py",
+        include_str!("../../../../demo/workspace/hello_cli/verification/test_notes.py"),
+    ),
 ];
 
 /// Writes the demo organization under `root` where its files are missing (existing files,

@@ -21,7 +21,7 @@ pub async fn run(
     let options = PreviewOptions {
         department: department.to_string(),
         model,
-        build: None,
+        ..PreviewOptions::default()
     };
     let store = if project.db_path().is_file() {
         Some(

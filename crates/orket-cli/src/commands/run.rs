@@ -2,7 +2,6 @@
 
 use crate::project::Project;
 use anyhow::{bail, Context, Result};
-use orket_core::events::TurnFailure;
 use orket_core::Event;
 use orket_engine::{Engine, RunHandle, RunOptions, RunOutcome};
 use orket_llm::{provider_by_name, Provider, RecordingProvider};
@@ -254,9 +253,16 @@ fn progress_line(e: &EventRecord) -> Option<String> {
             "  {issue} -> {} ({calls} calls, {tokens_in} tokens in / {tokens_out} out)",
             status.map_or("?", |s| s.as_str())
         ),
-        Event::TurnFailed { kind, error, .. } => {
-            format!("  {issue} failed ({}): {error}", failure_kind(*kind))
-        }
+        Event::TurnFailed { kind, error, .. } => format!("  {issue} failed ({kind}): {error}"),
+        Event::StepCorrected {
+            step,
+            kind,
+            message,
+            ..
+        } => format!(
+            "  {issue} step {step} corrected ({kind}): {}",
+            message.chars().take(160).collect::<String>()
+        ),
         Event::RetryTriggered {
             retry_count,
             max_retries,
@@ -300,15 +306,6 @@ fn progress_line(e: &EventRecord) -> Option<String> {
         }
         _ => return None,
     })
-}
-
-/// How `turn_failed` names its kind.
-fn failure_kind(kind: TurnFailure) -> &'static str {
-    match kind {
-        TurnFailure::Governance => "governance",
-        TurnFailure::Model => "model",
-        TurnFailure::Routing => "routing",
-    }
 }
 
 async fn report(store: &dyn Store, outcomes: &[RunOutcome]) -> Result<()> {

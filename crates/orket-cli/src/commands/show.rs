@@ -5,7 +5,8 @@ use super::runs::{display_timestamp, one_line, run_duration, truncate_chars};
 use crate::project::Project;
 use anyhow::{bail, Context, Result};
 use orket_core::tools::ToolResult;
-use orket_core::Event;
+use orket_core::turn::{Candidate, TurnStep};
+use orket_core::{Event, ToolCall};
 use orket_store::{EventRecord, RunRecord, SqliteStore, Store, TurnRecord};
 use serde_json::{json, Value};
 use std::process::ExitCode;
@@ -118,8 +119,8 @@ pub fn render_header(run: &RunRecord, turns: &[TurnRecord]) -> String {
     out
 }
 
-/// `#seq issue seat/role model [review] status tokens`, then one line per tool call with its
-/// result, and the error of a failed turn (or the reply of a turn that called no tool).
+/// `#seq issue seat/role model [review] status tokens`, then the candidates it drew, one line
+/// per step (its call and result, or its correction), and the error of a failed turn (or the reply of a turn that called no tool).
 pub fn render_turn(record: &TurnRecord) -> String {
     let turn = &record.turn;
     let review = if turn.review { " review" } else { "" };
@@ -134,15 +135,39 @@ pub fn render_turn(record: &TurnRecord) -> String {
         turn.tokens_in,
         turn.tokens_out
     );
-    for (i, call) in turn.tool_calls.iter().enumerate() {
-        let args = if call.args.is_empty() {
-            String::new()
+    if turn.candidates.len() > 1 {
+        out.push_str(&render_candidates(&turn.candidates));
+    }
+    if turn.steps.is_empty() {
+        render_calls(&mut out, turn);
+    } else {
+        for step in &turn.steps {
+            out.push_str(&render_step(step));
+        }
+    }
+    if let Some(error) = &turn.error {
+        out.push_str(&format!(
+            "    error: {}\n",
+            truncate_chars(&one_line(error), TEXT_WIDTH)
+        ));
+    } else if turn.tool_calls.is_empty() && turn.steps.is_empty() {
+        let reply = one_line(&turn.content);
+        if reply.is_empty() {
+            out.push_str("    no tool calls, empty reply\n");
         } else {
-            format!(
-                " {}",
-                truncate_chars(&Value::Object(call.args.clone()).to_string(), ARGS_WIDTH)
-            )
-        };
+            out.push_str(&format!(
+                "    no tool calls; reply: {}\n",
+                truncate_chars(&reply, TEXT_WIDTH)
+            ));
+        }
+    }
+    out
+}
+
+/// A row stored before turns had steps: its calls, each with the result at its place.
+fn render_calls(out: &mut String, turn: &orket_store::NewTurn) {
+    for (i, call) in turn.tool_calls.iter().enumerate() {
+        let args = render_args(call);
         let result = turn
             .tool_results
             .get(i)
@@ -155,23 +180,51 @@ pub fn render_turn(record: &TurnRecord) -> String {
             render_result(extra)
         ));
     }
-    if let Some(error) = &turn.error {
-        out.push_str(&format!(
-            "    error: {}\n",
-            truncate_chars(&one_line(error), TEXT_WIDTH)
-        ));
-    } else if turn.tool_calls.is_empty() {
-        let reply = one_line(&turn.content);
-        if reply.is_empty() {
-            out.push_str("    no tool calls, empty reply\n");
-        } else {
-            out.push_str(&format!(
-                "    no tool calls; reply: {}\n",
-                truncate_chars(&reply, TEXT_WIDTH)
-            ));
-        }
+}
+
+/// `    step n: <call> <args> → <result>`, or what the step was corrected for.
+fn render_step(step: &TurnStep) -> String {
+    let call = match &step.call {
+        Some(call) => format!("{}{}", call.name, render_args(call)),
+        None => "no tool call".to_string(),
+    };
+    let outcome = match (&step.result, &step.correction) {
+        (_, Some(correction)) => format!(
+            "corrected: {}",
+            truncate_chars(&one_line(correction), TEXT_WIDTH)
+        ),
+        (Some(result), None) => render_result(result),
+        (None, None) => "(no result)".to_string(),
+    };
+    format!(
+        "    step {}: {call} → {outcome}
+",
+        step.n
+    )
+}
+
+/// `    candidates: 1 0/1, 2 1/1 chosen` — how each drawn candidate did against the fixture.
+fn render_candidates(candidates: &[Candidate]) -> String {
+    let each: Vec<String> = candidates
+        .iter()
+        .map(|c| {
+            let chosen = if c.chosen { " chosen" } else { "" };
+            format!("#{} {}/{} passed{chosen}", c.n, c.passed, c.total)
+        })
+        .collect();
+    format!("    candidates: {}\n", each.join(", "))
+}
+
+/// A call's arguments as one short line (nothing when it has none).
+fn render_args(call: &ToolCall) -> String {
+    if call.args.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " {}",
+            truncate_chars(&Value::Object(call.args.clone()).to_string(), ARGS_WIDTH)
+        )
     }
-    out
 }
 
 /// `  event <name> <issue or -> <compact data>`.
@@ -245,6 +298,9 @@ mod tests {
                 error: None,
                 started_at: started.into(),
                 ended_at: started.into(),
+                steps: Vec::new(),
+                candidates: Vec::new(),
+                settings: None,
             },
         }
     }
@@ -258,6 +314,55 @@ mod tests {
             issue_id: issue.map(str::to_string),
             event: Event::from_parts(name, data).unwrap(),
         }
+    }
+
+    #[test]
+    fn a_turn_with_steps_shows_each_step_and_its_candidates() {
+        let mut record = turn(1, "2026-11-22T04:16:10.000Z", json!([]), json!([]));
+        let step = |n: u32, call: Value, result: Value, correction: Option<&str>| TurnStep {
+            call: Some(serde_json::from_value(call).unwrap()),
+            result: serde_json::from_value(result).unwrap(),
+            correction: correction.map(str::to_string),
+            ..TurnStep::new(n, Some(2))
+        };
+        record.turn.steps = vec![
+            step(
+                1,
+                json!({"name": "write_file", "args": {"path": "hello.py", "content": "x"}}),
+                json!({"ok": true, "path": "hello.py"}),
+                None,
+            ),
+            step(
+                2,
+                json!({"name": "write_file", "args": {"path": "hello.py", "content": "x"}}),
+                Value::Null,
+                Some("Step 2 went wrong: write_file repeats the previous step's call exactly.\nStep 3: reply with one tool call: update_issue_status (status: code_review)."),
+            ),
+            TurnStep::new(3, Some(2)),
+        ];
+        let candidate = |n: u32, passed: usize, chosen: bool| Candidate {
+            n,
+            seed: Some(7),
+            steps: 3,
+            passed,
+            total: 1,
+            ok: passed == 1,
+            chosen,
+            error: None,
+        };
+        record.turn.candidates = vec![candidate(1, 0, false), candidate(2, 1, true)];
+        let text = render_turn(&record);
+        let lines: Vec<&str> = text.lines().skip(1).collect();
+        assert_eq!(
+            lines,
+            [
+                "    candidates: #1 0/1 passed, #2 1/1 passed chosen",
+                "    step 1: write_file {\"path\":\"hello.py\",\"content\":\"x\"} → ok",
+                "    step 2: write_file {\"path\":\"hello.py\",\"content\":\"x\"} → corrected: Step 2 went wrong: write_file repeats the previous step's call exactly. Step 3: reply with one tool call: update_issue_status (status: code_review).",
+                "    step 3: no tool call → (no result)",
+            ],
+            "{text}"
+        );
     }
 
     #[test]

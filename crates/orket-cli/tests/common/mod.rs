@@ -11,6 +11,16 @@ pub fn demo_dir() -> PathBuf {
 
 /// Copies a project folder to `to`, without the `workspace/` or `.orket/` (store) a local run
 /// may have left in it.
+/// Copies `<workspace>/<epic>/verification/` of each epic's workspace.
+fn copy_fixtures(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).into_iter().flatten().flatten() {
+        let fixtures = entry.path().join("verification");
+        if fixtures.is_dir() {
+            copy_project(&fixtures, &to.join(entry.file_name()).join("verification"));
+        }
+    }
+}
+
 pub fn copy_project(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("create {}: {e}", to.display()));
     let entries =
@@ -18,7 +28,12 @@ pub fn copy_project(from: &Path, to: &Path) {
     for entry in entries {
         let entry = entry.expect("a directory entry");
         let name = entry.file_name();
-        if name == "workspace" || name == ".orket" {
+        if name == ".orket" {
+            continue;
+        }
+        if name == "workspace" {
+            // Of the workspaces only the verification fixtures: what a run wrote stays behind.
+            copy_fixtures(&entry.path(), &to.join(&name));
             continue;
         }
         let kind = entry.file_type().expect("its type");

@@ -32,6 +32,7 @@ const ISSUE_KEYS: &[&str] = &[
     "assignee",
     "sprint",
     "requirements",
+    "files",
     "depends_on",
     "retry_count",
     "max_retries",
@@ -93,6 +94,7 @@ const MODEL_PROFILE_KEYS: &[&str] = &[
     "name",
     "temperature",
     "top_p",
+    "repeat_penalty",
     "seed_policy",
     "max_tokens",
     "context_window",
@@ -328,6 +330,16 @@ pub(crate) fn model_profile(ctx: &mut Reader, value: &Value, stem: &str) -> Opti
         }
         ok
     });
+    let repeat_penalty = ctx.opt_f64(obj, "", "repeat_penalty").filter(|r| {
+        let ok = (1.0..=2.0).contains(r);
+        if !ok {
+            ctx.error(
+                "repeat_penalty",
+                format!("expected a number from 1.0 to 2.0, found {r}"),
+            );
+        }
+        ok
+    });
     let seed_policy = ctx
         .opt_str(obj, "", "seed_policy")
         .and_then(|raw| match raw.as_str() {
@@ -347,6 +359,7 @@ pub(crate) fn model_profile(ctx: &mut Reader, value: &Value, stem: &str) -> Opti
             .unwrap_or_else(|| stem.to_string()),
         temperature,
         top_p,
+        repeat_penalty,
         seed_policy,
         max_tokens: whole_u32(ctx, obj, "max_tokens", 1),
         context_window: whole_u32(ctx, obj, "context_window", MIN_CONTEXT_WINDOW),
@@ -607,12 +620,43 @@ fn issue(ctx: &mut Reader, value: &Value, path: &str, default_id: &str) -> Optio
         assignee: ctx.opt_str(obj, path, "assignee"),
         sprint: ctx.opt_str(obj, path, "sprint"),
         requirements: ctx.opt_text(obj, path, "requirements"),
+        files: output_files(ctx, obj, path),
         depends_on: ctx.str_list(obj, path, "depends_on", true),
         retry_count: u32::try_from(retry_count).unwrap_or(u32::MAX),
         max_retries: u32::try_from(max_retries).unwrap_or(u32::MAX),
         verification,
         metrics: ctx.opt_object(obj, path, "metrics"),
     })
+}
+
+/// An issue's `files`: relative paths inside the workspace, outside `verification/` (which
+/// agents may not write), each named once.
+fn output_files(ctx: &mut Reader, obj: &Map<String, Value>, path: &str) -> Vec<String> {
+    let files = ctx.str_list(obj, path, "files", true);
+    let mut kept: Vec<String> = Vec::new();
+    for (i, file) in files.into_iter().enumerate() {
+        let normalized = file.trim_start_matches("./").to_string();
+        let bad =
+            if normalized.is_empty() || normalized.starts_with('/') || normalized.contains('\\') {
+                Some("must be a relative path inside the workspace")
+            } else if normalized
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
+            {
+                Some("must not contain empty, `.` or `..` parts")
+            } else if normalized.split('/').next() == Some("verification") {
+                Some("is inside verification/, which agents may not write")
+            } else if kept.contains(&normalized) {
+                Some("is listed twice")
+            } else {
+                None
+            };
+        match bad {
+            Some(why) => ctx.error(&idx(&at(path, "files"), i), format!("\"{file}\" {why}")),
+            None => kept.push(normalized),
+        }
+    }
+    kept
 }
 
 /// Reads an epic and its issues; checks ids, dependencies and cycles within the epic.

@@ -94,7 +94,7 @@ impl Organization {
 }
 
 /// The valid numbers of steps (a model profile's `steps`, `process_rules.max_steps`).
-pub const STEPS: RangeInclusive<u64> = 1..=20;
+pub const STEPS: RangeInclusive<u64> = 1..=crate::tools::MAX_STEPS as u64;
 /// The valid numbers of corrections (`corrections`, `process_rules.max_corrections`).
 pub const CORRECTIONS: RangeInclusive<u64> = 0..=10;
 /// The valid numbers of candidates (`candidates`, `process_rules.candidates`).
@@ -252,6 +252,9 @@ pub struct ModelProfile {
     /// Nucleus sampling: the smallest set of tokens whose probabilities add up to this, in
     /// (0, 1].
     pub top_p: Option<f64>,
+    /// How much a token already among the reply's last 64 is held back, 1.0 (not at all) to
+    /// 2.0: small models otherwise repeat one sentence until their token budget ends.
+    pub repeat_penalty: Option<f64>,
     /// How the run's seed is applied to its model calls.
     pub seed_policy: Option<SeedPolicy>,
     /// The most tokens a reply may have (at least 1).
@@ -341,6 +344,9 @@ pub struct IssueSpec {
     pub sprint: Option<String>,
     /// What must be true when it is done.
     pub requirements: Option<String>,
+    /// The workspace files the issue is meant to write (relative paths). When set, a
+    /// developer's steps may write only these, and a review is shown them.
+    pub files: Vec<String>,
     /// The ids of issues that must be done first.
     pub depends_on: Vec<String>,
     /// Failed attempts so far.

@@ -1,7 +1,8 @@
-//! A reply's calls, one by one: the gate, the approval policy, then the executor. The first
-//! refusal or failed tool stops the turn: a gate refusal or failed tool is a governance
-//! violation; a `done` refused because the verification failed sends the issue back to its
-//! developer; a call that needs a person's approval parks the issue.
+//! One call of a step: the gate, the approval policy, then the executor. A gate refusal is a
+//! governance matter (the turn corrects the model, and blocks the issue when it cannot); a tool
+//! that fails on its own terms is only a result; a `done` refused because the verification
+//! failed sends the issue back to its developer; a call that needs a person's approval parks
+//! the issue.
 
 use crate::turn::effects::TurnEffects;
 use crate::turn::execute::{Actor, Executor};
@@ -16,6 +17,7 @@ use serde_json::Value;
 pub(crate) const ORKET: &str = orket_core::ENGINE_ACTOR;
 
 /// What the calls of one turn are judged against.
+#[derive(Clone)]
 pub(crate) struct Rules<'a> {
     /// The turn's issue.
     pub issue_id: &'a str,
@@ -39,76 +41,80 @@ pub(crate) struct Rules<'a> {
     pub failed_verification: Option<&'a str>,
 }
 
-/// A gate refusal or failed tool: the violation that ends the turn, with the call.
+/// A gate refusal the turn could not correct: the violation that ends it, with the call.
 pub(crate) struct Violation {
     pub refusal: Refusal,
     pub call: Option<ToolCall>,
 }
 
-/// Runs `calls` in order under `rules`; the violation that stopped them, if one did.
-pub(crate) async fn act(
+/// What became of one call.
+pub(crate) enum CallOutcome {
+    /// The tool ran and did its job.
+    Ran(ToolResult),
+    /// The tool ran and failed on its own terms (a missing file, a folder read as a file): its
+    /// error goes back to the model as the call's result.
+    Failed(ToolResult),
+    /// The gate refused the call; it did not run.
+    Refused(Refusal),
+    /// The call waits for a person's approval: the issue is parked.
+    Parked,
+    /// A `done` refused because the verification failed: the work went back to its developer.
+    SentBack,
+    /// The gate allows the call, but it is not a move that makes progress from where the turn
+    /// is (see `turn::shape`): why. It did not run.
+    NotLegal(String),
+}
+
+/// Judges `call` under `rules` (the gate, the verification rule, the approval policy), then by
+/// `legal` (what the step may do), and runs it when both allow it; its result is added to the
+/// turn's. The gate judges first: a breach of policy is recorded as one even when the step
+/// would not have allowed the call either.
+pub(crate) async fn act_one(
     rules: &Rules<'_>,
     executor: &Executor<'_>,
     effects: &mut TurnEffects,
-    calls: &[ToolCall],
-) -> StoreResult<Option<Violation>> {
-    if let Err(refusal) = gate::check_budget(calls) {
-        return Ok(Some(Violation {
-            refusal,
-            call: None,
-        }));
+    call: &ToolCall,
+    legal: &(dyn Fn(&ToolCall) -> Result<(), String> + Sync),
+) -> StoreResult<CallOutcome> {
+    let tool = match check(rules, effects, call) {
+        Ok(Checked {
+            tool,
+            decision: Decision::Allow,
+        }) => tool,
+        Ok(Checked {
+            decision: Decision::NeedsApproval,
+            ..
+        }) => {
+            park(rules, effects, call);
+            return Ok(CallOutcome::Parked);
+        }
+        Err(refusal) if refusal.code == RefusalCode::VerificationFailed => {
+            send_back(rules, effects, &refusal);
+            return Ok(CallOutcome::SentBack);
+        }
+        Err(refusal) => {
+            effects
+                .results
+                .push(ToolResult::refused(refusal.code, refusal.to_string()));
+            return Ok(CallOutcome::Refused(refusal));
+        }
+    };
+    if let Err(why) = legal(call) {
+        return Ok(CallOutcome::NotLegal(why));
     }
-    let primary = rules.roles[0].as_str();
     let actor = Actor {
         issue_id: rules.issue_id,
-        role: primary,
+        role: rules.roles[0].as_str(),
         seat_name: rules.seat_name,
     };
-    for call in calls {
-        let checked = check(rules, effects, call);
-        let tool = match checked {
-            Ok(Checked {
-                tool,
-                decision: Decision::Allow,
-            }) => tool,
-            Ok(Checked {
-                decision: Decision::NeedsApproval,
-                ..
-            }) => {
-                park(rules, effects, call);
-                return Ok(None);
-            }
-            Err(refusal) if refusal.code == RefusalCode::VerificationFailed => {
-                send_back(rules, effects, &refusal);
-                return Ok(None);
-            }
-            Err(refusal) => {
-                effects
-                    .results
-                    .push(ToolResult::refused(refusal.code, refusal.to_string()));
-                return Ok(Some(Violation {
-                    refusal,
-                    call: Some(call.clone()),
-                }));
-            }
-        };
-        let result = executor.execute(effects, tool, call, &actor).await?;
-        let failed = !result.is_ok() && tool.spec().kind != ToolKind::Unavailable;
-        effects.results.push(result.clone());
-        if failed {
-            let error = result.error().unwrap_or("the tool failed");
-            let message = if error.starts_with(&format!("{}:", call.name)) {
-                error.to_string()
-            } else {
-                format!("{}: {error}", call.name)
-            };
-            return Ok(Some(Violation {
-                refusal: Refusal::new(RefusalCode::ToolFailed, message),
-                call: Some(call.clone()),
-            }));
-        }
-    }
-    Ok(None)
+    let result = executor.execute(effects, tool, call, &actor).await?;
+    effects.results.push(result.clone());
+    let failed = !result.is_ok() && tool.spec().kind != ToolKind::Unavailable;
+    Ok(if failed {
+        CallOutcome::Failed(result)
+    } else {
+        CallOutcome::Ran(result)
+    })
 }
 
 /// The gate's verdict on `call`, then the verification rule for `done`.

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// The effects of one turn (or of one approval decision).
+#[derive(Clone)]
 pub(crate) struct TurnEffects {
     run_id: String,
     build_id: String,
@@ -124,10 +125,42 @@ impl TurnEffects {
         self.progress = true;
     }
 
+    /// Where the effects stand, to [`rewind`](Self::rewind) to.
+    pub fn mark(&self) -> Mark {
+        Mark {
+            changes: self.changes.len(),
+            events: self.events.len(),
+            results: self.results.len(),
+            changed: self.changed.clone(),
+            wrote_files: self.wrote_files,
+            progress: self.progress,
+        }
+    }
+
+    /// Drops everything recorded since `mark`.
+    pub fn rewind(&mut self, mark: Mark) {
+        self.changes.truncate(mark.changes);
+        self.events.truncate(mark.events);
+        self.results.truncate(mark.results);
+        self.changed = mark.changed;
+        self.wrote_files = mark.wrote_files;
+        self.progress = mark.progress;
+    }
+
     /// The batch to commit: the changes, then the events.
     pub fn into_changes(self) -> Vec<Change> {
         let mut changes = self.changes;
         changes.extend(self.events.into_iter().map(Change::AppendEvent));
         changes
     }
+}
+
+/// A point of a turn's effects (see [`TurnEffects::mark`]).
+pub(crate) struct Mark {
+    changes: usize,
+    events: usize,
+    results: usize,
+    changed: HashMap<String, Status>,
+    wrote_files: bool,
+    progress: bool,
 }

@@ -53,6 +53,7 @@ pub(crate) struct Actor<'a> {
 }
 
 /// What allowed calls act on.
+#[derive(Clone)]
 pub(crate) struct Executor<'a> {
     /// The workspace's file tools.
     pub files: &'a FileTools,
@@ -88,6 +89,9 @@ impl Executor<'_> {
                 };
                 let wait = call.str_arg("wait_reason").and_then(|w| w.parse().ok());
                 effects.move_issue(&target, status, wait, actor.role);
+                if let Some(comment) = call.str_arg("comment").filter(|c| !c.trim().is_empty()) {
+                    effects.comment(&target, actor.seat_name, comment);
+                }
                 ToolResult::ok(json!({"issue_id": target, "status": status}))
             }
             Tool::AddIssueComment => {

@@ -1,33 +1,41 @@
 //! One issue's turn, as stages: read (the turn's inputs, one store unit) → plan
 //! (route, seat, roles, model, tools: [`plan`]) → verify (a review runs the fixture first:
-//! [`verification`]) → prompt ([`plan::model_request`]) → model call (retried by
-//! `orket_llm::Retrying`) → act (per call: gate, approval, execute: [`act`], [`execute`]) →
-//! evaluate (policy) → commit. Everything the turn did — dispatch and start events, the
-//! verification result, the issue's move to `in_progress`, its tool results and status
-//! changes, comments, new issues, the turn row — is collected in [`effects::TurnEffects`] and
-//! committed as one batch, so a turn is in the store whole or not at all.
+//! [`verification`]) → prompt ([`plan::model_request`]) → steps (a bounded loop of model
+//! replies, one tool call each, each held to what it may do: [`steps`], [`shape`]; per call:
+//! gate, approval, execute: [`act`], [`execute`]) → evaluate (policy) → commit. Everything the
+//! turn did — dispatch and start events, the verification result, the issue's move to
+//! `in_progress`, its steps, tool results and status changes, comments, new issues, the turn
+//! row — is collected in [`effects::TurnEffects`] and committed as one batch, so a turn is in
+//! the store whole or not at all.
 
 pub(crate) mod act;
+mod candidates;
 pub(crate) mod effects;
 pub(crate) mod execute;
 mod failure;
 pub(crate) mod plan;
+pub(crate) mod settings;
+mod shape;
+mod steps;
 mod verification;
 
 use crate::policy::TurnReport;
 use crate::run::RunCtx;
-use act::{act, Rules, Violation, ORKET};
+use act::{Rules, Violation, ORKET};
 use effects::TurnEffects;
 use execute::{Executor, StoreIssues};
-use failure::Offender;
-use orket_core::{Event, Status, ToolCall};
+use failure::{Offender, Stuck};
+use orket_core::tools::ToolResult;
+use orket_core::{Event, RefusalCode, Status};
 use orket_isolate::verify::has_fixture;
-use orket_llm::{parse_tool_calls, ModelReply, ModelRequest, Provider, ProviderError, Retrying};
-use orket_store::{Change, IssueRecord, IssueUpdate, NewEvent, NewTurn, StoreResult};
-use plan::{model_request, plan_seat, turn_query, SeatPlan};
+use orket_llm::ModelRequest;
+use orket_store::{Change, IssueRecord, IssueUpdate, NewTurn, StoreResult};
+use plan::{model_request, plan_seat, turn_query, work_to_review, PromptExtras, SeatPlan};
+use settings::TurnSettings;
+use shape::Shape;
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use steps::{End, StepLimits, Stepper, Steps};
 
 /// What a dispatched issue gave.
 pub(crate) enum TurnOutcome {
@@ -78,9 +86,145 @@ pub(crate) async fn run_turn(
             });
         }
     };
-    let primary = plan.primary().to_string();
     let seq = ctx.next_seq();
     let started_at = orket_store::now_timestamp();
+    announce(&mut effects, &plan, &issue, seq, review);
+
+    // Verify: a review runs the issue's fixture before the model sees anything.
+    let verdict = if review && has_fixture(&issue.verification) {
+        Some(
+            verification::verify(
+                ctx.workspace.root(),
+                &issue,
+                plan.primary(),
+                ctx.options.verify,
+                &mut effects,
+            )
+            .await,
+        )
+    } else {
+        None
+    };
+    let summary = verdict.as_ref().map(|v| v.summary());
+
+    // Prompt, then the steps.
+    let settings = TurnSettings::resolve(&ctx.assets, &ctx.options, &plan.model);
+    let work = review
+        .then(|| {
+            work_to_review(
+                ctx.assets.issue_files(&issue.id),
+                &inputs.history,
+                &ctx.workspace,
+            )
+        })
+        .flatten();
+    let extras = PromptExtras {
+        verification: summary.as_deref(),
+        work: work.as_deref(),
+        constrained: ctx.options.provider.constrains_replies(),
+    };
+    let request = model_request(&ctx.assets, &plan, &issue, &inputs, &settings, &extras);
+    let row = TurnRow {
+        ctx,
+        plan: &plan,
+        issue_id: &issue.id,
+        seq,
+        review,
+        request: &request,
+        settings: &settings,
+        started_at,
+    };
+    let before = effects.mark();
+    if !review {
+        take_issue(ctx, &issue, &plan, &mut effects);
+    }
+    let failed_verification = verdict.as_ref().filter(|v| !v.ok).and(summary.as_deref());
+    let seed = |step: u32| settings.seed_for(seq, 1, step);
+    let stepper = Stepper {
+        ctx,
+        seq,
+        request: request.clone(),
+        shape: Shape {
+            issue_id: &issue.id,
+            review,
+            roles: &plan.role_names,
+            offered: plan.tools.offered(),
+            from: plan.working_status,
+            retried: issue.retry_count > 0,
+            files: ctx.assets.issue_files(&issue.id),
+            max_text: settings
+                .max_tokens
+                .map(|t| t.saturating_mul(shape::TEXT_CHARS_PER_TOKEN)),
+        },
+        rules: Rules {
+            issue_id: &issue.id,
+            roles: &plan.role_names,
+            tools: &plan.tools,
+            seat: &plan.seat.key,
+            seat_name: &plan.seat.name,
+            workspace: &ctx.workspace,
+            idesign: ctx.assets.epic.idesign,
+            approval_required: &ctx.approval_required,
+            working_status: plan.working_status,
+            failed_verification,
+        },
+        executor: Executor {
+            files: &ctx.files,
+            issues: &StoreIssues(store.as_ref()),
+            runtime: ctx.assets.policies.execution_runtime.as_ref(),
+        },
+        limits: StepLimits {
+            steps: settings.steps,
+            corrections: settings.corrections,
+        },
+        seed: &seed,
+        candidate: None,
+        strict: ctx.halt_on_violation,
+    };
+    let draws = !review && has_fixture(&issue.verification) && settings.candidates > 1;
+    let drawn = if draws {
+        let seed = |n: u32, step: u32| settings.seed_for(seq, n, step);
+        candidates::draw(ctx, &issue, &stepper, settings.candidates, &seed, &effects).await?
+    } else {
+        None
+    };
+    let steps = match drawn {
+        Some(drawn) => {
+            effects = drawn.effects;
+            drawn.steps
+        }
+        None => stepper.run(&mut effects).await?,
+    };
+    if let End::ModelFailed(message) = &steps.end {
+        if !steps.answered() {
+            // The turn never started: the issue keeps its status; the failed row and the
+            // model's retries are kept.
+            effects.rewind(before);
+            effects.events.extend(steps.retries.iter().cloned());
+            effects.changes.push(row.failed(message, &steps));
+            let stuck = Stuck::model(message);
+            let stop_run = failure::retry_or_fail(&issue, plan.primary(), &stuck, &mut effects);
+            ctx.commit(effects.into_changes()).await?;
+            return Ok(TurnOutcome::Committed {
+                turn: true,
+                progress: true,
+                stop_run,
+            });
+        }
+    }
+    effects.events.extend(steps.retries.iter().cloned());
+    finish(ctx, &issue, &row, steps, effects).await
+}
+
+/// The turn's first events: whom it was dispatched to, that it started.
+fn announce(
+    effects: &mut TurnEffects,
+    plan: &SeatPlan<'_>,
+    issue: &IssueRecord,
+    seq: i64,
+    review: bool,
+) {
+    let primary = plan.primary().to_string();
     effects.event(
         &primary,
         &issue.id,
@@ -98,107 +242,61 @@ pub(crate) async fn run_turn(
             seat: plan.seat.key.clone(),
         },
     );
+}
 
-    // Verify: a review runs the issue's fixture before the model sees anything.
-    let verdict = if review && has_fixture(&issue.verification) {
-        Some(
-            verification::verify(
-                ctx.workspace.root(),
-                &issue,
-                &primary,
-                ctx.options.verify,
-                &mut effects,
-            )
-            .await,
-        )
-    } else {
-        None
-    };
-    let summary = verdict.as_ref().map(|v| v.summary());
-
-    // Prompt, then the model.
-    let request = model_request(&ctx.assets, &plan, &issue, &inputs, summary.as_deref());
-    let row = TurnRow {
-        ctx,
-        plan: &plan,
-        issue_id: &issue.id,
-        seq,
-        review,
-        request: &request,
-        started_at,
-    };
-    let (reply, retries) = call_model(ctx, &request).await;
-    effects.events.extend(retries);
-    let reply = match reply {
-        Ok(reply) => reply,
-        Err(err) => {
-            let message = err.to_string();
-            // The turn never started: the issue keeps its status, only the failed row is kept.
-            effects.changes.push(row.failed(&message));
-            let stop_run = failure::retry_or_fail(&issue, &primary, &message, review, &mut effects);
-            ctx.commit(effects.into_changes()).await?;
-            return Ok(TurnOutcome::Committed {
-                turn: true,
-                progress: true,
-                stop_run,
+/// Ends a turn whose model answered: a violation blocks the issue; otherwise the evaluator
+/// judges the turn, a turn that left its issue where it was goes through the retry path, and
+/// everything commits as one batch.
+async fn finish(
+    ctx: &RunCtx,
+    issue: &IssueRecord,
+    row: &TurnRow<'_>,
+    mut steps: Steps,
+    mut effects: TurnEffects,
+) -> StoreResult<TurnOutcome> {
+    let plan = row.plan;
+    let stuck = match std::mem::replace(&mut steps.end, End::Moved) {
+        End::Violation(violation) => {
+            let stop_run = ctx.halt_on_violation.then(|| {
+                format!(
+                    "halt_on_violation: {} violated policy ({})",
+                    issue.id, violation.refusal
+                )
             });
+            return governance_failure(ctx, issue, row, &steps, violation, effects, stop_run).await;
         }
+        End::Moved => None,
+        End::StepsSpent => Some(Stuck::steps(format!(
+            "{} steps spent without moving {}",
+            steps.steps.len(),
+            issue.id
+        ))),
+        End::Corrections(why) => Some(Stuck::steps(format!("{why}, with no correction left"))),
+        End::ModelFailed(why) => Some(Stuck::model(&why)),
     };
-    ctx.tokens
-        .fetch_add(reply.tokens_in + reply.tokens_out, Ordering::SeqCst);
-
-    // Act: the reply's calls through the gate and the executor.
-    if !review {
-        take_issue(ctx, &issue, &plan, &mut effects);
+    let mut notes = evaluate(ctx, issue, plan, row.review, &steps, &mut effects);
+    let mut stop_run = None;
+    let sent_back = row.review
+        && effects.results.last().and_then(ToolResult::code)
+            == Some(RefusalCode::VerificationFailed);
+    if sent_back {
+        failure::count_send_back(issue, plan.primary(), &mut effects);
     }
-    let calls = parse_tool_calls(&reply.content);
-    let failed_verification = verdict.as_ref().filter(|v| !v.ok).and(summary.as_deref());
-    let rules = Rules {
-        issue_id: &issue.id,
-        roles: &plan.role_names,
-        tools: &plan.tools,
-        seat: &plan.seat.key,
-        seat_name: &plan.seat.name,
-        workspace: &ctx.workspace,
-        idesign: ctx.assets.epic.idesign,
-        approval_required: &ctx.approval_required,
-        working_status: plan.working_status,
-        failed_verification,
-    };
-    let executor = Executor {
-        files: &ctx.files,
-        issues: &StoreIssues(store.as_ref()),
-        runtime: ctx.assets.policies.execution_runtime.as_ref(),
-    };
-    let violation = act(&rules, &executor, &mut effects, &calls).await?;
-    if let Some(violation) = violation {
-        let stop_run = ctx.halt_on_violation.then(|| {
-            format!(
-                "halt_on_violation: {} violated policy ({})",
-                issue.id, violation.refusal
-            )
-        });
-        return governance_failure(
-            ctx, &issue, &row, &reply, &calls, violation, effects, stop_run,
-        )
-        .await;
+    if let Some(stuck) = stuck.filter(|_| effects.status(&issue.id) == Some(plan.working_status)) {
+        notes.push(stuck.error.clone());
+        stop_run = failure::retry_or_fail(issue, plan.primary(), &stuck, &mut effects);
     }
-
-    // Evaluate, then commit everything as one batch.
-    let notes = evaluate(ctx, &issue, &plan, review, &reply, &calls, &mut effects);
-    effects
-        .changes
-        .push(row.complete(&reply, &calls, &effects.results));
+    effects.changes.push(row.complete(&steps, &effects.results));
     let status = effects.status(&issue.id);
     effects.event(
-        &primary,
+        plan.primary(),
         &issue.id,
         Event::TurnComplete {
-            seq,
-            calls: calls.len(),
+            seq: row.seq,
+            calls: steps.steps.iter().filter(|s| s.call.is_some()).count(),
             status,
-            tokens_in: reply.tokens_in,
-            tokens_out: reply.tokens_out,
+            tokens_in: steps.tokens_in,
+            tokens_out: steps.tokens_out,
             notes,
         },
     );
@@ -207,7 +305,7 @@ pub(crate) async fn run_turn(
     Ok(TurnOutcome::Committed {
         turn: true,
         progress,
-        stop_run: None,
+        stop_run,
     })
 }
 
@@ -240,20 +338,21 @@ fn evaluate(
     issue: &IssueRecord,
     plan: &SeatPlan<'_>,
     review: bool,
-    reply: &ModelReply,
-    calls: &[ToolCall],
+    steps: &Steps,
     effects: &mut TurnEffects,
 ) -> Vec<String> {
     let mut notes = Vec::new();
-    if calls.is_empty() {
-        notes.push("the reply had no tool call".to_string());
+    let called = steps.steps.iter().any(|s| s.call.is_some());
+    if !called {
+        notes.push("no step made a tool call".to_string());
     }
+    let reply = steps.replies.join("\n");
     let status_now = effects.status(&issue.id).unwrap_or(plan.working_status);
     let evaluation = ctx.assets.policies.evaluator.evaluate(&TurnReport {
         review,
         status: status_now,
         wrote_files: effects.wrote_files,
-        reply: &reply.content,
+        reply: &reply,
         roles: &plan.roles,
     });
     if evaluation.promote {
@@ -263,8 +362,6 @@ fn evaluate(
             ORKET,
             "Promoted to code_review: the turn wrote files without moving the issue.",
         );
-    } else if !review && status_now == Status::InProgress && !calls.is_empty() {
-        notes.push("the issue stays in_progress".to_string());
     }
     if evaluation.remember {
         effects.changes.push(Change::Remember {
@@ -272,7 +369,7 @@ fn evaluate(
                 "{} ({}): {}",
                 issue.name,
                 plan.primary(),
-                reply.content.chars().take(500).collect::<String>()
+                reply.chars().take(500).collect::<String>()
             ),
             role: Some(plan.primary().to_string()),
             issue_id: Some(issue.id.clone()),
@@ -283,20 +380,18 @@ fn evaluate(
 }
 
 /// A violation: the issue is blocked, the report written, the turn committed.
-#[allow(clippy::too_many_arguments)]
 async fn governance_failure(
     ctx: &RunCtx,
     issue: &IssueRecord,
     row: &TurnRow<'_>,
-    reply: &ModelReply,
-    calls: &[ToolCall],
+    steps: &Steps,
     violation: Violation,
     mut effects: TurnEffects,
     stop_run: Option<String>,
 ) -> StoreResult<TurnOutcome> {
     effects
         .changes
-        .push(row.violation(reply, calls, &effects.results, &violation));
+        .push(row.violation(steps, &effects.results, &violation));
     let who = Offender {
         run_id: &ctx.run_id,
         role: row.plan.primary(),
@@ -312,37 +407,7 @@ async fn governance_failure(
     })
 }
 
-/// Calls the model through [`Retrying`]: timeouts and connection errors are retried, and each
-/// retry becomes a `model_timeout_retry` / `model_connection_retry` event of the turn.
-async fn call_model(
-    ctx: &RunCtx,
-    request: &ModelRequest,
-) -> (Result<ModelReply, ProviderError>, Vec<NewEvent>) {
-    let retries = Arc::new(Mutex::new(Vec::new()));
-    let seen = Arc::clone(&retries);
-    let run_id = ctx.run_id.clone();
-    let provider = Retrying::new(Arc::clone(&ctx.options.provider), ctx.options.retry).on_retry(
-        move |notice| {
-            let error = notice.error.to_string();
-            let attempt = notice.attempt;
-            let event = match notice.error {
-                ProviderError::Timeout { .. } => Event::ModelTimeoutRetry { attempt, error },
-                _ => Event::ModelConnectionRetry { attempt, error },
-            };
-            let event = NewEvent::new(Some(&run_id), event)
-                .role(notice.request.role.clone())
-                .issue(notice.request.issue_id.clone());
-            if let Ok(mut events) = seen.lock() {
-                events.push(event);
-            }
-        },
-    );
-    let reply = provider.complete(request).await;
-    let events = std::mem::take(&mut *retries.lock().unwrap_or_else(|e| e.into_inner()));
-    (reply, events)
-}
-
-/// The turn row's fixed part; each ending adds what the model and the tools gave.
+/// The turn row's fixed part; each ending adds what the steps and the tools gave.
 struct TurnRow<'a> {
     ctx: &'a RunCtx,
     plan: &'a SeatPlan<'a>,
@@ -350,15 +415,15 @@ struct TurnRow<'a> {
     seq: i64,
     review: bool,
     request: &'a ModelRequest,
+    settings: &'a TurnSettings,
     started_at: String,
 }
 
 impl TurnRow<'_> {
     fn row(
         &self,
-        reply: Option<&ModelReply>,
-        calls: &[ToolCall],
-        results: &[orket_core::tools::ToolResult],
+        steps: &Steps,
+        results: &[ToolResult],
         status: &str,
         error: Option<String>,
     ) -> Change {
@@ -373,41 +438,32 @@ impl TurnRow<'_> {
             review: self.review,
             messages: serde_json::to_value(&self.request.messages)
                 .unwrap_or(serde_json::Value::Null),
-            content: reply.map(|r| r.content.clone()).unwrap_or_default(),
-            tool_calls: calls.to_vec(),
+            content: steps.replies.join("\n"),
+            tool_calls: steps.steps.iter().filter_map(|s| s.call.clone()).collect(),
             tool_results: results.to_vec(),
-            tokens_in: reply.map_or(0, |r| r.tokens_in as i64),
-            tokens_out: reply.map_or(0, |r| r.tokens_out as i64),
+            tokens_in: steps.tokens_in as i64,
+            tokens_out: steps.tokens_out as i64,
             status: status.to_string(),
             error,
             started_at: self.started_at.clone(),
             ended_at: orket_store::now_timestamp(),
+            steps: steps.steps.clone(),
+            candidates: steps.candidates.clone(),
+            settings: serde_json::to_value(self.settings).ok(),
         })
     }
 
-    fn failed(&self, message: &str) -> Change {
-        self.row(None, &[], &[], "failed", Some(message.to_string()))
+    fn failed(&self, message: &str, steps: &Steps) -> Change {
+        self.row(steps, &[], "failed", Some(message.to_string()))
     }
 
-    fn complete(
-        &self,
-        reply: &ModelReply,
-        calls: &[ToolCall],
-        results: &[orket_core::tools::ToolResult],
-    ) -> Change {
-        self.row(Some(reply), calls, results, "complete", None)
+    fn complete(&self, steps: &Steps, results: &[ToolResult]) -> Change {
+        self.row(steps, results, "complete", None)
     }
 
-    fn violation(
-        &self,
-        reply: &ModelReply,
-        calls: &[ToolCall],
-        results: &[orket_core::tools::ToolResult],
-        violation: &Violation,
-    ) -> Change {
+    fn violation(&self, steps: &Steps, results: &[ToolResult], violation: &Violation) -> Change {
         self.row(
-            Some(reply),
-            calls,
+            steps,
             results,
             "violation",
             Some(violation.refusal.to_string()),

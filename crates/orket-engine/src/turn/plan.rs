@@ -5,20 +5,36 @@
 use crate::assets::RunAssets;
 use crate::policy::ModelChoice;
 use crate::prompt::{compile, CompiledPrompt, PromptInput};
+use crate::turn::settings::TurnSettings;
 use orket_core::assets::{Dialect, Role, Seat};
-use orket_core::lifecycle::allowed_targets;
-use orket_core::CardKind;
+use orket_core::tools::Tool;
 use orket_core::{Status, INTEGRITY_GUARD};
+use orket_governance::confine::Confinement;
 use orket_governance::gate::AllowedTools;
-use orket_llm::{turn_schema, ChatMessage, ModelRequest};
-use orket_store::{Comment, IssueRecord, MemoryRecord, TurnInputs, TurnQuery};
-use serde_json::Value;
+use orket_llm::{ChatMessage, ModelRequest};
+use orket_store::{Comment, IssueRecord, MemoryRecord, PastTurn, TurnInputs, TurnQuery};
 use std::time::Duration;
 
 /// How many recent comments a prompt shows.
 const PROMPT_COMMENTS: usize = 5;
 /// How many remembered decisions a prompt shows.
 const PROMPT_MEMORIES: usize = 5;
+/// How many of the files a developer wrote a review is shown.
+const WORK_FILES: usize = 4;
+/// How much of each file a review is shown, in characters.
+const WORK_CHARS: usize = 2000;
+
+/// What a turn's prompt shows besides the issue.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PromptExtras<'a> {
+    /// The review's verification result.
+    pub verification: Option<&'a str>,
+    /// The work to review (see [`work_to_review`]).
+    pub work: Option<&'a str>,
+    /// The model is held to each step's schema, so the prompt need not spell out the reply's
+    /// shape.
+    pub constrained: bool,
+}
 
 /// Who acts in a turn and with what.
 pub(crate) struct SeatPlan<'a> {
@@ -158,16 +174,16 @@ pub(crate) fn turn_query(run_id: &str, issue: &IssueRecord, history: usize) -> T
     }
 }
 
-/// The model request of the turn `plan` describes: the compiled prompt, the issue's history
-/// in this run (each reply and its tool results), the environment's sampling settings and the
-/// reply's JSON schema (only the tools the seat may call, only statuses reachable from where
-/// the turn finds the issue).
+/// The first request of the turn `plan` describes: the compiled prompt, the issue's history
+/// in this run (each turn's replies and tool results) and the turn's sampling settings. Each
+/// step sets its own schema and seed.
 pub(crate) fn model_request(
     assets: &RunAssets,
     plan: &SeatPlan<'_>,
     issue: &IssueRecord,
     inputs: &TurnInputs,
-    verification: Option<&str>,
+    settings: &TurnSettings,
+    extras: &PromptExtras<'_>,
 ) -> ModelRequest {
     let prompt = compile_turn_prompt(
         assets,
@@ -175,7 +191,7 @@ pub(crate) fn model_request(
         issue,
         &inputs.comments,
         &inputs.memory,
-        verification,
+        extras,
     );
     let mut messages = vec![
         ChatMessage::system(prompt.system),
@@ -188,27 +204,57 @@ pub(crate) fn model_request(
             serde_json::to_string(&t.tool_results).unwrap_or_default()
         )));
     }
-    let env = &assets.env;
     ModelRequest {
         model: plan.model.clone(),
         messages,
-        temperature: env.temperature,
-        seed: env.seed,
-        timeout: Duration::from_secs(env.timeout),
-        max_tokens: env
-            .params
-            .get("max_tokens")
-            .and_then(Value::as_u64)
-            .map(|n| n as u32),
-        top_p: None,
-        context_window: None,
-        tool_schema: Some(turn_schema(
-            &plan.tools.offered(),
-            allowed_targets(CardKind::Issue, plan.working_status),
-        )),
+        temperature: settings.temperature,
+        seed: settings.seed,
+        timeout: Duration::from_secs(assets.env.timeout),
+        max_tokens: settings.max_tokens,
+        top_p: settings.top_p,
+        repeat_penalty: settings.repeat_penalty,
+        context_window: settings.context_window,
+        tool_schema: None,
         issue_id: issue.id.clone(),
         role: plan.primary().to_string(),
     }
+}
+
+/// The work a review judges, as the workspace holds it now: the files the issue names, else
+/// each file the developer's last turn in this run wrote (cut to [`WORK_CHARS`] each, at most
+/// [`WORK_FILES`] files).
+pub(crate) fn work_to_review(
+    files: &[String],
+    history: &[PastTurn],
+    workspace: &Confinement,
+) -> Option<String> {
+    let mut paths: Vec<&str> = files.iter().map(String::as_str).collect();
+    let last = history.iter().rev().find(|t| !t.review);
+    let written = last.map_or(&[][..], |t| t.tool_calls.as_slice());
+    for call in written.iter().filter(|_| files.is_empty()) {
+        if Tool::from_name(&call.name) == Some(Tool::WriteFile) {
+            if let Some(path) = call.str_arg("path").filter(|p| !paths.contains(p)) {
+                paths.push(path);
+            }
+        }
+    }
+    let mut out = String::new();
+    for path in paths.into_iter().take(WORK_FILES) {
+        let text = match workspace
+            .resolve_read(path)
+            .map_err(|refusal| refusal.to_string())
+            .and_then(|real| std::fs::read_to_string(real).map_err(|e| e.to_string()))
+        {
+            Ok(text) if text.chars().count() > WORK_CHARS => {
+                let cut: String = text.chars().take(WORK_CHARS).collect();
+                format!("{cut}\n… (cut)")
+            }
+            Ok(text) => text,
+            Err(why) => format!("(cannot be read: {why})"),
+        };
+        out.push_str(&format!("--- {path} ---\n{}\n", text.trim_end()));
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 /// The system and user messages of the turn `plan` describes; the issue is shown in the
@@ -219,7 +265,7 @@ pub(crate) fn compile_turn_prompt(
     issue: &IssueRecord,
     comments: &[Comment],
     memory: &[MemoryRecord],
-    verification: Option<&str>,
+    extras: &PromptExtras<'_>,
 ) -> CompiledPrompt {
     let mut shown = issue.clone();
     shown.status = plan.working_status;
@@ -234,6 +280,9 @@ pub(crate) fn compile_turn_prompt(
         memory,
         tools: &plan.tools.offered(),
         review: plan.working_status == Status::CodeReview,
-        verification,
+        verification: extras.verification,
+        work: extras.work,
+        files: assets.issue_files(&issue.id),
+        constrained: extras.constrained,
     })
 }

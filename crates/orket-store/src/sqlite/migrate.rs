@@ -35,6 +35,11 @@ pub(super) static MIGRATIONS: &[(i64, &str, &str)] = &[
         "halts_and_issue_versions",
         include_str!("../../migrations/sqlite/0005_halts_and_issue_versions.sql"),
     ),
+    (
+        6,
+        "turn_steps",
+        include_str!("../../migrations/sqlite/0006_turn_steps.sql"),
+    ),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS _schema_migrations (

@@ -189,7 +189,7 @@ fn past_turns(
 ) -> StoreResult<Vec<PastTurn>> {
     all(
         conn,
-        "SELECT * FROM (SELECT seq, content, tool_results FROM turns \
+        "SELECT * FROM (SELECT seq, review, content, tool_calls, tool_results FROM turns \
          WHERE run_id = ? AND issue_id = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq",
         params![run_id, issue_id, limit],
         rows::past_turn,

@@ -471,6 +471,9 @@ pub(super) fn turn(row: &Row, layout: &Layout) -> StoreResult<TurnRecord> {
             error: c.get("error")?,
             started_at: c.get("started_at")?,
             ended_at: c.get("ended_at")?,
+            steps: c.json("steps")?,
+            candidates: c.json("candidates")?,
+            settings: c.json_opt("settings")?,
         },
     })
 }
@@ -482,7 +485,9 @@ pub(super) fn past_turn(row: &Row, layout: &Layout) -> StoreResult<PastTurn> {
     let c = c.of("turn with seq", &seq);
     Ok(PastTurn {
         seq,
+        review: c.get("review")?,
         content: c.get("content")?,
+        tool_calls: c.json("tool_calls")?,
         tool_results: c.json("tool_results")?,
     })
 }
@@ -492,8 +497,8 @@ pub(super) fn insert_turn(conn: &Connection, turn: &NewTurn) -> rusqlite::Result
     conn.prepare_cached(
         "INSERT INTO turns (run_id, seq, build_id, issue_id, seat, role, model, review, \
          messages, content, tool_calls, tool_results, tokens_in, tokens_out, status, error, \
-         started_at, ended_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         started_at, ended_at, steps, candidates, settings) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )?
     .execute(params![
         turn.run_id,
@@ -514,6 +519,9 @@ pub(super) fn insert_turn(conn: &Connection, turn: &NewTurn) -> rusqlite::Result
         turn.error,
         turn.started_at,
         turn.ended_at,
+        Json(&turn.steps),
+        Json(&turn.candidates),
+        turn.settings.as_ref().map(Json),
     ])
     .map(|_| conn.last_insert_rowid())
 }

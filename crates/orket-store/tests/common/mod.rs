@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use orket_core::tools::{ToolCall, ToolResult};
+use orket_core::turn::{Candidate, ChatMessage, TurnStep};
 use orket_core::{Event, RunKind, RunStatus, Status, WaitReason};
 use orket_store::{IssueRecord, NewEvent, NewTurn, RunRecord, SqliteStore, Store};
 use rusqlite::Connection;
@@ -106,6 +107,28 @@ pub fn full_turn(run_id: &str, seq: i64) -> NewTurn {
         error: Some("model timed out".to_string()),
         started_at: "2026-03-04T05:06:08.000Z".to_string(),
         ended_at: "2026-03-04T05:06:09.500Z".to_string(),
+        steps: vec![TurnStep {
+            prompt: vec![ChatMessage::user("Result of read_file: a.py is empty")],
+            reply: Some("{\"tool\": \"write_file\"}".to_string()),
+            seed: Some(7),
+            call: Some(ToolCall::new("write_file", json!({"path": "a.py"}))),
+            result: Some(ToolResult::ok(json!({"path": "a.py"}))),
+            correction: Some("repeat".to_string()),
+            tokens_in: 1234,
+            tokens_out: 567,
+            ..TurnStep::new(2, Some(1))
+        }],
+        candidates: vec![Candidate {
+            n: 1,
+            seed: Some(7),
+            steps: 1,
+            passed: 1,
+            total: 2,
+            ok: false,
+            chosen: true,
+            error: Some("fixture crashed".to_string()),
+        }],
+        settings: Some(json!({"temperature": 0.2, "steps": 6})),
     }
 }
 

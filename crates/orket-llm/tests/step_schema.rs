@@ -1,8 +1,8 @@
-//! The turn schema for constrained decoding, checked with a real JSON Schema validator.
+//! A step's schema for constrained decoding, checked with a real JSON Schema validator.
 
 use orket_core::tools::Tool;
 use orket_core::Status;
-use orket_llm::{parse_tool_calls, turn_schema, ToolCall};
+use orket_llm::{parse_tool_calls, step_schema, StepChoices, ToolCall};
 use serde_json::{json, Value};
 
 /// The tools named (every name a real tool).
@@ -11,6 +11,17 @@ fn tools(names: &[&str]) -> Vec<Tool> {
         .iter()
         .map(|n| Tool::from_name(n).unwrap_or_else(|| panic!("no tool {n}")))
         .collect()
+}
+
+/// The schema of a step that may call `tools` and make `moves`, none explained.
+fn turn_schema(tools: &[Tool], moves: &[Status]) -> Value {
+    step_schema(&StepChoices {
+        tools,
+        moves,
+        explained: &[],
+        paths: &[],
+        max_text: None,
+    })
 }
 
 fn developer_schema() -> Value {
@@ -30,6 +41,13 @@ fn developer_schema() -> Value {
             Status::Canceled,
         ],
     )
+}
+
+/// Every call of `calls` is a valid one-call reply of `schema`.
+fn each_valid(schema: &Value, calls: &[Value]) -> bool {
+    calls
+        .iter()
+        .all(|call| valid(schema, &json!({"tool_calls": [call]})))
 }
 
 fn valid(schema: &Value, reply: &Value) -> bool {
@@ -88,16 +106,17 @@ fn the_schema_is_valid_and_in_the_grammar_subset() {
 }
 
 #[test]
-fn a_good_reply_validates() {
-    let reply = json!({"tool_calls": [
-        {"tool": "write_file", "args": {"path": "src/lib.rs", "content": "pub fn f() {}\n"}},
-        {"tool": "add_issue_comment", "args": {"comment": "Implemented f"}},
-        {"tool": "create_issue", "args": {"seat": "coder", "summary": "Write tests", "priority": "High", "depends_on": ["ISSUE-0001"]}},
-        {"tool": "create_issue", "args": {"seat": "coder", "summary": "Write docs", "priority": 2.5}},
-        {"tool": "update_issue_status", "args": {"status": "code_review"}},
-        {"tool": "update_issue_status", "args": {"status": "blocked", "wait_reason": "dependency", "issue_id": "ISSUE-0002"}}
-    ]});
-    assert!(valid(&developer_schema(), &reply));
+fn good_calls_validate() {
+    let calls = [
+        json!({"tool": "write_file", "args": {"path": "src/lib.rs", "content": "pub fn f() {}\n"}}),
+        json!({"tool": "add_issue_comment", "args": {"comment": "Implemented f"}}),
+        json!({"tool": "create_issue", "args": {"seat": "coder", "summary": "Write tests", "priority": "High", "depends_on": ["ISSUE-0001"]}}),
+        json!({"tool": "create_issue", "args": {"seat": "coder", "summary": "Write docs", "priority": 2.5}}),
+        json!({"tool": "update_issue_status", "args": {"status": "code_review"}}),
+        json!({"tool": "update_issue_status", "args": {"status": "code_review", "comment": "ready"}}),
+        json!({"tool": "update_issue_status", "args": {"status": "blocked", "wait_reason": "dependency", "issue_id": "ISSUE-0002"}}),
+    ];
+    assert!(each_valid(&developer_schema(), &calls));
 }
 
 #[test]
@@ -147,14 +166,38 @@ fn extra_fields_do_not_validate() {
 }
 
 #[test]
-fn one_to_ten_calls() {
+fn a_step_is_exactly_one_call() {
     let schema = developer_schema();
     let call = json!({"tool": "read_file", "args": {"path": "a"}});
     let calls = |n: usize| json!({"tool_calls": vec![call.clone(); n]});
     assert!(valid(&schema, &calls(1)));
-    assert!(valid(&schema, &calls(10)));
-    assert!(!valid(&schema, &calls(11)));
+    assert!(!valid(&schema, &calls(2)));
     assert!(!valid(&schema, &calls(0)));
+}
+
+#[test]
+fn an_explained_move_needs_a_comment() {
+    let schema = step_schema(&StepChoices {
+        tools: &tools(&["update_issue_status"]),
+        moves: &[Status::Done, Status::InProgress],
+        explained: &[Status::InProgress],
+        paths: &[],
+        max_text: None,
+    });
+    let reply =
+        |args: Value| json!({"tool_calls": [{"tool": "update_issue_status", "args": args}]});
+    assert!(valid(&schema, &reply(json!({"status": "done"}))));
+    assert!(valid(
+        &schema,
+        &reply(json!({"status": "in_progress", "comment": "hello.py prints nothing"}))
+    ));
+    for args in [
+        json!({"status": "in_progress"}),
+        json!({"status": "in_progress", "comment": ""}),
+        json!({"status": "code_review", "comment": "x"}),
+    ] {
+        assert!(!valid(&schema, &reply(args.clone())), "{args}");
+    }
 }
 
 #[test]
@@ -214,8 +257,7 @@ fn no_tool_admits_only_an_empty_list() {
 #[test]
 fn a_schema_valid_reply_parses_into_its_calls() {
     let reply = json!({"tool_calls": [
-        {"tool": "write_file", "args": {"path": "a.rs", "content": "fn a() { \"}\" }"}},
-        {"tool": "update_issue_status", "args": {"status": "code_review"}}
+        {"tool": "write_file", "args": {"path": "a.rs", "content": "fn a() { \"}\" }"}}
     ]});
     assert!(valid(&developer_schema(), &reply));
     for text in [
@@ -224,13 +266,10 @@ fn a_schema_valid_reply_parses_into_its_calls() {
     ] {
         assert_eq!(
             parse_tool_calls(&text),
-            vec![
-                ToolCall::new(
-                    "write_file",
-                    json!({"path": "a.rs", "content": "fn a() { \"}\" }"})
-                ),
-                ToolCall::new("update_issue_status", json!({"status": "code_review"})),
-            ]
+            vec![ToolCall::new(
+                "write_file",
+                json!({"path": "a.rs", "content": "fn a() { \"}\" }"})
+            ),]
         );
     }
 }
@@ -242,4 +281,54 @@ fn free_form_tools_take_any_object() {
     assert!(valid(&schema, &reply));
     let not_object = json!({"tool_calls": [{"tool": "nominate_card", "args": "ISSUE-1"}]});
     assert!(!valid(&schema, &not_object));
+}
+
+#[test]
+fn an_issue_s_files_and_the_text_limit_narrow_the_arguments() {
+    let files = ["NOTES.md".to_string()];
+    let schema = step_schema(&StepChoices {
+        tools: &tools(&["write_file", "add_issue_comment", "update_issue_status"]),
+        moves: &[Status::InProgress],
+        explained: &[Status::InProgress],
+        paths: &files,
+        max_text: Some(10),
+    });
+    let call = |tool: &str, args: Value| json!({"tool_calls": [{"tool": tool, "args": args}]});
+    assert!(valid(
+        &schema,
+        &call(
+            "write_file",
+            json!({"path": "NOTES.md", "content": "- a\n- b"})
+        )
+    ));
+    // Another path, or a longer text, is outside the schema.
+    assert!(!valid(
+        &schema,
+        &call("write_file", json!({"path": "hello.py", "content": "x"}))
+    ));
+    assert!(!valid(
+        &schema,
+        &call(
+            "write_file",
+            json!({"path": "NOTES.md", "content": "12345678901"})
+        )
+    ));
+    assert!(!valid(
+        &schema,
+        &call("add_issue_comment", json!({"comment": "12345678901"}))
+    ));
+    assert!(!valid(
+        &schema,
+        &call(
+            "update_issue_status",
+            json!({"status": "in_progress", "comment": "12345678901"})
+        )
+    ));
+    assert!(valid(
+        &schema,
+        &call(
+            "update_issue_status",
+            json!({"status": "in_progress", "comment": "prints no"})
+        )
+    ));
 }
