@@ -407,6 +407,63 @@ async fn a_developer_turn_draws_candidates_and_keeps_the_first_that_passes_the_f
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_failed_tool_is_a_result_and_the_turn_goes_on_to_its_move() {
+    // The reviewer lists a file as a folder, reads it, then decides — in one turn.
+    let mut replies = vec![
+        reply(
+            "DEMO-1",
+            "coder",
+            json!([{"tool": "write_file", "args": {"path": "hello.py", "content": "print(1)\n"}},
+                   {"tool": "update_issue_status", "args": {"status": "code_review"}}]),
+        ),
+        reply(
+            "DEMO-1",
+            "integrity_guard",
+            json!({"tool": "list_directory", "args": {"path": "hello.py"}}),
+        ),
+        reply(
+            "DEMO-1",
+            "integrity_guard",
+            json!({"tool": "update_issue_status", "args": {"status": "done"}}),
+        ),
+    ];
+    replies.extend(write_and_review("DEMO-2", "README.md", "# r\n"));
+    replies.extend(write_and_review("DEMO-3", "NOTES.md", "n\n"));
+    let (p, engine, _bus) = project(&replies).await;
+    let outcome = engine.run_card("hello_cli").await.unwrap().remove(0);
+    assert_eq!(outcome.status, RunStatus::Completed, "{:?}", outcome.reason);
+    let issue = stored(&p, "DEMO-1").await;
+    assert_eq!((issue.status, issue.retry_count), (Status::Done, 0));
+    let review = review_turn(&p.store, &outcome.run_id, "DEMO-1").await;
+    assert_eq!(review.turn.status, "complete");
+    let steps = &review.turn.steps;
+    assert_eq!(steps.len(), 2, "{steps:?}");
+    let error = steps[0].result.as_ref().and_then(|r| r.error()).unwrap();
+    assert!(error.contains("cannot list 'hello.py'"), "{error}");
+    let told = steps[0].correction.as_deref().unwrap();
+    assert!(
+        told.contains("Step 2: reply with one tool call: update_issue_status (status: done or in_progress with a comment saying why)"),
+        "{told}"
+    );
+    let events = p
+        .store
+        .list_events(Some(&outcome.run_id), 0, 1000)
+        .await
+        .unwrap();
+    assert!(events.iter().any(|e| matches!(
+        e.event,
+        orket_core::Event::StepCorrected {
+            kind: orket_core::events::CorrectionKind::ToolFailed,
+            ..
+        }
+    )));
+    assert!(!events
+        .iter()
+        .any(|e| e.event.name() == "turn_failed"
+            || e.event.name() == "policy_violation_report_saved"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn work_that_never_passes_its_fixture_is_sent_back_until_its_retries_are_spent() {
     // max_retries 3: four attempts, each written, handed over, refused done and sent back.
     let mut replies = Vec::new();
