@@ -117,6 +117,8 @@ pub(crate) async fn draw(
             break;
         }
     }
+    // The candidates' copies are gone; so is the run's folder of them once empty.
+    let _ = fs::remove_dir(&scratch_root);
     if tried.is_empty() {
         return Ok(None);
     }
