@@ -1,6 +1,6 @@
 //! The project a command works on: its root and its store file.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use orket_core::assets::AssetTree;
 use std::path::{Path, PathBuf};
 
@@ -33,6 +33,18 @@ impl Project {
     /// The store file.
     pub fn db_path(&self) -> &Path {
         &self.db
+    }
+
+    /// The store, when it exists: read-only commands never create one (`None` when the file is
+    /// missing; an error names the file when it cannot be opened).
+    pub async fn existing_store(&self) -> Result<Option<orket_store::SqliteStore>> {
+        if !self.db.is_file() {
+            return Ok(None);
+        }
+        let store = orket_store::SqliteStore::open(&self.db)
+            .await
+            .with_context(|| format!("opening the store {}", self.db.display()))?;
+        Ok(Some(store))
     }
 
     /// The asset tree, after checking the root looks like an Orket project.

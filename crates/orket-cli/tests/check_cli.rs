@@ -1,5 +1,7 @@
 //! `orket check` as a user runs it: exit codes and what it prints.
 
+mod common;
+
 use assert_cmd::Command;
 use std::path::PathBuf;
 
@@ -129,23 +131,10 @@ fn unknown_department_fails() {
     );
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 #[test]
 fn a_bad_model_profile_names_each_bad_field() {
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&repo().join("demo"), dir.path());
+    common::copy_project(&common::demo_dir(), dir.path());
     std::fs::write(
         dir.path().join("model/core/models/bad-model.json"),
         r#"{"temperature": 3, "top_p": 0, "seed_policy": "always", "max_tokens": 0,

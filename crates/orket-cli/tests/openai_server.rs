@@ -96,12 +96,7 @@ async fn the_demo_epic_runs_against_llama_cpp_server_and_every_reply_is_a_legal_
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("project");
     common::copy_project(&common::demo_dir(), &root);
-    // One candidate per developer turn keeps the run within minutes on two cores.
-    let profile = root.join("model/core/models/smollm2-135m-instruct.json");
-    let mut settings: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&profile).unwrap()).unwrap();
-    settings["candidates"] = serde_json::json!(1);
-    std::fs::write(&profile, settings.to_string()).unwrap();
+    common::one_candidate(&root);
     let (server, port) = Server::start(&demo_gguf(), dir.path());
 
     let out = Command::cargo_bin("orket")

@@ -116,12 +116,8 @@ fn a_failing_fixture_is_shown_refuses_done_and_sends_the_issue_back() {
         "scenarios": [{"id": "greets", "input_data": null, "expected_output": "Hello, Orket!"}]
     });
     std::fs::write(&epic_file, epic.to_string()).unwrap();
-    // One candidate per developer turn: the review, not the draw, is to catch the failure.
-    let profile = root.join("model/core/models/smollm2-135m-instruct.json");
-    let mut settings: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&profile).unwrap()).unwrap();
-    settings["candidates"] = json!(1);
-    std::fs::write(&profile, settings.to_string()).unwrap();
+    // The review, not the draw of candidates, is to catch the failure.
+    common::one_candidate(&root);
     let fixtures = root.join("workspace/hello_cli/verification");
     std::fs::create_dir_all(&fixtures).unwrap();
     std::fs::write(

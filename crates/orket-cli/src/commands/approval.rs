@@ -3,11 +3,11 @@
 //! `POST /v1/approvals/{id}/approve|reject` (`Engine::decide_approval`).
 
 use crate::project::Project;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use orket_engine::approval::ApprovalDecision;
 use orket_engine::Engine;
 use orket_store::events::EventBus;
-use orket_store::{ApprovalRecord, SqliteStore, Store};
+use orket_store::{ApprovalRecord, Store};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -16,16 +16,12 @@ const ARGS_WIDTH: usize = 60;
 
 /// Opens the project's store; an approval needs one, so a missing store is an error.
 async fn store(project: &Project) -> Result<Arc<dyn Store>> {
-    let path = project.db_path();
-    if !path.is_file() {
+    let Some(store) = project.existing_store().await? else {
         bail!(
             "no store at {}: nothing has run in this project, so no call waits for approval",
-            path.display()
+            project.db_path().display()
         );
-    }
-    let store = SqliteStore::open(path)
-        .await
-        .with_context(|| format!("opening the store {}", path.display()))?;
+    };
     Ok(Arc::new(store))
 }
 

@@ -3,22 +3,19 @@
 //! store, which every running run reads at each tick and while its turns are in flight.
 
 use crate::project::Project;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use orket_engine::{request_halt, EngineError};
 use orket_store::events::Recorder;
-use orket_store::{SqliteStore, Store, StoreError};
+use orket_store::{Store, StoreError};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 /// Records the halt request; exit 0 when it was recorded, 1 for an unknown or ended run.
 pub async fn run(project: &Project, run_id: &str) -> Result<ExitCode> {
-    let path = project.db_path();
-    if !path.is_file() {
-        bail!("run {run_id} not found (no store at {})", path.display());
-    }
-    let store = SqliteStore::open(path)
-        .await
-        .with_context(|| format!("opening the store {}", path.display()))?;
+    let Some(store) = project.existing_store().await? else {
+        let path = project.db_path().display();
+        bail!("run {run_id} not found (no store at {path})");
+    };
     let store: Arc<dyn Store> = Arc::new(store);
     match request_halt(&Recorder::for_store(store), run_id).await {
         Ok(()) => {

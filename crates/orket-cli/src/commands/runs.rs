@@ -1,8 +1,8 @@
 //! `orket runs`: the most recent runs, newest first.
 
 use crate::project::Project;
-use anyhow::{Context, Result};
-use orket_store::{RunRecord, SqliteStore, Store};
+use anyhow::Result;
+use orket_store::{RunRecord, Store};
 use serde::Serialize;
 use std::process::ExitCode;
 
@@ -21,18 +21,14 @@ pub struct RunSummary {
 
 /// Prints the `limit` most recent runs as a table (or as JSON); never creates the store.
 pub async fn run(project: &Project, limit: i64, json: bool) -> Result<ExitCode> {
-    let path = project.db_path();
-    if !path.is_file() {
+    let Some(store) = project.existing_store().await? else {
         if json {
             println!("[]");
         } else {
-            println!("No runs yet (no store at {}).", path.display());
+            println!("No runs yet (no store at {}).", project.db_path().display());
         }
         return Ok(ExitCode::SUCCESS);
-    }
-    let store = SqliteStore::open(path)
-        .await
-        .with_context(|| format!("opening the store {}", path.display()))?;
+    };
     let mut summaries = Vec::new();
     for run in store.list_runs(limit).await? {
         let turns = store.list_turns(&run.id).await?.len();

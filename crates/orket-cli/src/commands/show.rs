@@ -3,11 +3,11 @@
 
 use super::runs::{display_timestamp, one_line, run_duration, truncate_chars};
 use crate::project::Project;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use orket_core::tools::ToolResult;
 use orket_core::turn::{Candidate, TurnStep};
 use orket_core::{Event, ToolCall};
-use orket_store::{EventRecord, RunRecord, SqliteStore, Store, TurnRecord};
+use orket_store::{EventRecord, RunRecord, Store, TurnRecord};
 use serde_json::{json, Value};
 use std::process::ExitCode;
 
@@ -26,13 +26,10 @@ fn is_turn_marker(event: &Event) -> bool {
 
 /// Prints the run's timeline (or `{run, turns, events}` as JSON); never creates the store.
 pub async fn run(project: &Project, run_id: &str, json: bool) -> Result<ExitCode> {
-    let path = project.db_path();
-    if !path.is_file() {
-        bail!("run {run_id} not found (no store at {})", path.display());
-    }
-    let store = SqliteStore::open(path)
-        .await
-        .with_context(|| format!("opening the store {}", path.display()))?;
+    let Some(store) = project.existing_store().await? else {
+        let path = project.db_path().display();
+        bail!("run {run_id} not found (no store at {path})");
+    };
     let Some(run) = store.get_run(run_id).await? else {
         bail!("run {run_id} not found");
     };

@@ -45,3 +45,16 @@ pub fn copy_project(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Sets the demo model's profile in the project at `root` to draw one candidate per developer
+/// turn (the demo's profile draws three): a test about the review, or one that must stay
+/// within minutes on two cores.
+pub fn one_candidate(root: &Path) {
+    let profile = root.join("model/core/models/smollm2-135m-instruct.json");
+    let text = std::fs::read_to_string(&profile)
+        .unwrap_or_else(|e| panic!("read {}: {e}", profile.display()));
+    let mut settings: serde_json::Value = serde_json::from_str(&text).expect("a JSON profile");
+    settings["candidates"] = serde_json::json!(1);
+    std::fs::write(&profile, settings.to_string())
+        .unwrap_or_else(|e| panic!("write {}: {e}", profile.display()));
+}

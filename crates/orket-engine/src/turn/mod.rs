@@ -26,7 +26,7 @@ use effects::TurnEffects;
 use execute::{Executor, StoreIssues};
 use failure::{Offender, Stuck};
 use orket_core::tools::ToolResult;
-use orket_core::{Event, RefusalCode, Status};
+use orket_core::{Event, Status};
 use orket_isolate::verify::has_fixture;
 use orket_llm::ModelRequest;
 use orket_store::{Change, IssueRecord, IssueUpdate, NewTurn, StoreResult};
@@ -255,7 +255,9 @@ async fn finish(
     mut effects: TurnEffects,
 ) -> StoreResult<TurnOutcome> {
     let plan = row.plan;
-    let stuck = match std::mem::replace(&mut steps.end, End::Moved) {
+    let end = std::mem::replace(&mut steps.end, End::Moved);
+    let sent_back = matches!(end, End::SentBack);
+    let stuck = match end {
         End::Violation(violation) => {
             let stop_run = ctx.halt_on_violation.then(|| {
                 format!(
@@ -265,7 +267,7 @@ async fn finish(
             });
             return governance_failure(ctx, issue, row, &steps, violation, effects, stop_run).await;
         }
-        End::Moved => None,
+        End::Moved | End::SentBack => None,
         End::StepsSpent => Some(Stuck::steps(format!(
             "{} steps spent without moving {}",
             steps.steps.len(),
@@ -276,9 +278,6 @@ async fn finish(
     };
     let mut notes = evaluate(ctx, issue, plan, row.review, &steps, &mut effects);
     let mut stop_run = None;
-    let sent_back = row.review
-        && effects.results.last().and_then(ToolResult::code)
-            == Some(RefusalCode::VerificationFailed);
     if sent_back {
         failure::count_send_back(issue, plan.primary(), &mut effects);
     }

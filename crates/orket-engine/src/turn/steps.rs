@@ -41,8 +41,11 @@ pub(crate) struct StepLimits {
 
 /// How a turn's steps ended.
 pub(crate) enum End {
-    /// The seat moved its issue (a status change, a wait, a parked call, a send-back).
+    /// The seat moved its issue (a status change, a wait, a parked call).
     Moved,
+    /// A review's `done` was refused because the verification failed: the work went back to
+    /// its developer (a failed attempt of the issue).
+    SentBack,
     /// The steps were spent without a move.
     StepsSpent,
     /// A step went wrong with no correction left (not a gate refusal): why.
@@ -260,9 +263,13 @@ impl Stepper<'_> {
                     Problem::plain(CorrectionKind::NotLegal, why),
                 )
             }
-            CallOutcome::Parked | CallOutcome::SentBack => {
+            CallOutcome::Parked => {
                 step.result = effects.results.last().cloned();
                 Some(End::Moved)
+            }
+            CallOutcome::SentBack => {
+                step.result = effects.results.last().cloned();
+                Some(End::SentBack)
             }
             CallOutcome::Refused(refusal) => {
                 step.result = effects.results.last().cloned();
