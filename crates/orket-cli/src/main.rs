@@ -44,7 +44,10 @@ enum Command {
     /// a reply. One message with --message, else lines from stdin.
     Chat(commands::chat::ChatArgs),
     /// Run the demo epic end to end with the embedded model (fetched on first use).
-    Demo,
+    Demo(commands::demo::DemoArgs),
+    /// Score a model on this engine: legal calls per step, the right tool for a direct ask,
+    /// reviews decided within the step budget, and the demo epic end to end over N seeds.
+    Conformance(commands::conformance::ConformanceArgs),
     /// Demo GGUF models and the models a server offers.
     Model {
         #[command(subcommand)]
@@ -189,7 +192,7 @@ enum ModelAction {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_root = match cli.command {
-        Command::Demo => "orket-demo",
+        Command::Demo(_) => "orket-demo",
         _ => ".",
     };
     let root = cli.root.unwrap_or_else(|| PathBuf::from(default_root));
@@ -202,7 +205,8 @@ async fn main() -> ExitCode {
             commands::board::run(&project, department.as_deref(), json).await
         }
         Command::Chat(args) => commands::chat::run(&project, args).await,
-        Command::Demo => commands::demo::run(&project).await,
+        Command::Demo(args) => commands::demo::run(&project, args).await,
+        Command::Conformance(args) => commands::conformance::run(args).await,
         Command::Model {
             action: ModelAction::Fetch { name },
         } => commands::model::fetch_model(&name),

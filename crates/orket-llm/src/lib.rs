@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod block;
 #[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod http;
@@ -21,6 +22,7 @@ pub mod retry;
 pub mod schema;
 pub mod select;
 
+pub use block::{block_language, fenced_block};
 pub use ollama::OllamaProvider;
 pub use openai::{OpenAiProvider, SchemaFormat};
 pub use orket_core::ToolCall;

@@ -20,12 +20,16 @@ pub struct StepChoices<'a> {
     /// The most characters a file's content or a comment may have in one reply, so that a
     /// reply ends (and is valid JSON) within the model's token budget; `None`: no limit.
     pub max_text: Option<u32>,
+    /// `write_file` names its path only: the content is asked for apart, as a fenced block
+    /// (see [`crate::fenced_block`]).
+    pub content_apart: bool,
 }
 
 /// The schema of a step's reply: `{"tool_calls": [{"tool": NAME, "args": {...}}]}` with exactly
 /// one call of the given tools, each tool's arguments as the tool contract
 /// (`orket_core::tools::TOOLS`) defines them, `write_file` limited to the issue's files when it
-/// names them, texts limited to `max_text` characters, and `update_issue_status` limited to the step's moves. A move that needs a wait reason gets its own variant in which `wait_reason` is
+/// names them (and without its `content` when that is asked for apart), texts limited to
+/// `max_text` characters, and `update_issue_status` limited to the step's moves. A move that needs a wait reason gets its own variant in which `wait_reason` is
 /// required, and so does a move that must be explained (its `comment` required, not empty).
 /// With no tool, `tool_calls` must be empty.
 pub fn step_schema(choices: &StepChoices<'_>) -> Value {
@@ -51,8 +55,16 @@ pub fn step_schema(choices: &StepChoices<'_>) -> Value {
                     .into_iter()
                     .map(|args| call_variant(name, args)),
             );
-        } else if tool == Tool::WriteFile && !choices.paths.is_empty() {
-            args["properties"]["path"]["enum"] = json!(choices.paths);
+        } else if tool == Tool::WriteFile {
+            if !choices.paths.is_empty() {
+                args["properties"]["path"]["enum"] = json!(choices.paths);
+            }
+            if choices.content_apart {
+                if let Some(properties) = args["properties"].as_object_mut() {
+                    properties.remove("content");
+                }
+                args["required"] = json!(["path"]);
+            }
             variants.push(call_variant(name, args));
         } else {
             variants.push(call_variant(name, args));

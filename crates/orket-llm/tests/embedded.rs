@@ -45,6 +45,7 @@ fn schema() -> Value {
         explained: &[],
         paths: &[],
         max_text: None,
+        content_apart: false,
     })
 }
 

@@ -21,6 +21,7 @@ fn turn_schema(tools: &[Tool], moves: &[Status]) -> Value {
         explained: &[],
         paths: &[],
         max_text: None,
+        content_apart: false,
     })
 }
 
@@ -183,6 +184,7 @@ fn an_explained_move_needs_a_comment() {
         explained: &[Status::InProgress],
         paths: &[],
         max_text: None,
+        content_apart: false,
     });
     let reply =
         |args: Value| json!({"tool_calls": [{"tool": "update_issue_status", "args": args}]});
@@ -292,6 +294,7 @@ fn an_issue_s_files_and_the_text_limit_narrow_the_arguments() {
         explained: &[Status::InProgress],
         paths: &files,
         max_text: Some(10),
+        content_apart: false,
     });
     let call = |tool: &str, args: Value| json!({"tool_calls": [{"tool": tool, "args": args}]});
     assert!(valid(
@@ -331,4 +334,26 @@ fn an_issue_s_files_and_the_text_limit_narrow_the_arguments() {
             json!({"status": "in_progress", "comment": "prints no"})
         )
     ));
+}
+
+#[test]
+fn content_asked_for_apart_leaves_write_file_with_its_path_only() {
+    let files = ["hello.py".to_string()];
+    let schema = step_schema(&StepChoices {
+        tools: &tools(&["write_file", "update_issue_status"]),
+        moves: &[Status::CodeReview],
+        explained: &[],
+        paths: &files,
+        max_text: Some(10),
+        content_apart: true,
+    });
+    let call = |args: Value| json!({"tool_calls": [{"tool": "write_file", "args": args}]});
+    assert!(valid(&schema, &call(json!({"path": "hello.py"}))));
+    // The content comes in a reply of its own: the call may not carry one, nor another path.
+    assert!(!valid(
+        &schema,
+        &call(json!({"path": "hello.py", "content": "print(1)"}))
+    ));
+    assert!(!valid(&schema, &call(json!({"path": "other.py"}))));
+    assert!(!valid(&schema, &call(json!({}))));
 }

@@ -1,7 +1,7 @@
 //! `orket demo`: the demo organization, written out if missing, and its epic run end to end
 //! by the embedded model (fetched on first use).
 
-use crate::commands::run::{run_with, ProviderArgs, RunArgs};
+use crate::commands::run::{demo_model_path, run_with, ProviderArgs, RunArgs};
 use crate::project::Project;
 use anyhow::{Context, Result};
 use std::path::Path;
@@ -79,6 +79,40 @@ const FILES: &[(&str, &str)] = &[
     ),
 ];
 
+/// Options of `orket demo`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// The demo model: smollm2 (SmolLM2 135M) or gemma3-270m (Gemma 3 270M); fetched once.
+    #[arg(long, value_name = "NAME", default_value = "smollm2")]
+    pub model: String,
+    /// The run's sampling seed: the same seed gives the same run [default: the demo
+    /// environment's, 42].
+    #[arg(long, value_name = "N")]
+    pub seed: Option<i64>,
+}
+
+/// The demo models `--model` offers, each with its profile in the demo's
+/// `model/core/models/` (the model name its turns use).
+pub const DEMO_PROFILES: &[(&str, &str)] = &[
+    ("smollm2", "smollm2-135m-instruct"),
+    ("gemma3-270m", "gemma3-270m"),
+];
+
+/// The profile name of the demo model `name`, or an error naming the known ones.
+pub fn demo_profile(name: &str) -> Result<&'static str> {
+    DEMO_PROFILES
+        .iter()
+        .find(|(model, _)| model.eq_ignore_ascii_case(name))
+        .map(|(_, profile)| *profile)
+        .with_context(|| {
+            let known: Vec<&str> = DEMO_PROFILES.iter().map(|(model, _)| *model).collect();
+            format!(
+                "no demo model is called '{name}' (known: {})",
+                known.join(", ")
+            )
+        })
+}
+
 /// Writes the demo organization under `root` where its files are missing (existing files,
 /// perhaps edited by the user, are kept). Returns how many files were written.
 pub fn write_demo(root: &Path) -> Result<usize> {
@@ -100,7 +134,8 @@ pub fn write_demo(root: &Path) -> Result<usize> {
 
 /// Runs the demo: organization in `root` (written if missing), model fetched if missing, the
 /// epic `hello_cli` from scratch with the embedded provider, then the board.
-pub async fn run(project: &Project) -> Result<ExitCode> {
+pub async fn run(project: &Project, demo: DemoArgs) -> Result<ExitCode> {
+    let profile = demo_profile(&demo.model)?;
     let written = write_demo(project.root())?;
     if written > 0 {
         println!(
@@ -112,19 +147,20 @@ pub async fn run(project: &Project) -> Result<ExitCode> {
         target: "hello_cli".to_string(),
         department: "core".to_string(),
         workspace: None,
-        model: None,
+        model: Some(profile.to_string()),
         reset: true,
         concurrency: 1,
         max_iterations: 12,
         build: None,
         token_budget: None,
         time_budget: None,
+        seed: demo.seed,
         provider: ProviderArgs {
             provider: Some("embedded".to_string()),
             replay: None,
             replay_delay_ms: 0,
             record: None,
-            model_path: None,
+            model_path: Some(demo_model_path(&demo.model)?),
         },
     };
     // A small model may not finish the work: any defined outcome ends the demo well.

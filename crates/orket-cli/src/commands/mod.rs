@@ -4,6 +4,7 @@ pub mod approval;
 pub mod board;
 pub mod chat;
 pub mod check;
+pub mod conformance;
 pub mod demo;
 pub mod halt;
 pub mod model;

@@ -65,6 +65,10 @@ pub struct RunArgs {
     /// End the run `budget_exceeded` past this many seconds.
     #[arg(long, value_name = "SECS")]
     pub time_budget: Option<u64>,
+    /// The run's sampling seed, over the environment's: the same seed, model and files give
+    /// the same run.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<i64>,
     #[command(flatten)]
     pub provider: ProviderArgs,
 }
@@ -101,23 +105,40 @@ fn base_provider(args: &ProviderArgs) -> Result<Arc<dyn Provider>> {
 #[cfg(feature = "embedded")]
 fn embedded_provider(args: &ProviderArgs) -> Result<Arc<dyn Provider>> {
     use orket_llm::embedded::{EmbeddedOptions, EmbeddedProvider};
-    use orket_llm::models::{demo_model, fetch, find_local};
     let path = match &args.model_path {
         Some(path) => path.clone(),
-        None => match find_local("smollm2") {
-            Some(path) => path,
-            None => {
-                let model = demo_model("smollm2").context("the demo model is not known")?;
-                println!("The demo model is not installed yet: fetching it once.");
-                fetch(model, |step| println!("  {step}"))?
-            }
-        },
+        None => demo_model_path("smollm2")?,
     };
-    println!("Loading {} ...", path.display());
+    // Status on stderr: stdout may be a report (`orket conformance --json`).
+    eprintln!("Loading {} ...", path.display());
     Ok(Arc::new(EmbeddedProvider::load(
         &path,
         EmbeddedOptions::default(),
     )?))
+}
+
+/// The GGUF file of the demo model `name` (`smollm2`, `gemma3-270m`) in the model cache,
+/// fetched once when it is missing.
+pub fn demo_model_path(name: &str) -> Result<PathBuf> {
+    use orket_llm::models::{demo_model, fetch, find_local};
+    let model = demo_model(name).with_context(|| {
+        let known: Vec<&str> = orket_llm::models::DEMO_MODELS
+            .iter()
+            .map(|m| m.name)
+            .collect();
+        format!(
+            "no demo model is called '{name}' (known: {})",
+            known.join(", ")
+        )
+    })?;
+    if let Some(path) = find_local(model.name) {
+        return Ok(path);
+    }
+    eprintln!(
+        "The demo model {} is not installed yet: fetching it once.",
+        model.name
+    );
+    Ok(fetch(model, |step| eprintln!("  {step}"))?)
 }
 
 /// Without the `embedded` feature there is no in-process model.
@@ -129,7 +150,7 @@ fn embedded_provider(_args: &ProviderArgs) -> Result<Arc<dyn Provider>> {
 }
 
 /// The engine of the project, on its store, publishing on `bus`.
-async fn engine(project: &Project, bus: EventBus) -> Result<Engine> {
+pub(crate) async fn engine(project: &Project, bus: EventBus) -> Result<Engine> {
     let tree = project.tree()?;
     let store = SqliteStore::open(project.db_path())
         .await
@@ -167,6 +188,7 @@ pub async fn run_with(project: &Project, args: RunArgs) -> Result<Vec<RunOutcome
         build: args.build.clone(),
         token_budget: args.token_budget,
         time_budget: args.time_budget.map(Duration::from_secs),
+        seed: args.seed,
         ..RunOptions::from_env(provider(&args.provider)?)
     };
     let bus = EventBus::default();
@@ -214,7 +236,7 @@ async fn follow(handle: RunHandle, bus: EventBus) -> Result<Vec<RunOutcome>> {
 }
 
 /// Prints one line per event worth seeing while the run goes.
-async fn show_progress(bus: EventBus) {
+pub(crate) async fn show_progress(bus: EventBus) {
     let mut rx = bus.subscribe();
     loop {
         match rx.recv().await {

@@ -179,7 +179,8 @@ fn render_calls(out: &mut String, turn: &orket_store::NewTurn) {
     }
 }
 
-/// `    step n: <call> <args> → <result>`, or what the step was corrected for.
+/// `    step n: <call> <args> → <result>`, or what the step was corrected for; a content asked
+/// for apart adds `(content from a fenced block)`.
 fn render_step(step: &TurnStep) -> String {
     let call = match &step.call {
         Some(call) => format!("{}{}", call.name, render_args(call)),
@@ -193,11 +194,12 @@ fn render_step(step: &TurnStep) -> String {
         (Some(result), None) => render_result(result),
         (None, None) => "(no result)".to_string(),
     };
-    format!(
-        "    step {}: {call} → {outcome}
-",
-        step.n
-    )
+    let apart = if step.content_reply.is_some() {
+        " (content from a fenced block)"
+    } else {
+        ""
+    };
+    format!("    step {}: {call}{apart} → {outcome}\n", step.n)
 }
 
 /// `    candidates: 1 0/1, 2 1/1 chosen` — how each drawn candidate did against the fixture.

@@ -4,6 +4,21 @@
 
 use std::path::{Path, PathBuf};
 
+/// Work that passes the demo's fixtures: each issue, its file and the file's content.
+pub const PASSING_WORK: [(&str, &str, &str); 3] = [
+    ("DEMO-1", "hello.py", "print(\"Hello, Orket!\")\n"),
+    (
+        "DEMO-2",
+        "README.md",
+        "# Hello CLI\n\nRun `python3 hello.py`.\n",
+    ),
+    (
+        "DEMO-3",
+        "NOTES.md",
+        "- greet by name\n- a --shout flag\n- other languages\n",
+    ),
+];
+
 /// The repository's demo project (`demo/`).
 pub fn demo_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../demo")

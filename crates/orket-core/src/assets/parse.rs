@@ -101,6 +101,7 @@ const MODEL_PROFILE_KEYS: &[&str] = &[
     "steps",
     "corrections",
     "candidates",
+    "file_content",
 ];
 const TEAM_KEYS: &[&str] = &["name", "description", "seats", "roles"];
 const SEAT_KEYS: &[&str] = &["name", "roles"];
@@ -353,6 +354,19 @@ pub(crate) fn model_profile(ctx: &mut Reader, value: &Value, stem: &str) -> Opti
                 None
             }
         });
+    let file_content = ctx
+        .opt_str(obj, "", "file_content")
+        .and_then(|raw| match raw.as_str() {
+            "json" => Some(FileContent::Json),
+            "block" => Some(FileContent::Block),
+            _ => {
+                ctx.error(
+                    "file_content",
+                    format!("unknown file content form \"{raw}\" (expected \"json\" or \"block\")"),
+                );
+                None
+            }
+        });
     Some(ModelProfile {
         name: ctx
             .opt_str(obj, "", "name")
@@ -366,6 +380,7 @@ pub(crate) fn model_profile(ctx: &mut Reader, value: &Value, stem: &str) -> Opti
         steps: count_in(ctx, obj, "steps", STEPS),
         corrections: count_in(ctx, obj, "corrections", CORRECTIONS),
         candidates: count_in(ctx, obj, "candidates", CANDIDATES),
+        file_content,
         file: ctx.file.clone(),
     })
 }

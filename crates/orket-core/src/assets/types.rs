@@ -241,6 +241,19 @@ pub enum SeedPolicy {
     PerCall,
 }
 
+/// How a developer's step gives a file's content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileContent {
+    /// `"json"`: inside the `write_file` call, as a JSON string.
+    #[default]
+    Json,
+    /// `"block"`: the call names the path only; the engine then asks for the content, which
+    /// the model writes as it writes code anywhere, in one fenced block (no JSON escaping:
+    /// a small model writes `print("hi")` as a string that ends at its first quote).
+    Block,
+}
+
 /// Per-model settings (`models/<model>.json`): sampling, seeding, token limits, and the
 /// numbers of steps, corrections and candidates. Every field but the name is optional.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -267,6 +280,8 @@ pub struct ModelProfile {
     pub corrections: Option<usize>,
     /// Candidates, 1 to 10.
     pub candidates: Option<usize>,
+    /// How a `write_file` step gives the file's content (default `json`).
+    pub file_content: Option<FileContent>,
     /// The file it was read from.
     pub file: String,
 }

@@ -25,6 +25,7 @@ use act::{Rules, Violation, ORKET};
 use effects::TurnEffects;
 use execute::{Executor, StoreIssues};
 use failure::{Offender, Stuck};
+use orket_core::assets::FileContent;
 use orket_core::tools::ToolResult;
 use orket_core::{Event, Status};
 use orket_isolate::verify::has_fixture;
@@ -123,7 +124,7 @@ pub(crate) async fn run_turn(
         work: work.as_deref(),
         constrained: ctx.options.provider.constrains_replies(),
     };
-    let request = model_request(&ctx.assets, &plan, &issue, &inputs, &settings, &extras);
+    let (request, brief) = model_request(&ctx.assets, &plan, &issue, &inputs, &settings, &extras);
     let row = TurnRow {
         ctx,
         plan: &plan,
@@ -144,6 +145,7 @@ pub(crate) async fn run_turn(
         ctx,
         seq,
         request: request.clone(),
+        brief: &brief,
         shape: Shape {
             issue_id: &issue.id,
             review,
@@ -155,6 +157,7 @@ pub(crate) async fn run_turn(
             max_text: settings
                 .max_tokens
                 .map(|t| t.saturating_mul(shape::TEXT_CHARS_PER_TOKEN)),
+            content_apart: settings.file_content == FileContent::Block,
         },
         rules: Rules {
             issue_id: &issue.id,

@@ -174,9 +174,9 @@ pub(crate) fn turn_query(run_id: &str, issue: &IssueRecord, history: usize) -> T
     }
 }
 
-/// The first request of the turn `plan` describes: the compiled prompt, the issue's history
-/// in this run (each turn's replies and tool results) and the turn's sampling settings. Each
-/// step sets its own schema and seed.
+/// The first request of the turn `plan` describes (the compiled prompt, the issue's history
+/// in this run, each turn's replies and tool results, and the turn's sampling settings; each
+/// step sets its own schema and seed), with the issue's brief for content asked for apart.
 pub(crate) fn model_request(
     assets: &RunAssets,
     plan: &SeatPlan<'_>,
@@ -184,7 +184,7 @@ pub(crate) fn model_request(
     inputs: &TurnInputs,
     settings: &TurnSettings,
     extras: &PromptExtras<'_>,
-) -> ModelRequest {
+) -> (ModelRequest, String) {
     let prompt = compile_turn_prompt(
         assets,
         plan,
@@ -204,7 +204,7 @@ pub(crate) fn model_request(
             serde_json::to_string(&t.tool_results).unwrap_or_default()
         )));
     }
-    ModelRequest {
+    let request = ModelRequest {
         model: plan.model.clone(),
         messages,
         temperature: settings.temperature,
@@ -217,7 +217,8 @@ pub(crate) fn model_request(
         tool_schema: None,
         issue_id: issue.id.clone(),
         role: plan.primary().to_string(),
-    }
+    };
+    (request, prompt.brief)
 }
 
 /// The work a review judges, as the workspace holds it now: the files the issue names, else

@@ -6,7 +6,7 @@
 
 use crate::assets::RunAssets;
 use crate::run::RunOptions;
-use orket_core::assets::SeedPolicy;
+use orket_core::assets::{FileContent, SeedPolicy};
 use orket_core::tools::{DEFAULT_MAX_CORRECTIONS, DEFAULT_MAX_STEPS, MAX_STEPS};
 use serde::Serialize;
 use serde_json::Value;
@@ -34,6 +34,8 @@ pub(crate) struct TurnSettings {
     pub corrections: u32,
     /// Candidates a developer turn with a fixture draws.
     pub candidates: u32,
+    /// How a `write_file` step gives the file's content.
+    pub file_content: FileContent,
     /// The model profile these came from, when the model has one.
     pub profile: Option<String>,
 }
@@ -82,6 +84,7 @@ impl TurnSettings {
                     .unwrap_or(1)
                     .max(1),
             ),
+            file_content: profile.and_then(|p| p.file_content).unwrap_or_default(),
             profile: profile.map(|p| p.file.clone()),
         }
     }

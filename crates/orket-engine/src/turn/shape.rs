@@ -59,6 +59,9 @@ pub(crate) struct Shape<'a> {
     pub files: &'a [String],
     /// The most characters of a text argument in one reply (see [`TEXT_CHARS_PER_TOKEN`]).
     pub max_text: Option<u32>,
+    /// `write_file` names its path only; its content is asked for apart, as a fenced block
+    /// (the model profile's `file_content: "block"`).
+    pub content_apart: bool,
 }
 
 /// Characters of a file's content or a comment per token of a reply's budget: a text that
@@ -158,6 +161,7 @@ impl Shape<'_> {
             explained: &choices.explained,
             paths: self.files,
             max_text: self.max_text,
+            content_apart: self.content_apart,
         })
     }
 
@@ -267,6 +271,7 @@ mod tests {
             retried: false,
             files: &[],
             max_text: None,
+            content_apart: false,
         }
     }
 

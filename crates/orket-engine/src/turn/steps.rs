@@ -5,6 +5,7 @@
 //! (no call, a refused call, a failed tool, a repeat, a move that is not legal now) is answered
 //! with a correction saying what happened and what is legal now.
 
+use crate::prompt::content_messages;
 use crate::run::RunCtx;
 use crate::turn::act::{act_one, CallOutcome, Rules, Violation};
 use crate::turn::effects::TurnEffects;
@@ -15,7 +16,9 @@ use orket_core::tools::{Tool, ToolResult};
 use orket_core::turn::{Candidate, ChatMessage, TurnStep};
 use orket_core::{Event, Status, ToolCall};
 use orket_governance::gate::Refusal;
-use orket_llm::{parse_tool_calls, ModelReply, ModelRequest, Provider, ProviderError, Retrying};
+use orket_llm::{
+    fenced_block, parse_tool_calls, ModelReply, ModelRequest, Provider, ProviderError, Retrying,
+};
 use orket_store::{NewEvent, StoreResult};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -92,6 +95,8 @@ pub(crate) struct Stepper<'a> {
     pub request: ModelRequest,
     /// What each step may do.
     pub shape: Shape<'a>,
+    /// The issue's own words, for a file's content asked for apart.
+    pub brief: &'a str,
     /// What the calls are judged against.
     pub rules: Rules<'a>,
     /// What allowed calls act on.
@@ -119,6 +124,8 @@ struct Progress {
     looked: u32,
     /// Tools withdrawn for the rest of the turn.
     withdrawn: Vec<Tool>,
+    /// The paths this turn wrote.
+    written: Vec<String>,
     out: Steps,
 }
 
@@ -133,6 +140,7 @@ impl Stepper<'_> {
             corrections: 0,
             looked: 0,
             withdrawn: Vec::new(),
+            written: Vec::new(),
             out: Steps {
                 steps: Vec::new(),
                 end: End::StepsSpent,
@@ -198,18 +206,64 @@ impl Stepper<'_> {
         let (reply, retries) = call_model(self.ctx, &request).await;
         p.out.retries.extend(retries);
         let reply: ModelReply = reply.map_err(|e| e.to_string())?;
-        self.ctx
-            .tokens
-            .fetch_add(reply.tokens_in + reply.tokens_out, Ordering::SeqCst);
-        p.out.tokens_in += reply.tokens_in;
-        p.out.tokens_out += reply.tokens_out;
-        step.tokens_in = reply.tokens_in;
-        step.tokens_out = reply.tokens_out;
+        self.tally(&reply, step, &mut p.out);
         step.reply = Some(reply.content.clone());
         p.messages
             .push(ChatMessage::assistant(reply.content.clone()));
         p.queue = parse_tool_calls(&reply.content).into();
         p.out.replies.push(reply.content);
+        if self.shape.content_apart {
+            self.ask_content(&request, step, p).await?;
+        }
+        Ok(())
+    }
+
+    /// Counts a model call's tokens for the run, the turn and the step.
+    fn tally(&self, reply: &ModelReply, step: &mut TurnStep, out: &mut Steps) {
+        self.ctx
+            .tokens
+            .fetch_add(reply.tokens_in + reply.tokens_out, Ordering::SeqCst);
+        out.tokens_in += reply.tokens_in;
+        out.tokens_out += reply.tokens_out;
+        step.tokens_in += reply.tokens_in;
+        step.tokens_out += reply.tokens_out;
+    }
+
+    /// When the step's call is a `write_file` without content (its schema left the content
+    /// out), asks the model for the file as free text and takes its fenced block as the
+    /// content: one more model call, unconstrained, with the step's seed and sampling, in a
+    /// conversation of its own (the turn's conversation keeps the reply as the model wrote it).
+    async fn ask_content(
+        &self,
+        request: &ModelRequest,
+        step: &mut TurnStep,
+        p: &mut Progress,
+    ) -> Result<(), String> {
+        let Some(call) = p.queue.front_mut() else {
+            return Ok(());
+        };
+        let path = match call.args.get("path").and_then(|v| v.as_str()) {
+            Some(path)
+                if call.name == Tool::WriteFile.name() && call.args.get("content").is_none() =>
+            {
+                path.to_string()
+            }
+            _ => return Ok(()),
+        };
+        let request = ModelRequest {
+            messages: content_messages(self.brief, &path),
+            tool_schema: None,
+            ..request.clone()
+        };
+        let (reply, retries) = call_model(self.ctx, &request).await;
+        p.out.retries.extend(retries);
+        let reply: ModelReply = reply.map_err(|e| e.to_string())?;
+        self.tally(&reply, step, &mut p.out);
+        call.args.insert(
+            "content".to_string(),
+            serde_json::Value::String(fenced_block(&reply.content)),
+        );
+        step.content_reply = Some(reply.content);
         Ok(())
     }
 
@@ -293,6 +347,7 @@ impl Stepper<'_> {
                 if Tool::from_name(&call.name).is_some_and(is_look) {
                     p.looked += 1;
                 }
+                self.note_written(p, &call);
                 step.result = Some(result.clone());
                 if self.moved(effects) {
                     Some(End::Moved)
@@ -309,6 +364,26 @@ impl Stepper<'_> {
                 }
             }
         })
+    }
+
+    /// Notes a file `call` wrote; once every file the issue names is written, every tool but
+    /// the move is withdrawn for the rest of the turn: what is left is to hand the work over
+    /// (a small model otherwise writes the same file again, or lists it as a folder).
+    fn note_written(&self, p: &mut Progress, call: &ToolCall) {
+        if call.name != Tool::WriteFile.name() {
+            return;
+        }
+        if let Some(path) = call.str_arg("path") {
+            p.written.push(path.to_string());
+        }
+        let files = self.shape.files;
+        if !files.is_empty() && files.iter().all(|f| p.written.contains(f)) {
+            for &tool in &self.shape.offered {
+                if tool != Tool::UpdateIssueStatus && !p.withdrawn.contains(&tool) {
+                    p.withdrawn.push(tool);
+                }
+            }
+        }
     }
 
     /// The issue left the status the turn works in: the seat made its move.
