@@ -326,7 +326,13 @@ fn record_writes_a_replay_file_that_replays_the_run() {
         .arg(&root)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&recorded)
         .unwrap()
         .lines()

@@ -59,11 +59,12 @@ pub(crate) async fn draw(
     let scratch_root = ctx.root.join(".orket").join("candidates").join(&ctx.run_id);
     let mut tried: Vec<Tried> = Vec::new();
     for n in 1..=count {
-        let prepared = Scratch::copy_of(ctx.workspace.root(), &scratch_root.join(n.to_string()))
-            .and_then(|scratch| {
-                let confinement = ctx.workspace.moved_to(scratch.path())?;
-                Ok((scratch, confinement))
-            });
+        // The turn's own folder: turns of the run draw candidates at the same time.
+        let folder = scratch_root.join(format!("{}-{n}", base.seq));
+        let prepared = Scratch::copy_of(ctx.workspace.root(), &folder).and_then(|scratch| {
+            let confinement = ctx.workspace.moved_to(scratch.path())?;
+            Ok((scratch, confinement))
+        });
         let (scratch, confinement) = match prepared {
             Ok(prepared) => prepared,
             Err(err) => {
@@ -177,7 +178,14 @@ impl Scratch {
         if path.exists() {
             fs::remove_dir_all(path)?;
         }
-        fs::create_dir_all(path)?;
+        if let Err(err) = fs::create_dir_all(path) {
+            // Another turn of the run may remove the run's folder, found empty, between the
+            // creation of the folder and of this one inside it: once more.
+            if err.kind() != io::ErrorKind::NotFound {
+                return Err(err);
+            }
+            fs::create_dir_all(path)?;
+        }
         let scratch = Scratch {
             path: path.to_path_buf(),
         };
