@@ -450,7 +450,12 @@ async fn a_profile_with_block_content_asks_for_the_file_apart_and_writes_its_fen
         "print(\"Hello, Orket!\")\n"
     );
     let turns = p.store.list_turns(&outcome.run_id).await.unwrap();
-    let first = &turns[0].turn;
+    // DEMO-1's developer turn (DEMO-3's runs beside it, in either order).
+    let first = &turns
+        .iter()
+        .find(|t| t.turn.issue_id == "DEMO-1" && !t.turn.review)
+        .unwrap()
+        .turn;
     let write = &first.steps[0];
     assert_eq!(
         write.call.as_ref().and_then(|c| c.str_arg("content")),
