@@ -111,11 +111,7 @@ impl RunAssets {
 
     /// The files issue `id` of the epic names (`files`); none for issues created in the run.
     pub fn issue_files(&self, id: &str) -> &[String] {
-        self.epic
-            .issues
-            .iter()
-            .find(|i| i.card.id == id)
-            .map_or(&[], |i| i.files.as_slice())
+        self.epic.issue(id).map_or(&[], |i| i.files.as_slice())
     }
 
     /// `process_rules.halt_on_violation`: the first gate refusal fails the run.

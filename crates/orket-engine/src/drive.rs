@@ -406,6 +406,7 @@ async fn finish(
     if status == RunStatus::Completed {
         crate::deploy::deploy_for_run(ctx).await?;
     }
+    crate::turn::candidates::clear_run_folder(ctx);
     let issues = ctx.recorder.store().list_issues(&ctx.build_id).await?;
     let mut changes = vec![Change::UpdateRun {
         id: ctx.run_id.clone(),

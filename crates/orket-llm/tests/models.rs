@@ -362,6 +362,7 @@ fn a_model_in_chunk_wheels_is_joined_in_order_and_checked() {
     let bytes: Vec<u8> = (0..10_000u32).flat_map(|i| i.to_le_bytes()).collect();
     let model = models::DemoModel {
         name: "fake",
+        turn_name: "fake",
         parts: chunk_wheels(&wheels, &bytes),
         file: "fake.gguf",
         sha256: Box::leak(sha256_hex(&bytes).into_boxed_str()),
@@ -398,6 +399,7 @@ fn a_corrupt_download_is_refused_and_nothing_is_kept() {
     let bytes = vec![7u8; 4096];
     let model = models::DemoModel {
         name: "fake",
+        turn_name: "fake",
         parts: chunk_wheels(&wheels, &bytes),
         file: "fake.gguf",
         sha256: "0000000000000000000000000000000000000000000000000000000000000000",

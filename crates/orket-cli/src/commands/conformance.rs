@@ -3,13 +3,17 @@
 //! turn is scored from the store: a legal call, the right tool for a direct ask, a review
 //! decided within the step budget, the epic completed.
 
-use crate::commands::demo::{demo_profile, write_demo, DEMO_PROFILES};
-use crate::commands::run::{demo_model_path, engine, provider, show_progress, ProviderArgs};
+use crate::commands::demo::write_demo;
+use crate::commands::run::{
+    demo_model_path, engine, known_demo_model, provider, show_progress, ProviderArgs,
+};
 use crate::project::Project;
 use anyhow::{bail, Context, Result};
+use orket_core::assets::Epic;
 use orket_core::tools::{is_known_tool, Tool, ToolResult};
 use orket_core::{RefusalCode, RunStatus, Status};
 use orket_engine::RunOptions;
+use orket_llm::models::demo_model;
 use orket_llm::parse_tool_calls;
 use orket_store::events::EventBus;
 use orket_store::TurnRecord;
@@ -60,13 +64,6 @@ impl Score {
         self.ok += usize::from(ok);
     }
 
-    fn plus(self, other: Score) -> Score {
-        Score {
-            ok: self.ok + other.ok,
-            of: self.of + other.of,
-        }
-    }
-
     fn show(self) -> String {
         if self.of == 0 {
             return "-".to_string();
@@ -93,8 +90,23 @@ pub struct StepScores {
     pub reviews_decided: Score,
 }
 
-/// Scores the turns of a run; `files` are the files each issue names.
-pub fn score_turns(turns: &[TurnRecord], files: &dyn Fn(&str) -> Vec<String>) -> StepScores {
+impl std::ops::AddAssign for Score {
+    fn add_assign(&mut self, other: Score) {
+        self.ok += other.ok;
+        self.of += other.of;
+    }
+}
+
+impl std::ops::AddAssign for StepScores {
+    fn add_assign(&mut self, other: StepScores) {
+        self.legal_calls += other.legal_calls;
+        self.right_tool += other.right_tool;
+        self.reviews_decided += other.reviews_decided;
+    }
+}
+
+/// Scores the turns of a run of `epic`.
+fn score_turns(turns: &[TurnRecord], epic: &Epic) -> StepScores {
     let mut scores = StepScores::default();
     for record in turns {
         let turn = &record.turn;
@@ -120,7 +132,7 @@ pub fn score_turns(turns: &[TurnRecord], files: &dyn Fn(&str) -> Vec<String>) ->
             scores.reviews_decided.add(decided);
             continue;
         }
-        let named = files(&turn.issue_id);
+        let named = epic.issue(&turn.issue_id).map_or(&[][..], |i| &i.files);
         if named.is_empty() {
             continue;
         }
@@ -189,22 +201,18 @@ pub async fn run(args: ConformanceArgs) -> Result<ExitCode> {
         .provider
         .get_or_insert_with(|| "embedded".to_string())
         .clone();
-    // The name the turns use, which picks the model's profile: a demo model's own profile,
-    // else the model as given.
-    let model_name = match demo_profile(&args.model) {
-        Ok(profile) => profile.to_string(),
-        Err(_) => args.model.clone(),
-    };
+    // A demo model's turns use its own name (which picks its profile); any other model is
+    // used as given.
+    let model_name = demo_model(&args.model)
+        .map_or(args.model.as_str(), |m| m.turn_name)
+        .to_string();
     if provider_name == "embedded" && provider_args.model_path.is_none() {
-        provider_args.model_path = Some(match Path::new(&args.model).is_file() {
-            true => PathBuf::from(&args.model),
-            false => demo_model_path(&args.model).with_context(|| {
-                let known: Vec<&str> = DEMO_PROFILES.iter().map(|(m, _)| *m).collect();
-                format!(
-                    "the embedded provider needs a demo model ({}) or a GGUF file",
-                    known.join(", ")
-                )
-            })?,
+        provider_args.model_path = Some(if Path::new(&args.model).is_file() {
+            PathBuf::from(&args.model)
+        } else {
+            let model = known_demo_model(&args.model)
+                .context("the embedded provider needs a demo model or a GGUF file")?;
+            demo_model_path(model)?
         });
     }
     let scratch = match &args.keep {
@@ -311,13 +319,6 @@ async fn run_once(
         issues_done.add(issue.status == Status::Done);
     }
     let turns = store.list_turns(&outcome.run_id).await?;
-    let files = |id: &str| -> Vec<String> {
-        epic.issues
-            .iter()
-            .find(|i| i.card.id == id)
-            .map(|i| i.files.clone())
-            .unwrap_or_default()
-    };
     Ok(RunScore {
         seed,
         run_id: outcome.run_id,
@@ -326,7 +327,7 @@ async fn run_once(
         issues_done,
         turns: turns.len(),
         minutes,
-        steps: score_turns(&turns, &files),
+        steps: score_turns(&turns, &epic),
     })
 }
 
@@ -336,11 +337,7 @@ fn summarize(model: String, provider: String, runs: Vec<RunScore>) -> Report {
     let mut steps = StepScores::default();
     for run in &runs {
         completed.add(run.completed);
-        steps = StepScores {
-            legal_calls: steps.legal_calls.plus(run.steps.legal_calls),
-            right_tool: steps.right_tool.plus(run.steps.right_tool),
-            reviews_decided: steps.reviews_decided.plus(run.steps.reviews_decided),
-        };
+        steps += run.steps;
     }
     Report {
         model,

@@ -1,7 +1,7 @@
 //! `orket demo`: the demo organization, written out if missing, and its epic run end to end
 //! by the embedded model (fetched on first use).
 
-use crate::commands::run::{demo_model_path, run_with, ProviderArgs, RunArgs};
+use crate::commands::run::{demo_model_path, known_demo_model, run_with, ProviderArgs, RunArgs};
 use crate::project::Project;
 use anyhow::{Context, Result};
 use std::path::Path;
@@ -91,28 +91,6 @@ pub struct DemoArgs {
     pub seed: Option<i64>,
 }
 
-/// The demo models `--model` offers, each with its profile in the demo's
-/// `model/core/models/` (the model name its turns use).
-pub const DEMO_PROFILES: &[(&str, &str)] = &[
-    ("smollm2", "smollm2-135m-instruct"),
-    ("gemma3-270m", "gemma3-270m"),
-];
-
-/// The profile name of the demo model `name`, or an error naming the known ones.
-pub fn demo_profile(name: &str) -> Result<&'static str> {
-    DEMO_PROFILES
-        .iter()
-        .find(|(model, _)| model.eq_ignore_ascii_case(name))
-        .map(|(_, profile)| *profile)
-        .with_context(|| {
-            let known: Vec<&str> = DEMO_PROFILES.iter().map(|(model, _)| *model).collect();
-            format!(
-                "no demo model is called '{name}' (known: {})",
-                known.join(", ")
-            )
-        })
-}
-
 /// Writes the demo organization under `root` where its files are missing (existing files,
 /// perhaps edited by the user, are kept). Returns how many files were written.
 pub fn write_demo(root: &Path) -> Result<usize> {
@@ -135,7 +113,7 @@ pub fn write_demo(root: &Path) -> Result<usize> {
 /// Runs the demo: organization in `root` (written if missing), model fetched if missing, the
 /// epic `hello_cli` from scratch with the embedded provider, then the board.
 pub async fn run(project: &Project, demo: DemoArgs) -> Result<ExitCode> {
-    let profile = demo_profile(&demo.model)?;
+    let model = known_demo_model(&demo.model)?;
     let written = write_demo(project.root())?;
     if written > 0 {
         println!(
@@ -147,7 +125,7 @@ pub async fn run(project: &Project, demo: DemoArgs) -> Result<ExitCode> {
         target: "hello_cli".to_string(),
         department: "core".to_string(),
         workspace: None,
-        model: Some(profile.to_string()),
+        model: Some(model.turn_name.to_string()),
         reset: true,
         concurrency: 1,
         max_iterations: 12,
@@ -160,7 +138,7 @@ pub async fn run(project: &Project, demo: DemoArgs) -> Result<ExitCode> {
             replay: None,
             replay_delay_ms: 0,
             record: None,
-            model_path: Some(demo_model_path(&demo.model)?),
+            model_path: Some(demo_model_path(model)?),
         },
     };
     // A small model may not finish the work: any defined outcome ends the demo well.

@@ -4,6 +4,7 @@ use crate::project::Project;
 use anyhow::{bail, Context, Result};
 use orket_core::Event;
 use orket_engine::{Engine, RunHandle, RunOptions, RunOutcome};
+use orket_llm::models::{demo_model, fetch, find_local, DemoModel, DEMO_MODELS};
 use orket_llm::{provider_by_name, Provider, RecordingProvider};
 use orket_store::events::EventBus;
 use orket_store::{EventRecord, SqliteStore, Store};
@@ -107,7 +108,7 @@ fn embedded_provider(args: &ProviderArgs) -> Result<Arc<dyn Provider>> {
     use orket_llm::embedded::{EmbeddedOptions, EmbeddedProvider};
     let path = match &args.model_path {
         Some(path) => path.clone(),
-        None => demo_model_path("smollm2")?,
+        None => demo_model_path(known_demo_model("smollm2")?)?,
     };
     // Status on stderr: stdout may be a report (`orket conformance --json`).
     eprintln!("Loading {} ...", path.display());
@@ -117,20 +118,19 @@ fn embedded_provider(args: &ProviderArgs) -> Result<Arc<dyn Provider>> {
     )?))
 }
 
-/// The GGUF file of the demo model `name` (`smollm2`, `gemma3-270m`) in the model cache,
-/// fetched once when it is missing.
-pub fn demo_model_path(name: &str) -> Result<PathBuf> {
-    use orket_llm::models::{demo_model, fetch, find_local};
-    let model = demo_model(name).with_context(|| {
-        let known: Vec<&str> = orket_llm::models::DEMO_MODELS
-            .iter()
-            .map(|m| m.name)
-            .collect();
+/// The demo model called `name` (`smollm2`, `gemma3-270m`), or an error naming the known ones.
+pub fn known_demo_model(name: &str) -> Result<&'static DemoModel> {
+    demo_model(name).with_context(|| {
+        let known: Vec<&str> = DEMO_MODELS.iter().map(|m| m.name).collect();
         format!(
             "no demo model is called '{name}' (known: {})",
             known.join(", ")
         )
-    })?;
+    })
+}
+
+/// The GGUF file of a demo model in the model cache, fetched once when it is missing.
+pub fn demo_model_path(model: &DemoModel) -> Result<PathBuf> {
     if let Some(path) = find_local(model.name) {
         return Ok(path);
     }

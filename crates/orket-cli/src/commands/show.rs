@@ -325,12 +325,15 @@ mod tests {
             ..TurnStep::new(n, Some(2))
         };
         record.turn.steps = vec![
-            step(
-                1,
-                json!({"name": "write_file", "args": {"path": "hello.py", "content": "x"}}),
-                json!({"ok": true, "path": "hello.py"}),
-                None,
-            ),
+            TurnStep {
+                content_reply: Some("```python\nx\n```".into()),
+                ..step(
+                    1,
+                    json!({"name": "write_file", "args": {"path": "hello.py", "content": "x"}}),
+                    json!({"ok": true, "path": "hello.py"}),
+                    None,
+                )
+            },
             step(
                 2,
                 json!({"name": "write_file", "args": {"path": "hello.py", "content": "x"}}),
@@ -356,7 +359,7 @@ mod tests {
             lines,
             [
                 "    candidates: #1 0/1 passed, #2 1/1 passed chosen",
-                "    step 1: write_file {\"path\":\"hello.py\",\"content\":\"x\"} → ok",
+                "    step 1: write_file {\"path\":\"hello.py\",\"content\":\"x\"} (content from a fenced block) → ok",
                 "    step 2: write_file {\"path\":\"hello.py\",\"content\":\"x\"} → corrected: Step 2 went wrong: write_file repeats the previous step's call exactly. Step 3: reply with one tool call: update_issue_status (status: code_review).",
                 "    step 3: no tool call → (no result)",
             ],

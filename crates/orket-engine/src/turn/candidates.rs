@@ -45,6 +45,24 @@ struct Tried {
     handed_over: bool,
 }
 
+/// The run's folder of candidate copies, `.orket/candidates/<run>`: each turn draws in its
+/// own `<turn seq>-<n>` inside it.
+fn run_folder(ctx: &RunCtx) -> std::path::PathBuf {
+    ctx.root.join(".orket").join("candidates").join(&ctx.run_id)
+}
+
+/// Removes the run's folder of candidate copies when the run ends (each copy is removed when
+/// its turn is done; a killed process may leave some behind). Turns of a run draw at the same
+/// time, so the folder is not removed while the run goes.
+pub(crate) fn clear_run_folder(ctx: &RunCtx) {
+    let folder = run_folder(ctx);
+    if let Err(err) = fs::remove_dir_all(&folder) {
+        if err.kind() != io::ErrorKind::NotFound {
+            tracing::warn!("cannot remove {}: {err}", folder.display());
+        }
+    }
+}
+
 /// Draws up to `count` candidates of `base`'s steps for `issue`, starting from `effects`;
 /// `None` when not even the first candidate's copy of the workspace could be made (the turn
 /// then works in the workspace itself).
@@ -56,7 +74,7 @@ pub(crate) async fn draw(
     seed: &(dyn Fn(u32, u32) -> Option<i64> + Sync),
     effects: &TurnEffects,
 ) -> StoreResult<Option<Drawn>> {
-    let scratch_root = ctx.root.join(".orket").join("candidates").join(&ctx.run_id);
+    let scratch_root = run_folder(ctx);
     let mut tried: Vec<Tried> = Vec::new();
     for n in 1..=count {
         // The turn's own folder: turns of the run draw candidates at the same time.
@@ -118,8 +136,6 @@ pub(crate) async fn draw(
             break;
         }
     }
-    // The candidates' copies are gone; so is the run's folder of them once empty.
-    let _ = fs::remove_dir(&scratch_root);
     if tried.is_empty() {
         return Ok(None);
     }
@@ -178,14 +194,7 @@ impl Scratch {
         if path.exists() {
             fs::remove_dir_all(path)?;
         }
-        if let Err(err) = fs::create_dir_all(path) {
-            // Another turn of the run may remove the run's folder, found empty, between the
-            // creation of the folder and of this one inside it: once more.
-            if err.kind() != io::ErrorKind::NotFound {
-                return Err(err);
-            }
-            fs::create_dir_all(path)?;
-        }
+        fs::create_dir_all(path)?;
         let scratch = Scratch {
             path: path.to_path_buf(),
         };

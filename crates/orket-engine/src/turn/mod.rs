@@ -9,7 +9,7 @@
 //! the store whole or not at all.
 
 pub(crate) mod act;
-mod candidates;
+pub(crate) mod candidates;
 pub(crate) mod effects;
 pub(crate) mod execute;
 mod failure;

@@ -379,8 +379,8 @@ impl Stepper<'_> {
         let files = self.shape.files;
         if !files.is_empty() && files.iter().all(|f| p.written.contains(f)) {
             for &tool in &self.shape.offered {
-                if tool != Tool::UpdateIssueStatus && !p.withdrawn.contains(&tool) {
-                    p.withdrawn.push(tool);
+                if tool != Tool::UpdateIssueStatus {
+                    withdraw_tool(p, tool);
                 }
             }
         }
@@ -485,9 +485,14 @@ fn window(messages: &[ChatMessage]) -> Vec<ChatMessage> {
 /// Withdraws the tool of `call` for the rest of the turn.
 fn withdraw(p: &mut Progress, call: &ToolCall) {
     if let Some(tool) = Tool::from_name(&call.name) {
-        if !p.withdrawn.contains(&tool) {
-            p.withdrawn.push(tool);
-        }
+        withdraw_tool(p, tool);
+    }
+}
+
+/// Withdraws `tool` for the rest of the turn.
+fn withdraw_tool(p: &mut Progress, tool: Tool) {
+    if !p.withdrawn.contains(&tool) {
+        p.withdrawn.push(tool);
     }
 }
 
