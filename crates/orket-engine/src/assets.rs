@@ -6,8 +6,8 @@
 use crate::error::EngineError;
 use crate::policy::{Policies, PolicyRegistry};
 use orket_core::assets::{
-    AssetError, AssetTree, Category, Dialect, Environment, Epic, IssueSpec, ModelProfile,
-    Organization, Role, Team, MODEL_FAMILIES,
+    AssetError, AssetTree, Category, Dialect, Environment, Epic, FileShape, IssueSpec,
+    ModelProfile, Organization, Role, Team, MODEL_FAMILIES,
 };
 use orket_core::INTEGRITY_GUARD;
 use orket_store::IssueRecord;
@@ -112,6 +112,11 @@ impl RunAssets {
     /// The files issue `id` of the epic names (`files`); none for issues created in the run.
     pub fn issue_files(&self, id: &str) -> &[String] {
         self.epic.issue(id).map_or(&[], |i| i.files.as_slice())
+    }
+
+    /// The shape issue `id` of the epic gives the file at `path` in its `files`, if any.
+    pub fn file_shape(&self, id: &str, path: &str) -> Option<FileShape> {
+        self.epic.issue(id)?.file_shapes.get(path).copied()
     }
 
     /// `process_rules.halt_on_violation`: the first gate refusal fails the run.

@@ -1,7 +1,7 @@
 //! The prompt compiler: the system message of a seat's turn (its sections in a fixed order)
 //! and the user message describing the issue.
 
-use orket_core::assets::{Dialect, Epic, Organization, Role};
+use orket_core::assets::{Dialect, Epic, FileShape, Organization, Role};
 use orket_core::lifecycle::allowed_targets;
 use orket_core::tools::Tool;
 use orket_core::turn::ChatMessage;
@@ -73,18 +73,31 @@ pub struct CompiledPrompt {
 /// The system message of a call that asks for a file's content apart: no tools, no JSON,
 /// only the file (see the model profile's `file_content: "block"`).
 const CONTENT_SYSTEM: &str = "You are a software engineer. You write one file of a small project. Reply with the file's complete content in one ``` block, nothing else.";
+/// The system message of a call that asks for a list file's items apart.
+const LIST_SYSTEM: &str = "You are a software engineer. You write one file of a small project.";
 
 /// The messages of a call that asks for the content of the file at `path`: the issue's own
 /// words (`brief`) and the ask, in a conversation of their own (a small model asked in the
-/// turn's conversation answers with another tool call).
-pub fn content_messages(brief: &str, path: &str) -> Vec<ChatMessage> {
-    let language = orket_llm::block_language(path);
-    vec![
-        ChatMessage::system(CONTENT_SYSTEM),
-        ChatMessage::user(format!(
-            "{brief}Reply with the complete content of {path} in one ```{language} block."
-        )),
-    ]
+/// turn's conversation answers with another tool call). A list file is asked for as its items
+/// (the call's reply is held to `orket_llm::list_schema`); any other file as one fenced block.
+pub fn content_messages(brief: &str, path: &str, shape: Option<FileShape>) -> Vec<ChatMessage> {
+    match shape {
+        Some(FileShape::List { items }) => vec![
+            ChatMessage::system(LIST_SYSTEM),
+            ChatMessage::user(format!(
+                "{brief}Reply with {{\"items\": [...]}}: the {items} items of {path}'s list."
+            )),
+        ],
+        None => {
+            let language = orket_llm::block_language(path);
+            vec![
+                ChatMessage::system(CONTENT_SYSTEM),
+                ChatMessage::user(format!(
+                    "{brief}Reply with the complete content of {path} in one ```{language} block."
+                )),
+            ]
+        }
+    }
 }
 
 fn section(out: &mut String, title: &str) {

@@ -410,6 +410,17 @@ async fn a_developer_turn_draws_candidates_and_keeps_the_first_that_passes_the_f
         .all(|t| t.turn.candidates.is_empty()));
 }
 
+/// Gives the demo's model a profile that asks for files' content apart.
+fn content_apart(root: &Path) {
+    let models = root.join("model/core/models");
+    std::fs::create_dir_all(&models).unwrap();
+    std::fs::write(
+        models.join("smollm2-135m-instruct.json"),
+        json!({"file_content": "block"}).to_string(),
+    )
+    .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_profile_with_block_content_asks_for_the_file_apart_and_writes_its_fenced_block() {
     let mut replies = vec![
@@ -436,20 +447,7 @@ async fn a_profile_with_block_content_asks_for_the_file_apart_and_writes_its_fen
     // A call that carries its content keeps it: no content call.
     replies.extend(write_and_review("DEMO-2", "README.md", "# r\n"));
     replies.extend(write_and_review("DEMO-3", "NOTES.md", "n\n"));
-    let (p, engine, _bus) = project_with(
-        &replies,
-        |root| {
-            let models = root.join("model/core/models");
-            std::fs::create_dir_all(&models).unwrap();
-            std::fs::write(
-                models.join("smollm2-135m-instruct.json"),
-                json!({"file_content": "block"}).to_string(),
-            )
-            .unwrap();
-        },
-        |_| {},
-    )
-    .await;
+    let (p, engine, _bus) = project_with(&replies, content_apart, |_| {}).await;
     let outcome = engine.run_card("hello_cli").await.unwrap().remove(0);
     assert_eq!(outcome.status, RunStatus::Completed, "{:?}", outcome.reason);
     assert_eq!(
@@ -485,6 +483,56 @@ async fn a_profile_with_block_content_asks_for_the_file_apart_and_writes_its_fen
     assert_eq!(settings["file_content"], "block");
     let readme = turns.iter().find(|t| t.turn.issue_id == "DEMO-2").unwrap();
     assert!(readme.turn.steps.iter().all(|s| s.content_reply.is_none()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_list_file_is_asked_for_as_its_items_and_written_one_line_each() {
+    // The demo's DEMO-3 names `{"path": "NOTES.md", "list": 3}`.
+    let mut replies = write_and_review("DEMO-1", "hello.py", "print(1)\n");
+    replies.extend(write_and_review("DEMO-2", "README.md", "# r\n"));
+    replies.extend([
+        reply(
+            "DEMO-3",
+            "coder",
+            json!({"tool_calls": [{"tool": "write_file", "args": {"path": "NOTES.md"}}]}),
+        ),
+        // The content call's reply: the list's items (a marker and a line break the model
+        // wrote itself are tidied).
+        json!({"issue_id": "DEMO-3", "role": "coder",
+               "content": r#"{"items": ["Greet by name", "- Add a --shout flag", "Say\ngoodbye"]}"#})
+        .to_string(),
+        reply(
+            "DEMO-3",
+            "coder",
+            json!({"tool_calls": [{"tool": "update_issue_status", "args": {"status": "code_review"}}]}),
+        ),
+        reply(
+            "DEMO-3",
+            "integrity_guard",
+            json!({"tool": "update_issue_status", "args": {"status": "done"}}),
+        ),
+    ]);
+    let (p, engine, _bus) = project_with(&replies, content_apart, |_| {}).await;
+    let outcome = engine.run_card("hello_cli").await.unwrap().remove(0);
+    assert_eq!(outcome.status, RunStatus::Completed, "{:?}", outcome.reason);
+    assert_eq!(
+        std::fs::read_to_string(p.root.join("workspace/hello_cli/NOTES.md")).unwrap(),
+        "- Greet by name\n- Add a --shout flag\n- Say goodbye\n"
+    );
+    let turns = p.store.list_turns(&outcome.run_id).await.unwrap();
+    let notes = &turns
+        .iter()
+        .find(|t| t.turn.issue_id == "DEMO-3" && !t.turn.review)
+        .unwrap()
+        .turn;
+    assert!(
+        notes.steps[0]
+            .content_reply
+            .as_deref()
+            .is_some_and(|r| r.starts_with(r#"{"items""#)),
+        "{:?}",
+        notes.steps[0]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,6 +1,9 @@
-//! A file's content from a free-text reply: what a model writes when asked for a file "in one
-//! fenced block". Small models write code this way far more reliably than as a JSON string,
-//! where the first unescaped quote ends the content.
+//! A file's content from a reply to a call that asked for it apart: a free-text reply's fenced
+//! block (what a model writes when asked for a file "in one fenced block": small models write
+//! code this way far more reliably than as a JSON string, where the first unescaped quote ends
+//! the content), or a list file's items, asked for as JSON held to their number.
+
+use serde_json::{json, Value};
 
 /// The content of the first fenced block of `reply` (the text between a line opening with
 /// three backticks, which may name a language, and the next line closing it, or the reply's
@@ -58,6 +61,52 @@ pub fn block_language(path: &str) -> &'static str {
     }
 }
 
+/// The schema of a reply that gives a list file's `items` items: `{"items": [...]}` with
+/// exactly that many strings of a few words to a line (a line break written into one is made a
+/// space by [`list_content`]).
+pub fn list_schema(items: u32) -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "items": {
+                "type": "array",
+                "items": {"type": "string", "minLength": 3, "maxLength": 160},
+                "minItems": items,
+                "maxItems": items,
+            }
+        },
+        "required": ["items"],
+        "additionalProperties": false,
+    })
+}
+
+/// A list file's content from a reply under [`list_schema`]: one `- ` line per item (a list
+/// marker the model wrote itself is not doubled, a line break in an item becomes a space,
+/// empty items are left out); `None` when the reply holds no `{"items": [...]}` of strings.
+pub fn list_content(reply: &str) -> Option<String> {
+    let items = crate::parse::json_values(reply)
+        .into_iter()
+        .find_map(|value| {
+            let items = value.get("items")?.as_array()?.clone();
+            items
+                .iter()
+                .map(|item| item.as_str().map(str::to_string))
+                .collect::<Option<Vec<String>>>()
+        })?;
+    let lines: Vec<String> = items
+        .iter()
+        .map(|item| {
+            let one_line = item.split_whitespace().collect::<Vec<_>>().join(" ");
+            one_line
+                .trim_start_matches(['-', '*', '+', ' '])
+                .to_string()
+        })
+        .filter(|item| !item.is_empty())
+        .map(|item| format!("- {item}\n"))
+        .collect();
+    (!lines.is_empty()).then(|| lines.concat())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,6 +135,25 @@ mod tests {
             fenced_block("```markdown\nRun `python3 hello.py` or ```x```\n```"),
             "Run `python3 hello.py` or ```x```\n"
         );
+    }
+
+    #[test]
+    fn a_list_reply_becomes_one_dash_line_per_item() {
+        let reply =
+            r#"{ "items": [ "Greet by name", "- Add a --shout flag", "Say\ngoodbye", " " ] }"#;
+        assert_eq!(
+            list_content(reply).as_deref(),
+            Some("- Greet by name\n- Add a --shout flag\n- Say goodbye\n")
+        );
+        assert_eq!(list_content("three ideas: a, b, c"), None);
+        assert_eq!(list_content(r#"{"items": [1, 2]}"#), None);
+    }
+
+    #[test]
+    fn the_list_schema_holds_the_count() {
+        let schema = list_schema(3);
+        assert_eq!(schema["properties"]["items"]["minItems"], 3);
+        assert_eq!(schema["properties"]["items"]["maxItems"], 3);
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub mod retry;
 pub mod schema;
 pub mod select;
 
-pub use block::{block_language, fenced_block};
+pub use block::{block_language, fenced_block, list_content, list_schema};
 pub use ollama::OllamaProvider;
 pub use openai::{OpenAiProvider, SchemaFormat};
 pub use orket_core::ToolCall;

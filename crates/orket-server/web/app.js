@@ -625,7 +625,7 @@
       h('span', { class: 'muted' }, `step ${step.n} `),
       h('code', { class: 'tool' }, call ? call.name : 'no tool call'),
       call && call.args !== undefined ? h('span', { class: 'args', title: compact(call.args, 2000) }, compact(call.args, 300)) : h('span'),
-      step.content_reply ? h('span', { class: 'muted small', title: compact(step.content_reply, 2000) }, ' (content from a fenced block) ') : null,
+      step.content_reply ? h('span', { class: 'muted small', title: compact(step.content_reply, 2000) }, ' (content asked for apart) ') : null,
       outcome);
   }
 

@@ -180,7 +180,7 @@ fn render_calls(out: &mut String, turn: &orket_store::NewTurn) {
 }
 
 /// `    step n: <call> <args> → <result>`, or what the step was corrected for; a content asked
-/// for apart adds `(content from a fenced block)`.
+/// for apart adds `(content asked for apart)`.
 fn render_step(step: &TurnStep) -> String {
     let call = match &step.call {
         Some(call) => format!("{}{}", call.name, render_args(call)),
@@ -195,7 +195,7 @@ fn render_step(step: &TurnStep) -> String {
         (None, None) => "(no result)".to_string(),
     };
     let apart = if step.content_reply.is_some() {
-        " (content from a fenced block)"
+        " (content asked for apart)"
     } else {
         ""
     };
@@ -359,7 +359,7 @@ mod tests {
             lines,
             [
                 "    candidates: #1 0/1 passed, #2 1/1 passed chosen",
-                "    step 1: write_file {\"path\":\"hello.py\",\"content\":\"x\"} (content from a fenced block) → ok",
+                "    step 1: write_file {\"path\":\"hello.py\",\"content\":\"x\"} (content asked for apart) → ok",
                 "    step 2: write_file {\"path\":\"hello.py\",\"content\":\"x\"} → corrected: Step 2 went wrong: write_file repeats the previous step's call exactly. Step 3: reply with one tool call: update_issue_status (status: code_review).",
                 "    step 3: no tool call → (no result)",
             ],

@@ -8,7 +8,7 @@ use crate::lifecycle::valid_statuses;
 use crate::priority::{json_kind, parse_priority};
 use crate::status::{normalize_name, CardKind, Status, WaitReason};
 use serde_json::{Map, Value};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::RangeInclusive;
 
 const CARD_KEYS: &[&str] = &[
@@ -629,13 +629,15 @@ fn issue(ctx: &mut Reader, value: &Value, path: &str, default_id: &str) -> Optio
         None | Some(Value::Null) => None,
         Some(v) => verification(ctx, v, &at(path, "verification")),
     };
+    let (files, file_shapes) = output_files(ctx, obj, path);
     Some(IssueSpec {
         card,
         seat,
         assignee: ctx.opt_str(obj, path, "assignee"),
         sprint: ctx.opt_str(obj, path, "sprint"),
         requirements: ctx.opt_text(obj, path, "requirements"),
-        files: output_files(ctx, obj, path),
+        files,
+        file_shapes,
         depends_on: ctx.str_list(obj, path, "depends_on", true),
         retry_count: u32::try_from(retry_count).unwrap_or(u32::MAX),
         max_retries: u32::try_from(max_retries).unwrap_or(u32::MAX),
@@ -645,11 +647,34 @@ fn issue(ctx: &mut Reader, value: &Value, path: &str, default_id: &str) -> Optio
 }
 
 /// An issue's `files`: relative paths inside the workspace, outside `verification/` (which
-/// agents may not write), each named once.
-fn output_files(ctx: &mut Reader, obj: &Map<String, Value>, path: &str) -> Vec<String> {
-    let files = ctx.str_list(obj, path, "files", true);
+/// agents may not write), each named once; an entry is a path, or `{"path": …, "list": N}`
+/// for a file that is a list of N items (see [`FileShape`]). The paths, and the shapes of
+/// those entries that give one.
+fn output_files(
+    ctx: &mut Reader,
+    obj: &Map<String, Value>,
+    path: &str,
+) -> (Vec<String>, BTreeMap<String, FileShape>) {
+    let p = at(path, "files");
+    let entries: Vec<(String, String, Option<FileShape>)> = match obj.get("files") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(file)) => vec![(p.clone(), file.clone(), None)],
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| {
+                let at = idx(&p, i);
+                file_entry(ctx, item, &at).map(|(file, shape)| (at, file, shape))
+            })
+            .collect(),
+        Some(other) => {
+            ctx.wrong_type(&p, "a list of paths", other);
+            Vec::new()
+        }
+    };
     let mut kept: Vec<String> = Vec::new();
-    for (i, file) in files.into_iter().enumerate() {
+    let mut shapes = BTreeMap::new();
+    for (at, file, shape) in entries {
         let normalized = file.trim_start_matches("./").to_string();
         let bad =
             if normalized.is_empty() || normalized.starts_with('/') || normalized.contains('\\') {
@@ -667,11 +692,44 @@ fn output_files(ctx: &mut Reader, obj: &Map<String, Value>, path: &str) -> Vec<S
                 None
             };
         match bad {
-            Some(why) => ctx.error(&idx(&at(path, "files"), i), format!("\"{file}\" {why}")),
-            None => kept.push(normalized),
+            Some(why) => ctx.error(&at, format!("\"{file}\" {why}")),
+            None => {
+                if let Some(shape) = shape {
+                    shapes.insert(normalized.clone(), shape);
+                }
+                kept.push(normalized);
+            }
         }
     }
-    kept
+    (kept, shapes)
+}
+
+/// One entry of an issue's `files`: its path, and its shape when it gives one.
+fn file_entry(ctx: &mut Reader, item: &Value, path: &str) -> Option<(String, Option<FileShape>)> {
+    let obj = match item {
+        Value::String(file) => return Some((file.clone(), None)),
+        Value::Object(obj) => obj,
+        other => {
+            ctx.wrong_type(path, "a path, or {\"path\": …, \"list\": N}", other);
+            return None;
+        }
+    };
+    ctx.unknown_keys(obj, path, &["path", "list"]);
+    let file = ctx.req_str(obj, path, "path")?;
+    let shape = match ctx.opt_u64(obj, path, "list") {
+        None => None,
+        Some(n) if (1..=u64::from(MAX_LIST_ITEMS)).contains(&n) => {
+            Some(FileShape::List { items: n as u32 })
+        }
+        Some(n) => {
+            ctx.error(
+                &at(path, "list"),
+                format!("{n} items: a list file has 1 to {MAX_LIST_ITEMS} items"),
+            );
+            None
+        }
+    };
+    Some((file, shape))
 }
 
 /// Reads an epic and its issues; checks ids, dependencies and cycles within the epic.

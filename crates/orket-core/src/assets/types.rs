@@ -4,6 +4,7 @@
 use crate::status::{normalize_name, Status, WaitReason};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 
 /// The default `architecture.idesign_threshold`: epics with more issues need iDesign.
@@ -345,6 +346,24 @@ pub struct Verification {
     pub last_run: Option<Value>,
 }
 
+/// What a file an issue names must hold, as its entry in the issue's `files` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileShape {
+    /// `{"path": "NOTES.md", "list": 3}`: a Markdown list of `items` items, one `- ` line
+    /// each. When a model profile asks for a file's content apart (`file_content: "block"`),
+    /// such a file is asked for as its items, a JSON list held to exactly that many, which the
+    /// engine writes one per line: a small model keeps to a count it cannot get wrong far
+    /// better than to "three lines, each starting with `- `" in free text.
+    List {
+        /// How many items.
+        items: u32,
+    },
+}
+
+/// The most items a list file (`FileShape::List`) may ask for.
+pub const MAX_LIST_ITEMS: u32 = 50;
+
 /// An issue as written in an epic file.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IssueSpec {
@@ -362,6 +381,9 @@ pub struct IssueSpec {
     /// The workspace files the issue is meant to write (relative paths). When set, a
     /// developer's steps may write only these, and a review is shown them.
     pub files: Vec<String>,
+    /// What some of those files must hold, when their entry in `files` says so
+    /// (`{"path": "NOTES.md", "list": 3}`), by path.
+    pub file_shapes: BTreeMap<String, FileShape>,
     /// The ids of issues that must be done first.
     pub depends_on: Vec<String>,
     /// Failed attempts so far.

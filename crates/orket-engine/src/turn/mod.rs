@@ -10,6 +10,7 @@
 
 pub(crate) mod act;
 pub(crate) mod candidates;
+mod content;
 pub(crate) mod effects;
 pub(crate) mod execute;
 mod failure;

@@ -5,9 +5,9 @@
 //! (no call, a refused call, a failed tool, a repeat, a move that is not legal now) is answered
 //! with a correction saying what happened and what is legal now.
 
-use crate::prompt::content_messages;
 use crate::run::RunCtx;
 use crate::turn::act::{act_one, CallOutcome, Rules, Violation};
+use crate::turn::content::{path_without_content, ContentAsk};
 use crate::turn::effects::TurnEffects;
 use crate::turn::execute::Executor;
 use crate::turn::shape::{is_look, Shape, StepState};
@@ -16,9 +16,7 @@ use orket_core::tools::{Tool, ToolResult};
 use orket_core::turn::{Candidate, ChatMessage, TurnStep};
 use orket_core::{Event, Status, ToolCall};
 use orket_governance::gate::Refusal;
-use orket_llm::{
-    fenced_block, parse_tool_calls, ModelReply, ModelRequest, Provider, ProviderError, Retrying,
-};
+use orket_llm::{parse_tool_calls, ModelReply, ModelRequest, Provider, ProviderError, Retrying};
 use orket_store::{NewEvent, StoreResult};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -230,9 +228,7 @@ impl Stepper<'_> {
     }
 
     /// When the step's call is a `write_file` without content (its schema left the content
-    /// out), asks the model for the file as free text and takes its fenced block as the
-    /// content: one more model call, unconstrained, with the step's seed and sampling, in a
-    /// conversation of its own (the turn's conversation keeps the reply as the model wrote it).
+    /// out), asks for the content apart (see `turn::content`) and puts it in the call.
     async fn ask_content(
         &self,
         request: &ModelRequest,
@@ -242,27 +238,18 @@ impl Stepper<'_> {
         let Some(call) = p.queue.front_mut() else {
             return Ok(());
         };
-        let path = match call.args.get("path").and_then(|v| v.as_str()) {
-            Some(path)
-                if call.name == Tool::WriteFile.name() && call.args.get("content").is_none() =>
-            {
-                path.to_string()
-            }
-            _ => return Ok(()),
+        let Some(path) = path_without_content(call) else {
+            return Ok(());
         };
-        let request = ModelRequest {
-            messages: content_messages(self.brief, &path),
-            tool_schema: None,
-            ..request.clone()
-        };
-        let (reply, retries) = call_model(self.ctx, &request).await;
+        let shape = self.ctx.assets.file_shape(self.shape.issue_id, &path);
+        let ask = ContentAsk::new(request, self.brief, &path, shape);
+        let (reply, retries) = call_model(self.ctx, &ask.request).await;
         p.out.retries.extend(retries);
         let reply: ModelReply = reply.map_err(|e| e.to_string())?;
         self.tally(&reply, step, &mut p.out);
-        call.args.insert(
-            "content".to_string(),
-            serde_json::Value::String(fenced_block(&reply.content)),
-        );
+        let content = ask.content(&reply.content);
+        call.args
+            .insert("content".to_string(), serde_json::Value::String(content));
         step.content_reply = Some(reply.content);
         Ok(())
     }
