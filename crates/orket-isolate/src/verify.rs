@@ -9,6 +9,7 @@
 //! (fixture outside `verification/`, missing fixture, non-zero exit, bad output, timeout,
 //! processes left holding its output) fails all scenarios with the reason.
 
+use crate::interpreter::{python, Installation, FIXTURE_PATH};
 use crate::landlock::{self, Access, Ruleset};
 use crate::process::{self, tail};
 use serde::{Deserialize, Serialize};
@@ -395,52 +396,26 @@ const SYSTEM_READ: [&str; 10] = [
 const DEVICES: [&str; 4] = ["/dev/null", "/dev/zero", "/dev/urandom", "/dev/random"];
 
 /// The Landlock ruleset of a fixture run (`Ok(None)` when the kernel has no Landlock): read the
-/// system, the Python installation (`<prefix>` of the interpreter, as named and as resolved,
-/// so a virtual environment's packages are readable too) and `workspace`; write `workdir` only.
-fn confinement(python: &Path, workspace: &Path, workdir: &Path) -> Result<Option<Ruleset>, String> {
+/// system, the interpreter's `installation` folders (see [`Installation::readable`]) and
+/// `workspace`; write `workdir` only.
+fn confinement(
+    installation: &[PathBuf],
+    workspace: &Path,
+    workdir: &Path,
+) -> Result<Option<Ruleset>, String> {
     let Some(abi) = landlock::abi() else {
         return Ok(None);
     };
-    let prefix = |exe: &Path| exe.parent().and_then(Path::parent).map(Path::to_path_buf);
     let mut paths: Vec<(PathBuf, Access)> = SYSTEM_READ
         .iter()
         .map(|p| (PathBuf::from(p), Access::Read))
         .collect();
-    paths.extend(prefix(python).map(|p| (p, Access::Read)));
-    if let Ok(real) = python.canonicalize() {
-        paths.extend(prefix(&real).map(|p| (p, Access::Read)));
-    }
+    paths.extend(installation.iter().map(|p| (p.clone(), Access::Read)));
     paths.extend(DEVICES.iter().map(|d| (PathBuf::from(d), Access::Device)));
     paths.push((workspace.to_path_buf(), Access::Read));
     paths.push((workdir.to_path_buf(), Access::ReadWrite));
     let borrowed: Vec<(&Path, Access)> = paths.iter().map(|(p, a)| (p.as_path(), *a)).collect();
     Ruleset::new(abi, &borrowed).map(Some)
-}
-
-/// The Python interpreter fixtures run with: `ORKET_VERIFY_PYTHON`, else the real executable
-/// behind `python3` on PATH (asked once, so wrappers like pyenv shims are not needed in the
-/// fixture's empty environment).
-fn python() -> Result<PathBuf, String> {
-    static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    PYTHON
-        .get_or_init(|| {
-            if let Some(p) = std::env::var_os("ORKET_VERIFY_PYTHON").filter(|p| !p.is_empty()) {
-                return Ok(PathBuf::from(p));
-            }
-            let out = Command::new("python3")
-                .args(["-c", "import sys; print(sys.executable)"])
-                .output()
-                .map_err(|e| format!("python3 is needed to run fixtures and was not found: {e}"))?;
-            let exe = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            if !out.status.success() || exe.is_empty() {
-                return Err(format!(
-                    "python3 did not report its executable: {}",
-                    tail(&String::from_utf8_lossy(&out.stderr), 300)
-                ));
-            }
-            Ok(PathBuf::from(exe))
-        })
-        .clone()
 }
 
 /// A result where every scenario failed for `reason`.
@@ -533,6 +508,11 @@ fn run_inner(workspace: &Path, verification: &Value, limits: &VerifyLimits) -> V
         Ok(p) => p,
         Err(e) => return refuse(e, false),
     };
+    // What of the interpreter a fixture may read; a run that would grant a secret is refused.
+    let readable = match Installation::of(&python).and_then(|i| i.readable(workspace)) {
+        Ok(r) => r,
+        Err(e) => return refuse(e, false),
+    };
     let workdir = match tempfile::Builder::new().prefix("orket-verify-").tempdir() {
         Ok(d) => d,
         Err(e) => {
@@ -540,7 +520,7 @@ fn run_inner(workspace: &Path, verification: &Value, limits: &VerifyLimits) -> V
         }
     };
     let network = network_isolation();
-    let (ruleset, landlock_refused) = match confinement(&python, workspace, workdir.path()) {
+    let (ruleset, landlock_refused) = match confinement(&readable, workspace, workdir.path()) {
         Ok(r) => (r, None),
         Err(e) => (None, Some(e)),
     };
@@ -603,7 +583,7 @@ fn run_inner(workspace: &Path, verification: &Value, limits: &VerifyLimits) -> V
         .arg(&runner)
         .current_dir(workdir.path())
         .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("PATH", FIXTURE_PATH)
         .env("HOME", workdir.path())
         .env("TMPDIR", workdir.path())
         .env("LANG", "C.UTF-8")

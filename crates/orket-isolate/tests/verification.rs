@@ -593,3 +593,50 @@ fn the_fixture_cannot_signal_processes_outside_it() {
     assert_eq!(counts(&r), (1, 0, 1), "{r:#?}");
     assert!(still_running, "the signal did not reach the process");
 }
+
+/// Fails under CI (a prerequisite missing there is a broken machine), else says why the test
+/// stops.
+fn missing(what: &str) -> bool {
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{what} is needed for this test under CI"
+    );
+    eprintln!("not run: {what}");
+    true
+}
+
+/// `/bin/python3` on a merged-/usr system: "the folder above the interpreter's folder" is `/`.
+/// The read set must come from what the interpreter reports of itself. (Sets
+/// `ORKET_VERIFY_PYTHON`; any test of this binary that runs after it in the same process uses
+/// the same, valid, interpreter.)
+#[test]
+fn an_interpreter_in_slash_bin_reads_its_installation_not_the_filesystem() {
+    let python = Path::new("/bin/python3");
+    if !python.exists() && missing("/bin/python3") {
+        return;
+    }
+    if landlock::abi().is_none() && missing("Landlock") {
+        return;
+    }
+    std::env::set_var("ORKET_VERIFY_PYTHON", python);
+    let (root, ws) = project_with_fixture(TRY_FIXTURE);
+    let orket_environ = format!("/proc/{}/environ", std::process::id());
+    let scenarios = json!([
+        {"id": "code", "input_data": null, "expected_output": 5},
+        {"id": "secret", "input_data": {"path": root.path().join(".env")}, "expected_output": "denied"},
+        {"id": "secret", "input_data": {"path": orket_environ}, "expected_output": "denied"},
+        {"id": "shadow", "input_data": {"path": "/etc/shadow"}, "expected_output": "denied"},
+        {"id": "home", "input_data": {"path": "/"}, "expected_output": "denied"},
+        {"id": "home", "input_data": {"path": root.path()}, "expected_output": "denied"}
+    ]);
+    let r = run(&ws, &block("verification/test_fs.py", scenarios));
+    let outcomes: Vec<(String, Value)> = r
+        .results
+        .iter()
+        .map(|s| (s.id.clone(), s.actual_output.clone()))
+        .collect();
+    assert_eq!(counts(&r), (6, 0, 6), "{outcomes:?}");
+    let isolation = r.isolation.unwrap();
+    assert_eq!(isolation.filesystem, FilesystemIsolation::Landlock);
+    assert!(!isolation.weaker, "{isolation:?}");
+}

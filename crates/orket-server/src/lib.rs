@@ -17,6 +17,7 @@ pub mod auth;
 pub mod chat;
 pub mod error;
 pub mod files;
+mod listen;
 pub mod openapi;
 pub mod origin;
 pub mod reference;
@@ -43,6 +44,8 @@ use std::time::Duration;
 
 /// The largest request body accepted (larger → 413).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+pub use listen::ServeLimits;
 
 /// The model provider a run asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,6 +86,8 @@ pub struct ServerConfig {
     pub default_provider: Option<String>,
     /// Events a WebSocket client may fall behind before it is told it lagged.
     pub bus_capacity: usize,
+    /// Timeouts and the connection cap of [`serve`].
+    pub limits: ServeLimits,
 }
 
 impl ServerConfig {
@@ -97,6 +102,7 @@ impl ServerConfig {
             providers: default_providers(),
             default_provider: None,
             bus_capacity: DEFAULT_BUS_CAPACITY,
+            limits: ServeLimits::default(),
         }
     }
 
@@ -227,8 +233,9 @@ fn is_loopback(ip: &IpAddr) -> bool {
 /// How long [`serve`] waits, after `shutdown`, for the halted runs to stop.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Serves `state` on `listener` until `shutdown` completes; then halts the runs executing in
-/// this server and waits up to [`SHUTDOWN_GRACE`] for them to stop at a turn boundary.
+/// Serves `state` on `listener`, within the configuration's [`ServeLimits`], until `shutdown`
+/// completes; then halts the runs executing in this server and waits up to [`SHUTDOWN_GRACE`]
+/// for the connections in flight to finish and the runs to stop at a turn boundary.
 pub async fn serve(
     state: AppState,
     listener: tokio::net::TcpListener,
@@ -242,12 +249,18 @@ pub async fn serve(
             tracing::info!("shutting down: halting {runs} run(s)");
         }
     };
-    let served = axum::serve(listener, router(state.clone()))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let limits = state.config().limits;
+    listen::serve_connections(
+        listener,
+        router(state.clone()),
+        limits,
+        shutdown,
+        SHUTDOWN_GRACE,
+    )
+    .await;
     state.halt_all();
     wait_for_runs(&state, SHUTDOWN_GRACE).await;
-    served
+    Ok(())
 }
 
 /// Waits until no run executes in this server, or `grace` has passed; true when none does.
@@ -266,12 +279,27 @@ pub async fn wait_for_runs(state: &AppState, grace: Duration) -> bool {
     true
 }
 
+/// Why a body could not be read: 408 when it stalled past [`ServeLimits::body_timeout`]
+/// (tower-http's body timeout), else axum's own status and words (413 past the size limit).
+fn body_error(rejection: BytesRejection) -> ApiError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&rejection);
+    while let Some(error) = cause {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return ApiError::new(
+                axum::http::StatusCode::REQUEST_TIMEOUT,
+                "the request body stopped arriving before it was complete",
+            );
+        }
+        cause = error.source();
+    }
+    ApiError::new(rejection.status(), rejection.body_text())
+}
+
 /// A JSON body, or 400 naming what is wrong (413 past the size limit).
 pub(crate) fn parse_body<T: DeserializeOwned>(
     body: Result<axum::body::Bytes, BytesRejection>,
 ) -> ApiResult<T> {
-    let bytes =
-        body.map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))?;
+    let bytes = body.map_err(body_error)?;
     serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))
 }
 
@@ -279,8 +307,7 @@ pub(crate) fn parse_body<T: DeserializeOwned>(
 pub(crate) fn body_value(
     body: Result<axum::body::Bytes, BytesRejection>,
 ) -> ApiResult<serde_json::Value> {
-    let bytes =
-        body.map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))?;
+    let bytes = body.map_err(body_error)?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(serde_json::Value::Null);
     }

@@ -11,7 +11,7 @@ pub fn reference_md() -> String {
     use std::fmt::Write;
     let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
     let mut out = String::from(
-        "<!-- Generated from the code by `ORKET_WRITE_DOCS=1 cargo test`; do not edit by hand. -->\n\n# HTTP API\n\n`orket serve` answers on `http://127.0.0.1:8082/` by default. With `ORKET_API_KEY` set, every `/v1` and `/ws` route needs the header `X-API-Key` (the WebSocket also takes `?api_key=`): missing → 401, wrong → 403. Errors are `{\"error\": \"...\"}` naming the field, file or id; bodies over 1 MiB → 413. `GET /openapi.json` serves the machine-readable document this page is made from; `crates/orket-server/API.md` gives the JSON shapes.\n",
+        "<!-- Generated from the code by `ORKET_WRITE_DOCS=1 cargo test`; do not edit by hand. -->\n\n# HTTP API\n\n`orket serve` answers on `http://127.0.0.1:8082/` by default. With `ORKET_API_KEY` set, every `/v1` and `/ws` route needs the header `X-API-Key` (the WebSocket also takes `?api_key=`): missing → 401, wrong → 403. Errors are `{\"error\": \"...\"}` naming the field, file or id; bodies over 1 MiB → 413 (at once when `Content-Length` says so), a body that stops arriving for 30 s → 408; a connection that takes over 10 s to send a request's headers (or to start its next request) is closed, and at most 256 connections are served at once. `GET /openapi.json` serves the machine-readable document this page is made from; `crates/orket-server/API.md` gives the JSON shapes.\n",
     );
     for route in crate::routes::table() {
         let method = route.method.as_str().to_lowercase();

@@ -8,9 +8,11 @@ use crate::{
 };
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, HeaderValue, Method};
+use axum::response::IntoResponse;
 use axum::routing::{get, post, MethodRouter};
 use axum::{middleware, Router};
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
 /// One route: method, path (axum and OpenAPI share the `{param}` syntax) and handler.
 pub struct Route {
@@ -93,8 +95,12 @@ pub fn build(state: AppState) -> Router {
             open = open.route(r.path, r.handler);
         }
     }
-    // Layers run outside in: the origin check first, then the key.
+    // Layers run outside in: the origin check first, then the key, then the body's timeout
+    // (innermost, so the origin check still sees whether the body is empty).
     let guarded = guarded
+        .route_layer(RequestBodyTimeoutLayer::new(
+            state.config().limits.body_timeout,
+        ))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,
@@ -113,6 +119,7 @@ pub fn build(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(refuse_oversized_bodies))
         .with_state(state.clone());
     let origins: Vec<HeaderValue> = state
         .config()
@@ -132,4 +139,27 @@ pub fn build(state: AppState) -> Router {
         );
     }
     app
+}
+
+/// 413 at once for a request whose `Content-Length` is over [`MAX_BODY_BYTES`], before its body
+/// is read (axum's limit counts the bytes as they arrive, so a client that declares 100 GB and
+/// sends two bytes would be waited for). tower-http's `RequestBodyLimitLayer` does the same
+/// with a bare body; the API's errors are JSON.
+async fn refuse_oversized_bodies(
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u128>().ok());
+    match declared {
+        Some(length) if length > MAX_BODY_BYTES as u128 => ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is {length} bytes; at most {MAX_BODY_BYTES} are accepted"),
+        )
+        .into_response(),
+        _ => next.run(request).await,
+    }
 }
