@@ -73,6 +73,7 @@ impl From<ApprovalRecord> for ApprovalView {
 
 /// `?run_id=`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ApprovalQuery {
     /// Only this run's approvals.
     pub run_id: Option<String>,

@@ -25,6 +25,7 @@ const MAX_ENTRIES: usize = 1000;
 
 /// `?path=`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PathQuery {
     /// A path relative to the project root (`model/core/epics`); empty lists the top folders.
     #[serde(default)]

@@ -4,6 +4,7 @@
 use crate::{approvals, chat, files, runs, sandboxes, system, web, ws};
 use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::Response;
 use utoipa::{Modify, OpenApi};
 
 /// The document.
@@ -24,7 +25,20 @@ use utoipa::{Modify, OpenApi};
 )]
 pub struct ApiDoc;
 
-/// Declares the `X-API-Key` scheme and puts it on every `/v1` and `/ws` operation.
+/// What the guard of a `/v1` or `/ws` route answers before its handler runs.
+const GUARD_ANSWERS: [(&str, &str); 2] = [
+    (
+        "401",
+        "the X-API-Key header is missing (the server has ORKET_API_KEY)",
+    ),
+    (
+        "403",
+        "the key is wrong, or the request is cross-site (Origin, Host or Content-Type refused)",
+    ),
+];
+
+/// Declares the `X-API-Key` scheme and puts it on every `/v1` and `/ws` operation, with the
+/// answers the key check and the origin check give there (401, 403).
 struct KeyScheme;
 
 impl Modify for KeyScheme {
@@ -44,6 +58,13 @@ impl Modify for KeyScheme {
                     "api_key",
                     Vec::<String>::new(),
                 )]);
+                for (status, why) in GUARD_ANSWERS {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| Response::new(why).into());
+                }
             }
         }
     }

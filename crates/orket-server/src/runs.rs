@@ -194,6 +194,7 @@ pub struct Halting {
 
 /// `?limit=`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// How many runs (default 50, at most 1000).
     pub limit: Option<i64>,

@@ -55,6 +55,7 @@ pub async fn stop(
 
 /// `?tail=`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogsQuery {
     /// How many last lines (default 200, at most 10000).
     pub tail: Option<usize>,
@@ -84,8 +85,11 @@ pub async fn logs(
 
 /// `?name=&dept=&model=`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PreviewQuery {
     /// An epic or rock name, or an issue id.
+    // Required: an `Option` only so that a missing one gets this API's own 400 naming it.
+    #[param(required = true, min_length = 1)]
     pub name: Option<String>,
     /// The department (`core`).
     pub dept: Option<String>,

@@ -67,6 +67,7 @@ pub struct Calendar {
 
 /// `?dept=`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeptQuery {
     /// One department instead of all.
     pub dept: Option<String>,

@@ -12,7 +12,12 @@ const STYLE_CSS: &str = include_str!("../web/style.css");
 #[utoipa::path(get, path = "/", responses((status = 200, description = "the board page", content_type = "text/html")))]
 pub async fn index() -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            // The board may not be framed by another site (clickjacking its buttons).
+            (header::CONTENT_SECURITY_POLICY, "frame-ancestors 'none'"),
+            (header::X_FRAME_OPTIONS, "DENY"),
+        ],
         INDEX_HTML,
     )
 }

@@ -16,6 +16,7 @@ use utoipa::IntoParams;
 
 /// `?run_id=` (and `?api_key=`, read by the key check).
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// Only this run's events.
     pub run_id: Option<String>,

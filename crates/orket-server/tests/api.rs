@@ -68,14 +68,32 @@ async fn openapi_document_lists_exactly_the_routes() {
         }
     }
     assert_eq!(routes, documented);
-    // Exactly the routes behind the key declare it.
+    // Exactly the routes behind the key declare it, and what its check answers.
     for (method, path) in &documented {
-        let security = &doc["paths"][path][method]["security"];
+        let operation = &doc["paths"][path][method];
+        let security = &operation["security"];
         assert_eq!(
             security.is_array(),
             needs_key(path),
             "{method} {path}: {security}"
         );
+        // A path parameter is one the path names; the rest are in the query.
+        for param in operation["parameters"].as_array().into_iter().flatten() {
+            let name = param["name"].as_str().unwrap();
+            assert_eq!(
+                param["in"] == "path",
+                path.contains(&format!("{{{name}}}")),
+                "{method} {path}: {param}"
+            );
+        }
+        for status in ["401", "403"] {
+            assert_eq!(
+                operation["responses"][status].is_object(),
+                needs_key(path),
+                "{method} {path}: {status} in {}",
+                operation["responses"]
+            );
+        }
     }
     assert_eq!(
         doc["components"]["securitySchemes"]["api_key"],
@@ -163,6 +181,12 @@ async fn the_board_page_is_static_and_public() {
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{uri}");
+        if uri == "/" {
+            // Not to be framed by another site.
+            let headers = response.headers();
+            assert_eq!(headers["content-security-policy"], "frame-ancestors 'none'");
+            assert_eq!(headers["x-frame-options"], "DENY");
+        }
         let content_type = response.headers()["content-type"].to_str().unwrap();
         assert!(content_type.starts_with(kind), "{uri}: {content_type}");
         let file = uri.trim_start_matches('/');
