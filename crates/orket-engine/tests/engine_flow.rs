@@ -387,12 +387,7 @@ async fn a_developer_turn_draws_candidates_and_keeps_the_first_that_passes_the_f
     );
     assert_eq!(stored(&p, "DEMO-1").await.status, Status::Done);
     let turns = p.store.list_turns(&outcome.run_id).await.unwrap();
-    // DEMO-1's first turn (DEMO-3's runs beside it, in either order).
-    let first = &turns
-        .iter()
-        .find(|t| t.turn.issue_id == "DEMO-1")
-        .unwrap()
-        .turn;
+    let first = developer_turn(&turns, "DEMO-1");
     let drawn: Vec<(u32, bool, usize, usize, bool)> = first
         .candidates
         .iter()
@@ -410,6 +405,41 @@ async fn a_developer_turn_draws_candidates_and_keeps_the_first_that_passes_the_f
         .all(|t| t.turn.candidates.is_empty()));
 }
 
+/// A developer who names `path` only, the reply of the call that asks for its content, the
+/// hand-over, and the review's `done`.
+fn write_apart_and_review(issue: &str, path: &str, content_reply: &str) -> Vec<String> {
+    vec![
+        reply(
+            issue,
+            "coder",
+            json!({"tool_calls": [{"tool": "write_file", "args": {"path": path}}]}),
+        ),
+        json!({"issue_id": issue, "role": "coder", "content": content_reply}).to_string(),
+        reply(
+            issue,
+            "coder",
+            json!({"tool_calls": [{"tool": "update_issue_status", "args": {"status": "code_review"}}]}),
+        ),
+        reply(
+            issue,
+            "integrity_guard",
+            json!({"tool": "update_issue_status", "args": {"status": "done"}}),
+        ),
+    ]
+}
+
+/// The developer turn of `issue` (turns of issues drawn at once commit in either order).
+fn developer_turn<'a>(
+    turns: &'a [orket_store::TurnRecord],
+    issue: &str,
+) -> &'a orket_store::NewTurn {
+    &turns
+        .iter()
+        .find(|t| t.turn.issue_id == issue && !t.turn.review)
+        .unwrap_or_else(|| panic!("no developer turn of {issue}"))
+        .turn
+}
+
 /// Gives the demo's model a profile that asks for files' content apart.
 fn content_apart(root: &Path) {
     let models = root.join("model/core/models");
@@ -423,27 +453,12 @@ fn content_apart(root: &Path) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_profile_with_block_content_asks_for_the_file_apart_and_writes_its_fenced_block() {
-    let mut replies = vec![
-        reply(
-            "DEMO-1",
-            "coder",
-            json!({"tool_calls": [{"tool": "write_file", "args": {"path": "hello.py"}}]}),
-        ),
-        // The content call's reply: free text with the file in a fenced block.
-        json!({"issue_id": "DEMO-1", "role": "coder",
-               "content": "Here it is:\n```python\nprint(\"Hello, Orket!\")\n```\nIt greets."})
-        .to_string(),
-        reply(
-            "DEMO-1",
-            "coder",
-            json!({"tool_calls": [{"tool": "update_issue_status", "args": {"status": "code_review"}}]}),
-        ),
-        reply(
-            "DEMO-1",
-            "integrity_guard",
-            json!({"tool": "update_issue_status", "args": {"status": "done"}}),
-        ),
-    ];
+    // The content call's reply: free text with the file in a fenced block.
+    let mut replies = write_apart_and_review(
+        "DEMO-1",
+        "hello.py",
+        "Here it is:\n```python\nprint(\"Hello, Orket!\")\n```\nIt greets.",
+    );
     // A call that carries its content keeps it: no content call.
     replies.extend(write_and_review("DEMO-2", "README.md", "# r\n"));
     replies.extend(write_and_review("DEMO-3", "NOTES.md", "n\n"));
@@ -456,11 +471,7 @@ async fn a_profile_with_block_content_asks_for_the_file_apart_and_writes_its_fen
     );
     let turns = p.store.list_turns(&outcome.run_id).await.unwrap();
     // DEMO-1's developer turn (DEMO-3's runs beside it, in either order).
-    let first = &turns
-        .iter()
-        .find(|t| t.turn.issue_id == "DEMO-1" && !t.turn.review)
-        .unwrap()
-        .turn;
+    let first = developer_turn(&turns, "DEMO-1");
     let write = &first.steps[0];
     assert_eq!(
         write.call.as_ref().and_then(|c| c.str_arg("content")),
@@ -490,28 +501,13 @@ async fn a_list_file_is_asked_for_as_its_items_and_written_one_line_each() {
     // The demo's DEMO-3 names `{"path": "NOTES.md", "list": 3}`.
     let mut replies = write_and_review("DEMO-1", "hello.py", "print(1)\n");
     replies.extend(write_and_review("DEMO-2", "README.md", "# r\n"));
-    replies.extend([
-        reply(
-            "DEMO-3",
-            "coder",
-            json!({"tool_calls": [{"tool": "write_file", "args": {"path": "NOTES.md"}}]}),
-        ),
-        // The content call's reply: the list's items (a marker and a line break the model
-        // wrote itself are tidied).
-        json!({"issue_id": "DEMO-3", "role": "coder",
-               "content": r#"{"items": ["Greet by name", "- Add a --shout flag", "Say\ngoodbye"]}"#})
-        .to_string(),
-        reply(
-            "DEMO-3",
-            "coder",
-            json!({"tool_calls": [{"tool": "update_issue_status", "args": {"status": "code_review"}}]}),
-        ),
-        reply(
-            "DEMO-3",
-            "integrity_guard",
-            json!({"tool": "update_issue_status", "args": {"status": "done"}}),
-        ),
-    ]);
+    // The content call's reply: the list's items (a marker and a line break the model wrote
+    // itself are tidied).
+    replies.extend(write_apart_and_review(
+        "DEMO-3",
+        "NOTES.md",
+        r#"{"items": ["Greet by name", "- Add a --shout flag", "Say\ngoodbye"]}"#,
+    ));
     let (p, engine, _bus) = project_with(&replies, content_apart, |_| {}).await;
     let outcome = engine.run_card("hello_cli").await.unwrap().remove(0);
     assert_eq!(outcome.status, RunStatus::Completed, "{:?}", outcome.reason);
@@ -520,11 +516,7 @@ async fn a_list_file_is_asked_for_as_its_items_and_written_one_line_each() {
         "- Greet by name\n- Add a --shout flag\n- Say goodbye\n"
     );
     let turns = p.store.list_turns(&outcome.run_id).await.unwrap();
-    let notes = &turns
-        .iter()
-        .find(|t| t.turn.issue_id == "DEMO-3" && !t.turn.review)
-        .unwrap()
-        .turn;
+    let notes = developer_turn(&turns, "DEMO-3");
     assert!(
         notes.steps[0]
             .content_reply

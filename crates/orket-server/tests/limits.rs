@@ -53,6 +53,26 @@ async fn status_line(stream: &mut TcpStream) -> String {
     String::from_utf8_lossy(&out).trim().to_string()
 }
 
+/// A connection that has sent `text`.
+async fn sent(addr: SocketAddr, text: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(text.as_bytes()).await.unwrap();
+    stream
+}
+
+/// A whole `GET /health`.
+fn health() -> String {
+    format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Api-Key: {KEY}\r\n\r\n")
+}
+
+/// A `POST /v1/system/save` that declares `length` body bytes and sends `body`.
+fn save(length: u64, body: &str) -> String {
+    format!(
+        "POST /v1/system/save HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Api-Key: {KEY}\r\n\
+         Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n{body}"
+    )
+}
+
 fn limits(header_secs: u64, body_secs: u64, max_connections: usize) -> ServeLimits {
     ServeLimits {
         header_timeout: Duration::from_secs(header_secs),
@@ -66,12 +86,7 @@ async fn connections_that_send_half_a_header_are_closed_and_others_are_served() 
     let (_p, addr) = listen(limits(1, 30, 256)).await;
     let mut slow = Vec::new();
     for _ in 0..100 {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
-        stream
-            .write_all(b"GET /v1/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Api-")
-            .await
-            .unwrap();
-        slow.push(stream);
+        slow.push(sent(addr, "GET /v1/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Api-").await);
     }
     // A client that sends nothing at all is closed too.
     slow.push(TcpStream::connect(addr).await.unwrap());
@@ -82,45 +97,21 @@ async fn connections_that_send_half_a_header_are_closed_and_others_are_served() 
             "{answer}"
         );
     }
-    let mut ok = TcpStream::connect(addr).await.unwrap();
-    ok.write_all(
-        format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Api-Key: {KEY}\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
+    let mut ok = sent(addr, &health()).await;
     assert_eq!(status_line(&mut ok).await, "HTTP/1.1 200 OK");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_declared_body_over_the_cap_is_413_at_once_and_a_stalled_body_408() {
     let (_p, addr) = listen(limits(30, 1, 256)).await;
-    let mut huge = TcpStream::connect(addr).await.unwrap();
-    huge.write_all(
-        format!(
-            "POST /v1/system/save HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Api-Key: {KEY}\r\n\
-             Content-Type: application/json\r\nContent-Length: 99999999999\r\n\r\n{{}}"
-        )
-        .as_bytes(),
-    )
-    .await
-    .unwrap();
+    let mut huge = sent(addr, &save(99_999_999_999, "{}")).await;
     assert_eq!(
         status_line(&mut huge).await,
         "HTTP/1.1 413 Payload Too Large"
     );
     assert!(until_closed(&mut huge).await.contains("at most 1048576"));
 
-    let mut stalled = TcpStream::connect(addr).await.unwrap();
-    stalled
-        .write_all(
-            format!(
-                "POST /v1/system/save HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Api-Key: {KEY}\r\n\
-                 Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\""
-            )
-            .as_bytes(),
-        )
-        .await
-        .unwrap();
+    let mut stalled = sent(addr, &save(100, "{\"")).await;
     assert_eq!(
         status_line(&mut stalled).await,
         "HTTP/1.1 408 Request Timeout"
@@ -135,14 +126,7 @@ async fn connections_past_the_cap_wait_for_a_free_one() {
     let (_p, addr) = listen(limits(60, 30, 2)).await;
     let first = TcpStream::connect(addr).await.unwrap();
     let _second = TcpStream::connect(addr).await.unwrap();
-    let mut third = TcpStream::connect(addr).await.unwrap();
-    third
-        .write_all(
-            format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Api-Key: {KEY}\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .unwrap();
+    let mut third = sent(addr, &health()).await;
     // Both slots are held: no answer while they are.
     let mut byte = [0u8; 1];
     let early = tokio::time::timeout(Duration::from_millis(500), third.read(&mut byte)).await;

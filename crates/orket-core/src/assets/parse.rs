@@ -341,32 +341,20 @@ pub(crate) fn model_profile(ctx: &mut Reader, value: &Value, stem: &str) -> Opti
         }
         ok
     });
-    let seed_policy = ctx
-        .opt_str(obj, "", "seed_policy")
-        .and_then(|raw| match raw.as_str() {
-            "fixed" => Some(SeedPolicy::Fixed),
-            "per_call" => Some(SeedPolicy::PerCall),
-            _ => {
-                ctx.error(
-                    "seed_policy",
-                    format!("unknown seed policy \"{raw}\" (expected \"fixed\" or \"per_call\")"),
-                );
-                None
-            }
-        });
-    let file_content = ctx
-        .opt_str(obj, "", "file_content")
-        .and_then(|raw| match raw.as_str() {
-            "json" => Some(FileContent::Json),
-            "block" => Some(FileContent::Block),
-            _ => {
-                ctx.error(
-                    "file_content",
-                    format!("unknown file content form \"{raw}\" (expected \"json\" or \"block\")"),
-                );
-                None
-            }
-        });
+    let seed_policy = ctx.opt_choice(
+        obj,
+        "",
+        "seed_policy",
+        "seed policy",
+        &["fixed", "per_call"],
+    );
+    let file_content = ctx.opt_choice(
+        obj,
+        "",
+        "file_content",
+        "file content form",
+        &["json", "block"],
+    );
     Some(ModelProfile {
         name: ctx
             .opt_str(obj, "", "name")

@@ -55,6 +55,33 @@ impl Reader {
         }
     }
 
+    /// An optional string field naming one of `choices`, the wire names of `T` (an enum that
+    /// deserializes from them); another name is an error naming them all.
+    pub fn opt_choice<T: serde::de::DeserializeOwned>(
+        &mut self,
+        obj: &Map<String, Value>,
+        path: &str,
+        key: &str,
+        noun: &str,
+        choices: &[&str],
+    ) -> Option<T> {
+        let raw = self.opt_str(obj, path, key)?;
+        match serde_json::from_value(Value::String(raw.clone())) {
+            Ok(value) if choices.contains(&raw.as_str()) => Some(value),
+            _ => {
+                let expected: Vec<String> = choices.iter().map(|c| format!("\"{c}\"")).collect();
+                self.error(
+                    &at(path, key),
+                    format!(
+                        "unknown {noun} \"{raw}\" (expected {})",
+                        expected.join(" or ")
+                    ),
+                );
+                None
+            }
+        }
+    }
+
     /// A required, non-empty string field; reports it when missing.
     pub fn req_str(&mut self, obj: &Map<String, Value>, path: &str, key: &str) -> Option<String> {
         let present = obj.get(key).is_some_and(|v| !v.is_null());
