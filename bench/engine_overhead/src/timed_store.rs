@@ -130,6 +130,11 @@ impl Store for TimedStore {
             .await
     }
 
+    async fn ledger_head(&self, run_id: &str) -> StoreResult<Option<String>> {
+        self.timed("ledger_head", self.inner.ledger_head(run_id))
+            .await
+    }
+
     async fn last_turn_seq(&self, run_id: &str) -> StoreResult<Option<i64>> {
         self.timed("last_turn_seq", self.inner.last_turn_seq(run_id))
             .await
@@ -175,6 +180,11 @@ impl Store for TimedStore {
 
     async fn get_sandbox(&self, id: &str) -> StoreResult<Option<SandboxRecord>> {
         self.timed("get_sandbox", self.inner.get_sandbox(id)).await
+    }
+
+    async fn get_lease(&self, build_id: &str) -> StoreResult<Option<orket_store::LeaseRecord>> {
+        self.timed("get_lease", self.inner.get_lease(build_id))
+            .await
     }
 
     async fn list_sandboxes(&self) -> StoreResult<Vec<SandboxRecord>> {

@@ -116,6 +116,24 @@ enum Command {
     /// Serve the HTTP API, the WebSocket of events and the web board (ORKET_API_KEY,
     /// ORKET_ALLOWED_ORIGINS).
     Serve(commands::serve::ServeArgs),
+    /// Check a run's tamper-evident ledger: every turn's hash recomputed from its content and
+    /// chained to the turn before it; names the first turn that does not match (exit 1).
+    Verify {
+        /// The run id (in the store).
+        #[arg(required_unless_present = "bundle", conflicts_with = "bundle")]
+        run_id: Option<String>,
+        /// Check a bundle written by `orket export` instead, offline (no store needed).
+        #[arg(long, value_name = "FILE")]
+        bundle: Option<PathBuf>,
+    },
+    /// Write a run's self-contained bundle: the run, its turns with their ledger hashes, its
+    /// events and its workspace's files (check it anywhere with `orket verify --bundle`).
+    Export {
+        /// The run id.
+        run_id: String,
+        /// The bundle file to write (JSON).
+        file: PathBuf,
+    },
     /// Show a run's timeline: its turns, tool calls with their results, and events.
     Show {
         /// The run id.
@@ -242,6 +260,15 @@ async fn main() -> ExitCode {
         Command::Halt { run_id } => commands::halt::run(&project, &run_id).await,
         Command::Runs { limit, json } => commands::runs::run(&project, limit, json).await,
         Command::Serve(args) => commands::serve::run(&project, args).await,
+        Command::Verify {
+            bundle: Some(file), ..
+        } => commands::ledger::verify_bundle(&file),
+        Command::Verify { run_id, .. } => {
+            commands::ledger::verify_run(&project, run_id.as_deref().unwrap_or_default()).await
+        }
+        Command::Export { run_id, file } => {
+            commands::ledger::export(&project, &run_id, &file).await
+        }
         Command::Show { run_id, json } => commands::show::run(&project, &run_id, json).await,
     };
     match result {

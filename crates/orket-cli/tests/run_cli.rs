@@ -6,33 +6,7 @@ use assert_cmd::Command;
 use orket_store::{SqliteStore, Store};
 use serde_json::json;
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-/// A copy of the demo with a replay file that completes its epic.
-fn demo_with_replay() -> (tempfile::TempDir, PathBuf, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("project");
-    common::copy_project(&common::demo_dir(), &root);
-    let mut lines = Vec::new();
-    for (issue, path, content) in common::PASSING_WORK {
-        let dev = json!([
-            {"tool": "write_file", "args": {"path": path, "content": content}},
-            {"tool": "update_issue_status", "args": {"status": "code_review"}}
-        ]);
-        lines.push(
-            json!({"issue_id": issue, "role": "coder", "content": dev.to_string()}).to_string(),
-        );
-        let review = json!({"tool": "update_issue_status", "args": {"status": "done"}});
-        lines.push(
-            json!({"issue_id": issue, "role": "integrity_guard", "content": review.to_string()})
-                .to_string(),
-        );
-    }
-    let replay = dir.path().join("replay.jsonl");
-    std::fs::write(&replay, lines.join("\n")).unwrap();
-    (dir, root, replay)
-}
 
 fn orket() -> Command {
     let mut cmd = Command::cargo_bin("orket").unwrap();
@@ -42,7 +16,7 @@ fn orket() -> Command {
 
 #[test]
 fn run_completes_the_demo_and_prints_a_summary() {
-    let (_dir, root, replay) = demo_with_replay();
+    let (_dir, root, replay) = common::demo_with_replay();
     let out = orket()
         .args(["run", "hello_cli", "--provider", "replay", "--replay"])
         .arg(&replay)
@@ -72,7 +46,7 @@ fn run_completes_the_demo_and_prints_a_summary() {
 
 #[test]
 fn a_failing_fixture_is_shown_refuses_done_and_sends_the_issue_back() {
-    let (_dir, root, replay) = demo_with_replay();
+    let (_dir, root, replay) = common::demo_with_replay();
     // The developer's second attempt writes what the fixture expects; the reviewer says done
     // again.
     let mut lines = std::fs::read_to_string(&replay).unwrap();
@@ -163,7 +137,7 @@ fn a_failing_fixture_is_shown_refuses_done_and_sends_the_issue_back() {
 
 #[test]
 fn run_without_a_provider_or_with_an_unknown_target_is_a_clear_error() {
-    let (_dir, root, replay) = demo_with_replay();
+    let (_dir, root, replay) = common::demo_with_replay();
     let out = orket()
         .args(["run", "hello_cli", "--root"])
         .arg(&root)
@@ -186,7 +160,7 @@ fn run_without_a_provider_or_with_an_unknown_target_is_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_run_resumes_without_losing_or_repeating_a_turn() {
-    let (_dir, root, replay) = demo_with_replay();
+    let (_dir, root, replay) = common::demo_with_replay();
     let bin = assert_cmd::cargo::cargo_bin("orket");
     let mut child = std::process::Command::new(&bin)
         .args([
@@ -227,10 +201,31 @@ async fn a_killed_run_resumes_without_losing_or_repeating_a_turn() {
             }
         }
     };
+    // While it runs, another process can neither run its build nor resume its run: both are
+    // refused naming who holds the build, and change nothing.
+    let holder = format!(
+        "build build-hello_cli is being run by run {run_id} (process {} on ",
+        child.id()
+    );
+    for args in [vec!["run", "hello_cli"], vec!["resume", run_id.as_str()]] {
+        let out = orket()
+            .args(&args)
+            .args(["--provider", "replay", "--replay"])
+            .arg(&replay)
+            .arg("--root")
+            .arg(&root)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(&holder), "{args:?}: {stderr}");
+    }
+    let store = SqliteStore::open(&db).await.unwrap();
+    assert_eq!(store.list_runs(10).await.unwrap().len(), 1, "no second run");
+
     child.kill().unwrap();
     child.wait().unwrap();
 
-    let store = SqliteStore::open(&db).await.unwrap();
     let run = store.get_run(&run_id).await.unwrap().unwrap();
     assert_eq!(
         run.status,
@@ -282,11 +277,24 @@ async fn a_killed_run_resumes_without_losing_or_repeating_a_turn() {
         store.get_run(&run_id).await.unwrap().unwrap().status,
         orket_core::RunStatus::Completed
     );
+    // The killed process's lease was taken over at once (its process is gone), and given back
+    // at the end.
+    let events = store.list_events(Some(&run_id), 0, 1000).await.unwrap();
+    let takeover = events.iter().find_map(|e| match &e.event {
+        orket_core::Event::BuildTakenOver { from_run, pid, .. } => Some((from_run, *pid)),
+        _ => None,
+    });
+    assert_eq!(
+        takeover,
+        Some((&run_id, child.id())),
+        "the resume records taking the build over"
+    );
+    assert!(store.get_lease("build-hello_cli").await.unwrap().is_none());
 }
 
 #[test]
 fn an_unreachable_ollama_is_retried_then_fails_the_issue_with_a_clear_reason() {
-    let (_dir, root, _replay) = demo_with_replay();
+    let (_dir, root, _replay) = common::demo_with_replay();
     // A port nobody listens on.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -315,7 +323,7 @@ fn an_unreachable_ollama_is_retried_then_fails_the_issue_with_a_clear_reason() {
 
 #[test]
 fn record_writes_a_replay_file_that_replays_the_run() {
-    let (dir, root, replay) = demo_with_replay();
+    let (dir, root, replay) = common::demo_with_replay();
     let recorded = dir.path().join("recorded.jsonl");
     let out = orket()
         .args(["run", "hello_cli", "--provider", "replay", "--replay"])
@@ -364,7 +372,7 @@ fn record_writes_a_replay_file_that_replays_the_run() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn orket_halt_stops_a_run_that_another_process_executes() {
-    let (_dir, root, replay) = demo_with_replay();
+    let (_dir, root, replay) = common::demo_with_replay();
     let bin = assert_cmd::cargo::cargo_bin("orket");
     let child = std::process::Command::new(&bin)
         .args([

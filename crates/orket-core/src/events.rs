@@ -136,6 +136,14 @@ events! {
     SessionResumed = "session_resumed" {
         committed_turns: usize,
     }
+    /// A run took over its build from a process that is gone or stopped heartbeating (the
+    /// run that held it, that process and its last heartbeat).
+    BuildTakenOver = "build_taken_over" {
+        from_run: String,
+        pid: u32,
+        host: String,
+        heartbeat_at: String,
+    }
     /// A run ended (its final status, why, and the turns this invocation committed).
     SessionEnd = "session_end" {
         status: RunStatus,

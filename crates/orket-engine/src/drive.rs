@@ -40,7 +40,8 @@ pub(crate) struct EpicRun<'a> {
 
 /// Seeds the build (issues not yet in it, with their file status; `reset` starts it over, a
 /// targeted reset resets only the target), creates the run row and records `session_start`,
-/// all in one batch, and returns the run's context.
+/// all in one batch with taking the build's lease (so two processes never seed or run one
+/// build at once), and returns the run's context.
 pub(crate) async fn start(
     recorder: &Recorder,
     root: &Path,
@@ -104,7 +105,7 @@ pub(crate) async fn start(
         workspace: workspace.display().to_string(),
         provider,
     })));
-    ctx.commit(seed).await?;
+    crate::lease::commit_taking_build(&ctx, seed).await?;
     Ok(ctx)
 }
 
@@ -148,7 +149,8 @@ fn seed_changes(
 
 /// The context of an interrupted run, to drive on from its last committed turn: the provider
 /// is told how many turns of each (issue, role) are committed, so a replay continues where it
-/// was; `session_resumed` is recorded.
+/// was; `session_resumed` is recorded as the build's lease is taken (refused while another
+/// live process runs it).
 pub(crate) async fn resume(
     recorder: &Recorder,
     root: &Path,
@@ -190,10 +192,10 @@ pub(crate) async fn resume(
         store.last_turn_seq(&run.id).await?.unwrap_or(0),
         Ordering::SeqCst,
     );
-    ctx.record(vec![ctx.event(Event::SessionResumed {
+    let resumed = ctx.event(Event::SessionResumed {
         committed_turns: turns.len(),
-    })])
-    .await?;
+    });
+    crate::lease::commit_taking_build(&ctx, vec![Change::AppendEvent(resumed)]).await?;
     Ok(ctx)
 }
 
@@ -396,7 +398,7 @@ fn over_budget(ctx: &RunCtx, started: Instant) -> Option<String> {
 }
 
 /// Ends the run: a completed run's sandbox, the success ledger when every issue is final, the
-/// last snapshot and `session_end`, in one batch.
+/// last snapshot and `session_end`, in one batch that gives the build's lease back.
 async fn finish(
     ctx: &RunCtx,
     status: RunStatus,
@@ -444,7 +446,9 @@ async fn finish(
         reason: reason.to_string(),
         turns,
     })));
+    changes.push(crate::lease::release(&ctx.build_id));
     ctx.commit(changes).await?;
+    ctx.released();
     Ok(RunOutcome {
         run_id: ctx.run_id.clone(),
         status,

@@ -7,6 +7,7 @@
 use crate::assets::{self, RunAssets, Target};
 use crate::drive::{self, EpicRun};
 use crate::error::EngineError;
+use crate::lease;
 use crate::policy::{ExecutionRuntime, PolicyRegistry};
 use crate::run::{Halt, RunOptions, RunOutcome};
 use crate::supervise::{self, Claim, RunHandle, Runs, Spawned};
@@ -96,23 +97,46 @@ impl Engine {
         self.runs.halt_all()
     }
 
-    /// Starts a run of `name` (an epic, a rock, or an issue id) as a task. Refused at once
-    /// when the name is unknown, or a run of this process works on one of its builds.
-    pub fn spawn(&self, name: &str, options: RunOptions) -> Result<RunHandle, EngineError> {
-        let dept = options.department.clone();
+    /// What a run of `name` (an epic, a rock, or an issue id) is and the builds it works on.
+    fn plan(
+        &self,
+        name: &str,
+        options: &RunOptions,
+    ) -> Result<(Target, RunKind, Vec<String>), EngineError> {
+        let dept = &options.department;
         let target = self
-            .resolve(name, &dept)
-            .ok_or_else(|| assets::not_found(&self.tree, name, &dept))?;
+            .resolve(name, dept)
+            .ok_or_else(|| assets::not_found(&self.tree, name, dept))?;
         let (kind, builds) = match &target {
-            Target::Epic => (RunKind::Epic, vec![self.epic_build(name, &options)]),
-            Target::Issue { epic } => (RunKind::Issue, vec![self.epic_build(epic, &options)]),
+            Target::Epic => (RunKind::Epic, vec![self.epic_build(name, options)]),
+            Target::Issue { epic } => (RunKind::Issue, vec![self.epic_build(epic, options)]),
             Target::Rock => {
-                let rock = self.tree.load_rock(name, &dept)?;
+                let rock = self.tree.load_rock(name, dept)?;
                 let mut builds = vec![rock_build_id(&rock.stem)];
                 builds.extend(rock.epics.iter().map(|e| epic_build_id(&e.epic)));
                 (RunKind::Rock, builds)
             }
         };
+        Ok((target, kind, builds))
+    }
+
+    /// [`Engine::spawn`], refused at once (`EngineError::Held`) when another process is
+    /// running one of the run's builds. (The run takes each build's lease as it starts its
+    /// epic, atomically; this check only answers early.)
+    pub async fn start(&self, name: &str, options: RunOptions) -> Result<RunHandle, EngineError> {
+        let (_, _, builds) = self.plan(name, &options)?;
+        if let Some(lease) = lease::held_elsewhere(self.store().as_ref(), &builds).await? {
+            return Err(EngineError::Held(Box::new(lease)));
+        }
+        self.spawn(name, options)
+    }
+
+    /// Starts a run of `name` (an epic, a rock, or an issue id) as a task. Refused at once
+    /// when the name is unknown, or a run of this process works on one of its builds; a
+    /// build another process runs refuses the run as it starts (see [`Engine::start`]).
+    pub fn spawn(&self, name: &str, options: RunOptions) -> Result<RunHandle, EngineError> {
+        let dept = options.department.clone();
+        let (target, kind, builds) = self.plan(name, &options)?;
         let id = match &options.run_id {
             Some(id) => id.clone(),
             None => self.runtime()?.run_id(),
@@ -176,10 +200,12 @@ impl Engine {
                     .unwrap_or_default()
             )));
         }
+        let builds = vec![run.build_id.clone()];
+        if let Some(lease) = lease::held_elsewhere(self.store().as_ref(), &builds).await? {
+            return Err(EngineError::Held(Box::new(lease)));
+        }
         let halt = Halt::new();
-        let claim = self
-            .runs
-            .claim(run_id, halt.clone(), vec![run.build_id.clone()])?;
+        let claim = self.runs.claim(run_id, halt.clone(), builds)?;
         let what = Spawned {
             target: run.target.clone(),
             department: run.department.clone(),

@@ -41,6 +41,12 @@ pub enum EngineError {
         /// The run holding it.
         run: String,
     },
+    /// A build is being run by another process (its lease is held and heartbeating).
+    #[error(
+        "build {} is being run by {}; wait for it to end or halt it (orket halt {})",
+        .0.build_id, .0.describe(), .0.run_id
+    )]
+    Held(Box<orket_store::LeaseRecord>),
     /// A run with this id already executes in this process.
     #[error("run {0} is already executing in this process")]
     AlreadyRunning(String),
@@ -51,6 +57,9 @@ pub enum EngineError {
 
 impl From<StoreError> for EngineError {
     fn from(e: StoreError) -> Self {
-        EngineError::Store(e)
+        match e {
+            StoreError::Held(lease) => EngineError::Held(lease),
+            e => EngineError::Store(e),
+        }
     }
 }

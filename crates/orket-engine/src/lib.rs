@@ -2,7 +2,8 @@
 //! prompt compiler and the asset preview.
 //!
 //! Start with [`engine::Engine`]: it spawns runs ([`engine::Engine::spawn`]) and supervises
-//! them. A run is a loop of ticks (`drive`); each tick runs turns (`turn`), each turn a chain
+//! them; a run holds its build's lease in the store, so one process at a time runs a build
+//! ([`lease`]). A run is a loop of ticks (`drive`); each tick runs turns (`turn`), each turn a chain
 //! of stages whose effects commit as one batch. The engine calls the other crates for the
 //! rest: `orket-governance` judges every tool call and runs the file tools, `orket-isolate`
 //! runs verification fixtures, `orket-sandbox` deploys what a run produced, `orket-store`
@@ -16,6 +17,7 @@ mod deploy;
 mod drive;
 pub mod engine;
 pub mod error;
+pub mod lease;
 pub mod policy;
 pub mod preview;
 pub mod prompt;

@@ -2,6 +2,7 @@
 
 use crate::assets::RunAssets;
 use crate::error::EngineError;
+use crate::lease::Heartbeat;
 use orket_core::{Event, RunStatus};
 use orket_governance::confine::Confinement;
 use orket_governance::file_tools::FileTools;
@@ -159,6 +160,10 @@ pub(crate) struct RunCtx {
     /// Events of the run waiting for its next commit (a tick's event goes with its first
     /// turn, so a tick costs no write of its own).
     pending: Mutex<Vec<NewEvent>>,
+    /// The run holds its build's lease: each commit renews it first (see [`crate::lease`]).
+    pub leased: AtomicBool,
+    /// The lease's heartbeat while the run holds it.
+    heartbeat: Mutex<Option<Heartbeat>>,
 }
 
 /// Who a run is: ids, target and where it works.
@@ -210,6 +215,8 @@ impl RunCtx {
             seq: AtomicI64::new(0),
             tokens: AtomicU64::new(0),
             pending: Mutex::new(Vec::new()),
+            leased: AtomicBool::new(false),
+            heartbeat: Mutex::new(None),
         })
     }
 
@@ -221,15 +228,37 @@ impl RunCtx {
     /// Applies the deferred events and `changes` as one batch, then logs and publishes its
     /// events.
     /// A batch the store refuses gives the deferred events back for the next commit.
+    /// While the run holds its build, the batch first renews the lease: a process that lost
+    /// it has the batch refused (`StoreError::Held`).
     pub async fn commit(&self, changes: Vec<Change>) -> StoreResult<Vec<Applied>> {
         let deferred = std::mem::take(&mut *self.pending());
-        let mut batch: Vec<Change> = deferred.iter().cloned().map(Change::AppendEvent).collect();
+        let renewal = self
+            .leased
+            .load(Ordering::SeqCst)
+            .then(|| crate::lease::renewal(&self.build_id));
+        let mut batch: Vec<Change> = renewal.into_iter().collect();
+        let skip = batch.len();
+        batch.extend(deferred.iter().cloned().map(Change::AppendEvent));
         batch.extend(changes);
         let committed = self.recorder.commit(batch).await;
         if committed.is_err() {
             self.pending().splice(0..0, deferred);
         }
-        committed
+        committed.map(|mut applied| applied.split_off(skip))
+    }
+
+    /// Keeps the lease's heartbeat going for as long as the run holds its build.
+    pub fn keep_alive(&self, heartbeat: Heartbeat) {
+        *self.heartbeat.lock().unwrap_or_else(|e| e.into_inner()) = Some(heartbeat);
+    }
+
+    /// The run gave its build back (in its last commit): no renewal, no heartbeat.
+    pub fn released(&self) {
+        self.leased.store(false, Ordering::SeqCst);
+        self.heartbeat
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
     }
 
     /// Records `event` with the run's next commit.

@@ -242,8 +242,10 @@ where
         };
         if let Err(err) = &result {
             let run_id = claim.current();
+            let lost = matches!(err, EngineError::Held(_));
             tracing::warn!("run {run_id} ({}) failed: {err}", what.target);
-            if let Err(e) = record_failure(&failures, &run_id, &what, &err.to_string()).await {
+            let message = err.to_string();
+            if let Err(e) = record_failure(&failures, &run_id, &what, &message, lost).await {
                 tracing::error!("cannot record the failure of run {run_id}: {e}");
             }
         }
@@ -268,18 +270,21 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// A run that failed before it could end on its own (assets that do not load, a store error,
-/// a panic): its row is created or ended `failed` with the error, and `session_end` recorded.
+/// a panic): its row is created or ended `failed` with the error, `session_end` recorded and
+/// its builds' leases given back. A run refused because another process holds its build
+/// (`lost`) leaves a stored run alone: that process is running it.
 async fn record_failure(
     recorder: &Recorder,
     run_id: &str,
     what: &Spawned,
     error: &str,
+    lost: bool,
 ) -> Result<(), StoreError> {
     let mut changes = Vec::new();
     // The turns committed before the failure (other turns of the tick may have been).
     let committed_turns = recorder.store().list_turns(run_id).await?.len();
     match recorder.store().get_run(run_id).await? {
-        Some(run) if run.status.is_final() => return Ok(()),
+        Some(run) if run.status.is_final() || lost => return Ok(()),
         Some(_) => {}
         None => {
             let build = what
@@ -312,5 +317,8 @@ async fn record_failure(
             turns: committed_turns,
         },
     )));
+    if !lost {
+        changes.extend(what.builds.iter().map(|b| crate::lease::release(b)));
+    }
     recorder.commit(changes).await.map(drop)
 }

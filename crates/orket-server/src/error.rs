@@ -67,7 +67,7 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::NotFound { .. } => ApiError::not_found(err.to_string()),
-            StoreError::Conflict(_) => ApiError::conflict(err.to_string()),
+            StoreError::Conflict(_) | StoreError::Held(_) => ApiError::conflict(err.to_string()),
             other => ApiError::internal(other.to_string()),
         }
     }
@@ -78,7 +78,9 @@ impl From<EngineError> for ApiError {
         match err {
             EngineError::NotFound(message) => ApiError::not_found(message),
             EngineError::Store(store) => store.into(),
-            busy @ EngineError::Busy { .. } => ApiError::conflict(busy.to_string()),
+            busy @ (EngineError::Busy { .. } | EngineError::Held(_)) => {
+                ApiError::conflict(busy.to_string())
+            }
             other => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, other.to_string()),
         }
     }

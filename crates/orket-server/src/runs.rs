@@ -562,7 +562,8 @@ pub async fn run_active(
     // them under the live run): the engine refuses the second.
     let handle = state
         .engine()
-        .spawn(&plan.target, options)
+        .start(&plan.target, options)
+        .await
         .map_err(|err| match err {
             EngineError::NotFound(_) => ApiError::not_found(format!(
                 "target: \"{}\" is no epic, rock or issue of department \"{}\"",

@@ -86,6 +86,10 @@ impl Store for RacingStore {
     async fn list_turns(&self, run_id: &str) -> StoreResult<Vec<TurnRecord>> {
         self.inner().list_turns(run_id).await
     }
+    async fn ledger_head(&self, run_id: &str) -> StoreResult<Option<String>> {
+        self.inner().ledger_head(run_id).await
+    }
+
     async fn last_turn_seq(&self, run_id: &str) -> StoreResult<Option<i64>> {
         self.inner().last_turn_seq(run_id).await
     }
@@ -123,6 +127,9 @@ impl Store for RacingStore {
     }
     async fn get_sandbox(&self, id: &str) -> StoreResult<Option<SandboxRecord>> {
         self.inner().get_sandbox(id).await
+    }
+    async fn get_lease(&self, build_id: &str) -> StoreResult<Option<orket_store::LeaseRecord>> {
+        self.inner().get_lease(build_id).await
     }
     async fn list_sandboxes(&self) -> StoreResult<Vec<SandboxRecord>> {
         self.inner().list_sandboxes().await

@@ -61,6 +61,57 @@ async fn a_second_run_of_a_running_build_is_409_naming_the_run() {
     assert_eq!(session["run"]["status"], "completed", "{session}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_another_process_runs_is_409_naming_that_process() {
+    let p = Project::new().await;
+    // An `orket run` on another machine sharing the store holds the build, heartbeating.
+    let other = orket_store::LeaseHolder {
+        token: "other-box/4242/1".into(),
+        pid: 4242,
+        host: "other-box".into(),
+    };
+    let take = orket_store::Change::TakeLease(orket_store::LeaseRequest {
+        build_id: "build-hello_cli".into(),
+        run_id: "remote01".into(),
+        holder: other.clone(),
+        stale_after: Duration::from_secs(30),
+        replacing: None,
+    });
+    p.store.apply(vec![take]).await.unwrap();
+    let body = json!({"target": "hello_cli", "provider": "replay",
+        "replay": "replay/hello_cli.jsonl"});
+    let (status, err) = p.post("/v1/system/run-active", body.clone()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{err}");
+    let message = err["error"].as_str().unwrap();
+    assert!(
+        message.starts_with("build build-hello_cli is being run by run remote01 (process 4242 on other-box, last heartbeat "),
+        "{message}"
+    );
+    let (_, runs) = p.get("/v1/runs").await;
+    assert_eq!(
+        runs.as_array().map(Vec::len),
+        Some(0),
+        "no run started: {runs}"
+    );
+
+    // Once that process gives the build back, the server runs it, and gives it back at the end.
+    let release = orket_store::Change::ReleaseLease {
+        build_id: "build-hello_cli".into(),
+        token: other.token,
+    };
+    p.store.apply(vec![release]).await.unwrap();
+    let (status, started) = p.post("/v1/system/run-active", body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let session = p.wait_end(started["session_id"].as_str().unwrap()).await;
+    assert_eq!(session["run"]["status"], "completed", "{session}");
+    assert!(p
+        .store
+        .get_lease("build-hello_cli")
+        .await
+        .unwrap()
+        .is_none());
+}
+
 /// A provider whose every call panics.
 struct Exploding;
 

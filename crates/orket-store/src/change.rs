@@ -1,5 +1,6 @@
 //! Changes: the writes a store applies, all or nothing, in one batch.
 
+use crate::lease::LeaseRequest;
 use crate::records::{
     BuildRecord, Comment, IssueRecord, IssueUpdate, NewApproval, NewEvent, NewTurn, RunRecord,
     RunUpdate,
@@ -124,6 +125,26 @@ pub enum Change {
         reason: Option<String>,
         /// The executed call's result.
         result: Option<Value>,
+    },
+    /// Takes a build's lease for a run: free, stale (no heartbeat for `stale_after`), held by
+    /// a holder known to be gone (`replacing`), or already this holder's (re-entrant; the run
+    /// is updated). Otherwise `StoreError::Held`, naming the holder.
+    TakeLease(LeaseRequest),
+    /// Renews a build's lease (its heartbeat): `StoreError::Held` if another holder took it,
+    /// `Conflict` if it is no longer held at all. Put first in a run's commits, it refuses the
+    /// commit of a process that lost its build.
+    RenewLease {
+        /// The build.
+        build_id: String,
+        /// The holder's token.
+        token: String,
+    },
+    /// Releases a build's lease if this holder has it (nothing otherwise).
+    ReleaseLease {
+        /// The build.
+        build_id: String,
+        /// The holder's token.
+        token: String,
     },
     /// Registers a sandbox. `Conflict` if its id exists or another sandbox holding its ports
     /// (allocated, deploying, running) has the same slot.

@@ -14,6 +14,12 @@ pub enum StoreError {
     /// The write contradicts what is stored: an expected status differs, an id already exists.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The build's lease is held by another process's run.
+    #[error(
+        "build {} is being run by {}; wait for it to end or halt it (orket halt {})",
+        .0.build_id, .0.describe(), .0.run_id
+    )]
+    Held(Box<crate::lease::LeaseRecord>),
     /// A migration could not be applied, or an applied one no longer matches its file.
     #[error("{message}")]
     Migration {

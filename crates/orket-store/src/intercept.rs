@@ -3,6 +3,7 @@
 
 use crate::change::{Applied, Change};
 use crate::error::StoreResult;
+use crate::lease::LeaseRecord;
 use crate::records::{
     ApprovalRecord, BuildRecord, CardTransaction, Comment, EventRecord, IssueRecord, MemoryRecord,
     RunRecord, SnapshotRecord, SuccessRecord, TickState, TurnInputs, TurnQuery, TurnRecord,
@@ -68,6 +69,10 @@ impl Store for Intercept {
     async fn list_turns(&self, run_id: &str) -> StoreResult<Vec<TurnRecord>> {
         self.inner.list_turns(run_id).await
     }
+    async fn ledger_head(&self, run_id: &str) -> StoreResult<Option<String>> {
+        self.inner.ledger_head(run_id).await
+    }
+
     async fn last_turn_seq(&self, run_id: &str) -> StoreResult<Option<i64>> {
         self.inner.last_turn_seq(run_id).await
     }
@@ -102,6 +107,9 @@ impl Store for Intercept {
     }
     async fn get_sandbox(&self, id: &str) -> StoreResult<Option<SandboxRecord>> {
         self.inner.get_sandbox(id).await
+    }
+    async fn get_lease(&self, build_id: &str) -> StoreResult<Option<LeaseRecord>> {
+        self.inner.get_lease(build_id).await
     }
     async fn list_sandboxes(&self) -> StoreResult<Vec<SandboxRecord>> {
         self.inner.list_sandboxes().await

@@ -9,10 +9,13 @@
 #![warn(missing_docs)]
 
 mod board;
+pub mod bundle;
 mod change;
 mod error;
 pub mod events;
 mod intercept;
+mod lease;
+pub mod ledger;
 mod records;
 mod sandbox;
 mod sqlite;
@@ -23,6 +26,7 @@ pub use board::overlay_builds;
 pub use change::{Applied, Change};
 pub use error::{StoreError, StoreResult};
 pub use intercept::{BatchHook, Intercept};
+pub use lease::{LeaseHolder, LeaseRecord, LeaseRequest};
 pub use orket_core::time::now_timestamp;
 pub use records::{
     ApprovalRecord, BuildRecord, CardTransaction, Comment, EventRecord, IssueRecord, IssueUpdate,

@@ -629,6 +629,13 @@ pub struct TurnRecord {
     /// The turn.
     #[serde(flatten)]
     pub turn: NewTurn,
+    /// The ledger hash of the run's turn committed before it ("" for the first), when the
+    /// turn was stored with a ledger (see [`crate::ledger`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_hash: Option<String>,
+    /// Its ledger hash: its canonical content chained to `prev_hash`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
 }
 
 /// An event to append.

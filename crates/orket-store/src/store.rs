@@ -2,6 +2,7 @@
 
 use crate::change::{Applied, Change};
 use crate::error::{StoreError, StoreResult};
+use crate::lease::LeaseRecord;
 use crate::records::{
     ApprovalRecord, BuildRecord, CardTransaction, Comment, EventRecord, IssueRecord, IssueUpdate,
     MemoryRecord, NewTurn, RunRecord, RunUpdate, SnapshotRecord, SuccessRecord, TickState,
@@ -47,6 +48,9 @@ pub trait Store: Send + Sync {
     async fn list_turns(&self, run_id: &str) -> StoreResult<Vec<TurnRecord>>;
     /// The highest turn seq of a run.
     async fn last_turn_seq(&self, run_id: &str) -> StoreResult<Option<i64>>;
+    /// The ledger hash of the run's last committed turn (`None` for a run with no hashed turn,
+    /// or unknown).
+    async fn ledger_head(&self, run_id: &str) -> StoreResult<Option<String>>;
     /// Up to `limit` events with an id above `after_id`, by id; of one run or of all.
     async fn list_events(
         &self,
@@ -73,6 +77,8 @@ pub trait Store: Send + Sync {
     async fn turn_inputs(&self, query: &TurnQuery) -> StoreResult<TurnInputs>;
     /// A sandbox of the registry.
     async fn get_sandbox(&self, id: &str) -> StoreResult<Option<SandboxRecord>>;
+    /// A build's lease, while a run holds it.
+    async fn get_lease(&self, build_id: &str) -> StoreResult<Option<LeaseRecord>>;
     /// Every sandbox, newest first.
     async fn list_sandboxes(&self) -> StoreResult<Vec<SandboxRecord>>;
 

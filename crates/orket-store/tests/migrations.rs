@@ -28,9 +28,9 @@ async fn opening_creates_the_file_and_applies_the_migrations_once() {
     let path = db_path(&dir);
     assert!(path.exists(), "the file and its directory are created");
     assert_eq!(store.path(), path);
-    assert_eq!(store.schema_version().await.unwrap(), 6);
+    assert_eq!(store.schema_version().await.unwrap(), 8);
     let rows = migration_rows(&path);
-    assert_eq!(rows.len(), 6);
+    assert_eq!(rows.len(), 8);
     let names: Vec<(i64, &str)> = rows.iter().map(|r| (r.0, r.1.as_str())).collect();
     assert_eq!(
         names,
@@ -40,7 +40,9 @@ async fn opening_creates_the_file_and_applies_the_migrations_once() {
             (3, "sandboxes"),
             (4, "pending_approvals"),
             (5, "halts_and_issue_versions"),
-            (6, "turn_steps")
+            (6, "turn_steps"),
+            (7, "build_leases"),
+            (8, "turn_ledger")
         ]
     );
     let (_, _, checksum, applied_at) = &rows[0];
@@ -61,7 +63,7 @@ async fn opening_creates_the_file_and_applies_the_migrations_once() {
     let reopened = SqliteStore::open(&path).await.unwrap();
     assert_eq!(migration_rows(&path), rows);
     assert_eq!(reopened.migrate().await.unwrap(), 0);
-    assert_eq!(reopened.schema_version().await.unwrap(), 6);
+    assert_eq!(reopened.schema_version().await.unwrap(), 8);
     assert_eq!(
         reopened
             .get_issue("build-login", "ISSUE-0001")
@@ -105,17 +107,17 @@ async fn a_database_newer_than_the_build_is_refused() {
     raw(&path)
         .execute(
             "INSERT INTO _schema_migrations (version, name, checksum, applied_at) \
-             VALUES (7, 'future', 'abc', '2030-01-01T00:00:00.000Z')",
+             VALUES (99, 'future', 'abc', '2030-01-01T00:00:00.000Z')",
             [],
         )
         .unwrap();
 
     let err = SqliteStore::open(&path).await.unwrap_err();
     assert!(
-        matches!(err, StoreError::Migration { version: 7, .. }),
+        matches!(err, StoreError::Migration { version: 99, .. }),
         "{err:?}"
     );
-    assert!(err.to_string().contains("schema version 7"), "{err}");
+    assert!(err.to_string().contains("schema version 99"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -131,7 +133,7 @@ async fn concurrent_opens_of_a_new_file_migrate_once() {
     for open in opens {
         open.await.unwrap().expect("open");
     }
-    assert_eq!(migration_rows(&path).len(), 6);
+    assert_eq!(migration_rows(&path).len(), 8);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -184,7 +186,7 @@ async fn issues_stored_before_issue_versions_are_read_by_a_first_tick() {
         .unwrap();
 
     let upgraded = SqliteStore::open(&path).await.unwrap();
-    assert_eq!(upgraded.schema_version().await.unwrap(), 6);
+    assert_eq!(upgraded.schema_version().await.unwrap(), 8);
     let tick = upgraded.tick_state("r1", "build-login", 0).await.unwrap();
     let ids: Vec<&str> = tick.changed.iter().map(|i| i.id.as_str()).collect();
     assert_eq!(ids, ["ISSUE-0001"], "a first tick reads every issue");

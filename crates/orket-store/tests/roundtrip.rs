@@ -5,7 +5,9 @@ mod common;
 use common::{full_issue, full_run, full_turn, temp_store};
 use orket_core::Event;
 use orket_core::{RunKind, RunStatus, Status};
-use orket_store::{BuildRecord, EventRecord, NewEvent, RunUpdate, Store, StoreError, TurnRecord};
+use orket_store::{
+    ledger, BuildRecord, EventRecord, NewEvent, RunUpdate, Store, StoreError, TurnRecord,
+};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -197,6 +199,7 @@ async fn runs_list_newest_first() {
 #[tokio::test(flavor = "multi_thread")]
 async fn turn_round_trips_every_field() {
     let (_dir, store) = temp_store().await;
+    store.create_run(full_run("0a1b2c3d")).await.unwrap();
     assert_eq!(store.last_turn_seq("0a1b2c3d").await.unwrap(), None);
     let second = full_turn("0a1b2c3d", 2);
     let first = orket_store::NewTurn {
@@ -207,19 +210,31 @@ async fn turn_round_trips_every_field() {
     };
     let id2 = store.append_turn(second.clone()).await.unwrap();
     let id1 = store.append_turn(first.clone()).await.unwrap();
+    // Each turn is chained to the turn committed before it (here the second, committed first).
+    let h2 = ledger::turn_hash(ledger::GENESIS, &second);
+    let h1 = ledger::turn_hash(&h2, &first);
+    let turns = store.list_turns("0a1b2c3d").await.unwrap();
     assert_eq!(
-        store.list_turns("0a1b2c3d").await.unwrap(),
+        turns,
         vec![
             TurnRecord {
                 id: id1,
-                turn: first
+                turn: first,
+                prev_hash: Some(h2.clone()),
+                hash: Some(h1.clone()),
             },
             TurnRecord {
                 id: id2,
-                turn: second.clone()
+                turn: second.clone(),
+                prev_hash: Some(String::new()),
+                hash: Some(h2),
             },
         ]
     );
+    let head = store.ledger_head("0a1b2c3d").await.unwrap();
+    assert_eq!(head.as_deref(), Some(h1.as_str()));
+    let chain = ledger::check(&turns, head.as_deref()).expect("read back, the turns hash the same");
+    assert_eq!((chain.turns, chain.head), (2, h1));
     assert_eq!(store.last_turn_seq("0a1b2c3d").await.unwrap(), Some(2));
     let err = store.append_turn(second).await.unwrap_err();
     assert!(

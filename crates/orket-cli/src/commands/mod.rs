@@ -7,6 +7,7 @@ pub mod check;
 pub mod conformance;
 pub mod demo;
 pub mod halt;
+pub mod ledger;
 pub mod model;
 pub mod preview;
 pub mod run;

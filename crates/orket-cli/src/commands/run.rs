@@ -193,7 +193,7 @@ pub async fn run_with(project: &Project, args: RunArgs) -> Result<Vec<RunOutcome
     };
     let bus = EventBus::default();
     let engine = engine(project, bus.clone()).await?;
-    let handle = engine.spawn(&args.target, options)?;
+    let handle = engine.start(&args.target, options).await?;
     let outcomes = follow(handle, bus).await?;
     report(engine.store().as_ref(), &outcomes).await?;
     Ok(outcomes)

@@ -45,7 +45,7 @@ pub async fn run(project: &Project, run_id: &str, json: bool) -> Result<ExitCode
 }
 
 /// Every event of the run, in order.
-async fn all_events(store: &dyn Store, run_id: &str) -> Result<Vec<EventRecord>> {
+pub(crate) async fn all_events(store: &dyn Store, run_id: &str) -> Result<Vec<EventRecord>> {
     let mut events: Vec<EventRecord> = Vec::new();
     loop {
         let after = events.last().map_or(0, |e| e.id);
@@ -301,6 +301,8 @@ mod tests {
                 candidates: Vec::new(),
                 settings: None,
             },
+            prev_hash: None,
+            hash: None,
         }
     }
 

@@ -73,3 +73,29 @@ pub fn one_candidate(root: &Path) {
     std::fs::write(&profile, settings.to_string())
         .unwrap_or_else(|e| panic!("write {}: {e}", profile.display()));
 }
+
+/// A copy of the demo with a replay file that completes its epic.
+pub fn demo_with_replay() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("project");
+    copy_project(&demo_dir(), &root);
+    let mut lines = Vec::new();
+    for (issue, path, content) in PASSING_WORK {
+        let dev = serde_json::json!([
+            {"tool": "write_file", "args": {"path": path, "content": content}},
+            {"tool": "update_issue_status", "args": {"status": "code_review"}}
+        ]);
+        lines.push(
+            serde_json::json!({"issue_id": issue, "role": "coder", "content": dev.to_string()})
+                .to_string(),
+        );
+        let review = serde_json::json!({"tool": "update_issue_status", "args": {"status": "done"}});
+        lines.push(
+            serde_json::json!({"issue_id": issue, "role": "integrity_guard", "content": review.to_string()})
+                .to_string(),
+        );
+    }
+    let replay = dir.path().join("replay.jsonl");
+    std::fs::write(&replay, lines.join("\n")).unwrap();
+    (dir, root, replay)
+}

@@ -40,6 +40,16 @@ pub(super) static MIGRATIONS: &[(i64, &str, &str)] = &[
         "turn_steps",
         include_str!("../../migrations/sqlite/0006_turn_steps.sql"),
     ),
+    (
+        7,
+        "build_leases",
+        include_str!("../../migrations/sqlite/0007_build_leases.sql"),
+    ),
+    (
+        8,
+        "turn_ledger",
+        include_str!("../../migrations/sqlite/0008_turn_ledger.sql"),
+    ),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS _schema_migrations (

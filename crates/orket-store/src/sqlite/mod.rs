@@ -3,6 +3,7 @@
 //! theirs. Every store call is one hand-off to one of these threads: a whole batch, or a whole
 //! read.
 
+mod lease;
 mod migrate;
 mod read;
 mod rows;
@@ -12,6 +13,7 @@ mod write;
 
 use crate::change::{Applied, Change};
 use crate::error::{StoreError, StoreResult};
+use crate::lease::LeaseRecord;
 use crate::records::{
     ApprovalRecord, BuildRecord, CardTransaction, Comment, EventRecord, IssueRecord, MemoryRecord,
     RunRecord, SnapshotRecord, SuccessRecord, TickState, TurnInputs, TurnQuery, TurnRecord,
@@ -256,6 +258,12 @@ impl Store for SqliteStore {
         self.read(move |conn| read::turns(conn, &run_id)).await
     }
 
+    async fn ledger_head(&self, run_id: &str) -> StoreResult<Option<String>> {
+        let run_id = run_id.to_string();
+        self.read(move |conn| read::ledger_head(conn, &run_id))
+            .await
+    }
+
     async fn last_turn_seq(&self, run_id: &str) -> StoreResult<Option<i64>> {
         let run_id = run_id.to_string();
         self.read(move |conn| read::last_turn_seq(conn, &run_id))
@@ -315,6 +323,11 @@ impl Store for SqliteStore {
     async fn get_sandbox(&self, id: &str) -> StoreResult<Option<SandboxRecord>> {
         let id = id.to_string();
         self.read(move |conn| read::sandbox(conn, &id)).await
+    }
+
+    async fn get_lease(&self, build_id: &str) -> StoreResult<Option<LeaseRecord>> {
+        let build_id = build_id.to_string();
+        self.read(move |conn| lease::get(conn, &build_id)).await
     }
 
     async fn list_sandboxes(&self) -> StoreResult<Vec<SandboxRecord>> {

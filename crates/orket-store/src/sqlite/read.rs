@@ -378,3 +378,12 @@ pub(super) fn turn_inputs(conn: &Connection, q: &TurnQuery) -> StoreResult<TurnI
         })
     })
 }
+
+/// The run's ledger head (`Store::ledger_head`).
+pub(super) fn ledger_head(conn: &Connection, run_id: &str) -> StoreResult<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT ledger_head FROM sessions WHERE id = ?")?
+        .query_row([run_id], |row| row.get::<_, Option<String>>(0))
+        .optional()?
+        .flatten())
+}

@@ -475,6 +475,8 @@ pub(super) fn turn(row: &Row, layout: &Layout) -> StoreResult<TurnRecord> {
             candidates: c.json("candidates")?,
             settings: c.json_opt("settings")?,
         },
+        prev_hash: c.get("prev_hash")?,
+        hash: c.get("hash")?,
     })
 }
 
@@ -493,12 +495,17 @@ pub(super) fn past_turn(row: &Row, layout: &Layout) -> StoreResult<PastTurn> {
 }
 
 /// Writes a turn; returns its row id.
-pub(super) fn insert_turn(conn: &Connection, turn: &NewTurn) -> rusqlite::Result<i64> {
+pub(super) fn insert_turn(
+    conn: &Connection,
+    turn: &NewTurn,
+    prev_hash: &str,
+    hash: &str,
+) -> rusqlite::Result<i64> {
     conn.prepare_cached(
         "INSERT INTO turns (run_id, seq, build_id, issue_id, seat, role, model, review, \
          messages, content, tool_calls, tool_results, tokens_in, tokens_out, status, error, \
-         started_at, ended_at, steps, candidates, settings) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         started_at, ended_at, steps, candidates, settings, prev_hash, hash) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )?
     .execute(params![
         turn.run_id,
@@ -522,6 +529,8 @@ pub(super) fn insert_turn(conn: &Connection, turn: &NewTurn) -> rusqlite::Result
         Json(&turn.steps),
         Json(&turn.candidates),
         turn.settings.as_ref().map(Json),
+        prev_hash,
+        hash,
     ])
     .map(|_| conn.last_insert_rowid())
 }

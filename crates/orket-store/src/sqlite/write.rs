@@ -5,6 +5,7 @@ use super::rows::{self, Audit, Layout};
 use super::tx::{Begin, Tx};
 use crate::change::{Applied, Change};
 use crate::error::{StoreError, StoreResult};
+use crate::ledger;
 use crate::records::{ColumnValue, Comment, IssueRecord, IssueUpdate, RunUpdate};
 use crate::words::memory_words;
 use orket_core::lifecycle::derive_epic_status;
@@ -112,16 +113,7 @@ impl Batch<'_> {
                 request_halt(conn, &run_id)?;
                 Applied::Done
             }
-            Change::AppendTurn(turn) => {
-                Applied::Id(rows::insert_turn(conn, &turn).map_err(|err| {
-                    conflict_on_duplicate(err, || {
-                        format!(
-                            "turns: run {} already has a turn with seq {}",
-                            turn.run_id, turn.seq
-                        )
-                    })
-                })?)
-            }
+            Change::AppendTurn(turn) => Applied::Id(append_turn(conn, &turn)?),
             Change::AppendEvent(event) => Applied::Id(rows::insert_event(conn, &event)?),
             Change::SaveSnapshot { run_id, data } => {
                 Applied::Id(rows::insert_snapshot(conn, &run_id, &data)?)
@@ -163,6 +155,18 @@ impl Batch<'_> {
                 result,
             } => {
                 decide_approval(conn, id, &status, reason, result)?;
+                Applied::Done
+            }
+            Change::TakeLease(request) => {
+                super::lease::take(conn, &request)?;
+                Applied::Done
+            }
+            Change::RenewLease { build_id, token } => {
+                super::lease::renew(conn, &build_id, &token)?;
+                Applied::Done
+            }
+            Change::ReleaseLease { build_id, token } => {
+                super::lease::release(conn, &build_id, &token)?;
                 Applied::Done
             }
             Change::InsertSandbox(s) => {
@@ -633,6 +637,31 @@ fn request_halt(conn: &Connection, id: &str) -> StoreResult<()> {
         },
         Some(status) => StoreError::Conflict(format!("run {id} already ended ({status})")),
     })
+}
+
+/// Appends a turn chained to the hash of the run's turn committed last, and makes the turn's
+/// hash the run's ledger head.
+fn append_turn(conn: &Connection, turn: &crate::records::NewTurn) -> StoreResult<i64> {
+    let last: Option<String> = conn
+        .prepare_cached(
+            "SELECT hash FROM turns WHERE id = (SELECT MAX(id) FROM turns WHERE run_id = ?)",
+        )?
+        .query_row([&turn.run_id], |row| row.get(0))
+        .optional()?
+        .flatten();
+    let prev = last.unwrap_or_else(|| ledger::GENESIS.to_string());
+    let hash = ledger::turn_hash(&prev, turn);
+    let id = rows::insert_turn(conn, turn, &prev, &hash).map_err(|err| {
+        conflict_on_duplicate(err, || {
+            format!(
+                "turns: run {} already has a turn with seq {}",
+                turn.run_id, turn.seq
+            )
+        })
+    })?;
+    conn.prepare_cached("UPDATE sessions SET ledger_head = ? WHERE id = ?")?
+        .execute(params![hash, turn.run_id])?;
+    Ok(id)
 }
 
 /// Patches a run; a status sets `ended_at` (cleared unless the status is final).
