@@ -2,10 +2,17 @@
 //! names read `a, b` or `none`.
 
 use crate::outcome::{refuse, Fail};
-use orket_core::assets::{is_plain_name, Team};
+use orket_core::assets::{is_plain_name, Team, MAX_NAME_BYTES};
 
 /// Refuses `name` (the argument `field`) unless it is a plain name.
 pub(crate) fn plain(field: &str, name: &str) -> Result<(), Fail> {
+    if name.len() > MAX_NAME_BYTES {
+        let start: String = name.chars().take(20).collect();
+        return refuse(format!(
+            "{field}: \"{start}...\" is {} bytes long; a name has at most {MAX_NAME_BYTES}",
+            name.len()
+        ));
+    }
     if is_plain_name(name) {
         Ok(())
     } else {

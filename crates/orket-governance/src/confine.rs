@@ -306,11 +306,9 @@ impl Confinement {
             ),
             _ => self.label.clone(),
         };
+        // Where a link leads is not named: a refusal never tells what lies outside.
         let message = if real != lexical {
-            format!(
-                "path '{path}' is refused: it really points to {} (symlinks followed), outside {allowed}",
-                real.display()
-            )
+            format!("path '{path}' is refused: it leads through a link to outside {allowed}")
         } else {
             format!("path '{path}' is refused: it lies outside {allowed}")
         };

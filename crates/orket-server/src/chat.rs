@@ -24,6 +24,7 @@ static DRIVER_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ChatRequest {
     /// The person's message.
+    #[schema(min_length = 1, pattern = r"\S")]
     pub message: String,
     /// The conversation so far, oldest first (`role` `user` or `assistant`).
     pub history: Option<Vec<ChatTurn>>,

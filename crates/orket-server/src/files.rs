@@ -2,7 +2,8 @@
 //! `GET /v1/system/read`, `POST /v1/system/save`. Paths are relative to the project root and
 //! confined to `model/`, `config/` and `workspace/`: `..`, absolute paths, dotfiles (any
 //! component starting with `.`, so `.env` and `.git` too, also where a link leads) and
-//! symlinks leading out of their folder are refused. The rules are `orket-governance`'s
+//! symlinks leading out of their folder are refused (the reason never names where a link
+//! leads) and not listed. The rules are `orket-governance`'s
 //! [`ProjectFolders`], which the driver's writes use too.
 
 use crate::error::{ApiError, ApiQuery, ApiResult};
@@ -23,13 +24,23 @@ const MAX_READ_BYTES: u64 = 1024 * 1024;
 /// The most entries one listing returns.
 const MAX_ENTRIES: usize = 1000;
 
-/// `?path=`.
+/// `?path=` of a folder.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct PathQuery {
-    /// A path relative to the project root (`model/core/epics`); empty lists the top folders.
+pub struct FolderQuery {
+    /// A folder relative to the project root (`model/core/epics`); empty lists the top folders.
     #[serde(default)]
     pub path: String,
+}
+
+/// `?path=` of a file.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FileQuery {
+    /// A file relative to the project root (`model/core/epics/hello_cli.json`).
+    // An `Option` only so that a missing one gets this API's own 400 naming it.
+    #[param(required = true, min_length = 1, pattern = r"\S")]
+    pub path: Option<String>,
 }
 
 /// One entry of a listing.
@@ -67,6 +78,7 @@ pub struct FileText {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SaveRequest {
     /// The file, relative to the project root.
+    #[schema(min_length = 1, pattern = r"\S")]
     pub path: String,
     /// Its new content.
     pub content: String,
@@ -99,11 +111,11 @@ fn resolve(root: &Path, path: &str, access: Access) -> ApiResult<(PathBuf, Strin
 }
 
 /// Lists a folder of the project (`path` empty: the top folders that exist).
-#[utoipa::path(get, path = "/v1/system/explorer", params(PathQuery),
+#[utoipa::path(get, path = "/v1/system/explorer", params(FolderQuery),
     responses((status = 200, body = Listing), (status = 403), (status = 404)))]
 pub async fn explorer(
     State(state): State<AppState>,
-    ApiQuery(query): ApiQuery<PathQuery>,
+    ApiQuery(query): ApiQuery<FolderQuery>,
 ) -> ApiResult<Json<Listing>> {
     let root = state.root();
     if query.path.trim().is_empty() {
@@ -135,9 +147,18 @@ pub async fn explorer(
             if name.starts_with('.') {
                 return None;
             }
-            let meta = std::fs::metadata(entry.path()).ok()?;
+            let path = format!("{display}/{name}");
+            // A link is described by where it leads, and only when that may be read: a link
+            // out of its folder (or to a dotfile) is not listed, so nothing of what lies
+            // outside — not even its kind or size — is told.
+            let meta = if entry.file_type().ok()?.is_symlink() {
+                let (target, _) = resolve(root, &path, Access::Read).ok()?;
+                std::fs::metadata(target).ok()?
+            } else {
+                entry.metadata().ok()?
+            };
             Some(Entry {
-                path: format!("{display}/{name}"),
+                path,
                 name,
                 is_dir: meta.is_dir(),
                 size: if meta.is_dir() { 0 } else { meta.len() },
@@ -153,13 +174,14 @@ pub async fn explorer(
 }
 
 /// Reads a text file of the project.
-#[utoipa::path(get, path = "/v1/system/read", params(PathQuery),
+#[utoipa::path(get, path = "/v1/system/read", params(FileQuery),
     responses((status = 200, body = FileText), (status = 403), (status = 404)))]
 pub async fn read(
     State(state): State<AppState>,
-    ApiQuery(query): ApiQuery<PathQuery>,
+    ApiQuery(query): ApiQuery<FileQuery>,
 ) -> ApiResult<Json<FileText>> {
-    let (real, display) = resolve(state.root(), query.path.trim(), Access::Read)?;
+    let path = query.path.as_deref().unwrap_or_default().trim();
+    let (real, display) = resolve(state.root(), path, Access::Read)?;
     let meta = std::fs::metadata(&real)
         .map_err(|_| ApiError::not_found(format!("{display} does not exist")))?;
     if !meta.is_file() {

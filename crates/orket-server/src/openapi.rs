@@ -3,8 +3,9 @@
 
 use crate::{approvals, chat, files, runs, sandboxes, system, web, ws};
 use axum::Json;
+use utoipa::openapi::path::ParameterIn;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::Response;
+use utoipa::openapi::{RefOr, Response, Schema};
 use utoipa::{Modify, OpenApi};
 
 /// The document.
@@ -21,7 +22,7 @@ use utoipa::{Modify, OpenApi};
         sandboxes::preview_asset, sandboxes::list, sandboxes::stop, sandboxes::logs,
         ws::events,
     ),
-    modifiers(&KeyScheme)
+    modifiers(&KeyScheme, &InputAnswers)
 )]
 pub struct ApiDoc;
 
@@ -59,6 +60,51 @@ impl Modify for KeyScheme {
                     Vec::<String>::new(),
                 )]);
                 for (status, why) in GUARD_ANSWERS {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| Response::new(why).into());
+                }
+            }
+        }
+    }
+}
+
+/// A department as a query parameter (`dept`) names: a folder under `model/` (a plain name:
+/// no `/`, `\`, NUL or leading `.`; documented up to 50 characters, which any file system
+/// holds), or empty for the default.
+const DEPARTMENT_PATTERN: &str = r"^([^./\\\u0000][^/\\\u0000]{0,49})?$";
+
+/// The answers every operation that takes input gives before its handler decides: 400 for
+/// a query or body that does not parse or is refused (the error names the field), 413 for a body over
+/// the 1 MiB cap; and the one rule for `dept` parameters. Derived here so that no operation
+/// can forget them.
+struct InputAnswers;
+
+impl Modify for InputAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
+                let has_body = operation.request_body.is_some();
+                let params = operation.parameters.iter_mut().flatten();
+                let mut has_query = false;
+                for parameter in params {
+                    has_query |= parameter.parameter_in == ParameterIn::Query;
+                    if parameter.name == "dept" {
+                        if let Some(RefOr::T(Schema::Object(object))) = parameter.schema.as_mut() {
+                            object.pattern = Some(DEPARTMENT_PATTERN.to_string());
+                        }
+                    }
+                }
+                let mut answers = Vec::new();
+                if has_body || has_query {
+                    answers.push(("400", "bad input: the error names the field and why"));
+                }
+                if has_body {
+                    answers.push(("413", "the body is over 1 MiB"));
+                }
+                for (status, why) in answers {
                     operation
                         .responses
                         .responses

@@ -158,6 +158,7 @@ pub struct RunMetrics {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RunRequest {
     /// An epic or rock name, or an issue id.
+    #[schema(min_length = 1, pattern = r"\S")]
     pub target: String,
     /// The department to look it up in (`core`).
     pub department: Option<String>,
@@ -166,13 +167,15 @@ pub struct RunRequest {
     pub provider: Option<String>,
     /// The replay file, relative to the project root.
     pub replay: Option<String>,
-    /// Simulated model time per replayed reply, in milliseconds.
+    /// Simulated model time per replayed reply, in milliseconds (at most 600000).
+    #[schema(maximum = 600_000)]
     pub replay_delay_ms: Option<u64>,
     /// A model for every turn.
     pub model: Option<String>,
     /// Start the build over.
     pub reset: Option<bool>,
     /// Turns in flight at once (1–64, default 3).
+    #[schema(minimum = 1, maximum = 64)]
     pub concurrency: Option<usize>,
 }
 

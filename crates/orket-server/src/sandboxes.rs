@@ -91,7 +91,7 @@ pub struct PreviewQuery {
     // Required: an `Option` only so that a missing one gets this API's own 400 naming it.
     #[param(required = true, min_length = 1)]
     pub name: Option<String>,
-    /// The department (`core`).
+    /// The department (`core` when absent or empty).
     pub dept: Option<String>,
     /// A model for every seat (changes the dialect).
     pub model: Option<String>,
@@ -112,7 +112,10 @@ pub async fn preview_asset(
         .ok_or_else(|| {
             ApiError::bad_request("name: required (an epic or rock name, or an issue id)")
         })?;
-    let dept = query.dept.unwrap_or_else(|| "core".to_string());
+    let dept = query
+        .dept
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| "core".to_string());
     if !orket_core::assets::is_plain_name(&dept) {
         return Err(ApiError::bad_request(format!(
             "dept: \"{dept}\" is not a plain folder name"

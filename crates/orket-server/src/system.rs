@@ -69,7 +69,7 @@ pub struct Calendar {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DeptQuery {
-    /// One department instead of all.
+    /// One department instead of all (all when absent or empty).
     pub dept: Option<String>,
 }
 

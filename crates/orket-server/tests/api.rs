@@ -329,7 +329,13 @@ async fn file_routes_refuse_every_way_out() {
         for route in ["read", "explorer"] {
             let (status, err) = p.get(&format!("/v1/system/{route}?path={path}")).await;
             assert_eq!(status, StatusCode::FORBIDDEN, "{route} {path}: {err}");
-            assert!(err["error"].as_str().unwrap().contains("refused"), "{err}");
+            let message = err["error"].as_str().unwrap();
+            assert!(message.contains("refused"), "{err}");
+            let outside_path = outside.path().display().to_string();
+            assert!(
+                !message.contains(&outside_path) && !message.contains("/.orket"),
+                "a refusal never names where a link leads: {message}"
+            );
         }
         let decoded = path
             .replace("%2e", ".")
@@ -353,6 +359,43 @@ async fn file_routes_refuse_every_way_out() {
         "outside"
     );
     assert!(!outside.path().join("pwned").exists());
+    // Listings leave out the links that lead out (nothing of their target is told); a link
+    // inside its folder is listed as what it leads to.
+    std::fs::write(p.root.join("workspace/notes.txt"), "12345").unwrap();
+    std::os::unix::fs::symlink(
+        p.root.join("workspace/notes.txt"),
+        p.root.join("workspace/notes_link"),
+    )
+    .unwrap();
+    for (folder, hidden) in [
+        ("workspace", ["out", "store"]),
+        ("config", ["env_link", ".env"]),
+    ] {
+        let (status, listing) = p.get(&format!("/v1/system/explorer?path={folder}")).await;
+        assert_eq!(status, StatusCode::OK, "{listing}");
+        let names: Vec<&str> = listing["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["name"].as_str().unwrap())
+            .collect();
+        for name in hidden {
+            assert!(!names.contains(&name), "{folder}: {names:?}");
+        }
+    }
+    let (_, listing) = p.get("/v1/system/explorer?path=workspace").await;
+    let link = listing["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "notes_link")
+        .cloned();
+    assert_eq!(
+        link,
+        Some(
+            json!({"name": "notes_link", "path": "workspace/notes_link", "is_dir": false, "size": 5})
+        )
+    );
     // A link out of the project as a top folder is refused too.
     let q = Project::new().await;
     std::fs::remove_dir_all(q.root.join("workspace")).unwrap();

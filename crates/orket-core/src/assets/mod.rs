@@ -13,5 +13,5 @@ pub use board::{Board, BoardEpic, BoardIssue, BoardRock};
 pub use check::{check_tree, CheckReport};
 pub use diag::{Diagnostic, Severity};
 pub use parse::{ISSUE_TYPES, KNOWN_FIELDS};
-pub use tree::{is_plain_name, AssetError, AssetTree, Category};
+pub use tree::{is_plain_name, AssetError, AssetTree, Category, MAX_NAME_BYTES};
 pub use types::*;

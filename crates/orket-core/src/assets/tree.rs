@@ -118,9 +118,14 @@ fn render(diags: &[Diagnostic]) -> String {
 /// (`qwen2.5-coder:7b`) has no profile file.
 const NOT_IN_FILE_NAMES: [char; 7] = [':', '*', '?', '"', '<', '>', '|'];
 
-/// True for a name usable as one path component.
+/// The longest name of a card or department, in bytes: its file (`<name>.json`) and its
+/// workspace and build (`build-<name>`) must stay under the 255 bytes file systems allow.
+pub const MAX_NAME_BYTES: usize = 200;
+
+/// True for a name usable as one path component (at most [`MAX_NAME_BYTES`] long).
 pub fn is_plain_name(name: &str) -> bool {
     !name.is_empty()
+        && name.len() <= MAX_NAME_BYTES
         && !name.starts_with('.')
         && !name.contains(['/', '\\', '\0'])
         && Path::new(name).components().count() == 1
