@@ -228,6 +228,34 @@ fn holds_pipe(pid: libc::pid_t, links: &[String]) -> bool {
     })
 }
 
+/// Kills `pid` with SIGKILL if `still_it` holds once a pidfd names it: the pidfd pins the
+/// process that had `pid` when it was opened, so checking again after opening it proves the
+/// signal reaches the process that was chosen, never one that got its pid since. True when
+/// the signal was sent.
+pub(crate) fn kill_confirmed(pid: libc::pid_t, still_it: impl Fn() -> bool) -> bool {
+    // SAFETY: pidfd_open(2) takes a pid and flags and returns a new descriptor we own.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if pidfd < 0 {
+        return false;
+    }
+    // SAFETY: `pidfd` was just returned by pidfd_open and is owned only here.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as libc::c_int) };
+    if !still_it() {
+        return false;
+    }
+    // SAFETY: pidfd_send_signal(2) with a descriptor we own, no siginfo, no flags.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    r == 0
+}
+
 /// Kills the processes (other than this one) that still hold the child's output pipes: what
 /// the child left running outside its process group (a new session). Precise: a process is
 /// chosen only because it has one of these very pipes open, and it is signalled through a
@@ -255,29 +283,8 @@ fn kill_pipe_holders(sinks: &[&Sink]) -> usize {
         if pid == me || !holds_pipe(pid, &links) {
             continue;
         }
-        // SAFETY: pidfd_open(2) takes a pid and flags and returns a new descriptor we own.
-        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        if pidfd < 0 {
-            continue;
-        }
-        // SAFETY: `pidfd` was just returned by pidfd_open and is owned only here.
-        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as libc::c_int) };
-        // The pidfd names the process that had `pid` when it was opened: check again that it
-        // is this one that holds the pipe (if the pid was reused in between, it does not).
-        if holds_pipe(pid, &links) {
-            // SAFETY: pidfd_send_signal(2) with a descriptor we own, no siginfo, no flags.
-            let r = unsafe {
-                libc::syscall(
-                    libc::SYS_pidfd_send_signal,
-                    pidfd.as_raw_fd(),
-                    libc::SIGKILL,
-                    std::ptr::null::<libc::siginfo_t>(),
-                    0,
-                )
-            };
-            if r == 0 {
-                killed += 1;
-            }
+        if kill_confirmed(pid, || holds_pipe(pid, &links)) {
+            killed += 1;
         }
     }
     killed
@@ -380,4 +387,50 @@ pub fn run(mut command: Command, input: &[u8], timeout: Duration) -> std::io::Re
         leftovers_killed,
         elapsed,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without a PID namespace (this runs none), a process left in a session of its own and
+    /// holding the output is found by its pipe and killed after the grace, never waited for.
+    #[test]
+    fn a_process_left_holding_the_output_is_killed_not_waited_for() {
+        let python = crate::interpreter::python().unwrap();
+        let mut command = Command::new(python);
+        command.args([
+            "-c",
+            "import subprocess; p = subprocess.Popen(['sleep', '30'], start_new_session=True); print(p.pid)",
+        ]);
+        let started = Instant::now();
+        let finished = run(command, &[], Duration::from_secs(1)).unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5), "{finished:?}");
+        assert!(finished.success(), "{finished:?}");
+        assert!(
+            finished.left_running && finished.leftovers_killed == 1,
+            "{finished:?}"
+        );
+        let pid: libc::pid_t = String::from_utf8_lossy(&finished.stdout)
+            .trim()
+            .parse()
+            .unwrap();
+        // Killed, so it ends (a zombie until the system reaps it).
+        let ended = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+                !stat.contains("(sleep)")
+                    || stat
+                        .rsplit(')')
+                        .next()
+                        .unwrap_or("")
+                        .trim_start()
+                        .starts_with('Z')
+            })
+        };
+        let until = Instant::now() + Duration::from_secs(5);
+        while !ended() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(ended(), "sleep {pid} still running");
+    }
 }

@@ -1,23 +1,33 @@
 //! The verification runner: an issue's fixture, which must live under
 //! `<workspace>/verification/`, runs in a separate process with a clean environment, its own
-//! working directory, no network (a new network namespace where the OS allows it), confined on
-//! the filesystem by Landlock where the kernel has it (read-only: the system, Python and the
-//! workspace; writable: its own folder; see [`crate::landlock`]), CPU, memory and wall-time
-//! limits, speaking JSON on stdin/stdout. The child is sent each scenario's id
-//! and input only, never its expected output (code the fixture imports could read it there):
-//! it reports what each call returned, and pass or fail is decided here. Every fatal path
-//! (fixture outside `verification/`, missing fixture, non-zero exit, bad output, timeout,
-//! processes left holding its output) fails all scenarios with the reason.
+//! working directory and JSON on stdin/stdout, inside a sandbox ([`crate::sandbox`]) that
+//! holds where the OS allows it:
+//! - no network: a new network namespace;
+//! - nothing left behind: a new PID namespace, so every process the fixture started (in a
+//!   session of its own or not) is killed when it ends;
+//! - a process cap (`ORKET_VERIFY_PROCS`): a pids cgroup of the run's own, or RLIMIT_NPROC
+//!   where that binds;
+//! - the filesystem confined by Landlock (read-only: the system, Python and the workspace;
+//!   writable: its own folder; see [`crate::landlock`]);
+//! - no unix-domain sockets of its own making, by a seccomp filter ([`crate::seccomp`]): no
+//!   connecting to the docker socket or any other socket file of the host;
+//! - CPU, memory and wall-time limits.
+//!
+//! What the OS refused is said in the result's [`Isolation`] (`weaker` and `note`). The child
+//! is sent each scenario's id and input only, never its expected output (code the fixture
+//! imports could read it there): it reports what each call returned, and pass or fail is
+//! decided here. Every fatal path (fixture outside `verification/`, missing fixture, non-zero
+//! exit, bad output, timeout, processes left holding its output) fails all scenarios with the
+//! reason.
 
 use crate::interpreter::{python, Installation, FIXTURE_PATH};
-use crate::landlock::{self, Access, Ruleset};
+use crate::namespace::namespaces;
 use crate::process::{self, tail};
+use crate::sandbox::Sandbox;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::os::unix::process::CommandExt;
 use std::path::{Component, Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 pub use orket_core::tools::VERIFICATION_DIR;
@@ -32,7 +42,7 @@ const PYTHON_RUNNER: &str = include_str!("verify_runner.py");
 const LOG_CHARS: usize = 4000;
 
 /// Resource limits of one fixture run (`ORKET_VERIFY_CPU_SEC`, `ORKET_VERIFY_MEM_MB`,
-/// `ORKET_VERIFY_TIMEOUT_SEC`).
+/// `ORKET_VERIFY_TIMEOUT_SEC`, `ORKET_VERIFY_PROCS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerifyLimits {
     /// CPU seconds (RLIMIT_CPU; the kernel sends SIGXCPU past it). Default 2.
@@ -41,6 +51,11 @@ pub struct VerifyLimits {
     pub mem_mb: u64,
     /// Wall-clock seconds before the process group is killed. Default 5.
     pub timeout_sec: u64,
+    /// Processes and threads the fixture may have at once, its own Python included (the
+    /// `pids.max` of the run's pids cgroup, or RLIMIT_NPROC): past it `fork` fails with
+    /// EAGAIN. Default 64. `0`: no cap (and in results stored before the cap existed).
+    #[serde(default)]
+    pub procs: u64,
 }
 
 impl Default for VerifyLimits {
@@ -49,6 +64,7 @@ impl Default for VerifyLimits {
             cpu_sec: 2,
             mem_mb: 256,
             timeout_sec: 5,
+            procs: 64,
         }
     }
 }
@@ -63,6 +79,7 @@ impl VerifyLimits {
             ("ORKET_VERIFY_CPU_SEC", &mut limits.cpu_sec),
             ("ORKET_VERIFY_MEM_MB", &mut limits.mem_mb),
             ("ORKET_VERIFY_TIMEOUT_SEC", &mut limits.timeout_sec),
+            ("ORKET_VERIFY_PROCS", &mut limits.procs),
         ] {
             if let Some(raw) = lookup(key) {
                 match raw.trim().parse::<u64>() {
@@ -110,6 +127,19 @@ pub enum FilesystemIsolation {
     None,
 }
 
+/// What capped the number of the fixture's processes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcessCap {
+    /// A pids cgroup of the run's own (`pids.max`).
+    PidsCgroup,
+    /// RLIMIT_NPROC, counting the fixture's processes in its user namespace.
+    Rlimit,
+    /// Nothing: a fork bomb could fill the machine.
+    #[default]
+    None,
+}
+
 /// The isolation a run actually had.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Isolation {
@@ -121,7 +151,18 @@ pub struct Isolation {
     /// The kernel's Landlock ABI version used, when Landlock was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub landlock_abi: Option<u32>,
-    /// True when isolation was weaker than asked (no network namespace, or no Landlock).
+    /// The fixture's processes lived in a PID namespace of their own: every one it started was
+    /// killed when it ended (absent in results stored before it existed: `false`).
+    #[serde(default)]
+    pub pid_namespace: bool,
+    /// What capped its processes (absent in older results: `none`).
+    #[serde(default)]
+    pub process_cap: ProcessCap,
+    /// A seccomp filter refused it unix-domain sockets of its own making, so no socket file of
+    /// the host was reachable (absent in older results: `false`).
+    #[serde(default)]
+    pub unix_sockets_refused: bool,
+    /// True when isolation was weaker than asked (any of the above missing).
     pub weaker: bool,
     /// What was weaker and why, when it was.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -332,90 +373,13 @@ pub fn json_equal(a: &Value, b: &Value) -> bool {
 
 /// The network isolation this machine allows, probed once per process.
 pub fn network_isolation() -> NetworkIsolation {
-    static MODE: OnceLock<NetworkIsolation> = OnceLock::new();
-    *MODE.get_or_init(|| {
-        for mode in [NetworkIsolation::Namespace, NetworkIsolation::UserNamespace] {
-            let mut probe = Command::new("/bin/sh");
-            probe.args(["-c", "exit 0"]).env_clear();
-            // SAFETY: the closure only calls unshare(2), which is async-signal-safe.
-            unsafe {
-                probe.pre_exec(move || enter_namespace(mode));
-            }
-            if probe.status().is_ok_and(|s| s.success()) {
-                return mode;
-            }
-        }
-        NetworkIsolation::None
-    })
+    namespaces().network
 }
 
-/// unshare(2) into a new network namespace (inside a new user namespace for `UserNamespace`).
-fn enter_namespace(mode: NetworkIsolation) -> std::io::Result<()> {
-    let flags = match mode {
-        NetworkIsolation::Namespace => libc::CLONE_NEWNET,
-        NetworkIsolation::UserNamespace => libc::CLONE_NEWUSER | libc::CLONE_NEWNET,
-        NetworkIsolation::None => return Ok(()),
-    };
-    // SAFETY: unshare(2) takes flags only.
-    if unsafe { libc::unshare(flags) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// Sets a resource limit: `soft`, and a hard limit `slack` above it (for RLIMIT_CPU the kernel
-/// sends SIGXCPU at the soft limit, SIGKILL at the hard one).
-fn set_limit(resource: libc::__rlimit_resource_t, soft: u64, slack: u64) -> std::io::Result<()> {
-    let limit = libc::rlimit {
-        rlim_cur: soft as libc::rlim_t,
-        rlim_max: soft.saturating_add(slack) as libc::rlim_t,
-    };
-    // SAFETY: setrlimit(2) reads `limit`, which lives on this stack frame.
-    if unsafe { libc::setrlimit(resource, &limit) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// What every fixture may read and execute: the system's programs and libraries, and of
-/// `/etc` only what the dynamic loader and Python need (never `/etc/shadow` and the like).
-const SYSTEM_READ: [&str; 10] = [
-    "/usr",
-    "/lib",
-    "/lib32",
-    "/lib64",
-    "/libx32",
-    "/bin",
-    "/sbin",
-    "/etc/ld.so.cache",
-    "/etc/localtime",
-    "/etc/passwd",
-];
-
-/// Devices a fixture may read and write.
-const DEVICES: [&str; 4] = ["/dev/null", "/dev/zero", "/dev/urandom", "/dev/random"];
-
-/// The Landlock ruleset of a fixture run (`Ok(None)` when the kernel has no Landlock): read the
-/// system, the interpreter's `installation` folders (see [`Installation::readable`]) and
-/// `workspace`; write `workdir` only.
-fn confinement(
-    installation: &[PathBuf],
-    workspace: &Path,
-    workdir: &Path,
-) -> Result<Option<Ruleset>, String> {
-    let Some(abi) = landlock::abi() else {
-        return Ok(None);
-    };
-    let mut paths: Vec<(PathBuf, Access)> = SYSTEM_READ
-        .iter()
-        .map(|p| (PathBuf::from(p), Access::Read))
-        .collect();
-    paths.extend(installation.iter().map(|p| (p.clone(), Access::Read)));
-    paths.extend(DEVICES.iter().map(|d| (PathBuf::from(d), Access::Device)));
-    paths.push((workspace.to_path_buf(), Access::Read));
-    paths.push((workdir.to_path_buf(), Access::ReadWrite));
-    let borrowed: Vec<(&Path, Access)> = paths.iter().map(|(p, a)| (p.as_path(), *a)).collect();
-    Ruleset::new(abi, &borrowed).map(Some)
+/// True when fixtures run in a PID namespace of their own on this machine (probed once per
+/// process with the network namespace).
+pub fn pid_namespace() -> bool {
+    namespaces().pid
 }
 
 /// A result where every scenario failed for `reason`.
@@ -519,36 +483,8 @@ fn run_inner(workspace: &Path, verification: &Value, limits: &VerifyLimits) -> V
             return refuse(format!("cannot create a working folder: {e}"), false);
         }
     };
-    let network = network_isolation();
-    let (ruleset, landlock_refused) = match confinement(&readable, workspace, workdir.path()) {
-        Ok(r) => (r, None),
-        Err(e) => (None, Some(e)),
-    };
-    let mut weaker = Vec::new();
-    if network == NetworkIsolation::None {
-        weaker.push(
-            "the OS refused a new network namespace (unshare), so the fixture shared the host's network"
-                .to_string(),
-        );
-    }
-    if ruleset.is_none() {
-        weaker.push(match landlock_refused {
-            Some(e) => format!("Landlock could not be set up ({e}), so the fixture could read and write what the user running Orket can"),
-            None => "the kernel has no Landlock, so the fixture could read and write what the user running Orket can".to_string(),
-        });
-    }
-    let isolation = Isolation {
-        network,
-        filesystem: if ruleset.is_some() {
-            FilesystemIsolation::Landlock
-        } else {
-            FilesystemIsolation::None
-        },
-        landlock_abi: ruleset.as_ref().map(Ruleset::abi),
-        weaker: !weaker.is_empty(),
-        note: (!weaker.is_empty()).then(|| format!("weaker isolation: {}", weaker.join("; "))),
-        limits: *limits,
-    };
+    let mut sandbox = Sandbox::prepare(limits, &readable, workspace, workdir.path());
+    let isolation = sandbox.isolation.clone();
     let fail = |reason: String, logs: String| {
         fatal(
             &fixture_path,
@@ -588,22 +524,7 @@ fn run_inner(workspace: &Path, verification: &Value, limits: &VerifyLimits) -> V
         .env("TMPDIR", workdir.path())
         .env("LANG", "C.UTF-8")
         .env("PYTHONIOENCODING", "utf-8");
-    let limits_copy = *limits;
-    // SAFETY: the closure calls only setrlimit(2), unshare(2), prctl(2) and
-    // landlock_restrict_self(2), all async-signal-safe; the ruleset was built before the fork.
-    unsafe {
-        command.pre_exec(move || {
-            set_limit(libc::RLIMIT_CPU, limits_copy.cpu_sec, 1)?;
-            set_limit(libc::RLIMIT_AS, limits_copy.mem_mb * 1024 * 1024, 0)?;
-            set_limit(libc::RLIMIT_FSIZE, 64 * 1024 * 1024, 0)?;
-            set_limit(libc::RLIMIT_CORE, 0, 0)?;
-            enter_namespace(network)?;
-            match &ruleset {
-                Some(r) => r.restrict_self(),
-                None => Ok(()),
-            }
-        });
-    }
+    sandbox.confine(&mut command);
     let input = request.to_string().into_bytes();
     let finished = match process::run(command, &input, Duration::from_secs(limits.timeout_sec)) {
         Ok(f) => f,
@@ -705,7 +626,7 @@ fn run_inner(workspace: &Path, verification: &Value, limits: &VerifyLimits) -> V
                 answer
                     .get("error")
                     .and_then(Value::as_str)
-                    .map(str::to_string)
+                    .map(|e| with_cap_hint(e, &isolation))
                     .unwrap_or_else(|| "the fixture did not return a value".to_string()),
             )
         };
@@ -731,6 +652,18 @@ fn run_inner(workspace: &Path, verification: &Value, limits: &VerifyLimits) -> V
         started_at: String::new(),
         duration_ms: 0,
     }
+}
+
+/// A fixture's error, with the process cap named when the error is the one a fork past the
+/// cap raises (EAGAIN: Python's BlockingIOError).
+fn with_cap_hint(error: &str, isolation: &Isolation) -> String {
+    if isolation.process_cap == ProcessCap::None || !error.contains("[Errno 11]") {
+        return error.to_string();
+    }
+    format!(
+        "{error} (the process cap is {} processes and threads, ORKET_VERIFY_PROCS)",
+        isolation.limits.procs
+    )
 }
 
 /// [`run_verification`] on a blocking thread, so the async executor keeps running other
@@ -786,6 +719,7 @@ mod tests {
         let (limits, warnings) = VerifyLimits::from_lookup(&|k| match k {
             "ORKET_VERIFY_CPU_SEC" => Some("7".into()),
             "ORKET_VERIFY_MEM_MB" => Some("lots".into()),
+            "ORKET_VERIFY_PROCS" => Some("0".into()),
             _ => None,
         });
         assert_eq!(
@@ -793,10 +727,37 @@ mod tests {
             VerifyLimits {
                 cpu_sec: 7,
                 mem_mb: 256,
-                timeout_sec: 5
+                timeout_sec: 5,
+                procs: 64
             }
         );
-        assert_eq!(warnings.len(), 1);
+        assert_eq!(warnings.len(), 2);
         assert!(warnings[0].contains("ORKET_VERIFY_MEM_MB"), "{warnings:?}");
+        assert!(
+            warnings[1]
+                .contains("ORKET_VERIFY_PROCS=\"0\" is not a positive whole number; using 64"),
+            "{warnings:?}"
+        );
+        let (limits, _) =
+            VerifyLimits::from_lookup(&|k| (k == "ORKET_VERIFY_PROCS").then(|| "200".to_string()));
+        assert_eq!(limits.procs, 200);
+    }
+
+    #[test]
+    fn results_stored_before_the_new_guarantees_still_parse_and_claim_none_of_them() {
+        let stored = json!({
+            "network": "namespace",
+            "filesystem": "landlock",
+            "landlock_abi": 6,
+            "weaker": false,
+            "limits": {"cpu_sec": 2, "mem_mb": 256, "timeout_sec": 5}
+        });
+        let isolation: Isolation = serde_json::from_value(stored).unwrap();
+        assert!(!isolation.pid_namespace);
+        assert_eq!(isolation.process_cap, ProcessCap::None);
+        assert!(!isolation.unix_sockets_refused);
+        assert_eq!(isolation.limits.procs, 0);
+        let written = serde_json::to_value(&isolation).unwrap();
+        assert_eq!(written["process_cap"], json!("none"));
     }
 }

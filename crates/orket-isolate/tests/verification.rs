@@ -1,10 +1,12 @@
 //! The verification runner: fixtures under `verification/` only, every fatal path failing all
-//! scenarios, resource limits, no network, and (with Landlock) no file outside the workspace.
+//! scenarios, resource limits, no network, and (with Landlock) no file outside the workspace;
+//! nothing the fixture starts outlives it (PID namespace), a process cap, no unix socket file
+//! of the host reachable (seccomp).
 
 use orket_isolate::landlock;
 use orket_isolate::verify::{
-    network_isolation, run_verification, run_verification_async, FilesystemIsolation,
-    NetworkIsolation, VerificationResult, VerifyLimits,
+    network_isolation, pid_namespace, run_verification, run_verification_async,
+    FilesystemIsolation, NetworkIsolation, ProcessCap, VerificationResult, VerifyLimits,
 };
 use serde_json::{json, Value};
 use std::path::Path;
@@ -214,8 +216,8 @@ fn a_busy_loop_hits_the_cpu_limit() {
     );
     let limits = VerifyLimits {
         cpu_sec: 1,
-        mem_mb: 256,
         timeout_sec: 20,
+        ..VerifyLimits::default()
     };
     let started = std::time::Instant::now();
     let r = run_verification(
@@ -403,23 +405,67 @@ fn the_fixture_cannot_read_the_expected_output() {
     );
 }
 
-/// True while `pid` is a live (not zombie) `sleep` process.
-fn sleep_running(pid: u32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // "<pid> (<comm>) <state> ...": the state follows the last ')'.
-    let state = stat.rsplit(')').next().unwrap_or_default().trim_start();
-    stat.contains("(sleep)") && !state.starts_with('Z')
+/// A number no other process's command line holds: `sleep` adds up its arguments, so
+/// `sleep 30 <marker>` sleeps 30 s and is found by its marker in `/proc`, whatever PID
+/// namespace it lives in.
+fn marker(n: u32) -> String {
+    format!("0.{}{n:03}", std::process::id())
 }
+
+/// Host pids of live (not zombie) processes with `marker` among their arguments.
+fn processes_with(marker: &str) -> Vec<u32> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // "<pid> (<comm>) <state> ...": the state follows the last ')'.
+            let state = stat.rsplit(')').next().unwrap_or_default().trim_start();
+            cmdline.split(|b| *b == 0).any(|a| a == marker.as_bytes()) && !state.starts_with('Z')
+        })
+        .collect()
+}
+
+/// Kills what still carries `marker` (a failing test leaves nothing behind); returns it.
+fn kill_marked(marker: &str) -> Vec<u32> {
+    let left = processes_with(marker);
+    for pid in &left {
+        // SAFETY: kill(2) takes integers only.
+        unsafe {
+            libc::kill(*pid as libc::pid_t, libc::SIGKILL);
+        }
+    }
+    left
+}
+
+/// Waits up to `within` for every process carrying `marker` to be gone; fails naming (and
+/// killing) the ones still there.
+fn assert_gone_within(marker: &str, within: std::time::Duration) {
+    let until = std::time::Instant::now() + within;
+    while !processes_with(marker).is_empty() && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let left = kill_marked(marker);
+    assert!(
+        left.is_empty(),
+        "still running after the verification: {left:?}"
+    );
+}
+
+/// A fixture that leaves `sleep 30 <marker>` in a session of its own, holding its output.
+const DAEMON_FIXTURE: &str = "import subprocess\ndef verify(d):\n    subprocess.Popen(['sleep', '30', d['marker']], start_new_session=True)\n    return d['n']\n";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fixture_that_leaves_a_process_in_its_own_session_does_not_hang_the_run() {
-    let ws = workspace_with(
-        "test_daemon.py",
-        "import subprocess, sys\ndef verify(d):\n    p = subprocess.Popen(['sleep', '30'], start_new_session=True)\n    sys.stderr.write('left pid %d\\n' % p.pid)\n    sys.stderr.flush()\n    return d\n",
-    );
+    let ws = workspace_with("test_daemon.py", DAEMON_FIXTURE);
+    let marker = marker(1);
     let scenarios = json!([
-        {"id": "one", "input_data": 1, "expected_output": 1},
-        {"id": "two", "input_data": 2, "expected_output": 2}
+        {"id": "one", "input_data": {"n": 1, "marker": marker}, "expected_output": 1},
+        {"id": "two", "input_data": {"n": 2, "marker": marker}, "expected_output": 2}
     ]);
     let limits = VerifyLimits {
         timeout_sec: 2,
@@ -435,42 +481,35 @@ async fn a_fixture_that_leaves_a_process_in_its_own_session_does_not_hang_the_ru
     )
     .await
     .expect("the verification returns although the fixture left a process holding its output");
-    all_failed_with(&r, 2, "left processes running");
-    // One leftover per scenario, each found by the pipe it held and killed.
-    let error = r.error.as_deref().unwrap();
-    assert!(
-        error.contains("own session") && error.contains("(2 killed)"),
-        "{r:#?}"
-    );
-    let pids: Vec<u32> = r
-        .logs
-        .lines()
-        .filter_map(|l| l.strip_prefix("left pid "))
-        .filter_map(|p| p.trim().parse().ok())
-        .collect();
-    assert_eq!(
-        pids.len(),
-        2,
-        "the fixture reports its children: {:?}",
-        r.logs
-    );
-    let mut alive = pids.clone();
-    for _ in 0..100 {
-        alive.retain(|&pid| sleep_running(pid));
-        if alive.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    if pid_namespace() {
+        // The leftovers died with the fixture's PID namespace, closing its output at once:
+        // the scenarios count, and nothing was left to find and kill.
+        assert_eq!(counts(&r), (2, 0, 2), "{r:#?}");
+        assert!(r.isolation.as_ref().unwrap().pid_namespace, "{r:#?}");
+    } else {
+        let _ = missing("a PID namespace");
+        all_failed_with(&r, 2, "left processes running");
+        // One leftover per scenario, each found by the pipe it held and killed.
+        let error = r.error.as_deref().unwrap();
+        assert!(
+            error.contains("own session") && error.contains("(2 killed)"),
+            "{r:#?}"
+        );
     }
-    assert!(alive.is_empty(), "still running: {alive:?}");
+    assert_gone_within(&marker, std::time::Duration::from_secs(5));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fixture_that_times_out_after_leaving_a_process_does_not_hang_the_run() {
     let ws = workspace_with(
         "test_daemon_loop.py",
-        "import subprocess, time\ndef verify(d):\n    subprocess.Popen(['sleep', '30'], start_new_session=True)\n    while True:\n        time.sleep(0.01)\n",
+        "import subprocess, time\ndef verify(d):\n    subprocess.Popen(['sleep', '30', d['marker']], start_new_session=True)\n    while True:\n        time.sleep(0.01)\n",
     );
+    let marker = marker(2);
+    let scenarios = json!([
+        {"id": "one", "input_data": {"marker": marker}, "expected_output": 1},
+        {"id": "two", "input_data": {"marker": marker}, "expected_output": 2}
+    ]);
     let limits = VerifyLimits {
         timeout_sec: 1,
         ..VerifyLimits::default()
@@ -479,7 +518,7 @@ async fn a_fixture_that_times_out_after_leaving_a_process_does_not_hang_the_run(
         std::time::Duration::from_secs(25),
         run_verification_async(
             ws.path().to_path_buf(),
-            block("verification/test_daemon_loop.py", two_scenarios()),
+            block("verification/test_daemon_loop.py", scenarios),
             limits,
         ),
     )
@@ -487,9 +526,146 @@ async fn a_fixture_that_times_out_after_leaving_a_process_does_not_hang_the_run(
     .expect("the verification returns although the fixture left a process holding its output");
     all_failed_with(&r, 2, "timed out");
     let error = r.error.as_deref().unwrap();
+    assert!(error.contains("ORKET_VERIFY_TIMEOUT_SEC"), "{r:#?}");
+    if pid_namespace() {
+        // The group kill reached the namespace's anchor, and the namespace took the leftover.
+        assert!(!error.contains("left processes"), "{r:#?}");
+    } else {
+        let _ = missing("a PID namespace");
+        assert!(error.contains("(1 killed)"), "{r:#?}");
+    }
+    assert_gone_within(&marker, std::time::Duration::from_secs(5));
+}
+
+/// Forks twice; the grandchild starts a session of its own, lets go of the fixture's output
+/// and becomes `sleep 30 <marker>`, out of reach of the process group and of the pipes.
+const DOUBLE_FORK_FIXTURE: &str = r#"import os
+
+def verify(d):
+    r, w = os.pipe()
+    middle = os.fork()
+    if middle == 0:
+        if os.fork() == 0:
+            try:
+                os.setsid()
+                null = os.open("/dev/null", os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(null, fd)
+                os.execv("/bin/sleep", ["sleep", "30", d["marker"]])
+            finally:
+                os._exit(1)
+        os._exit(0)
+    os.close(w)
+    os.waitpid(middle, 0)
+    # End of file once the grandchild's copy of w closed, when it became sleep.
+    os.read(r, 1)
+    return "started"
+"#;
+
+#[test]
+fn a_fixture_that_double_forks_into_a_new_session_leaves_nothing_running() {
+    let ws = workspace_with("test_escape.py", DOUBLE_FORK_FIXTURE);
+    let marker = marker(3);
+    let scenarios =
+        json!([{"id": "escape", "input_data": {"marker": marker}, "expected_output": "started"}]);
+    let r = run(ws.path(), &block("verification/test_escape.py", scenarios));
+    assert_eq!(counts(&r), (1, 0, 1), "{r:#?}");
+    let isolation = r.isolation.clone().unwrap();
+    if !isolation.pid_namespace {
+        let _ = missing("a PID namespace");
+        let note = isolation.note.clone().unwrap_or_default();
+        assert!(note.contains("refused a PID namespace"), "{isolation:?}");
+        if isolation.process_cap != ProcessCap::PidsCgroup {
+            // Nothing could reach the escaped process; the result said so.
+            kill_marked(&marker);
+            return;
+        }
+    }
+    assert_gone_within(&marker, std::time::Duration::from_secs(5));
+}
+
+/// Starts up to `tries` `sleep 5`: `capped` catches the error past the cap and reports how
+/// many it started (on stderr), `unguarded` lets it raise.
+const FORK_BOMB_FIXTURE: &str = r#"import subprocess, sys
+
+def start(tries, started):
+    for _ in range(tries):
+        started.append(subprocess.Popen(["sleep", "5"]))
+
+def stop(started):
+    for p in started:
+        p.kill()
+        p.wait()
+
+def verify_capped(d):
+    started = []
+    try:
+        start(d["tries"], started)
+    except OSError as e:
+        sys.stderr.write("started %d, then %s\n" % (len(started), type(e).__name__))
+        return "refused"
+    finally:
+        stop(started)
+    sys.stderr.write("started %d\n" % len(started))
+    return "started all"
+
+def verify_unguarded(d):
+    started = []
+    try:
+        start(d["tries"], started)
+    finally:
+        stop(started)
+    return "started all"
+"#;
+
+#[test]
+fn a_fork_bomb_stops_at_the_process_cap() {
+    let ws = workspace_with("test_bomb.py", FORK_BOMB_FIXTURE);
+    let scenarios = json!([
+        {"id": "capped", "input_data": {"tries": 200}, "expected_output": "refused"},
+        {"id": "unguarded", "input_data": {"tries": 200}, "expected_output": "started all"}
+    ]);
+    let limits = VerifyLimits {
+        procs: 16,
+        ..VerifyLimits::default()
+    };
+    let started = std::time::Instant::now();
+    let r = run_verification(
+        ws.path(),
+        &block("verification/test_bomb.py", scenarios),
+        &limits,
+    );
     assert!(
-        error.contains("ORKET_VERIFY_TIMEOUT_SEC") && error.contains("(1 killed)"),
-        "{r:#?}"
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let isolation = r.isolation.clone().unwrap();
+    if isolation.process_cap == ProcessCap::None {
+        let _ =
+            missing("a process cap (a writable pids cgroup, or RLIMIT_NPROC in a user namespace)");
+        assert!(isolation.weaker, "{isolation:?}");
+        assert!(isolation.note.unwrap().contains("no process cap"));
+        return;
+    }
+    // Past the cap, fork fails: caught, the fixture says so; not caught, its scenario fails.
+    assert_eq!(r.results[0].actual_output, json!("refused"), "{r:#?}");
+    assert_eq!(counts(&r), (1, 1, 2), "{r:#?}");
+    assert_eq!(isolation.limits.procs, 16);
+    // The fixture got some processes, fewer than the cap (its own Python is one of them).
+    let line = r.logs.lines().find(|l| l.starts_with("started ")).unwrap();
+    let n: usize = line["started ".len()..]
+        .split(',')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line:?}"));
+    assert!((1..16).contains(&n), "{line}");
+    assert!(line.ends_with("then BlockingIOError"), "{line}");
+    let error = r.results[1].error.as_deref().unwrap();
+    assert!(
+        error.contains("BlockingIOError")
+            && error.contains("the process cap is 16 processes and threads, ORKET_VERIFY_PROCS"),
+        "{error}"
     );
 }
 
@@ -538,6 +714,39 @@ def verify_scratch(d):
 def verify_signal(d):
     import signal
     return attempt(lambda: os.kill(d["pid"], signal.SIGTERM) or "sent")
+
+def verify_unix(d):
+    import socket
+    def connect():
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(d["path"])
+        s.close()
+        return "connected"
+    return attempt(connect)
+
+def verify_datagram(d):
+    import socket
+    def send():
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        a.sendto(b"hi", d["path"])
+        return "sent"
+    return attempt(send)
+
+def verify_pair(d):
+    import socket
+    a, b = socket.socketpair()
+    a.sendall(b"x")
+    return b.recv(1).decode()
+
+def verify_uring(d):
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    params = ctypes.create_string_buffer(120)
+    fd = libc.syscall(425, 4, params)
+    if fd >= 0:
+        os.close(fd)
+        return "created"
+    return "denied" if ctypes.get_errno() == 1 else "errno %d" % ctypes.get_errno()
 "##;
 
 #[test]
@@ -640,4 +849,75 @@ fn an_interpreter_in_slash_bin_reads_its_installation_not_the_filesystem() {
     let isolation = r.isolation.unwrap();
     assert_eq!(isolation.filesystem, FilesystemIsolation::Landlock);
     assert!(!isolation.weaker, "{isolation:?}");
+}
+
+#[test]
+fn a_fixture_cannot_reach_unix_socket_files_of_the_host() {
+    // Sockets of the host in a folder outside the workspace, as the docker socket would be.
+    let host = tempfile::Builder::new()
+        .prefix("orket-host-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let stream = host.path().join("host.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&stream).unwrap();
+    // Accept in the background so a connection that got through would succeed.
+    std::thread::spawn(move || for _ in listener.incoming() {});
+    let datagram = host.path().join("log.sock");
+    let log = std::os::unix::net::UnixDatagram::bind(&datagram).unwrap();
+    log.set_nonblocking(true).unwrap();
+    let (_root, ws) = project_with_fixture(TRY_FIXTURE);
+    let scenarios = json!([
+        {"id": "unix", "input_data": {"path": stream}, "expected_output": "denied"},
+        {"id": "datagram", "input_data": {"path": datagram}, "expected_output": "denied"},
+        {"id": "pair", "input_data": null, "expected_output": "x"},
+        {"id": "uring", "input_data": null, "expected_output": "denied"}
+    ]);
+    let r = run(&ws, &block("verification/test_fs.py", scenarios));
+    let isolation = r.isolation.clone().unwrap();
+    if !isolation.unix_sockets_refused {
+        let _ = missing("a seccomp filter");
+        assert!(isolation.weaker, "{isolation:?}");
+        assert!(isolation.note.unwrap().contains("unix socket files"));
+        return;
+    }
+    let outcomes: Vec<(String, Value)> = r
+        .results
+        .iter()
+        .map(|s| (s.id.clone(), s.actual_output.clone()))
+        .collect();
+    // socket(AF_UNIX) and datagram pairs are refused; a stream pair reaches only itself.
+    assert_eq!(counts(&r), (4, 0, 4), "{outcomes:?}");
+    let mut buf = [0u8; 8];
+    assert!(
+        log.recv(&mut buf).is_err(),
+        "nothing reached the host's datagram socket"
+    );
+}
+
+#[test]
+fn the_result_states_every_guarantee_that_held() {
+    let ws = workspace_with("test_ok.py", "def verify(d):\n    return d\n");
+    let scenarios = json!([{"id": "echo", "input_data": 1, "expected_output": 1}]);
+    let r = run(ws.path(), &block("verification/test_ok.py", scenarios));
+    assert_eq!(counts(&r), (1, 0, 1), "{r:#?}");
+    let isolation = r.isolation.unwrap();
+    let json = serde_json::to_value(&isolation).unwrap();
+    if isolation.weaker {
+        // A machine that refuses part of the sandbox (a broken one under CI): the note says what.
+        let _ = missing(&format!("the whole sandbox ({:?})", isolation.note));
+        assert!(isolation.note.unwrap().starts_with("weaker isolation: "));
+        return;
+    }
+    assert_ne!(isolation.network, NetworkIsolation::None);
+    assert_eq!(isolation.filesystem, FilesystemIsolation::Landlock);
+    assert!(isolation.pid_namespace, "{json}");
+    assert_ne!(isolation.process_cap, ProcessCap::None, "{json}");
+    assert!(isolation.unix_sockets_refused, "{json}");
+    assert_eq!(isolation.limits.procs, 64);
+    assert!(isolation.note.is_none());
+    // As stored: the new fields by name.
+    for field in ["pid_namespace", "process_cap", "unix_sockets_refused"] {
+        assert!(json.get(field).is_some(), "{field} in {json}");
+    }
+    assert_eq!(json["limits"]["procs"], json!(64));
 }
