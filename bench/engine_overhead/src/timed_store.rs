@@ -187,6 +187,28 @@ impl Store for TimedStore {
             .await
     }
 
+    async fn list_deliveries(&self, limit: i64) -> StoreResult<Vec<orket_store::DeliveryRecord>> {
+        self.timed("list_deliveries", self.inner.list_deliveries(limit))
+            .await
+    }
+
+    async fn list_pull_requests(&self) -> StoreResult<Vec<orket_store::PullRequestRecord>> {
+        self.timed("list_pull_requests", self.inner.list_pull_requests())
+            .await
+    }
+
+    async fn review_cycles(
+        &self,
+        repository: &str,
+        number: i64,
+    ) -> StoreResult<Vec<orket_store::ReviewCycle>> {
+        self.timed(
+            "review_cycles",
+            self.inner.review_cycles(repository, number),
+        )
+        .await
+    }
+
     async fn list_sandboxes(&self) -> StoreResult<Vec<SandboxRecord>> {
         self.timed("list_sandboxes", self.inner.list_sandboxes())
             .await

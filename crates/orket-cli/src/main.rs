@@ -116,6 +116,21 @@ enum Command {
     /// Serve the HTTP API, the WebSocket of events and the web board (ORKET_API_KEY,
     /// ORKET_ALLOWED_ORIGINS).
     Serve(commands::serve::ServeArgs),
+    /// List the Gitea webhook deliveries `orket serve` received, newest first, with what
+    /// each did (review started, cycle recorded, merged, ...).
+    Webhooks {
+        /// How many deliveries to list.
+        #[arg(
+            long,
+            default_value_t = 50,
+            value_name = "N",
+            value_parser = clap::value_parser!(i64).range(1..)
+        )]
+        limit: i64,
+        /// Print them as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check a run's tamper-evident ledger: every turn's hash recomputed from its content and
     /// chained to the turn before it; names the first turn that does not match (exit 1).
     Verify {
@@ -260,6 +275,7 @@ async fn main() -> ExitCode {
         Command::Halt { run_id } => commands::halt::run(&project, &run_id).await,
         Command::Runs { limit, json } => commands::runs::run(&project, limit, json).await,
         Command::Serve(args) => commands::serve::run(&project, args).await,
+        Command::Webhooks { limit, json } => commands::webhooks::run(&project, limit, json).await,
         Command::Verify {
             bundle: Some(file), ..
         } => commands::ledger::verify_bundle(&file),

@@ -273,17 +273,7 @@ async fn kill_and_resume_to_the_end(kills: usize, draws: &mut Draws) -> usize {
     let run = store.get_run(&run_id).await.unwrap().unwrap();
     assert_eq!(run.status, orket_core::RunStatus::Completed, "{run:?}");
     let turns = store.list_turns(&run_id).await.unwrap();
-    let seqs: Vec<i64> = turns.iter().map(|t| t.turn.seq).collect();
-    assert_eq!(seqs, (1..=6).collect::<Vec<i64>>(), "no gap, no repeat");
-    let pairs: BTreeSet<(String, bool)> = turns
-        .iter()
-        .map(|t| (t.turn.issue_id.clone(), t.turn.review))
-        .collect();
-    assert_eq!(
-        pairs.len(),
-        6,
-        "each issue developed once and reviewed once"
-    );
+    common::assert_every_turn_once(&turns);
     for (_, file, content) in common::PASSING_WORK {
         let written = std::fs::read_to_string(root.join("workspace/hello_cli").join(file));
         assert_eq!(written.ok().as_deref(), Some(content), "{file}");

@@ -5,7 +5,6 @@ mod common;
 use assert_cmd::Command;
 use orket_store::{SqliteStore, Store};
 use serde_json::json;
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 fn orket() -> Command {
@@ -255,17 +254,7 @@ async fn a_killed_run_resumes_without_losing_or_repeating_a_turn() {
     );
 
     let turns = store.list_turns(&run_id).await.unwrap();
-    let seqs: Vec<i64> = turns.iter().map(|t| t.turn.seq).collect();
-    assert_eq!(seqs, (1..=6).collect::<Vec<i64>>(), "no gap, no repeat");
-    let pairs: BTreeSet<(String, bool)> = turns
-        .iter()
-        .map(|t| (t.turn.issue_id.clone(), t.turn.review))
-        .collect();
-    assert_eq!(
-        pairs.len(),
-        6,
-        "each issue developed once and reviewed once"
-    );
+    common::assert_every_turn_once(&turns);
     assert!(turns.iter().all(|t| t.turn.status == "complete"));
     for file in ["hello.py", "README.md", "NOTES.md"] {
         assert!(

@@ -144,6 +144,15 @@ events! {
         host: String,
         heartbeat_at: String,
     }
+    /// Orket called Gitea's API for a pull request (the review loop): the call and how it went
+    /// (`ok`, `refused: ...`, `failed: ...`), after its retries.
+    GiteaCall = "gitea_call" {
+        method: String,
+        path: String,
+        status: Option<u16>,
+        attempts: u32,
+        outcome: String,
+    }
     /// A run ended (its final status, why, and the turns this invocation committed).
     SessionEnd = "session_end" {
         status: RunStatus,

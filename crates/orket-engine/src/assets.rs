@@ -209,7 +209,7 @@ fn user_settings(tree: &AssetTree) -> Result<HashMap<String, String>, EngineErro
 }
 
 /// The store row an issue of the epic file is seeded as (its file status is kept).
-pub(crate) fn seed_record(build_id: &str, spec: &IssueSpec) -> IssueRecord {
+pub fn seed_record(build_id: &str, spec: &IssueSpec) -> IssueRecord {
     let mut r = IssueRecord::new(build_id, &spec.card.id, &spec.card.name, &spec.seat);
     r.description = spec.card.description.clone();
     r.issue_type = spec.card.card_type.clone();

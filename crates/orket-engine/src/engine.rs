@@ -11,7 +11,7 @@ use crate::lease;
 use crate::policy::{ExecutionRuntime, PolicyRegistry};
 use crate::run::{Halt, RunOptions, RunOutcome};
 use crate::supervise::{self, Claim, RunHandle, Runs, Spawned};
-use orket_core::assets::{AssetTree, Rock};
+use orket_core::assets::{AssetTree, Epic, Rock};
 use orket_core::ids::{epic_build_id, rock_build_id};
 use orket_core::{RunKind, RunStatus, Status};
 use orket_sandbox::SandboxManager;
@@ -66,7 +66,8 @@ impl Engine {
         &self.registry
     }
 
-    pub(crate) fn recorder(&self) -> &Recorder {
+    /// The recorder of the engine: commits to its store, then publishes on its bus.
+    pub fn recorder(&self) -> &Recorder {
         &self.recorder
     }
 
@@ -179,11 +180,12 @@ impl Engine {
     }
 
     /// Continues an interrupted run (a killed process) from its last committed turn, as a
-    /// task.
+    /// task, with the concurrency (and, unless `options` names one, the model) it was started
+    /// with. Refused (`EngineError::Held`) while another live process runs its build.
     pub async fn spawn_resume(
         &self,
         run_id: &str,
-        options: RunOptions,
+        mut options: RunOptions,
     ) -> Result<RunHandle, EngineError> {
         let run = self
             .store()
@@ -199,6 +201,14 @@ impl Engine {
                     .map(|r| format!(": {r}"))
                     .unwrap_or_default()
             )));
+        }
+        // The run goes on as it was started: its concurrency, and its model unless another is
+        // asked for now.
+        if let Some(n) = run.params["concurrency"].as_u64().filter(|n| *n > 0) {
+            options.concurrency = n as usize;
+        }
+        if options.model.is_none() {
+            options.model = run.params["model"].as_str().map(str::to_string);
         }
         let builds = vec![run.build_id.clone()];
         if let Some(lease) = lease::held_elsewhere(self.store().as_ref(), &builds).await? {
@@ -257,6 +267,48 @@ impl Engine {
     pub async fn halt(&self, run_id: &str) -> Result<(), EngineError> {
         let here = self.runs.halt_of(run_id);
         supervise::halt_run(&self.recorder, run_id, here.as_ref()).await
+    }
+
+    /// Deploys `epic`'s workspace (`<root>/workspace/<epic>`) to a sandbox when the epic (or
+    /// its environment) asks for one: `Ok(None)` when it asks for none, the sandbox's URLs when
+    /// it runs, the reason when it failed (recorded on the sandbox with its event as well).
+    pub async fn deploy_epic(&self, epic: &Epic) -> Result<Option<Vec<String>>, String> {
+        let env = self
+            .tree
+            .load_environment(&epic.environment, &epic.department)
+            .map_err(|e| e.to_string())?;
+        let epic_params = serde_json::Value::Object(epic.card.params.clone());
+        let env_params = serde_json::Value::Object(env.params.clone());
+        let stack = match orket_sandbox::requested_stack(&epic_params, &env_params) {
+            None => return Ok(None),
+            Some(Err(reason)) => return Err(format!("epic \"{}\": {reason}", epic.stem)),
+            Some(Ok(stack)) => stack,
+        };
+        let request = orket_sandbox::DeployRequest {
+            epic: epic.stem.clone(),
+            stack,
+            workspace: self.tree.root().join("workspace").join(&epic.stem),
+            run_id: None,
+            build_id: Some(epic_build_id(&epic.stem)),
+        };
+        let manager = self.sandboxes().with_sink(self.recorder.sink().clone());
+        let record = manager.deploy(&request).await.map_err(|e| e.to_string())?;
+        if record.status != orket_store::SandboxStatus::Running {
+            return Err(record
+                .reason
+                .unwrap_or_else(|| format!("the sandbox ended {}", record.status)));
+        }
+        let info = manager.info(&record.id).await.map_err(|e| e.to_string())?;
+        let urls = info
+            .urls
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k} {}", v.as_str().unwrap_or_default()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Some(urls))
     }
 
     /// The build of an epic run: `--build` when given, else `build-<epic>`.

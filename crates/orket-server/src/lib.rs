@@ -17,6 +17,7 @@ pub mod auth;
 pub mod chat;
 pub mod error;
 pub mod files;
+pub mod gitea;
 mod listen;
 pub mod openapi;
 pub mod origin;
@@ -88,6 +89,13 @@ pub struct ServerConfig {
     pub bus_capacity: usize,
     /// Timeouts and the connection cap of [`serve`].
     pub limits: ServeLimits,
+    /// Gitea: its URL and token for the API calls, the webhook secret, the rate limit.
+    pub gitea: gitea::GiteaSettings,
+    /// The provider of the review runs the Gitea webhook starts (`orket serve --provider`,
+    /// else `ORKET_PROVIDER`); none: pull requests are recorded but no review run starts.
+    pub review_provider: Option<ProviderChoice>,
+    /// The model of those runs (`orket serve --model`).
+    pub review_model: Option<String>,
 }
 
 impl ServerConfig {
@@ -103,6 +111,9 @@ impl ServerConfig {
             default_provider: None,
             bus_capacity: DEFAULT_BUS_CAPACITY,
             limits: ServeLimits::default(),
+            gitea: gitea::GiteaSettings::default(),
+            review_provider: None,
+            review_model: None,
         }
     }
 
@@ -115,6 +126,16 @@ impl ServerConfig {
             .map(|v| parse_origins(&v))
             .unwrap_or_default();
         self.default_provider = get("ORKET_PROVIDER");
+        let (gitea, warning) = gitea::GiteaSettings::from_env(&env);
+        if let Some(warning) = warning {
+            tracing::warn!("{warning}");
+        }
+        self.gitea = gitea;
+        self.review_provider = self.default_provider.clone().map(|name| ProviderChoice {
+            name,
+            replay: None,
+            replay_delay: Duration::ZERO,
+        });
         self
     }
 }
@@ -136,6 +157,8 @@ struct Inner {
     /// The project's engine: its assets, store and bus, and the runs executing here.
     engine: Engine,
     metrics: system::MetricsSampler,
+    /// The rate limit of `POST /webhook/gitea`.
+    webhook_limiter: governor::DefaultDirectRateLimiter,
 }
 
 impl AppState {
@@ -149,6 +172,7 @@ impl AppState {
         AppState(Arc::new(Inner {
             engine,
             metrics: system::MetricsSampler::from_env(),
+            webhook_limiter: config.gitea.limiter(),
             config,
         }))
     }
@@ -201,6 +225,15 @@ impl AppState {
 
     pub(crate) fn metrics(&self) -> &system::MetricsSampler {
         &self.0.metrics
+    }
+
+    pub(crate) fn webhook_limiter(&self) -> &governor::DefaultDirectRateLimiter {
+        &self.0.webhook_limiter
+    }
+
+    /// Commits to the store, then publishes on the bus (events outside a run).
+    pub(crate) fn recorder(&self) -> &orket_store::events::Recorder {
+        self.0.engine.recorder()
     }
 }
 
@@ -281,7 +314,7 @@ pub async fn wait_for_runs(state: &AppState, grace: Duration) -> bool {
 
 /// Why a body could not be read: 408 when it stalled past [`ServeLimits::body_timeout`]
 /// (tower-http's body timeout), else axum's own status and words (413 past the size limit).
-fn body_error(rejection: BytesRejection) -> ApiError {
+pub(crate) fn body_error(rejection: BytesRejection) -> ApiError {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&rejection);
     while let Some(error) = cause {
         if error.is::<tower_http::timeout::TimeoutError>() {

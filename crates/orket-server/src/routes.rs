@@ -3,7 +3,7 @@
 
 use crate::error::ApiError;
 use crate::{
-    approvals, auth, chat, files, origin, runs, sandboxes, system, web, ws, AppState,
+    approvals, auth, chat, files, gitea, origin, runs, sandboxes, system, web, ws, AppState,
     MAX_BODY_BYTES,
 };
 use axum::extract::DefaultBodyLimit;
@@ -79,6 +79,9 @@ pub fn table() -> Vec<Route> {
         route(M::POST, "/v1/sandboxes/{id}/stop", post(sandboxes::stop)),
         route(M::GET, "/v1/sandboxes/{id}/logs", get(sandboxes::logs)),
         route(M::GET, "/ws/events", get(ws::events)),
+        route(M::POST, "/webhook/gitea", post(gitea::webhook)),
+        route(M::GET, "/v1/webhooks", get(gitea::views::deliveries)),
+        route(M::GET, "/v1/prs", get(gitea::views::pull_requests)),
     ]
 }
 

@@ -131,6 +131,19 @@ impl Store for RacingStore {
     async fn get_lease(&self, build_id: &str) -> StoreResult<Option<orket_store::LeaseRecord>> {
         self.inner().get_lease(build_id).await
     }
+    async fn list_deliveries(&self, limit: i64) -> StoreResult<Vec<orket_store::DeliveryRecord>> {
+        self.inner().list_deliveries(limit).await
+    }
+    async fn list_pull_requests(&self) -> StoreResult<Vec<orket_store::PullRequestRecord>> {
+        self.inner().list_pull_requests().await
+    }
+    async fn review_cycles(
+        &self,
+        repository: &str,
+        number: i64,
+    ) -> StoreResult<Vec<orket_store::ReviewCycle>> {
+        self.inner().review_cycles(repository, number).await
+    }
     async fn list_sandboxes(&self) -> StoreResult<Vec<SandboxRecord>> {
         self.inner().list_sandboxes().await
     }

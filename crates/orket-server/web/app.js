@@ -37,6 +37,7 @@
     pendingSelected: false, // selected but not listed by the server yet
     followNewest: true, // select the newest run when the run list changes
     issues: new Map(), // issue id -> backlog item of the selected run's build
+    prs: new Map(), // card id -> its Gitea pull request (GET /v1/prs), the most recent
     cards: new Map(), // issue id -> card element
     columns: new Map(), // status -> {section, list, count}
     events: [], // newest last
@@ -485,6 +486,12 @@
     }
     if (issue.wait_reason) meta.push(h('li', { class: 'wait' }, h('span', { class: 'k' }, 'waits for'), ` ${issue.wait_reason}`));
     if (Number(issue.retry_count) > 0) meta.push(h('li', { class: 'retry' }, `retry ${issue.retry_count}`));
+    const pr = state.prs.get(issue.id);
+    if (pr) {
+      const review = pr.last_review ? ` · last: ${pr.last_review}` : '';
+      meta.push(h('li', { class: 'pr', testid: `pr-${issue.id}`, title: pr.repository },
+        `PR #${pr.number} ${pr.state} · ${pr.cycles} change request${pr.cycles === 1 ? '' : 's'}${review}`));
+    }
     const ver = verificationText(issue.verification);
     if (ver) {
       meta.push(h('li', {
@@ -560,8 +567,16 @@
     const id = state.selected;
     if (!id) return;
     await guarded('Backlog', async () => {
-      const items = await api(`/v1/runs/${encodeURIComponent(id)}/backlog`);
+      const [items, prs] = await Promise.all([
+        api(`/v1/runs/${encodeURIComponent(id)}/backlog`),
+        api('/v1/prs'),
+      ]);
       if (id !== state.selected) return;
+      // The most recently changed pull request of each card (the list is newest first).
+      state.prs = new Map();
+      for (const pr of Array.isArray(prs) ? prs : []) {
+        if (pr.card_id && !state.prs.has(pr.card_id)) state.prs.set(pr.card_id, pr);
+      }
       applyBacklog(Array.isArray(items) ? items : []);
     });
   }

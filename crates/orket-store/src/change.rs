@@ -5,6 +5,7 @@ use crate::records::{
     BuildRecord, Comment, IssueRecord, IssueUpdate, NewApproval, NewEvent, NewTurn, RunRecord,
     RunUpdate,
 };
+use crate::review::NewDelivery;
 use crate::sandbox::{SandboxRecord, SandboxStatus};
 use serde_json::Value;
 
@@ -145,6 +146,63 @@ pub enum Change {
         build_id: String,
         /// The holder's token.
         token: String,
+    },
+    /// Records a webhook delivery (its row id): `StoreError::Duplicate` when its delivery id or
+    /// its exact body was recorded before.
+    RecordDelivery(NewDelivery),
+    /// Sets what a delivery did (`NotFound` if unknown).
+    SetDeliveryOutcome {
+        /// The delivery's row id.
+        id: i64,
+        /// What was done.
+        outcome: String,
+        /// Why, in words.
+        detail: Option<String>,
+    },
+    /// Creates or updates a pull request (its epoch and last review are kept).
+    UpsertPullRequest {
+        /// `owner/name`.
+        repository: String,
+        /// Its number.
+        number: i64,
+        /// Its title.
+        title: String,
+        /// The card its title names.
+        card_id: Option<String>,
+        /// The card's build.
+        build_id: Option<String>,
+        /// `open`, `closed` or `merged`.
+        state: String,
+        /// Its head commit.
+        head_sha: Option<String>,
+    },
+    /// Starts a pull request's next epoch of review cycles (after a merge or a reopen).
+    NewReviewEpoch {
+        /// `owner/name`.
+        repository: String,
+        /// Its number.
+        number: i64,
+    },
+    /// Records a pull request's last review (`NotFound` if the pull request is unknown).
+    RecordReview {
+        /// `owner/name`.
+        repository: String,
+        /// Its number.
+        number: i64,
+        /// `approved: ...`, `rejected: ...` or `comment: ...`.
+        review: String,
+    },
+    /// Adds a change request to the pull request's current epoch; gives the cycle's number
+    /// (`Applied::Id`). `NotFound` if the pull request is unknown.
+    AddReviewCycle {
+        /// `owner/name`.
+        repository: String,
+        /// Its number.
+        number: i64,
+        /// The review's content.
+        reason: String,
+        /// The head commit reviewed.
+        head_sha: Option<String>,
     },
     /// Registers a sandbox. `Conflict` if its id exists or another sandbox holding its ports
     /// (allocated, deploying, running) has the same slot.

@@ -14,6 +14,9 @@ pub enum StoreError {
     /// The write contradicts what is stored: an expected status differs, an id already exists.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The row was recorded before (a webhook delivery seen again): what matched.
+    #[error("duplicate: {0}")]
+    Duplicate(String),
     /// The build's lease is held by another process's run.
     #[error(
         "build {} is being run by {}; wait for it to end or halt it (orket halt {})",

@@ -111,6 +111,19 @@ impl Store for Intercept {
     async fn get_lease(&self, build_id: &str) -> StoreResult<Option<LeaseRecord>> {
         self.inner.get_lease(build_id).await
     }
+    async fn list_deliveries(&self, limit: i64) -> StoreResult<Vec<crate::DeliveryRecord>> {
+        self.inner.list_deliveries(limit).await
+    }
+    async fn list_pull_requests(&self) -> StoreResult<Vec<crate::PullRequestRecord>> {
+        self.inner.list_pull_requests().await
+    }
+    async fn review_cycles(
+        &self,
+        repository: &str,
+        number: i64,
+    ) -> StoreResult<Vec<crate::ReviewCycle>> {
+        self.inner.review_cycles(repository, number).await
+    }
     async fn list_sandboxes(&self) -> StoreResult<Vec<SandboxRecord>> {
         self.inner.list_sandboxes().await
     }

@@ -8,6 +8,7 @@ use crate::records::{
     MemoryRecord, NewTurn, RunRecord, RunUpdate, SnapshotRecord, SuccessRecord, TickState,
     TurnInputs, TurnQuery, TurnRecord,
 };
+use crate::review::{DeliveryRecord, PullRequestRecord, ReviewCycle};
 use crate::sandbox::{SandboxRecord, SandboxStatus};
 use async_trait::async_trait;
 use serde_json::Value;
@@ -79,6 +80,12 @@ pub trait Store: Send + Sync {
     async fn get_sandbox(&self, id: &str) -> StoreResult<Option<SandboxRecord>>;
     /// A build's lease, while a run holds it.
     async fn get_lease(&self, build_id: &str) -> StoreResult<Option<LeaseRecord>>;
+    /// The `limit` most recent webhook deliveries, newest first.
+    async fn list_deliveries(&self, limit: i64) -> StoreResult<Vec<DeliveryRecord>>;
+    /// The pull requests Orket knows of, most recently changed first.
+    async fn list_pull_requests(&self) -> StoreResult<Vec<PullRequestRecord>>;
+    /// A pull request's review cycles, every epoch, in order.
+    async fn review_cycles(&self, repository: &str, number: i64) -> StoreResult<Vec<ReviewCycle>>;
     /// Every sandbox, newest first.
     async fn list_sandboxes(&self) -> StoreResult<Vec<SandboxRecord>>;
 

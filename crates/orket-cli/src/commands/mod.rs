@@ -15,3 +15,4 @@ pub mod runs;
 pub mod sandbox;
 pub mod serve;
 pub mod show;
+pub mod webhooks;

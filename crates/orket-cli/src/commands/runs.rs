@@ -50,41 +50,46 @@ pub fn render(runs: &[RunSummary]) -> String {
     let header = [
         "ID", "KIND", "TARGET", "STATUS", "STARTED", "DURATION", "TURNS", "REASON",
     ]
-    .map(str::to_string);
-    let rows: Vec<[String; 8]> = runs
-        .iter()
-        .map(|s| {
-            let run = &s.run;
-            [
-                run.id.clone(),
-                run.kind.to_string(),
-                run.target.clone(),
-                run.status.to_string(),
-                display_timestamp(&run.started_at),
-                run_duration(run),
-                s.turns.to_string(),
-                run.reason
-                    .as_deref()
-                    .map(|r| truncate_chars(&one_line(r), REASON_WIDTH))
-                    .unwrap_or_default(),
-            ]
-        })
-        .collect();
-    let mut widths = [0usize; 8];
-    for row in std::iter::once(&header).chain(&rows) {
+    .map(str::to_string)
+    .to_vec();
+    let rows = runs.iter().map(|s| {
+        let run = &s.run;
+        vec![
+            run.id.clone(),
+            run.kind.to_string(),
+            run.target.clone(),
+            run.status.to_string(),
+            display_timestamp(&run.started_at),
+            run_duration(run),
+            s.turns.to_string(),
+            run.reason
+                .as_deref()
+                .map(|r| truncate_chars(&one_line(r), REASON_WIDTH))
+                .unwrap_or_default(),
+        ]
+    });
+    // TURNS is a number: right-aligned.
+    aligned(std::iter::once(header).chain(rows).collect(), &[6])
+}
+
+/// `rows` (the header first) as columns two spaces apart, the columns `right` right-aligned,
+/// trailing spaces trimmed: the tables of `orket runs` and `orket webhooks`.
+pub fn aligned(rows: Vec<Vec<String>>, right: &[usize]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0usize; columns];
+    for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
     }
     let mut out = String::new();
-    for row in std::iter::once(&header).chain(&rows) {
+    for row in &rows {
         let mut line = String::new();
-        for (i, (cell, width)) in row.iter().zip(widths).enumerate() {
+        for (i, (cell, width)) in row.iter().zip(&widths).enumerate() {
             if i > 0 {
                 line.push_str("  ");
             }
-            // TURNS is a number: right-aligned.
-            if i == 6 {
+            if right.contains(&i) {
                 line.push_str(&format!("{cell:>width$}"));
             } else {
                 line.push_str(&format!("{cell:<width$}"));

@@ -19,6 +19,19 @@ pub struct ServeArgs {
     /// The port (0 picks a free one).
     #[arg(long, default_value_t = 8082, value_name = "PORT")]
     pub port: u16,
+    /// The provider of the review runs a Gitea pull request starts (embedded, ollama, openai
+    /// or replay) [default: ORKET_PROVIDER; none: no review run starts].
+    #[arg(long, value_name = "NAME")]
+    pub provider: Option<String>,
+    /// The replay file of those runs, for `--provider replay`.
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<std::path::PathBuf>,
+    /// Simulated model time per replayed reply of those runs, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub replay_delay_ms: u64,
+    /// The model of those runs.
+    #[arg(long, value_name = "M")]
+    pub model: Option<String>,
 }
 
 /// The exit code of a refused configuration (non-loopback without a key, bad address).
@@ -45,6 +58,14 @@ pub async fn run(project: &Project, args: ServeArgs) -> Result<ExitCode> {
         .with_context(|| format!("opening the store {}", project.db_path().display()))?;
     let store: Arc<dyn Store> = Arc::new(store);
     let mut config = ServerConfig::new(tree.root(), store).with_env(env);
+    if let Some(name) = args.provider.clone() {
+        config.review_provider = Some(ProviderChoice {
+            name,
+            replay: args.replay.clone(),
+            replay_delay: std::time::Duration::from_millis(args.replay_delay_ms),
+        });
+    }
+    config.review_model = args.model.clone();
     // The runs' providers are built as `orket run` builds them (with the embedded model when
     // this binary has it).
     config.providers = Arc::new(|choice: &ProviderChoice| {

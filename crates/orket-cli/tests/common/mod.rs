@@ -99,3 +99,19 @@ pub fn demo_with_replay() -> (tempfile::TempDir, PathBuf, PathBuf) {
     std::fs::write(&replay, lines.join("\n")).unwrap();
     (dir, root, replay)
 }
+
+/// The demo epic's six turns, each once: seqs 1..6 with no gap or repeat, each issue developed
+/// once and reviewed once.
+pub fn assert_every_turn_once(turns: &[orket_store::TurnRecord]) {
+    let seqs: Vec<i64> = turns.iter().map(|t| t.turn.seq).collect();
+    assert_eq!(seqs, (1..=6).collect::<Vec<i64>>(), "no gap, no repeat");
+    let pairs: std::collections::BTreeSet<(String, bool)> = turns
+        .iter()
+        .map(|t| (t.turn.issue_id.clone(), t.turn.review))
+        .collect();
+    assert_eq!(
+        pairs.len(),
+        6,
+        "each issue developed once and reviewed once"
+    );
+}

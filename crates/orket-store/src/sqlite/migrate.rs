@@ -50,6 +50,11 @@ pub(super) static MIGRATIONS: &[(i64, &str, &str)] = &[
         "turn_ledger",
         include_str!("../../migrations/sqlite/0008_turn_ledger.sql"),
     ),
+    (
+        9,
+        "gitea_reviews",
+        include_str!("../../migrations/sqlite/0009_gitea_reviews.sql"),
+    ),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS _schema_migrations (

@@ -6,6 +6,7 @@
 mod lease;
 mod migrate;
 mod read;
+mod review;
 mod rows;
 mod tx;
 mod worker;
@@ -18,6 +19,7 @@ use crate::records::{
     ApprovalRecord, BuildRecord, CardTransaction, Comment, EventRecord, IssueRecord, MemoryRecord,
     RunRecord, SnapshotRecord, SuccessRecord, TickState, TurnInputs, TurnQuery, TurnRecord,
 };
+use crate::review::{DeliveryRecord, PullRequestRecord, ReviewCycle};
 use crate::sandbox::SandboxRecord;
 use crate::store::Store;
 use async_trait::async_trait;
@@ -328,6 +330,20 @@ impl Store for SqliteStore {
     async fn get_lease(&self, build_id: &str) -> StoreResult<Option<LeaseRecord>> {
         let build_id = build_id.to_string();
         self.read(move |conn| lease::get(conn, &build_id)).await
+    }
+
+    async fn list_deliveries(&self, limit: i64) -> StoreResult<Vec<DeliveryRecord>> {
+        self.read(move |conn| review::deliveries(conn, limit)).await
+    }
+
+    async fn list_pull_requests(&self) -> StoreResult<Vec<PullRequestRecord>> {
+        self.read(|conn| review::pull_requests(conn)).await
+    }
+
+    async fn review_cycles(&self, repository: &str, number: i64) -> StoreResult<Vec<ReviewCycle>> {
+        let repository = repository.to_string();
+        self.read(move |conn| review::cycles(conn, &repository, number))
+            .await
     }
 
     async fn list_sandboxes(&self) -> StoreResult<Vec<SandboxRecord>> {

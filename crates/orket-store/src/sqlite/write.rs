@@ -1,6 +1,7 @@
 //! The writes behind `Change`: a batch runs on the writer thread as one `BEGIN IMMEDIATE`
 //! transaction, with its audit rows and the derived statuses of the epic builds it touched.
 
+use super::review;
 use super::rows::{self, Audit, Layout};
 use super::tx::{Begin, Tx};
 use crate::change::{Applied, Change};
@@ -169,6 +170,62 @@ impl Batch<'_> {
                 super::lease::release(conn, &build_id, &token)?;
                 Applied::Done
             }
+            Change::RecordDelivery(delivery) => {
+                Applied::Id(review::record_delivery(conn, &delivery)?)
+            }
+            Change::SetDeliveryOutcome {
+                id,
+                outcome,
+                detail,
+            } => {
+                review::set_outcome(conn, id, &outcome, detail.as_deref())?;
+                Applied::Done
+            }
+            Change::UpsertPullRequest {
+                repository,
+                number,
+                title,
+                card_id,
+                build_id,
+                state,
+                head_sha,
+            } => {
+                review::upsert_pull_request(
+                    conn,
+                    &repository,
+                    number,
+                    &title,
+                    card_id.as_deref(),
+                    build_id.as_deref(),
+                    &state,
+                    head_sha.as_deref(),
+                )?;
+                Applied::Done
+            }
+            Change::NewReviewEpoch { repository, number } => {
+                review::new_epoch(conn, &repository, number)?;
+                Applied::Done
+            }
+            Change::RecordReview {
+                repository,
+                number,
+                review: text,
+            } => {
+                review::record_review(conn, &repository, number, &text)?;
+                Applied::Done
+            }
+            Change::AddReviewCycle {
+                repository,
+                number,
+                reason,
+                head_sha,
+            } => Applied::Id(review::add_cycle(
+                conn,
+                &repository,
+                number,
+                &reason,
+                head_sha.as_deref(),
+            )?),
             Change::InsertSandbox(s) => {
                 rows::insert_sandbox(conn, &s).map_err(|err| {
                     conflict_on_duplicate(err, || {
