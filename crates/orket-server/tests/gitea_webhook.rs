@@ -469,3 +469,56 @@ async fn approval_merges_a_refused_merge_is_commented_and_a_merge_is_answered() 
     assert_eq!(h.gitea.requests().len(), before);
     let _ = KEY;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reopen_starts_a_new_count_and_a_failed_deploy_is_commented_with_its_reason() {
+    let h = Hooked::start(None, Some(SECRET)).await;
+    let title = "[DEMO-2] document hello.py";
+    h.gitea.add_pull(11, title, "abc111");
+    for reason in ["one", "two"] {
+        let (_, answer) = h.review(Verdict::Rejected, reason, 11, title).await;
+        assert_eq!(outcome(&answer), "cycle_recorded", "{answer}");
+    }
+    // Reopened: the next change request is cycle 1 of a new count (no escalation yet).
+    let reopened = standin::pull_request_payload("reopened", 11, title, false, "abc111");
+    let (status, _) = h.deliver("pull_request", "pull_request", &reopened).await;
+    assert_eq!(status, 200);
+    let (_, answer) = h.review(Verdict::Rejected, "three", 11, title).await;
+    assert_eq!(outcome(&answer), "cycle_recorded", "{answer}");
+    assert!(
+        answer["detail"].as_str().unwrap().ends_with("cycle 1"),
+        "{answer}"
+    );
+    let prs = h.get("/v1/prs").await;
+    assert_eq!(
+        (prs[0]["epoch"].as_i64(), prs[0]["cycles"].as_i64()),
+        (Some(2), Some(1)),
+        "{prs}"
+    );
+    assert!(
+        h.calls("POST", "/issues/11/comments").is_empty(),
+        "no escalation"
+    );
+
+    // The epic asks for a sandbox but names no stack: the merge's deploy fails, and the pull
+    // request is told why.
+    let epic = h.project.root.join("model/core/epics/hello_cli.json");
+    let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(&epic).unwrap()).unwrap();
+    doc["params"] = json!({"sandbox": true});
+    std::fs::write(&epic, doc.to_string()).unwrap();
+    let merged = standin::pull_request_payload("closed", 11, title, true, "abc111");
+    let (status, answer) = h.deliver("pull_request", "pull_request", &merged).await;
+    assert_eq!(
+        (status, outcome(&answer)),
+        (200, "deploy_failed"),
+        "{answer}"
+    );
+    let comments = h.calls("POST", "/issues/11/comments");
+    assert_eq!(comments.len(), 1);
+    let text = comments[0].body.as_ref().unwrap()["body"].as_str().unwrap();
+    assert!(
+        text.starts_with("Merged, but the sandbox deploy failed: ")
+            && text.contains("no params.stack"),
+        "{text}"
+    );
+}
