@@ -5,7 +5,7 @@ use crate::records::{
     BuildRecord, Comment, IssueRecord, IssueUpdate, NewApproval, NewEvent, NewTurn, RunRecord,
     RunUpdate,
 };
-use crate::review::NewDelivery;
+use crate::review::{NewDelivery, PullRequestChange};
 use crate::sandbox::{SandboxRecord, SandboxStatus};
 use serde_json::Value;
 
@@ -160,22 +160,7 @@ pub enum Change {
         detail: Option<String>,
     },
     /// Creates or updates a pull request (its epoch and last review are kept).
-    UpsertPullRequest {
-        /// `owner/name`.
-        repository: String,
-        /// Its number.
-        number: i64,
-        /// Its title.
-        title: String,
-        /// The card its title names.
-        card_id: Option<String>,
-        /// The card's build.
-        build_id: Option<String>,
-        /// `open`, `closed` or `merged`.
-        state: String,
-        /// Its head commit.
-        head_sha: Option<String>,
-    },
+    UpsertPullRequest(PullRequestChange),
     /// Starts a pull request's next epoch of review cycles (after a merge or a reopen).
     NewReviewEpoch {
         /// `owner/name`.

@@ -34,7 +34,7 @@ pub use records::{
     MemoryRecord, NewApproval, NewEvent, NewTurn, PastTurn, RunRecord, RunUpdate, SnapshotRecord,
     SuccessRecord, TickState, TurnInputs, TurnQuery, TurnRecord,
 };
-pub use review::{DeliveryRecord, NewDelivery, PullRequestRecord, ReviewCycle};
+pub use review::{DeliveryRecord, NewDelivery, PullRequestChange, PullRequestRecord, ReviewCycle};
 pub use sandbox::{SandboxPorts, SandboxRecord, SandboxStatus, PORT_BASES};
 pub use sqlite::SqliteStore;
 pub use store::Store;

@@ -23,6 +23,26 @@ pub struct NewDelivery {
     pub outcome: String,
 }
 
+/// A pull request as a delivery shows it (`Change::UpsertPullRequest`): created, or updated
+/// keeping its epoch and last review (and its head commit when this one has none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullRequestChange {
+    /// `owner/name`.
+    pub repository: String,
+    /// Its number.
+    pub number: i64,
+    /// Its title.
+    pub title: String,
+    /// The card its title names.
+    pub card_id: Option<String>,
+    /// The card's build.
+    pub build_id: Option<String>,
+    /// `open`, `closed` or `merged`.
+    pub state: String,
+    /// Its head commit.
+    pub head_sha: Option<String>,
+}
+
 /// A recorded delivery.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeliveryRecord {

@@ -4,7 +4,7 @@
 mod common;
 
 use common::temp_store;
-use orket_store::{Applied, Change, NewDelivery, Store, StoreError};
+use orket_store::{Applied, Change, NewDelivery, PullRequestChange, Store, StoreError};
 
 fn delivery(id: &str, body_sha: &str) -> NewDelivery {
     NewDelivery {
@@ -73,7 +73,7 @@ async fn cycles_count_per_epoch_and_a_new_epoch_starts_over() {
     let err = store.apply(vec![cycle("early")]).await.unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
     store
-        .apply(vec![Change::UpsertPullRequest {
+        .apply(vec![Change::UpsertPullRequest(PullRequestChange {
             repository: "team/app".into(),
             number: 7,
             title: "[DEMO-1] hello".into(),
@@ -81,7 +81,7 @@ async fn cycles_count_per_epoch_and_a_new_epoch_starts_over() {
             build_id: Some("build-hello_cli".into()),
             state: "open".into(),
             head_sha: Some("abc".into()),
-        }])
+        })])
         .await
         .unwrap();
     let mut numbers = Vec::new();

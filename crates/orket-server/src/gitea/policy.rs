@@ -21,7 +21,7 @@ use orket_core::{Event, Status};
 use orket_engine::RunOptions;
 use orket_gitea::client::{Call, GiteaClient, Outcome};
 use orket_gitea::hook::{Hook, PrAction, PullRequest, Repository, Verdict};
-use orket_store::{Change, IssueUpdate, NewEvent};
+use orket_store::{Change, IssueUpdate, NewEvent, PullRequestChange};
 
 /// The cycle that escalates to the architect.
 pub const ESCALATE_AT: i64 = 3;
@@ -123,7 +123,7 @@ async fn upsert(
     card: Option<&Card>,
     pr_state: &str,
 ) -> Result<(), String> {
-    let change = Change::UpsertPullRequest {
+    let change = Change::UpsertPullRequest(PullRequestChange {
         repository: repo.full_name.clone(),
         number: pr.number,
         title: pr.title.clone(),
@@ -131,7 +131,7 @@ async fn upsert(
         build_id: card.map(|c| epic_build_id(&c.epic.stem)),
         state: pr_state.to_string(),
         head_sha: Some(pr.head.sha.clone()).filter(|s| !s.is_empty()),
-    };
+    });
     state
         .store()
         .apply(vec![change])

@@ -2,7 +2,9 @@
 //! pull requests, review cycles. The writes run inside a batch's transaction.
 
 use crate::error::{StoreError, StoreResult};
-use crate::review::{DeliveryRecord, NewDelivery, PullRequestRecord, ReviewCycle};
+use crate::review::{
+    DeliveryRecord, NewDelivery, PullRequestChange, PullRequestRecord, ReviewCycle,
+};
 use orket_core::time::now_timestamp;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -62,17 +64,7 @@ pub(super) fn set_outcome(
 }
 
 /// Creates or updates a pull request, keeping its epoch and last review.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn upsert_pull_request(
-    conn: &Connection,
-    repository: &str,
-    number: i64,
-    title: &str,
-    card_id: Option<&str>,
-    build_id: Option<&str>,
-    state: &str,
-    head_sha: Option<&str>,
-) -> StoreResult<()> {
+pub(super) fn upsert_pull_request(conn: &Connection, pr: &PullRequestChange) -> StoreResult<()> {
     conn.prepare_cached(
         "INSERT INTO pull_requests (repository, number, title, card_id, build_id, state, \
          head_sha, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
@@ -81,13 +73,13 @@ pub(super) fn upsert_pull_request(
          head_sha = COALESCE(excluded.head_sha, head_sha), updated_at = excluded.updated_at",
     )?
     .execute(params![
-        repository,
-        number,
-        title,
-        card_id,
-        build_id,
-        state,
-        head_sha,
+        pr.repository,
+        pr.number,
+        pr.title,
+        pr.card_id,
+        pr.build_id,
+        pr.state,
+        pr.head_sha,
         now_timestamp()
     ])?;
     Ok(())

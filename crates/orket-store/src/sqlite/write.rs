@@ -181,25 +181,8 @@ impl Batch<'_> {
                 review::set_outcome(conn, id, &outcome, detail.as_deref())?;
                 Applied::Done
             }
-            Change::UpsertPullRequest {
-                repository,
-                number,
-                title,
-                card_id,
-                build_id,
-                state,
-                head_sha,
-            } => {
-                review::upsert_pull_request(
-                    conn,
-                    &repository,
-                    number,
-                    &title,
-                    card_id.as_deref(),
-                    build_id.as_deref(),
-                    &state,
-                    head_sha.as_deref(),
-                )?;
+            Change::UpsertPullRequest(pr) => {
+                review::upsert_pull_request(conn, &pr)?;
                 Applied::Done
             }
             Change::NewReviewEpoch { repository, number } => {
