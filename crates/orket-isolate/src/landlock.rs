@@ -7,44 +7,41 @@
 //!
 //! The ruleset is built in the parent (opening the allowed paths); the child only calls
 //! `prctl(PR_SET_NO_NEW_PRIVS)` and `landlock_restrict_self` between fork and exec.
+//!
+//! The rights, the ruleset and its rules, and the restriction itself come from the `landlock`
+//! crate (kept by Landlock's authors): [`AccessFs`], [`AccessNet`] and [`Scope`] for each ABI,
+//! `landlock_create_ruleset` and `landlock_add_rule` with the attribute sizes and fallbacks of
+//! each kernel, [`PathFd`] (`O_PATH`) for the allowed paths, and
+//! [`RulesetCreated::restrict_self`]. The crate runs at [`CompatLevel::HardRequirement`]: any
+//! right, scope or rule that the kernel would not enforce in full is an error in the parent, so
+//! the sandbox is never set up partly while the result says [`crate::verify::Isolation`] held.
+//!
+//! Two things stay here:
+//! - [`abi()`], the probe of the kernel's ABI version (one system call): the crate keeps its own
+//!   probe private on purpose (it wants programs to ask for a fixed ABI and let it degrade), but
+//!   the result must state before the fork which ABI confined the fixture (`landlock_abi`), and
+//!   the rights asked for are those of that ABI.
+//! - The choice of rights per ABI, capped at ABI 6 (`crate_abi`): the newer ABIs the crate
+//!   knows add rights (pathname unix sockets at 9, UDP at 10) that this sandbox has not been
+//!   tested with; seccomp already refuses unix sockets and the network namespace has no route.
+//!
+//! What runs in the child is the crate's `RulesetCreated::restrict_self` (landlock 0.4.8,
+//! `src/ruleset.rs`): `prctl(PR_SET_NO_NEW_PRIVS)` (`src/prctl.rs`, `try_set_no_new_privs`),
+//! bit tests on the ruleset's flags, `landlock_restrict_self(fd, flags)` (`src/uapi/mod.rs`, a
+//! bare `libc::syscall`), then `close` of the ruleset's descriptor when it is dropped; its
+//! results and errors are plain values (`io::Error::last_os_error()`). It neither allocates nor
+//! takes a lock, so it is safe between fork and exec (read it again when the crate is updated).
 
-use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use ::landlock::{
+    make_bitflags, Access as _, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible,
+    PathBeneath, PathFd, PathFdError, RestrictSelfError, RulesetAttr, RulesetCreated,
+    RulesetCreatedAttr, RulesetError, RulesetStatus, Scope, ABI,
+};
 use std::path::Path;
 use std::sync::OnceLock;
 
+/// `LANDLOCK_CREATE_RULESET_VERSION`.
 const CREATE_RULESET_VERSION: u32 = 1;
-const RULE_PATH_BENEATH: libc::c_int = 1;
-
-const EXECUTE: u64 = 1 << 0;
-const WRITE_FILE: u64 = 1 << 1;
-const READ_FILE: u64 = 1 << 2;
-const READ_DIR: u64 = 1 << 3;
-/// Every filesystem right of ABI 1 (execute … make_sym).
-const ABI1_FS: u64 = (1 << 13) - 1;
-const REFER: u64 = 1 << 13;
-const TRUNCATE: u64 = 1 << 14;
-const IOCTL_DEV: u64 = 1 << 15;
-const NET_BIND_TCP: u64 = 1 << 0;
-const NET_CONNECT_TCP: u64 = 1 << 1;
-const SCOPE_ABSTRACT_UNIX_SOCKET: u64 = 1 << 0;
-const SCOPE_SIGNAL: u64 = 1 << 1;
-
-/// `struct landlock_ruleset_attr`.
-#[repr(C)]
-struct RulesetAttr {
-    handled_access_fs: u64,
-    handled_access_net: u64,
-    scoped: u64,
-}
-
-/// `struct landlock_path_beneath_attr` (packed in the kernel's header).
-#[repr(C, packed)]
-struct PathBeneathAttr {
-    allowed_access: u64,
-    parent_fd: i32,
-}
 
 /// The Landlock ABI version this kernel offers (`None` when it has no Landlock or it is off),
 /// asked once per process.
@@ -55,13 +52,28 @@ pub fn abi() -> Option<u32> {
         let v = unsafe {
             libc::syscall(
                 libc::SYS_landlock_create_ruleset,
-                std::ptr::null::<RulesetAttr>(),
+                std::ptr::null::<u8>(),
                 0usize,
                 CREATE_RULESET_VERSION,
             )
         };
         (v > 0).then_some(v as u32)
     })
+}
+
+/// The crate's ABI whose rights the ruleset handles for a kernel offering `abi`: the kernel's
+/// own up to 6, 6 above it (7 and 8 add no right; 9 and 10 add rights this sandbox does not
+/// ask for, see the module's documentation).
+fn crate_abi(abi: u32) -> ABI {
+    match abi {
+        0 => ABI::Unsupported,
+        1 => ABI::V1,
+        2 => ABI::V2,
+        3 => ABI::V3,
+        4 => ABI::V4,
+        5 => ABI::V5,
+        _ => ABI::V6,
+    }
 }
 
 /// What the sandbox lets the fixture do beyond the system's read-only paths.
@@ -78,7 +90,8 @@ pub enum Access {
 /// A Landlock ruleset ready to be applied to a child process.
 #[derive(Debug)]
 pub struct Ruleset {
-    fd: OwnedFd,
+    /// Taken by [`Ruleset::restrict_self`] (in the child's copy of memory; the parent's stays).
+    created: Option<RulesetCreated>,
     abi: u32,
 }
 
@@ -86,94 +99,59 @@ impl Ruleset {
     /// The ruleset for `abi`: `paths` with their access, nothing else. Paths that do not exist
     /// are skipped; any other failure is an error naming the path.
     pub fn new(abi: u32, paths: &[(&Path, Access)]) -> Result<Ruleset, String> {
-        let mut fs = ABI1_FS;
-        if abi >= 2 {
-            fs |= REFER;
+        let version = crate_abi(abi);
+        // Every filesystem right of the ABI: REFER from 2, TRUNCATE from 3, IOCTL_DEV from 5.
+        let fs = AccessFs::from_all(version);
+        let setup = |e: RulesetError| format!("landlock_create_ruleset: {e}");
+        let mut ruleset = ::landlock::Ruleset::default()
+            .set_compatibility(CompatLevel::HardRequirement)
+            .handle_access(fs)
+            .map_err(setup)?;
+        // TCP bind and connect from ABI 4, with no port allowed.
+        let net = AccessNet::from_all(version);
+        if !net.is_empty() {
+            ruleset = ruleset.handle_access(net).map_err(setup)?;
         }
-        if abi >= 3 {
-            fs |= TRUNCATE;
+        // Abstract unix sockets and signals scoped to the fixture from ABI 6.
+        let scopes = Scope::from_all(version);
+        if !scopes.is_empty() {
+            ruleset = ruleset.scope(scopes).map_err(setup)?;
         }
-        if abi >= 5 {
-            fs |= IOCTL_DEV;
-        }
-        let attr = RulesetAttr {
-            handled_access_fs: fs,
-            handled_access_net: if abi >= 4 {
-                NET_BIND_TCP | NET_CONNECT_TCP
-            } else {
-                0
-            },
-            scoped: if abi >= 6 {
-                SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL
-            } else {
-                0
-            },
-        };
-        // An older kernel refuses an attribute larger than it knows (unless the rest is zero,
-        // and it is not): pass the size of its version of the struct.
-        let size = match abi {
-            1..=3 => 8,
-            4 | 5 => 16,
-            _ => std::mem::size_of::<RulesetAttr>(),
-        };
-        // SAFETY: `attr` lives on this frame and `size` never exceeds its size.
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_landlock_create_ruleset,
-                &attr as *const RulesetAttr,
-                size,
-                0u32,
-            )
-        };
-        if fd < 0 {
-            return Err(format!(
-                "landlock_create_ruleset: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
-        // SAFETY: the kernel just returned this descriptor (close-on-exec) and nothing else owns it.
-        let ruleset = Ruleset {
-            fd: unsafe { OwnedFd::from_raw_fd(fd as i32) },
-            abi,
-        };
-        let file_rights = EXECUTE | WRITE_FILE | READ_FILE | (fs & (TRUNCATE | IOCTL_DEV));
+        let mut created = ruleset.create().map_err(setup)?;
+        // Rights on a file may only be the ones that apply to files.
+        let file_rights = AccessFs::from_file(version);
+        let read: BitFlags<AccessFs> = make_bitflags!(AccessFs::{Execute | ReadFile | ReadDir});
+        let device = fs & make_bitflags!(AccessFs::{ReadFile | WriteFile | Truncate | IoctlDev});
         for (path, access) in paths {
-            let Some(opened) = open_path(path)? else {
-                continue;
+            let opened = match PathFd::new(path) {
+                Ok(fd) => fd,
+                Err(PathFdError::OpenCall { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    continue
+                }
+                Err(PathFdError::OpenCall { source, .. }) => {
+                    return Err(format!("open {}: {source}", path.display()))
+                }
+                Err(e) => return Err(format!("open {}: {e}", path.display())),
             };
             let is_dir = std::fs::metadata(path).map(|m| m.is_dir()).unwrap_or(false);
             let mut allowed = match access {
-                Access::Read => EXECUTE | READ_FILE | READ_DIR,
+                Access::Read => read,
                 Access::ReadWrite => fs,
-                Access::Device => READ_FILE | WRITE_FILE | (fs & (TRUNCATE | IOCTL_DEV)),
+                Access::Device => device,
             };
             if !is_dir {
-                // Rights on a file may only be the ones that apply to files.
                 allowed &= file_rights;
             }
-            let rule = PathBeneathAttr {
-                allowed_access: allowed,
-                parent_fd: opened.as_raw_fd(),
-            };
-            // SAFETY: `rule` lives on this frame; both descriptors are open.
-            let r = unsafe {
-                libc::syscall(
-                    libc::SYS_landlock_add_rule,
-                    ruleset.fd.as_raw_fd(),
-                    RULE_PATH_BENEATH,
-                    &rule as *const PathBeneathAttr,
-                    0u32,
-                )
-            };
-            if r != 0 {
-                return Err(format!(
-                    "landlock_add_rule {}: {}",
-                    path.display(),
-                    std::io::Error::last_os_error()
-                ));
-            }
+            created = created
+                .add_rule(PathBeneath::new(opened, allowed))
+                .map_err(|e| format!("landlock_add_rule {}: {e}", path.display()))?;
         }
-        Ok(ruleset)
+        Ok(Ruleset {
+            created: Some(created),
+            abi,
+        })
     }
 
     /// The ABI the ruleset was built for.
@@ -181,36 +159,26 @@ impl Ruleset {
         self.abi
     }
 
-    /// Confines the calling process (and what it starts) to the ruleset. Meant for a child
-    /// between fork and exec: it only makes two system calls.
-    pub fn restrict_self(&self) -> std::io::Result<()> {
-        // SAFETY: prctl(2) and landlock_restrict_self(2) take integers only; both are
-        // async-signal-safe.
-        unsafe {
-            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
+    /// Confines the calling process (and what it starts) to the ruleset, once. Meant for a
+    /// child between fork and exec: it makes two system calls (and closes the ruleset's
+    /// descriptor), allocating nothing (see the module's documentation).
+    pub fn restrict_self(&mut self) -> std::io::Result<()> {
+        // Errors are made from errno values only: `io::Error::new` would allocate.
+        let Some(created) = self.created.take() else {
+            return Err(std::io::Error::from_raw_os_error(libc::EBADF));
+        };
+        match created.restrict_self() {
+            // At HardRequirement anything less than the whole ruleset failed in the parent;
+            // should it not hold here all the same, the fixture does not run.
+            Ok(status) if status.ruleset == RulesetStatus::FullyEnforced && status.no_new_privs => {
+                Ok(())
             }
-            if libc::syscall(libc::SYS_landlock_restrict_self, self.fd.as_raw_fd(), 0u32) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
+            Ok(_) => Err(std::io::Error::from_raw_os_error(libc::EOPNOTSUPP)),
+            Err(RulesetError::RestrictSelf(
+                RestrictSelfError::SetNoNewPrivsCall { source, .. }
+                | RestrictSelfError::RestrictSelfCall { source, .. },
+            )) => Err(source),
+            Err(_) => Err(std::io::Error::from_raw_os_error(libc::EINVAL)),
         }
-        Ok(())
     }
-}
-
-/// `open(path, O_PATH | O_CLOEXEC)`; `None` when the path does not exist.
-fn open_path(path: &Path) -> Result<Option<OwnedFd>, String> {
-    let c = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| format!("{}: a path with a NUL byte", path.display()))?;
-    // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
-    if fd < 0 {
-        let e = std::io::Error::last_os_error();
-        if e.kind() == std::io::ErrorKind::NotFound {
-            return Ok(None);
-        }
-        return Err(format!("open {}: {e}", path.display()));
-    }
-    // SAFETY: the descriptor was just opened and nothing else owns it.
-    Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }))
 }

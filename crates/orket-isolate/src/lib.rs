@@ -12,9 +12,10 @@
 //! result's [`verify::Isolation`].
 //!
 //! This is the only crate of Orket with `unsafe` code: `fork`/`exec` hooks (`pre_exec`),
-//! `fork`, `poll`, `pidfd`, `unshare`, `setrlimit`, `prctl` and the Landlock system calls (the
-//! seccomp program is built and installed by `seccompiler`). Everything here is blocking;
-//! async callers use [`verify::run_verification_async`] or `spawn_blocking`.
+//! `fork`, `poll`, `pidfd`, `unshare`, `setrlimit`, `prctl` and the probe of the Landlock ABI
+//! (the Landlock ruleset is built and applied by the `landlock` crate, the seccomp program by
+//! `seccompiler`). Everything here is blocking; async callers use
+//! [`verify::run_verification_async`] or `spawn_blocking`.
 
 mod interpreter;
 pub mod landlock;

@@ -169,7 +169,7 @@ impl Sandbox {
 
     /// Makes `command`'s child apply the sandbox between fork and exec (once).
     pub fn confine(&mut self, command: &mut Command) {
-        let Some(steps) = self.steps.take() else {
+        let Some(mut steps) = self.steps.take() else {
             return;
         };
         // SAFETY: `ChildSteps::apply` makes only async-signal-safe system calls on memory
@@ -183,7 +183,7 @@ impl Sandbox {
 
 impl ChildSteps {
     /// The steps of the module's documentation, in its order.
-    fn apply(&self) -> std::io::Result<()> {
+    fn apply(&mut self) -> std::io::Result<()> {
         set_limit(libc::RLIMIT_CPU, self.limits.cpu_sec, 1)?;
         set_limit(libc::RLIMIT_AS, self.limits.mem_mb * 1024 * 1024, 0)?;
         set_limit(libc::RLIMIT_FSIZE, FILE_SIZE_LIMIT, 0)?;
@@ -195,7 +195,7 @@ impl ChildSteps {
         if let Some(max) = self.nproc {
             pids::limit_processes(max)?;
         }
-        if let Some(ruleset) = &self.ruleset {
+        if let Some(ruleset) = &mut self.ruleset {
             ruleset.restrict_self()?;
         }
         if let Some(program) = &self.seccomp {
