@@ -26,7 +26,8 @@ impl Drop for Server {
 async fn serve_takes_signed_deliveries_and_orket_webhooks_lists_them() {
     let (_dir, root, replay) = common::demo_with_replay();
     let gitea = Standin::start().await;
-    gitea.add_pull(3, "[DEMO-1] write hello.py", "abc333");
+    // Pushed to after it was reviewed: the approval's merge is refused, head out of date.
+    gitea.add_pull(3, "[DEMO-1] write hello.py", "f00d333");
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("orket"))
         .args(["serve", "--port", "0", "--provider", "replay", "--replay"])
         .arg(&replay)
@@ -85,16 +86,25 @@ async fn serve_takes_signed_deliveries_and_orket_webhooks_lists_them() {
     .await;
     assert_eq!(
         (status, answer["outcome"].as_str()),
-        (200, Some("merged")),
+        (200, Some("merge_refused")),
         "{answer}"
     );
     assert!(
-        gitea
-            .requests()
-            .iter()
-            .any(|r| r.method == "POST" && r.path.ends_with("/pulls/3/merge") && r.matched),
-        "{:?}",
-        gitea.requests()
+        answer["detail"]
+            .as_str()
+            .unwrap()
+            .contains("head out of date"),
+        "{answer}"
+    );
+    let requests = gitea.requests();
+    let merge = requests
+        .iter()
+        .find(|r| r.path.ends_with("/pulls/3/merge"))
+        .unwrap();
+    assert_eq!(
+        (merge.matched, merge.status),
+        (true, Some(409)),
+        "{merge:?}"
     );
 
     // The review run the delivery started ends (its build is given back).
@@ -133,7 +143,7 @@ async fn serve_takes_signed_deliveries_and_orket_webhooks_lists_them() {
     assert!(
         lines[1].contains("pull_request_review_approved")
             && lines[1].contains("team/demo#3")
-            && lines[1].contains("merged"),
+            && lines[1].contains("merge_refused"),
         "{table}"
     );
     assert!(

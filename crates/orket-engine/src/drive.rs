@@ -447,6 +447,7 @@ async fn finish(
         turns,
     })));
     changes.push(crate::lease::release(&ctx.build_id));
+    ctx.stop_heartbeat();
     ctx.commit(changes).await?;
     ctx.released();
     Ok(RunOutcome {

@@ -21,21 +21,36 @@ pub const HEARTBEAT: Duration = Duration::from_secs(5);
 /// A lease not renewed for this long is free to take.
 pub const STALE_AFTER: Duration = Duration::from_secs(30);
 
-/// This process as a lease holder: `host/pid/start`, where `start` is the process's start
-/// time in clock ticks since boot (from `/proc/self/stat`), so a later process that gets the
-/// same pid is a different holder.
+/// This process as a lease holder: `host/boot/pidns/pid/start` — the host name, the kernel's
+/// boot id, this process's PID namespace, its pid and its start time in clock ticks since boot
+/// (from `/proc/self/stat`). A later process that gets the same pid is a different holder, and
+/// only a holder of the same boot and PID namespace can be judged gone by its pid (two
+/// containers may share a host name).
 pub fn holder() -> &'static LeaseHolder {
     static HOLDER: OnceLock<LeaseHolder> = OnceLock::new();
     HOLDER.get_or_init(|| {
         let pid = std::process::id();
         let host = host_name();
         let start = process_start(pid).unwrap_or(0);
+        let (boot, pidns) = machine_view();
         LeaseHolder {
-            token: format!("{host}/{pid}/{start}"),
+            token: format!("{host}/{boot}/{pidns}/{pid}/{start}"),
             pid,
             host,
         }
     })
+}
+
+/// The kernel's boot id and this process's PID namespace (`-` where unreadable): together they
+/// say whether a pid of another holder names a process this one can see.
+fn machine_view() -> (String, String) {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|b| b.trim().to_string())
+        .unwrap_or_else(|_| "-".to_string());
+    let pidns = std::fs::read_link("/proc/self/ns/pid")
+        .map(|l| l.to_string_lossy().replace('/', "_"))
+        .unwrap_or_else(|_| "-".to_string());
+    (boot, pidns)
 }
 
 /// This machine's host name (`/proc/sys/kernel/hostname`, else `localhost`).
@@ -60,16 +75,28 @@ fn process_start(pid: u32) -> Option<u64> {
         .ok()
 }
 
-/// True when `lease`'s holder is a process of this host that no longer runs: its pid is free
-/// or belongs to a process started at another time. (A holder on another host is judged by
-/// its heartbeat only.)
+/// True when `lease`'s holder is a process this one can see — same host, same boot, same PID
+/// namespace, all known — that no longer runs: its pid is free or belongs to a process started
+/// at another time. Any other holder is judged by its heartbeat only.
 pub fn holder_is_gone(lease: &LeaseRecord) -> bool {
-    let holder = &lease.holder;
-    if holder.host != host_name() || holder.token == self::holder().token {
+    let theirs: Vec<&str> = lease.holder.token.rsplitn(5, '/').collect();
+    let ours: Vec<&str> = holder().token.rsplitn(5, '/').collect();
+    // [start, pid, pidns, boot, host], read from the right (a host name has no '/').
+    let (&[start, _, pidns, boot, host], &[_, _, our_pidns, our_boot, our_host]) =
+        (theirs.as_slice(), ours.as_slice())
+    else {
         return false;
-    }
-    let started = holder.token.rsplit('/').next().and_then(|s| s.parse().ok());
-    process_start(holder.pid) != started
+    };
+    let comparable = host == our_host
+        && boot == our_boot
+        && pidns == our_pidns
+        && boot != "-"
+        && pidns != "-"
+        && lease.holder.token != holder().token;
+    let Ok(started) = start.parse::<u64>() else {
+        return false;
+    };
+    comparable && started != 0 && process_start(lease.holder.pid) != Some(started)
 }
 
 /// A lease this process cannot take now: held by another live process, heartbeating.

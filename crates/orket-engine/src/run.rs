@@ -252,13 +252,19 @@ impl RunCtx {
         *self.heartbeat.lock().unwrap_or_else(|e| e.into_inner()) = Some(heartbeat);
     }
 
-    /// The run gave its build back (in its last commit): no renewal, no heartbeat.
-    pub fn released(&self) {
-        self.leased.store(false, Ordering::SeqCst);
+    /// Stops the lease's heartbeat (before the batch that gives the build back, so no renewal
+    /// queued behind it finds the lease gone and halts the run).
+    pub fn stop_heartbeat(&self) {
         self.heartbeat
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
+    }
+
+    /// The run gave its build back (in its last commit): no renewal, no heartbeat.
+    pub fn released(&self) {
+        self.stop_heartbeat();
+        self.leased.store(false, Ordering::SeqCst);
     }
 
     /// Records `event` with the run's next commit.

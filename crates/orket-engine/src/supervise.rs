@@ -242,10 +242,9 @@ where
         };
         if let Err(err) = &result {
             let run_id = claim.current();
-            let lost = matches!(err, EngineError::Held(_));
             tracing::warn!("run {run_id} ({}) failed: {err}", what.target);
             let message = err.to_string();
-            if let Err(e) = record_failure(&failures, &run_id, &what, &message, lost).await {
+            if let Err(e) = record_failure(&failures, &run_id, &what, &message).await {
                 tracing::error!("cannot record the failure of run {run_id}: {e}");
             }
         }
@@ -272,19 +271,31 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// A run that failed before it could end on its own (assets that do not load, a store error,
 /// a panic): its row is created or ended `failed` with the error, `session_end` recorded and
 /// its builds' leases given back. A run refused because another process holds its build
-/// (`lost`) leaves a stored run alone: that process is running it.
+/// leaves the run alone when that process runs this very run (a resume elsewhere); a run whose
+/// build another run took is ended `failed` with why.
 async fn record_failure(
     recorder: &Recorder,
     run_id: &str,
     what: &Spawned,
     error: &str,
-    lost: bool,
 ) -> Result<(), StoreError> {
+    let store = recorder.store();
+    for build in &what.builds {
+        if let Some(lease) = store.get_lease(build).await? {
+            if lease.run_id == run_id && lease.holder.token != crate::lease::holder().token {
+                tracing::info!(
+                    "run {run_id} goes on in {}; nothing recorded here",
+                    lease.describe()
+                );
+                return Ok(());
+            }
+        }
+    }
     let mut changes = Vec::new();
     // The turns committed before the failure (other turns of the tick may have been).
     let committed_turns = recorder.store().list_turns(run_id).await?.len();
     match recorder.store().get_run(run_id).await? {
-        Some(run) if run.status.is_final() || lost => return Ok(()),
+        Some(run) if run.status.is_final() => return Ok(()),
         Some(_) => {}
         None => {
             let build = what
@@ -317,8 +328,7 @@ async fn record_failure(
             turns: committed_turns,
         },
     )));
-    if !lost {
-        changes.extend(what.builds.iter().map(|b| crate::lease::release(b)));
-    }
+    // Released only where this process holds them (the token must match).
+    changes.extend(what.builds.iter().map(|b| crate::lease::release(b)));
     recorder.commit(changes).await.map(drop)
 }

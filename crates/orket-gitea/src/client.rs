@@ -210,10 +210,16 @@ impl GiteaClient {
     /// may have merged it (Gitea answers `405` with no message to a merge of a merged pull
     /// request): the pull request is then fetched, and if it is merged the call is
     /// [`Outcome::Ok`] with a [`Call::note`] saying so.
-    pub async fn merge(&self, owner: &str, repo: &str, index: i64) -> Call {
+    ///
+    /// With `head`, Gitea merges only if the pull request's head is still that commit (the one
+    /// reviewed) and answers `409` "head out of date" otherwise (`ErrSHADoesNotMatch`).
+    pub async fn merge(&self, owner: &str, repo: &str, index: i64, head: Option<&str>) -> Call {
         let index_text = index.to_string();
         let segments = ["repos", owner, repo, "pulls", &index_text, "merge"];
-        let body = json!({ "Do": "merge", "delete_branch_after_merge": true });
+        let mut body = json!({ "Do": "merge", "delete_branch_after_merge": true });
+        if let Some(head) = head.filter(|h| !h.is_empty()) {
+            body["head_commit_id"] = json!(head);
+        }
         let (mut call, _) = self.send(Method::POST, &segments, Some(&body)).await;
         if call.attempts > 1 && call.status == Some(405) {
             let (check, pr) = self.get_pull(owner, repo, index).await;

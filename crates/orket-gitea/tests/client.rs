@@ -51,7 +51,7 @@ async fn merge_succeeds_on_an_empty_200() {
     let standin = Standin::start().await;
     standin.add_pull(3, "ISSUE-1: x", SHA);
     let gitea = client(&standin);
-    let call = gitea.merge(OWNER, REPO, 3).await;
+    let call = gitea.merge(OWNER, REPO, 3, None).await;
     assert_eq!(call.outcome, Outcome::Ok, "{}", call.describe());
     assert_eq!(call.status, Some(200));
     assert_eq!(call.path, "/api/v1/repos/team/demo/pulls/3/merge");
@@ -64,7 +64,7 @@ async fn merge_succeeds_on_an_empty_200() {
     let (_, pr) = gitea.get_pull(OWNER, REPO, 3).await;
     assert!(pr.unwrap().merged);
     // Merging it again is what Gitea refuses with an empty 405.
-    let again = gitea.merge(OWNER, REPO, 3).await;
+    let again = gitea.merge(OWNER, REPO, 3, None).await;
     assert_eq!(again.status, Some(405));
     assert_eq!(
         again.outcome,
@@ -83,7 +83,7 @@ async fn merge_refusals_are_never_success() {
         standin.add_pull(3, "ISSUE-1: x", SHA);
         standin.refuse_next_merge(status, message);
         let gitea = client(&standin);
-        let call = gitea.merge(OWNER, REPO, 3).await;
+        let call = gitea.merge(OWNER, REPO, 3, None).await;
         assert_eq!(call.status, Some(status));
         assert_eq!(call.attempts, 1, "a refusal is not retried");
         match &call.outcome {
@@ -114,7 +114,7 @@ async fn server_errors_past_the_last_attempt_fail() {
     let standin = Standin::start().await;
     standin.add_pull(3, "ISSUE-1: x", SHA);
     standin.fail_next(5);
-    let call = client(&standin).merge(OWNER, REPO, 3).await;
+    let call = client(&standin).merge(OWNER, REPO, 3, None).await;
     assert_eq!(call.attempts, 3);
     assert_eq!(call.status, Some(500));
     assert!(
@@ -126,7 +126,7 @@ async fn server_errors_past_the_last_attempt_fail() {
 #[tokio::test]
 async fn a_404_is_not_retried() {
     let standin = Standin::start().await;
-    let call = client(&standin).merge(OWNER, REPO, 99).await;
+    let call = client(&standin).merge(OWNER, REPO, 99, None).await;
     assert_eq!(call.status, Some(404));
     assert_eq!(call.attempts, 1);
     assert!(
@@ -158,7 +158,7 @@ async fn close_answers_201() {
     assert_eq!(pr.state, "closed");
     assert!(!pr.merged);
     // A closed pull request cannot be merged: Gitea answers 404.
-    let call = gitea.merge(OWNER, REPO, 4).await;
+    let call = gitea.merge(OWNER, REPO, 4, None).await;
     assert_eq!(call.status, Some(404));
 }
 
@@ -167,7 +167,7 @@ async fn closing_a_merged_pull_request_is_refused() {
     let standin = Standin::start().await;
     standin.add_pull(4, "ISSUE-2: y", SHA);
     let gitea = client(&standin);
-    assert!(gitea.merge(OWNER, REPO, 4).await.is_ok());
+    assert!(gitea.merge(OWNER, REPO, 4, None).await.is_ok());
     let call = gitea.close_pull(OWNER, REPO, 4).await;
     assert_eq!(call.status, Some(412));
     assert_eq!(
@@ -235,7 +235,7 @@ async fn a_merge_whose_answer_was_lost_is_recognized() {
     let standin = Standin::start().await;
     standin.add_pull(3, "ISSUE-1: x", SHA);
     standin.lose_next_answers(1);
-    let call = client(&standin).merge(OWNER, REPO, 3).await;
+    let call = client(&standin).merge(OWNER, REPO, 3, None).await;
     // Attempt 1 merged but answered 500; attempt 2 got Gitea's 405 for a merged one.
     assert_eq!(call.attempts, 2);
     assert_eq!(call.status, Some(405));

@@ -94,6 +94,14 @@ impl Sandbox {
             Ok(r) => (r, None),
             Err(e) => (None, Some(e)),
         };
+        if let Some(abi) = ruleset.as_ref().map(Ruleset::abi).filter(|abi| *abi < 6) {
+            // Scoping arrived with ABI 6; the fixture's Python itself stays in the host's PID
+            // namespace (only its children are in the new one).
+            weaker.push(format!(
+                "Landlock ABI {abi} cannot scope signals (6 can), so the fixture's Python could \
+                 signal processes of the user running Orket"
+            ));
+        }
         if ruleset.is_none() {
             weaker.push(match landlock_refused {
                 Some(e) => format!("Landlock could not be set up ({e}), so the fixture could read and write what the user running Orket can"),

@@ -112,6 +112,10 @@ pub fn build(state: AppState) -> Router {
             state.clone(),
             origin::same_origin_only,
         ));
+    // The public routes' bodies (the Gitea webhook's) get the same timeout.
+    let open = open.route_layer(RequestBodyTimeoutLayer::new(
+        state.config().limits.body_timeout,
+    ));
     let mut app = open
         .merge(guarded)
         .fallback(|| async { ApiError::not_found("no such route (see /openapi.json)") })

@@ -118,6 +118,11 @@ impl Hooked {
     }
 }
 
+/// The head commit the stand-in's review payloads of pull request `number` carry.
+fn reviewed_head(number: i64) -> String {
+    standin::payload::sha1_hex(format!("head {number}").as_bytes())
+}
+
 fn outcome(answer: &Value) -> &str {
     answer["outcome"].as_str().unwrap_or_default()
 }
@@ -341,7 +346,7 @@ async fn an_opened_pull_request_naming_a_card_starts_its_review_and_others_are_i
 async fn changes_requested_four_times_escalate_then_close_and_open_a_requirements_review() {
     let h = Hooked::start(None, Some(SECRET)).await;
     let title = "[DEMO-2] document hello.py";
-    h.gitea.add_pull(7, title, "abc123");
+    h.gitea.add_pull(7, title, &reviewed_head(7));
     let reasons = [
         "too short",
         "no usage line",
@@ -411,7 +416,13 @@ async fn changes_requested_four_times_escalate_then_close_and_open_a_requirement
 async fn approval_merges_a_refused_merge_is_commented_and_a_merge_is_answered() {
     let h = Hooked::start(None, Some(SECRET)).await;
     let title = "[DEMO-3] notes";
-    h.gitea.add_pull(9, title, "abc999");
+    h.gitea.add_pull(9, title, &reviewed_head(9));
+    // An approval that names no card merges nothing.
+    let (_, answer) = h
+        .review(Verdict::Approved, "LGTM", 12, "Bump dependencies")
+        .await;
+    assert_eq!(outcome(&answer), "ignored", "{answer}");
+    assert!(h.calls("POST", "/pulls/12/merge").is_empty());
     // Gitea refuses the first merge (not mergeable): an event and a comment, never success.
     h.gitea.refuse_next_merge(405, "Please try again later");
     let (status, answer) = h.review(Verdict::Approved, "LGTM", 9, title).await;
@@ -441,7 +452,8 @@ async fn approval_merges_a_refused_merge_is_commented_and_a_merge_is_answered() 
     assert_eq!(merges.len(), 2);
     assert_eq!(
         merges[1].body,
-        Some(json!({"Do": "merge", "delete_branch_after_merge": true}))
+        Some(json!({"Do": "merge", "delete_branch_after_merge": true,
+            "head_commit_id": reviewed_head(9)}))
     );
     assert_eq!(merges[1].status, Some(200));
 
@@ -474,7 +486,7 @@ async fn approval_merges_a_refused_merge_is_commented_and_a_merge_is_answered() 
 async fn a_reopen_starts_a_new_count_and_a_failed_deploy_is_commented_with_its_reason() {
     let h = Hooked::start(None, Some(SECRET)).await;
     let title = "[DEMO-2] document hello.py";
-    h.gitea.add_pull(11, title, "abc111");
+    h.gitea.add_pull(11, title, &reviewed_head(11));
     for reason in ["one", "two"] {
         let (_, answer) = h.review(Verdict::Rejected, reason, 11, title).await;
         assert_eq!(outcome(&answer), "cycle_recorded", "{answer}");

@@ -13,6 +13,9 @@ use std::process::ExitCode;
 /// A workspace file larger than this is left out of a bundle (and named in `skipped`).
 const MAX_BLOB: u64 = 16 * 1024 * 1024;
 
+/// The most file bytes one bundle carries; files past it are left out (and named).
+const MAX_BUNDLE: u64 = 256 * 1024 * 1024;
+
 /// The store and run `run_id`, or an error naming what is missing.
 async fn run_in_store(project: &Project, run_id: &str) -> Result<(SqliteStore, RunRecord)> {
     let Some(store) = project.existing_store().await? else {
@@ -60,6 +63,12 @@ pub fn verify_bundle(file: &Path) -> Result<ExitCode> {
                 bundle.events.len(),
                 bundle.files.len(),
                 shown(&chain.head)
+            );
+            // Everything checked travels in the file: whoever rewrites it can recompute it.
+            println!(
+                "  the bundle agrees with itself; it is the run you kept if this head is the one \
+                 `orket verify {}` printed where the run took place",
+                bundle.run.id
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -114,43 +123,91 @@ fn shown(head: &str) -> &str {
     }
 }
 
-/// Every regular file under `workspace` as a blob, by path; links are not followed and, with
-/// files over [`MAX_BLOB`], named in the second list. A workspace that is gone gives none.
+/// Every regular file under `workspace` as a blob, by path. Left out, and named in the second
+/// list: links (never followed, also not when one is swapped in while reading: files are opened
+/// with `O_NOFOLLOW`), dotfiles and dot folders (`.env`, `.git`: never bundled), files over
+/// [`MAX_BLOB`], files past [`MAX_BUNDLE`] in all, and files that cannot be read. A workspace
+/// that is gone gives none.
 fn workspace_blobs(workspace: &Path) -> Result<(Vec<FileBlob>, Vec<String>)> {
     let (mut blobs, mut skipped) = (Vec::new(), Vec::new());
     if !workspace.is_dir() {
         skipped.push(format!("the workspace {} is gone", workspace.display()));
         return Ok((blobs, skipped));
     }
+    let mut total = 0u64;
     let mut folders: Vec<PathBuf> = vec![workspace.to_path_buf()];
     while let Some(folder) = folders.pop() {
-        let entries =
-            std::fs::read_dir(&folder).with_context(|| format!("reading {}", folder.display()))?;
-        for entry in entries {
-            let path = entry?.path();
-            let meta = std::fs::symlink_metadata(&path)
-                .with_context(|| format!("reading {}", path.display()))?;
+        let entries = match std::fs::read_dir(&folder) {
+            Ok(entries) => entries,
+            Err(e) => {
+                skipped.push(format!("{}: {e}", folder.display()));
+                continue;
+            }
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
             let relative = path
                 .strip_prefix(workspace)
                 .unwrap_or(&path)
                 .to_string_lossy()
                 .replace('\\', "/");
-            if meta.is_dir() {
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                skipped.push(format!("{relative}: a dotfile, never bundled"));
+                continue;
+            }
+            let Ok(kind) = entry.file_type() else {
+                skipped.push(format!("{relative}: its kind cannot be read"));
+                continue;
+            };
+            if kind.is_dir() {
                 folders.push(path);
-            } else if !meta.is_file() {
+                continue;
+            }
+            if !kind.is_file() {
                 skipped.push(format!("{relative}: a link or special file, not followed"));
-            } else if meta.len() > MAX_BLOB {
-                skipped.push(format!("{relative}: {} bytes, over {MAX_BLOB}", meta.len()));
-            } else {
-                let bytes =
-                    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-                blobs.push(FileBlob::new(relative, &bytes));
+                continue;
+            }
+            match read_no_follow(&path, MAX_BLOB) {
+                Ok(bytes) if total + bytes.len() as u64 > MAX_BUNDLE => {
+                    skipped.push(format!("{relative}: past the bundle's {MAX_BUNDLE} bytes"));
+                }
+                Ok(bytes) => {
+                    total += bytes.len() as u64;
+                    blobs.push(FileBlob::new(relative, &bytes));
+                }
+                Err(why) => skipped.push(format!("{relative}: {why}")),
             }
         }
     }
     blobs.sort_by(|a, b| a.path.cmp(&b.path));
     skipped.sort();
     Ok((blobs, skipped))
+}
+
+/// The bytes of the regular file at `path`, opened without following a link, at most `max`.
+fn read_no_follow(path: &Path, max: u64) -> std::result::Result<Vec<u8>, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| format!("cannot be opened ({e})"))?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".to_string());
+    }
+    if meta.len() > max {
+        return Err(format!("{} bytes, over {max}", meta.len()));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot be read ({e})"))?;
+    if bytes.len() as u64 > max {
+        return Err(format!("grew past {max} bytes while read"));
+    }
+    Ok(bytes)
 }
 
 /// Writes `bytes` to `file` whole or not at all: a temporary file in the same folder, synced,

@@ -708,6 +708,12 @@ fn answer(
                     "The target couldn't be found.",
                 );
             }
+            let expected = body.get("head_commit_id").and_then(Value::as_str);
+            if expected.is_some_and(|head| !head.is_empty() && head != pull.spec.head_sha) {
+                // `ErrSHADoesNotMatch`: `ctx.Error(http.StatusConflict, "Merge", "head out of
+                // date")` (routers/api/v1/repo/pull.go).
+                return error_json(shared, StatusCode::CONFLICT, "head out of date");
+            }
             pull.spec.merged = true;
             pull.spec.closed = true;
             // `ctx.Status(http.StatusOK)`: no body at all.

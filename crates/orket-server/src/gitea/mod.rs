@@ -1,10 +1,10 @@
 //! `POST /webhook/gitea`: the team's Gitea tells Orket about its pull requests. The route needs
 //! no API key — the delivery's signature is its authentication — and checks, in this order,
 //! before anything is recorded or done: a webhook secret is configured (503 naming
-//! `GITEA_WEBHOOK_SECRET` otherwise), the rate limit (429 with `Retry-After`), the body's size
-//! (413 past 1 MiB, by the router's limit), the signature (401: missing, empty — what Gitea
-//! sends for a hook without a secret —, malformed or wrong), the payload (400 naming what does
-//! not read). Then the delivery is recorded once — a delivery id seen before, or the very same
+//! `GITEA_WEBHOOK_SECRET` otherwise), the body's size (413 past 1 MiB, by the router's limit;
+//! a body that stalls 30 s, 408), the signature (401: missing, empty — what Gitea sends for a
+//! hook without a secret —, malformed or wrong), the rate limit of signed deliveries (429 with
+//! `Retry-After`), the payload (400 naming what does not read). Then the delivery is recorded once — a delivery id seen before, or the very same
 //! bytes under a new id (Gitea's "redeliver"), answers 200 `{"duplicate": true}` and changes
 //! nothing — and the review policy ([`policy`]) acts on it; what it did is the delivery's
 //! outcome.
@@ -141,12 +141,6 @@ pub async fn webhook(
              Gitea hook) for orket serve",
         ));
     };
-    if let Err(not_until) = state.webhook_limiter().check() {
-        let clock = governor::clock::DefaultClock::default();
-        return Ok(too_many(
-            not_until.wait_time_from(governor::clock::Clock::now(&clock)),
-        ));
-    }
     let body = body.map_err(crate::body_error)?;
     signature::verify(
         secret.as_bytes(),
@@ -155,6 +149,13 @@ pub async fn webhook(
         header(&headers, HUB_SIGNATURE_256_HEADER),
     )
     .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()))?;
+    // Counted only once signed: unsigned requests cannot use up Gitea's budget.
+    if let Err(not_until) = state.webhook_limiter().check() {
+        let clock = governor::clock::DefaultClock::default();
+        return Ok(too_many(
+            not_until.wait_time_from(governor::clock::Clock::now(&clock)),
+        ));
+    }
     let event = header(&headers, EVENT_HEADER);
     let event_type = header(&headers, EVENT_TYPE_HEADER);
     let hook =
@@ -184,15 +185,20 @@ pub async fn webhook(
         }
         Err(e) => return Err(e.into()),
     };
-    let done = policy::act(&state, &hook).await;
-    state
-        .store()
-        .apply(vec![Change::SetDeliveryOutcome {
+    // Acted on in a task of its own: if Gitea stops waiting (its delivery timeout), the work
+    // and its outcome still complete; the answer waits for them otherwise.
+    let acting = state.clone();
+    let done = tokio::spawn(async move {
+        let done = policy::act(&acting, &hook).await;
+        let outcome = Change::SetDeliveryOutcome {
             id,
             outcome: done.outcome.clone(),
             detail: Some(done.detail.clone()),
-        }])
-        .await?;
+        };
+        acting.store().apply(vec![outcome]).await.map(|_| done)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("the review policy stopped: {e}")))??;
     Ok(Json(Handled {
         delivery: id,
         outcome: done.outcome,

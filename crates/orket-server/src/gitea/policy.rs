@@ -208,6 +208,21 @@ async fn start_review(state: &AppState, card: &Card, pr: &PullRequest) -> Result
     };
     let build = epic_build_id(&card.epic.stem);
     let store = state.store();
+    // Another process runs the build: its status is not ours to change.
+    let held = orket_engine::lease::held_elsewhere(store.as_ref(), std::slice::from_ref(&build))
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(lease) = held {
+        return Ok(done(
+            "review_not_started",
+            format!(
+                "#{}: {} not moved: build {build} is being run by {}",
+                pr.number,
+                card.id,
+                lease.describe()
+            ),
+        ));
+    }
     let stored = store
         .get_issue(&build, &card.id)
         .await
@@ -286,6 +301,14 @@ async fn review(
         .await
         .map_err(|e| e.to_string())?;
     match verdict {
+        // Only the work of a card is merged, and only the commit that was reviewed.
+        Verdict::Approved if card.is_none() => Ok(done(
+            "ignored",
+            format!(
+                "#{}: approved, but the title \"{}\" names no card of the project; not merged",
+                pr.number, pr.title
+            ),
+        )),
         Verdict::Approved => Ok(merge(state, pr, repo).await),
         Verdict::Rejected => changes_requested(state, content, card.as_ref(), pr, repo).await,
         Verdict::Comment => Ok(done(
@@ -349,9 +372,12 @@ async fn merge(state: &AppState, pr: &PullRequest, repo: &Repository) -> Done {
         Ok(c) => c,
         Err(e) => return done("merge_failed", e),
     };
+    let head = Some(pr.head.sha.as_str()).filter(|s| !s.is_empty());
     let call = recorded(
         state,
-        client.merge(&repo.owner.login, &repo.name, pr.number).await,
+        client
+            .merge(&repo.owner.login, &repo.name, pr.number, head)
+            .await,
     )
     .await;
     match &call.outcome {
@@ -404,8 +430,13 @@ async fn changes_requested(
              please look at the requirements before another round. Latest: {content}"
         );
         let call = comment(state, &client, pr, repo, &text).await;
+        let outcome = if call.is_ok() {
+            "escalated"
+        } else {
+            "escalation_failed"
+        };
         return Ok(done(
-            "escalated",
+            outcome,
             format!(
                 "#{}: cycle {cycle}, escalated to {architect} ({})",
                 pr.number,
@@ -448,8 +479,13 @@ async fn changes_requested(
         .create_issue(&repo.owner.login, &repo.name, &title, &body)
         .await;
     let issue = recorded(state, issue).await;
+    let outcome = if close.is_ok() && issue.is_ok() {
+        "rejected"
+    } else {
+        "reject_failed"
+    };
     Ok(done(
-        "rejected",
+        outcome,
         format!(
             "#{}: cycle {cycle}; closed ({}); requirements review issue ({})",
             pr.number,
