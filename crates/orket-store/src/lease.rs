@@ -11,7 +11,8 @@ use std::time::Duration;
 /// The process holding, or asking for, a lease.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LeaseHolder {
-    /// Unique to one process: its host, pid and start time (`host/pid/start`).
+    /// Unique to one process: its host, the kernel's boot id, its PID namespace, pid and start
+    /// time (`host/boot/pidns/pid/start`).
     pub token: String,
     /// Its process id.
     pub pid: u32,
