@@ -6,21 +6,9 @@ mod common;
 
 use orket_gitea::hook::Verdict;
 use orket_gitea::standin::{self, Standin};
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const SECRET: &[u8] = b"cli-hook-secret";
-
-/// Stops the server when the test ends, however it ends.
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_takes_signed_deliveries_and_orket_webhooks_lists_them() {
@@ -28,7 +16,8 @@ async fn serve_takes_signed_deliveries_and_orket_webhooks_lists_them() {
     let gitea = Standin::start().await;
     // Pushed to after it was reviewed: the approval's merge is refused, head out of date.
     gitea.add_pull(3, "[DEMO-1] write hello.py", "f00d333");
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("orket"))
+    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("orket"));
+    command
         .args(["serve", "--port", "0", "--provider", "replay", "--replay"])
         .arg(&replay)
         .arg("--root")
@@ -38,22 +27,9 @@ async fn serve_takes_signed_deliveries_and_orket_webhooks_lists_them() {
         .env_remove("ORKET_API_KEY")
         .env("GITEA_URL", gitea.base_url())
         .env("GITEA_TOKEN", gitea.token())
-        .env("GITEA_WEBHOOK_SECRET", std::str::from_utf8(SECRET).unwrap())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let _server = Server(child);
-    let address = first
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or_else(|| panic!("no address in {first:?}"))
-        .to_string();
+        .env("GITEA_WEBHOOK_SECRET", std::str::from_utf8(SECRET).unwrap());
+    let server = common::Server::start(command);
+    let address = server.address.clone();
     let http = reqwest::Client::new();
     let deliver = |event: &str, event_type: &str, payload: serde_json::Value| {
         let (headers, body) = standin::delivery(event, event_type, &payload, SECRET);

@@ -1,16 +1,12 @@
 //! `orket serve` as a user starts it: refused on a non-loopback address without a key, and
 //! serving the API on any address with one, the key checked.
 
-use assert_cmd::Command;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::Stdio;
-use std::time::Duration;
+mod common;
 
-fn demo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../demo")
-}
+use assert_cmd::Command;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
 
 #[test]
 fn a_non_loopback_address_without_a_key_is_refused() {
@@ -19,7 +15,7 @@ fn a_non_loopback_address_without_a_key_is_refused() {
         let out = Command::cargo_bin("orket")
             .unwrap()
             .args(["serve", "--host", host, "--port", "0", "--root"])
-            .arg(demo())
+            .arg(common::demo_dir())
             .arg("--db")
             .arg(dir.path().join("orket.db"))
             .env_remove("ORKET_API_KEY")
@@ -83,32 +79,19 @@ fn http_get(port: u16, path: &str, key: Option<&str>) -> (String, String) {
 #[test]
 fn with_a_key_serve_listens_on_any_address_and_checks_it() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("orket"))
+    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("orket"));
+    command
         .args(["serve", "--host", "0.0.0.0", "--port", "0", "--root"])
-        .arg(demo())
+        .arg(common::demo_dir())
         .arg("--db")
         .arg(dir.path().join("orket.db"))
-        .env("ORKET_API_KEY", "cli-test-key")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let port: u16 = first
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|addr| addr.rsplit(':').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {first:?}"));
+        .env("ORKET_API_KEY", "cli-test-key");
+    let server = common::Server::start(command);
+    let port = server.port();
     let (status, body) = http_get(port, "/health", None);
     let (unauthorized, _) = http_get(port, "/v1/version", None);
     let (ok, version) = http_get(port, "/v1/version", Some("cli-test-key"));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(server);
     assert!(status.contains("200"), "{status}");
     assert!(body.contains("\"ok\""), "{body}");
     assert!(unauthorized.contains("401"), "{unauthorized}");

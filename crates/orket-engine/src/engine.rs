@@ -125,19 +125,29 @@ impl Engine {
     /// running one of the run's builds. (The run takes each build's lease as it starts its
     /// epic, atomically; this check only answers early.)
     pub async fn start(&self, name: &str, options: RunOptions) -> Result<RunHandle, EngineError> {
-        let (_, _, builds) = self.plan(name, &options)?;
-        if let Some(lease) = lease::held_elsewhere(self.store().as_ref(), &builds).await? {
+        let plan = self.plan(name, &options)?;
+        if let Some(lease) = lease::held_elsewhere(self.store().as_ref(), &plan.2).await? {
             return Err(EngineError::Held(Box::new(lease)));
         }
-        self.spawn(name, options)
+        self.spawn_planned(name, options, plan)
     }
 
     /// Starts a run of `name` (an epic, a rock, or an issue id) as a task. Refused at once
     /// when the name is unknown, or a run of this process works on one of its builds; a
     /// build another process runs refuses the run as it starts (see [`Engine::start`]).
     pub fn spawn(&self, name: &str, options: RunOptions) -> Result<RunHandle, EngineError> {
+        let plan = self.plan(name, &options)?;
+        self.spawn_planned(name, options, plan)
+    }
+
+    /// [`Engine::spawn`] with what [`Engine::plan`] found.
+    fn spawn_planned(
+        &self,
+        name: &str,
+        options: RunOptions,
+        (target, kind, builds): (Target, RunKind, Vec<String>),
+    ) -> Result<RunHandle, EngineError> {
         let dept = options.department.clone();
-        let (target, kind, builds) = self.plan(name, &options)?;
         let id = match &options.run_id {
             Some(id) => id.clone(),
             None => self.runtime()?.run_id(),

@@ -19,6 +19,7 @@
 //! appear twice.
 
 use crate::hook::PullRequest;
+use orket_llm::http::{build_client, error_chain, truncate_chars};
 use reqwest::header::{ACCEPT, AUTHORIZATION};
 use reqwest::{Method, StatusCode, Url};
 use serde::Serialize;
@@ -158,14 +159,8 @@ impl GiteaClient {
         }
         base.set_query(None);
         base.set_fragment(None);
-        let mut builder = reqwest::Client::builder();
-        if is_loopback(&base) {
-            // A stand-in or a Gitea on this machine: never through an HTTP proxy.
-            builder = builder.no_proxy();
-        }
-        let http = builder
-            .build()
-            .map_err(|e| ClientError::Http(error_chain(&e)))?;
+        // A stand-in or a Gitea on this machine is never reached through an HTTP proxy.
+        let http = build_client(base.as_str()).map_err(ClientError::Http)?;
         Ok(GiteaClient {
             http,
             base,
@@ -478,37 +473,7 @@ fn gitea_message(status: StatusCode, body: &[u8]) -> String {
     if text.is_empty() {
         return format!("no message (HTTP {status})");
     }
-    let mut cut: String = text.chars().take(MAX_MESSAGE_CHARS).collect();
-    if text.chars().count() > MAX_MESSAGE_CHARS {
-        cut.push('…');
-    }
-    cut
-}
-
-fn is_loopback(url: &Url) -> bool {
-    let Some(host) = url.host_str() else {
-        return false;
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// An error and its sources, `: `-separated (reqwest's own text hides the cause).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
+    truncate_chars(&text, MAX_MESSAGE_CHARS)
 }
 
 #[cfg(test)]

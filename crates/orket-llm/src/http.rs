@@ -61,7 +61,7 @@ pub fn timeout_secs(timeout: Duration) -> u64 {
 
 /// The messages of `error` and of every error it wraps, joined with `: `, skipping a message
 /// that repeats the previous one.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(err) = current {

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 /// A webhook delivery to record (`Change::RecordDelivery`): refused as a duplicate
 /// (`StoreError::Duplicate`) when its delivery id, or its exact body, was accepted before.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NewDelivery {
     /// `X-Gitea-Delivery`.
     pub delivery_id: String,
@@ -25,7 +25,7 @@ pub struct NewDelivery {
 
 /// A pull request as a delivery shows it (`Change::UpsertPullRequest`): created, or updated
 /// keeping its epoch and last review (and its head commit when this one has none).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PullRequestChange {
     /// `owner/name`.
     pub repository: String,
@@ -43,26 +43,16 @@ pub struct PullRequestChange {
     pub head_sha: Option<String>,
 }
 
-/// A recorded delivery.
+/// A recorded delivery: what was recorded, and what it did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeliveryRecord {
     /// Row id.
     pub id: i64,
-    /// `X-Gitea-Delivery`.
-    pub delivery_id: String,
-    /// `X-Gitea-Event`.
-    pub event: String,
-    /// `X-Gitea-Event-Type`.
-    pub event_type: Option<String>,
-    /// `owner/name`.
-    pub repository: Option<String>,
-    /// The pull request's number.
-    pub pr_number: Option<i64>,
-    /// SHA-256 of the raw body.
-    pub body_sha256: String,
-    /// What was done: `ignored`, `review_started`, `cycle_recorded`, `escalated`, `rejected`,
-    /// `merged`, `merge_refused`, `deployed`, `deploy_failed`, `recorded`, `failed`, ...
-    pub outcome: String,
+    /// The delivery; its `outcome` is what was done (`ignored`, `review_started`,
+    /// `cycle_recorded`, `escalated`, `rejected`, `merged`, `merge_refused`, `deployed`,
+    /// `deploy_failed`, `recorded`, `failed`, ...).
+    #[serde(flatten)]
+    pub delivery: NewDelivery,
     /// Why, in words.
     pub detail: Option<String>,
     /// When it arrived.
@@ -72,20 +62,9 @@ pub struct DeliveryRecord {
 /// A pull request as Orket knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PullRequestRecord {
-    /// `owner/name`.
-    pub repository: String,
-    /// Its number.
-    pub number: i64,
-    /// Its title.
-    pub title: String,
-    /// The card its title names, when it names one of the project's.
-    pub card_id: Option<String>,
-    /// The card's build.
-    pub build_id: Option<String>,
-    /// `open`, `closed` or `merged`.
-    pub state: String,
-    /// Its head commit.
-    pub head_sha: Option<String>,
+    /// Its repository, number, title, card, state and head.
+    #[serde(flatten)]
+    pub pr: PullRequestChange,
     /// The epoch of its review cycles (a merge or reopen starts the next).
     pub epoch: i64,
     /// The last review: `approved`, `rejected` or `comment`, with its content.

@@ -56,7 +56,10 @@ async fn a_delivery_is_recorded_once_by_its_id_and_by_its_bytes() {
     let listed = store.list_deliveries(10).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(
-        (listed[0].outcome.as_str(), listed[0].detail.as_deref()),
+        (
+            listed[0].delivery.outcome.as_str(),
+            listed[0].detail.as_deref()
+        ),
         ("ignored", Some("no card in the title"))
     );
 }
@@ -120,5 +123,5 @@ async fn cycles_count_per_epoch_and_a_new_epoch_starts_over() {
     assert_eq!(prs.len(), 1);
     assert_eq!(prs[0].epoch, 2);
     assert_eq!(prs[0].last_review.as_deref(), Some("rejected: again"));
-    assert_eq!(prs[0].card_id.as_deref(), Some("DEMO-1"));
+    assert_eq!(prs[0].pr.card_id.as_deref(), Some("DEMO-1"));
 }

@@ -39,19 +39,21 @@ pub fn render(deliveries: &[DeliveryRecord]) -> String {
     ]
     .map(str::to_string)
     .to_vec();
-    let rows = deliveries.iter().map(|d| {
+    let rows = deliveries.iter().map(|record| {
+        let d = &record.delivery;
         let pr = match (&d.repository, d.pr_number) {
             (Some(repo), Some(n)) => format!("{repo}#{n}"),
             (Some(repo), None) => repo.clone(),
             _ => String::new(),
         };
         vec![
-            d.id.to_string(),
-            display_timestamp(&d.received_at),
+            record.id.to_string(),
+            display_timestamp(&record.received_at),
             d.event_type.clone().unwrap_or_else(|| d.event.clone()),
             pr,
             d.outcome.clone(),
-            d.detail
+            record
+                .detail
                 .as_deref()
                 .map(|t| truncate_chars(&one_line(t), DETAIL_WIDTH))
                 .unwrap_or_default(),

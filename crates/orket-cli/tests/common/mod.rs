@@ -115,3 +115,49 @@ pub fn assert_every_turn_once(turns: &[orket_store::TurnRecord]) {
         "each issue developed once and reviewed once"
     );
 }
+
+/// `orket serve`, started from `command` (its stdout is read here), stopped when dropped.
+pub struct Server {
+    child: std::process::Child,
+    /// The `host:port` it says it listens on.
+    pub address: String,
+}
+
+impl Server {
+    /// Starts `command` (an `orket serve …`) and reads the address from its first line.
+    pub fn start(mut command: std::process::Command) -> Server {
+        use std::io::BufRead;
+        let mut child = command
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let address = first
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_else(|| panic!("no address in {first:?}"))
+            .to_string();
+        Server { child, address }
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.address
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {}", self.address))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

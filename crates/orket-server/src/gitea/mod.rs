@@ -12,7 +12,7 @@
 pub mod policy;
 pub mod views;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiError;
 use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -206,6 +206,3 @@ pub async fn webhook(
     })
     .into_response())
 }
-
-/// The result type of the views.
-pub type ViewResult<T> = ApiResult<Json<T>>;

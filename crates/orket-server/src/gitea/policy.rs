@@ -116,14 +116,9 @@ fn card_in_title(state: &AppState, title: &str) -> Option<Card> {
 }
 
 /// Records the pull request's row (state, card, head).
-async fn upsert(
-    state: &AppState,
-    pr: &PullRequest,
-    repo: &Repository,
-    card: Option<&Card>,
-    pr_state: &str,
-) -> Result<(), String> {
-    let change = Change::UpsertPullRequest(PullRequestChange {
+/// The pull request's row as this delivery shows it.
+fn row(pr: &PullRequest, repo: &Repository, card: Option<&Card>, pr_state: &str) -> Change {
+    Change::UpsertPullRequest(PullRequestChange {
         repository: repo.full_name.clone(),
         number: pr.number,
         title: pr.title.clone(),
@@ -131,10 +126,14 @@ async fn upsert(
         build_id: card.map(|c| epic_build_id(&c.epic.stem)),
         state: pr_state.to_string(),
         head_sha: Some(pr.head.sha.clone()).filter(|s| !s.is_empty()),
-    });
+    })
+}
+
+/// Applies `changes` as one batch.
+async fn commit(state: &AppState, changes: Vec<Change>) -> Result<(), String> {
     state
         .store()
-        .apply(vec![change])
+        .apply(changes)
         .await
         .map(drop)
         .map_err(|e| e.to_string())
@@ -152,20 +151,20 @@ async fn pull_request(
         PrAction::Closed { merged: false } => "closed",
         _ => "open",
     };
-    upsert(state, pr, repo, card.as_ref(), pr_state).await?;
-    let new_epoch = || Change::NewReviewEpoch {
-        repository: repo.full_name.clone(),
-        number: pr.number,
-    };
+    // The row and, after a reopen or a merge, the next epoch of cycles: one batch.
+    let mut changes = vec![row(pr, repo, card.as_ref(), pr_state)];
+    if matches!(
+        action,
+        PrAction::Reopened | PrAction::Closed { merged: true }
+    ) {
+        changes.push(Change::NewReviewEpoch {
+            repository: repo.full_name.clone(),
+            number: pr.number,
+        });
+    }
+    commit(state, changes).await?;
     match action {
         PrAction::Opened | PrAction::Reopened | PrAction::Synchronized => {
-            if matches!(action, PrAction::Reopened) {
-                state
-                    .store()
-                    .apply(vec![new_epoch()])
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
             let Some(card) = card else {
                 return Ok(done(
                     "ignored",
@@ -177,14 +176,7 @@ async fn pull_request(
             };
             start_review(state, &card, pr).await
         }
-        PrAction::Closed { merged: true } => {
-            state
-                .store()
-                .apply(vec![new_epoch()])
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(deploy(state, card.as_ref(), pr, repo).await)
-        }
+        PrAction::Closed { merged: true } => Ok(deploy(state, card.as_ref(), pr, repo).await),
         PrAction::Closed { merged: false } => Ok(done(
             "recorded",
             format!("#{} closed without merging", pr.number),
@@ -248,7 +240,7 @@ async fn start_review(state: &AppState, card: &Card, pr: &PullRequest) -> Result
             .status(Status::CodeReview)
             .clear_wait_reason(),
     });
-    store.apply(changes).await.map_err(|e| e.to_string())?;
+    commit(state, changes).await?;
     let provider = (state.config().providers)(&choice)?;
     let options = RunOptions {
         department: card.epic.department.clone(),
@@ -284,7 +276,6 @@ async fn review(
     repo: &Repository,
 ) -> Result<Done, String> {
     let card = card_in_title(state, &pr.title);
-    upsert(state, pr, repo, card.as_ref(), "open").await?;
     let word = match verdict {
         Verdict::Approved => "approved",
         Verdict::Rejected => "rejected",
@@ -295,11 +286,7 @@ async fn review(
         number: pr.number,
         review: format!("{word} by {reviewer}: {content}"),
     };
-    state
-        .store()
-        .apply(vec![last])
-        .await
-        .map_err(|e| e.to_string())?;
+    commit(state, vec![row(pr, repo, card.as_ref(), "open"), last]).await?;
     match verdict {
         // Only the work of a card is merged, and only the commit that was reviewed.
         Verdict::Approved if card.is_none() => Ok(done(

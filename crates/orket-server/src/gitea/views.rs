@@ -1,8 +1,7 @@
 //! What the review loop recorded, behind the API key: `GET /v1/webhooks` (deliveries and what
 //! each did) and `GET /v1/prs` (pull requests with their cycles).
 
-use super::ViewResult;
-use crate::error::ApiQuery;
+use crate::error::{ApiQuery, ApiResult};
 use crate::AppState;
 use axum::extract::State;
 use axum::Json;
@@ -39,7 +38,7 @@ pub struct PullRequestView {
 pub async fn deliveries(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<LimitQuery>,
-) -> ViewResult<Vec<DeliveryRecord>> {
+) -> ApiResult<Json<Vec<DeliveryRecord>>> {
     let limit = query.limit.unwrap_or(50).clamp(1, 1000);
     Ok(Json(state.store().list_deliveries(limit).await?))
 }
@@ -47,11 +46,11 @@ pub async fn deliveries(
 /// The pull requests Orket knows of, with their card, state, last review and cycles.
 #[utoipa::path(get, path = "/v1/prs",
     responses((status = 200, description = "pull requests, most recently changed first", body = Vec<PullRequestView>)))]
-pub async fn pull_requests(State(state): State<AppState>) -> ViewResult<Vec<PullRequestView>> {
+pub async fn pull_requests(State(state): State<AppState>) -> ApiResult<Json<Vec<PullRequestView>>> {
     let store = state.store();
     let mut views = Vec::new();
     for pr in store.list_pull_requests().await? {
-        let history = store.review_cycles(&pr.repository, pr.number).await?;
+        let history = store.review_cycles(&pr.pr.repository, pr.pr.number).await?;
         let cycles = history.iter().filter(|c| c.epoch == pr.epoch).count();
         views.push(PullRequestView {
             pr,

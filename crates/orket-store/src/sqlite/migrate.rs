@@ -4,7 +4,6 @@
 use crate::error::{StoreError, StoreResult};
 use orket_core::time::now_timestamp;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
-use sha2::{Digest, Sha256};
 
 /// The migrations, in order: `(version, name, SQL)`. Versions only increase; a gap is allowed
 /// (each version is applied when its row is missing, so a migration of a branch merged later
@@ -67,10 +66,7 @@ const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS _schema_migrations (
 /// The lower-case hex SHA-256 of a migration's SQL text, with line endings normalized to `\n`
 /// (a checkout with CRLF line endings holds the same migration).
 fn checksum(sql: &str) -> String {
-    Sha256::digest(sql.replace("\r\n", "\n").as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::ledger::sha256_hex(sql.replace("\r\n", "\n").as_bytes())
 }
 
 /// Applies the pending migrations; returns how many were applied now. Refuses a database whose

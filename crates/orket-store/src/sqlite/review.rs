@@ -157,13 +157,15 @@ pub(super) fn add_cycle(
 fn delivery(r: &Row) -> rusqlite::Result<DeliveryRecord> {
     Ok(DeliveryRecord {
         id: r.get("id")?,
-        delivery_id: r.get("delivery_id")?,
-        event: r.get("event")?,
-        event_type: r.get("event_type")?,
-        repository: r.get("repository")?,
-        pr_number: r.get("pr_number")?,
-        body_sha256: r.get("body_sha256")?,
-        outcome: r.get("outcome")?,
+        delivery: NewDelivery {
+            delivery_id: r.get("delivery_id")?,
+            event: r.get("event")?,
+            event_type: r.get("event_type")?,
+            repository: r.get("repository")?,
+            pr_number: r.get("pr_number")?,
+            body_sha256: r.get("body_sha256")?,
+            outcome: r.get("outcome")?,
+        },
         detail: r.get("detail")?,
         received_at: r.get("received_at")?,
     })
@@ -179,13 +181,15 @@ pub(super) fn deliveries(conn: &Connection, limit: i64) -> StoreResult<Vec<Deliv
 
 fn pull_request(r: &Row) -> rusqlite::Result<PullRequestRecord> {
     Ok(PullRequestRecord {
-        repository: r.get("repository")?,
-        number: r.get("number")?,
-        title: r.get("title")?,
-        card_id: r.get("card_id")?,
-        build_id: r.get("build_id")?,
-        state: r.get("state")?,
-        head_sha: r.get("head_sha")?,
+        pr: PullRequestChange {
+            repository: r.get("repository")?,
+            number: r.get("number")?,
+            title: r.get("title")?,
+            card_id: r.get("card_id")?,
+            build_id: r.get("build_id")?,
+            state: r.get("state")?,
+            head_sha: r.get("head_sha")?,
+        },
         epoch: r.get("epoch")?,
         last_review: r.get("last_review")?,
         updated_at: r.get("updated_at")?,
