@@ -19,8 +19,9 @@ struct Cli {
     /// for `demo`, ./orket-demo].
     #[arg(long, global = true, value_name = "DIR")]
     root: Option<PathBuf>,
-    /// The store file [default: <root>/.orket/orket.db, or $ORKET_DB].
-    #[arg(long, global = true, value_name = "FILE")]
+    /// The store: a SQLite file, or a PostgreSQL database as `postgres://user@host:port/db`
+    /// (builds with the feature `postgres`) [default: <root>/.orket/orket.db, or $ORKET_DB].
+    #[arg(long, global = true, value_name = "FILE|URL")]
     db: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -149,6 +150,11 @@ enum Command {
         /// The bundle file to write (JSON).
         file: PathBuf,
     },
+    /// The store itself: `copy` moves a project's history from a SQLite file into PostgreSQL.
+    Store {
+        #[command(subcommand)]
+        action: StoreAction,
+    },
     /// Show a run's timeline: its turns, tool calls with their results, and events.
     Show {
         /// The run id.
@@ -156,6 +162,21 @@ enum Command {
         /// Print {run, turns, events} as JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreAction {
+    /// Copy a project's whole history (builds, issues, runs, turns with their ledger, events,
+    /// memory, approvals, sandboxes, reviews) from a SQLite file into an empty PostgreSQL
+    /// database, in one transaction. Ids are kept; `orket verify` holds on the copy.
+    Copy {
+        /// The SQLite store file.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// The PostgreSQL database: `postgres://user@host:port/db`.
+        #[arg(long, value_name = "URL")]
+        to: String,
     },
 }
 
@@ -285,6 +306,9 @@ async fn main() -> ExitCode {
         Command::Export { run_id, file } => {
             commands::ledger::export(&project, &run_id, &file).await
         }
+        Command::Store {
+            action: StoreAction::Copy { from, to },
+        } => commands::store::copy(&from, &to).await,
         Command::Show { run_id, json } => commands::show::run(&project, &run_id, json).await,
     };
     match result {

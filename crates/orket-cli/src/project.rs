@@ -1,14 +1,21 @@
-//! The project a command works on: its root and its store file.
+//! The project a command works on: its root and its store (a SQLite file or a PostgreSQL URL).
 
 use anyhow::{bail, Context, Result};
 use orket_core::assets::AssetTree;
+use orket_store::Store;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A project root and where its store lives.
 #[derive(Debug, Clone)]
 pub struct Project {
     root: PathBuf,
     db: PathBuf,
+}
+
+/// Whether `db` names a PostgreSQL database rather than a file.
+pub fn is_postgres_url(db: &str) -> bool {
+    db.starts_with("postgres://") || db.starts_with("postgresql://")
 }
 
 impl Project {
@@ -30,20 +37,43 @@ impl Project {
         &self.root
     }
 
-    /// The store file.
-    pub fn db_path(&self) -> &Path {
-        &self.db
+    /// The store's PostgreSQL URL, when it is one.
+    fn postgres_url(&self) -> Option<&str> {
+        self.db.to_str().filter(|db| is_postgres_url(db))
+    }
+
+    /// The store as messages name it: the file, or the URL without its password.
+    pub fn store_name(&self) -> String {
+        match self.postgres_url() {
+            Some(url) => orket_store::url_without_password(url),
+            None => self.db.display().to_string(),
+        }
+    }
+
+    /// Whether the store exists (a database server is assumed to).
+    pub fn store_exists(&self) -> bool {
+        self.postgres_url().is_some() || self.db.is_file()
+    }
+
+    /// The store, created (a file) and migrated if needed.
+    pub async fn open_store(&self) -> Result<Arc<dyn Store>> {
+        let store: Arc<dyn Store> = match self.postgres_url() {
+            Some(url) => open_postgres(url).await?,
+            None => Arc::new(orket_store::SqliteStore::open(&self.db).await?),
+        };
+        Ok(store)
     }
 
     /// The store, when it exists: read-only commands never create one (`None` when the file is
-    /// missing; an error names the file when it cannot be opened).
-    pub async fn existing_store(&self) -> Result<Option<orket_store::SqliteStore>> {
-        if !self.db.is_file() {
+    /// missing; an error names the store when it cannot be opened).
+    pub async fn existing_store(&self) -> Result<Option<Arc<dyn Store>>> {
+        if !self.store_exists() {
             return Ok(None);
         }
-        let store = orket_store::SqliteStore::open(&self.db)
+        let store = self
+            .open_store()
             .await
-            .with_context(|| format!("opening the store {}", self.db.display()))?;
+            .with_context(|| format!("opening the store {}", self.store_name()))?;
         Ok(Some(store))
     }
 
@@ -63,4 +93,18 @@ impl Project {
         }
         Ok(AssetTree::new(&self.root))
     }
+}
+
+#[cfg(feature = "postgres")]
+async fn open_postgres(url: &str) -> Result<Arc<dyn Store>> {
+    Ok(Arc::new(orket_store::PgStore::open(url).await?))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn open_postgres(url: &str) -> Result<Arc<dyn Store>> {
+    bail!(
+        "the store {} is a PostgreSQL database, and this orket was built without PostgreSQL: \
+         rebuild with `cargo build --release -p orket-cli --features postgres`",
+        orket_store::url_without_password(url)
+    )
 }

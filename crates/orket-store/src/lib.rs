@@ -16,11 +16,14 @@ pub mod events;
 mod intercept;
 mod lease;
 pub mod ledger;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod records;
 mod review;
 mod sandbox;
 mod sqlite;
 mod store;
+mod url;
 mod words;
 
 pub use board::overlay_builds;
@@ -29,6 +32,8 @@ pub use error::{StoreError, StoreResult};
 pub use intercept::{BatchHook, Intercept};
 pub use lease::{LeaseHolder, LeaseRecord, LeaseRequest};
 pub use orket_core::time::now_timestamp;
+#[cfg(feature = "postgres")]
+pub use postgres::{copy_sqlite_to_postgres, CopyReport, PgStore};
 pub use records::{
     ApprovalRecord, BuildRecord, CardTransaction, Comment, EventRecord, IssueRecord, IssueUpdate,
     MemoryRecord, NewApproval, NewEvent, NewTurn, PastTurn, RunRecord, RunUpdate, SnapshotRecord,
@@ -38,3 +43,4 @@ pub use review::{DeliveryRecord, NewDelivery, PullRequestChange, PullRequestReco
 pub use sandbox::{SandboxPorts, SandboxRecord, SandboxStatus, PORT_BASES};
 pub use sqlite::SqliteStore;
 pub use store::Store;
+pub use url::url_without_password;

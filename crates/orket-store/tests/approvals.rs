@@ -2,9 +2,12 @@
 
 mod common;
 
+use common::Backend;
+use rstest::rstest;
+
 use common::temp_store;
 use orket_core::Status;
-use orket_store::{Change, NewApproval, Store, StoreError};
+use orket_store::{Change, NewApproval, StoreError};
 use serde_json::json;
 
 fn call(run: &str, issue: &str) -> NewApproval {
@@ -20,9 +23,12 @@ fn call(run: &str, issue: &str) -> NewApproval {
     }
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn approvals_round_trip_and_are_decided_once() {
-    let (_dir, store) = temp_store().await;
+async fn approvals_round_trip_and_are_decided_once(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
     let applied = store
         .apply(vec![
             Change::RequestApproval(call("run00001", "A-1")),

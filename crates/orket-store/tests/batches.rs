@@ -2,9 +2,12 @@
 
 mod common;
 
+use common::Backend;
+use rstest::rstest;
+
 use common::{full_turn, seed_issue, temp_store};
 use orket_core::Status;
-use orket_store::{Applied, Change, IssueUpdate, Store, StoreError};
+use orket_store::{Applied, Change, IssueUpdate, StoreError};
 
 fn comment(issue_id: &str, content: &str) -> Change {
     Change::AddComment {
@@ -23,10 +26,13 @@ fn move_to(issue_id: &str, to: Status) -> Change {
     }
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn a_failing_change_rolls_back_the_whole_batch() {
-    let (_dir, store) = temp_store().await;
-    let before = seed_issue(&store, "build-login", "ISSUE-0001").await;
+async fn a_failing_change_rolls_back_the_whole_batch(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
+    let before = seed_issue(&*store, "build-login", "ISSUE-0001").await;
 
     let batch = vec![
         Change::AppendTurn(full_turn("0a1b2c3d", 1)),
@@ -72,10 +78,13 @@ async fn a_failing_change_rolls_back_the_whole_batch() {
     );
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn a_successful_batch_reports_each_change_in_order() {
-    let (_dir, store) = temp_store().await;
-    seed_issue(&store, "build-login", "ISSUE-0001").await;
+async fn a_successful_batch_reports_each_change_in_order(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
+    seed_issue(&*store, "build-login", "ISSUE-0001").await;
     let applied = store
         .apply(vec![
             Change::AppendTurn(full_turn("0a1b2c3d", 1)),
@@ -111,9 +120,12 @@ async fn a_successful_batch_reports_each_change_in_order() {
     assert!(store.apply(Vec::new()).await.unwrap().is_empty());
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn a_later_change_sees_an_earlier_one_in_the_same_batch() {
-    let (_dir, store) = temp_store().await;
+async fn a_later_change_sees_an_earlier_one_in_the_same_batch(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
     let issue = orket_store::IssueRecord::new("build-login", "ISSUE-0007", "New", "lead_dev");
     let applied = store
         .apply(vec![
@@ -137,10 +149,13 @@ async fn a_later_change_sees_an_earlier_one_in_the_same_batch() {
     );
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn the_store_keeps_working_after_a_failed_batch_and_holds_no_lock() {
-    let (dir, store) = temp_store().await;
-    seed_issue(&store, "build-login", "ISSUE-0001").await;
+async fn the_store_keeps_working_after_a_failed_batch_and_holds_no_lock(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
+    seed_issue(&*store, "build-login", "ISSUE-0001").await;
     for _ in 0..3 {
         let err = store
             .apply(vec![
@@ -153,9 +168,7 @@ async fn the_store_keeps_working_after_a_failed_batch_and_holds_no_lock() {
     }
     // Another handle (another process) gets the write lock at once: the failed batches did not
     // keep it.
-    let other = orket_store::SqliteStore::open(&common::db_path(&dir))
-        .await
-        .unwrap();
+    let other = store.reopen().await;
     let write = other.add_comment("build-login", "ISSUE-0001", "coder", "kept");
     tokio::time::timeout(std::time::Duration::from_secs(5), write)
         .await

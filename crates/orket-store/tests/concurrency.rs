@@ -2,8 +2,11 @@
 
 mod common;
 
-use common::{db_path, seed_issue, temp_store};
-use orket_store::{Change, IssueUpdate, SqliteStore, Store};
+use common::Backend;
+use rstest::rstest;
+
+use common::{seed_issue, temp_store};
+use orket_store::{Change, IssueUpdate};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -21,11 +24,14 @@ fn set_field(field: &str, value: String) -> IssueUpdate {
     }
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn fifty_concurrent_turns_on_one_issue_lose_nothing() {
-    let (_dir, store) = temp_store().await;
-    seed_issue(&store, "build-login", "ISSUE-0001").await;
-    let store: Arc<dyn Store> = Arc::new(store);
+async fn fifty_concurrent_turns_on_one_issue_lose_nothing(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
+    seed_issue(&*store, "build-login", "ISSUE-0001").await;
+    let store = store.shared();
 
     let mut tasks = Vec::new();
     for n in 0..50 {
@@ -99,15 +105,17 @@ async fn fifty_concurrent_turns_on_one_issue_lose_nothing() {
     }
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn two_handles_on_one_file_write_concurrently() {
-    let (dir, first) = temp_store().await;
-    seed_issue(&first, "build-login", "ISSUE-0001").await;
-    let second = SqliteStore::open(&db_path(&dir)).await.unwrap();
-    assert_eq!(first.path(), second.path());
+async fn two_handles_on_one_file_write_concurrently(#[case] backend: Backend) {
+    let first = temp_store(backend).await;
+    seed_issue(&*first, "build-login", "ISSUE-0001").await;
+    let second = first.reopen().await;
 
     let mut tasks = Vec::new();
-    for (name, handle) in [("first", first.clone()), ("second", second.clone())] {
+    for (name, handle) in [("first", first.shared()), ("second", second.clone())] {
         for n in 0..25 {
             let handle = handle.clone();
             tasks.push(tokio::spawn(async move {
@@ -125,7 +133,7 @@ async fn two_handles_on_one_file_write_concurrently() {
         task.await.expect("task ran").expect("write succeeded");
     }
 
-    for handle in [&first, &second] {
+    for handle in [first.shared(), second.clone()] {
         let comments = handle
             .list_comments("build-login", "ISSUE-0001")
             .await
@@ -142,13 +150,16 @@ async fn two_handles_on_one_file_write_concurrently() {
 
 /// Batches of several changes from many tasks on two handles of one file (as two processes
 /// would), with one-unit reads going on: every batch commits whole, none waits forever.
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn batches_from_two_handles_and_reads_meanwhile_lose_nothing() {
-    let (dir, first) = temp_store().await;
+async fn batches_from_two_handles_and_reads_meanwhile_lose_nothing(#[case] backend: Backend) {
+    let first = temp_store(backend).await;
     for id in ["A", "B"] {
-        seed_issue(&first, "build-login", id).await;
+        seed_issue(&*first, "build-login", id).await;
     }
-    let second = SqliteStore::open(&db_path(&dir)).await.unwrap();
+    let second = first.reopen().await;
     let run = orket_store::RunRecord::new(
         "r1",
         orket_core::RunKind::Epic,
@@ -160,7 +171,7 @@ async fn batches_from_two_handles_and_reads_meanwhile_lose_nothing() {
     first.create_run(run).await.unwrap();
 
     let mut tasks = Vec::new();
-    for (handle_no, handle) in [first.clone(), second.clone()].into_iter().enumerate() {
+    for (handle_no, handle) in [first.shared(), second.clone()].into_iter().enumerate() {
         for task in 0..4 {
             let handle = handle.clone();
             tasks.push(tokio::spawn(async move {
@@ -201,7 +212,7 @@ async fn batches_from_two_handles_and_reads_meanwhile_lose_nothing() {
         .await
         .expect("no batch waited forever");
 
-    for handle in [&first, &second] {
+    for handle in [first.shared(), second.clone()] {
         let issues = handle.list_issues("build-login").await.unwrap();
         let credits: f64 = issues.iter().map(|i| i.credits_spent).sum();
         assert_eq!(credits, 200.0);

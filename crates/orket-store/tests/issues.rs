@@ -3,14 +3,20 @@
 
 mod common;
 
-use common::{full_issue, raw, seed_issue, temp_store};
+use common::Backend;
+use rstest::rstest;
+
+use common::{full_issue, seed_issue, temp_store};
 use orket_core::{Status, WaitReason};
-use orket_store::{BuildRecord, IssueUpdate, Store, StoreError};
+use orket_store::{BuildRecord, IssueUpdate, StoreError};
 use serde_json::json;
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn a_partial_update_leaves_every_other_field_alone() {
-    let (_dir, store) = temp_store().await;
+async fn a_partial_update_leaves_every_other_field_alone(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
     let mut original = full_issue("build-login", "ISSUE-0001");
     original.status = Status::InProgress;
     original.wait_reason = None;
@@ -50,9 +56,12 @@ async fn a_partial_update_leaves_every_other_field_alone() {
     assert_eq!(stored, Some(after));
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn nullable_fields_can_be_cleared_and_set() {
-    let (_dir, store) = temp_store().await;
+async fn nullable_fields_can_be_cleared_and_set(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
     store
         .insert_issue(full_issue("build-login", "ISSUE-0001"))
         .await
@@ -79,9 +88,12 @@ async fn nullable_fields_can_be_cleared_and_set() {
     assert_eq!(after.status, Status::Blocked);
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn updating_a_missing_issue_is_not_found() {
-    let (_dir, store) = temp_store().await;
+async fn updating_a_missing_issue_is_not_found(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
     let err = store
         .update_issue(
             "build-login",
@@ -101,10 +113,13 @@ async fn updating_a_missing_issue_is_not_found() {
     assert_eq!(err.to_string(), "issue build-login/ISSUE-0404 not found");
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn status_changes_are_audited_in_order_and_other_updates_are_not() {
-    let (_dir, store) = temp_store().await;
-    seed_issue(&store, "build-login", "ISSUE-0001").await;
+async fn status_changes_are_audited_in_order_and_other_updates_are_not(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
+    seed_issue(&*store, "build-login", "ISSUE-0001").await;
     let moves = [
         ("coder", Status::InProgress, None),
         ("coder", Status::Blocked, Some(WaitReason::Dependency)),
@@ -169,10 +184,13 @@ async fn status_changes_are_audited_in_order_and_other_updates_are_not() {
     assert!(audit.iter().all(|t| t.build_id == "build-login"));
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn leaving_a_waiting_status_clears_the_wait_reason() {
-    let (_dir, store) = temp_store().await;
-    seed_issue(&store, "build-login", "ISSUE-0001").await;
+async fn leaving_a_waiting_status_clears_the_wait_reason(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
+    seed_issue(&*store, "build-login", "ISSUE-0001").await;
     for update in [
         IssueUpdate::by("coder").status(Status::InProgress),
         IssueUpdate::by("coder")
@@ -229,10 +247,13 @@ async fn leaving_a_waiting_status_clears_the_wait_reason() {
     }
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn expect_status_mismatch_is_a_conflict_and_writes_nothing() {
-    let (_dir, store) = temp_store().await;
-    seed_issue(&store, "build-login", "ISSUE-0001").await;
+async fn expect_status_mismatch_is_a_conflict_and_writes_nothing(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
+    seed_issue(&*store, "build-login", "ISSUE-0001").await;
     let before = store
         .get_issue("build-login", "ISSUE-0001")
         .await
@@ -274,10 +295,13 @@ async fn expect_status_mismatch_is_a_conflict_and_writes_nothing() {
     assert_eq!(after.status, Status::InProgress);
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn credits_add_up_and_are_audited() {
-    let (_dir, store) = temp_store().await;
-    seed_issue(&store, "build-login", "ISSUE-0001").await;
+async fn credits_add_up_and_are_audited(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
+    seed_issue(&*store, "build-login", "ISSUE-0001").await;
     store
         .add_credits("build-login", "ISSUE-0001", 1.5, "coder")
         .await
@@ -312,11 +336,14 @@ async fn credits_add_up_and_are_audited() {
     );
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn comments_come_back_in_insertion_order() {
-    let (_dir, store) = temp_store().await;
-    seed_issue(&store, "build-login", "ISSUE-0001").await;
-    seed_issue(&store, "build-login", "ISSUE-0002").await;
+async fn comments_come_back_in_insertion_order(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
+    seed_issue(&*store, "build-login", "ISSUE-0001").await;
+    seed_issue(&*store, "build-login", "ISSUE-0002").await;
     let mut written = Vec::new();
     for n in 0..20 {
         let author = if n % 2 == 0 { "coder" } else { "architect" };
@@ -341,7 +368,7 @@ async fn comments_come_back_in_insertion_order() {
     assert_eq!(listed, written);
 }
 
-async fn build_status(store: &dyn Store) -> Status {
+async fn build_status(store: &dyn orket_store::Store) -> Status {
     store
         .get_build("build-login")
         .await
@@ -350,24 +377,27 @@ async fn build_status(store: &dyn Store) -> Status {
         .status
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn an_epic_builds_status_follows_its_issues() {
-    let (_dir, store) = temp_store().await;
+async fn an_epic_builds_status_follows_its_issues(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
     let mut build = BuildRecord::new("build-login", "epic", "login", "core");
     build.status = Status::Done; // ignored: an epic build's status is derived
     store.upsert_build(build).await.unwrap();
-    assert_eq!(build_status(&store).await, Status::Ready);
+    assert_eq!(build_status(&*store).await, Status::Ready);
 
-    seed_issue(&store, "build-login", "A").await;
-    seed_issue(&store, "build-login", "B").await;
-    assert_eq!(build_status(&store).await, Status::Ready);
+    seed_issue(&*store, "build-login", "A").await;
+    seed_issue(&*store, "build-login", "B").await;
+    assert_eq!(build_status(&*store).await, Status::Ready);
 
     let mv = |actor: &str, to: Status| IssueUpdate::by(actor).status(to);
     store
         .update_issue("build-login", "A", mv("coder", Status::InProgress))
         .await
         .unwrap();
-    assert_eq!(build_status(&store).await, Status::InProgress);
+    assert_eq!(build_status(&*store).await, Status::InProgress);
 
     for id in ["A", "B"] {
         if id == "B" {
@@ -381,14 +411,14 @@ async fn an_epic_builds_status_follows_its_issues() {
             .await
             .unwrap();
     }
-    assert_eq!(build_status(&store).await, Status::CodeReview);
+    assert_eq!(build_status(&*store).await, Status::CodeReview);
     for id in ["A", "B"] {
         store
             .update_issue("build-login", id, mv("integrity_guard", Status::Done))
             .await
             .unwrap();
     }
-    assert_eq!(build_status(&store).await, Status::Done);
+    assert_eq!(build_status(&*store).await, Status::Done);
 
     // Each derived change is audited on the epic's card.
     let derived: Vec<(Option<Status>, Option<Status>, String)> = store
@@ -410,17 +440,20 @@ async fn an_epic_builds_status_follows_its_issues() {
     );
 
     // A new issue reopens the epic.
-    seed_issue(&store, "build-login", "C").await;
-    assert_eq!(build_status(&store).await, Status::InProgress);
+    seed_issue(&*store, "build-login", "C").await;
+    assert_eq!(build_status(&*store).await, Status::InProgress);
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn rock_builds_and_issues_without_a_build_row_are_not_derived() {
-    let (_dir, store) = temp_store().await;
+async fn rock_builds_and_issues_without_a_build_row_are_not_derived(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
     let mut rock = BuildRecord::new("rock-build-launch", "rock", "launch", "core");
     rock.status = Status::InProgress;
     store.upsert_build(rock).await.unwrap();
-    seed_issue(&store, "rock-build-launch", "A").await;
+    seed_issue(&*store, "rock-build-launch", "A").await;
     store
         .update_issue(
             "rock-build-launch",
@@ -432,7 +465,7 @@ async fn rock_builds_and_issues_without_a_build_row_are_not_derived() {
     let rock = store.get_build("rock-build-launch").await.unwrap().unwrap();
     assert_eq!(rock.status, Status::InProgress);
 
-    seed_issue(&store, "build-orphan", "A").await;
+    seed_issue(&*store, "build-orphan", "A").await;
     let moved = store
         .update_issue(
             "build-orphan",
@@ -445,15 +478,18 @@ async fn rock_builds_and_issues_without_a_build_row_are_not_derived() {
     assert_eq!(store.get_build("build-orphan").await.unwrap(), None);
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn deleting_a_builds_issues_removes_comments_and_keeps_the_audit() {
-    let (_dir, store) = temp_store().await;
+async fn deleting_a_builds_issues_removes_comments_and_keeps_the_audit(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
     store
         .upsert_build(BuildRecord::new("build-login", "epic", "login", "core"))
         .await
         .unwrap();
-    seed_issue(&store, "build-login", "A").await;
-    seed_issue(&store, "build-other", "A").await;
+    seed_issue(&*store, "build-login", "A").await;
+    seed_issue(&*store, "build-other", "A").await;
     store
         .add_comment("build-login", "A", "coder", "first")
         .await
@@ -495,26 +531,29 @@ async fn deleting_a_builds_issues_removes_comments_and_keeps_the_audit() {
     let build = store.get_build("build-login").await.unwrap().unwrap();
     assert_eq!(build.status, Status::Ready);
     // Seeding again starts from scratch.
-    seed_issue(&store, "build-login", "A").await;
+    seed_issue(&*store, "build-login", "A").await;
     let fresh = store.get_issue("build-login", "A").await.unwrap().unwrap();
     assert_eq!(fresh.status, Status::Ready);
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn a_corrupt_stored_value_is_an_error_naming_the_issue() {
-    let (dir, store) = temp_store().await;
+async fn a_corrupt_stored_value_is_an_error_naming_the_issue(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
     store
         .upsert_build(BuildRecord::new("build-login", "epic", "login", "core"))
         .await
         .unwrap();
-    seed_issue(&store, "build-login", "ISSUE-0001").await;
-    seed_issue(&store, "build-login", "ISSUE-0002").await;
-    raw(&common::db_path(&dir))
-        .execute_batch(
+    seed_issue(&*store, "build-login", "ISSUE-0001").await;
+    seed_issue(&*store, "build-login", "ISSUE-0002").await;
+    store
+        .tamper(
             "UPDATE issues SET status = 'bogus' WHERE id = 'ISSUE-0001';
              UPDATE issues SET labels = '[not json' WHERE id = 'ISSUE-0002';",
         )
-        .unwrap();
+        .await;
 
     let err = store
         .get_issue("build-login", "ISSUE-0001")
@@ -545,21 +584,23 @@ async fn a_corrupt_stored_value_is_an_error_naming_the_issue() {
     );
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn deriving_an_epics_status_from_a_corrupt_status_names_an_issue_that_has_it() {
-    let (dir, store) = temp_store().await;
+async fn deriving_an_epics_status_from_a_corrupt_status_names_an_issue_that_has_it(
+    #[case] backend: Backend,
+) {
+    let store = temp_store(backend).await;
     store
         .upsert_build(BuildRecord::new("build-login", "epic", "login", "core"))
         .await
         .unwrap();
-    seed_issue(&store, "build-login", "ISSUE-0001").await;
-    seed_issue(&store, "build-login", "ISSUE-0002").await;
-    raw(&common::db_path(&dir))
-        .execute(
-            "UPDATE issues SET status = 'bogus' WHERE id = 'ISSUE-0002'",
-            [],
-        )
-        .unwrap();
+    seed_issue(&*store, "build-login", "ISSUE-0001").await;
+    seed_issue(&*store, "build-login", "ISSUE-0002").await;
+    store
+        .tamper("UPDATE issues SET status = 'bogus' WHERE id = 'ISSUE-0002'")
+        .await;
 
     let err = store
         .update_issue(
@@ -581,15 +622,18 @@ async fn deriving_an_epics_status_from_a_corrupt_status_names_an_issue_that_has_
 /// A batch's intermediate states are never visible, so an epic's status is derived once per
 /// batch, from the state the batch leaves, and audited once with the actor of the batch's last
 /// change of that build. (Before the rusqlite store it was derived after every change.)
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn a_batch_derives_its_epics_status_once_from_the_state_it_leaves() {
-    let (_dir, store) = temp_store().await;
+async fn a_batch_derives_its_epics_status_once_from_the_state_it_leaves(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
     store
         .upsert_build(BuildRecord::new("build-login", "epic", "login", "core"))
         .await
         .unwrap();
-    seed_issue(&store, "build-login", "A").await;
-    seed_issue(&store, "build-login", "B").await;
+    seed_issue(&*store, "build-login", "A").await;
+    seed_issue(&*store, "build-login", "B").await;
     let mv = |id: &str, actor: &str, to: Status| orket_store::Change::UpdateIssue {
         build_id: "build-login".to_string(),
         id: id.to_string(),
@@ -604,7 +648,7 @@ async fn a_batch_derives_its_epics_status_once_from_the_state_it_leaves() {
         ])
         .await
         .unwrap();
-    assert_eq!(build_status(&store).await, Status::CodeReview);
+    assert_eq!(build_status(&*store).await, Status::CodeReview);
     let derived: Vec<(String, Option<Status>, Option<Status>, String)> = store
         .list_card_transactions("build-login", "login")
         .await

@@ -3,8 +3,11 @@
 
 mod common;
 
-use common::{db_path, raw, seed_issue, temp_store};
-use orket_store::{Change, IssueUpdate, LeaseHolder, LeaseRequest, Store, StoreError};
+use common::Backend;
+use rstest::rstest;
+
+use common::{seed_issue, temp_store};
+use orket_store::{Change, IssueUpdate, LeaseHolder, LeaseRequest, StoreError};
 use std::time::Duration;
 
 fn holder(name: &str, pid: u32) -> LeaseHolder {
@@ -33,10 +36,13 @@ fn note(text: &str) -> Change {
     }
 }
 
-#[tokio::test]
-async fn a_held_build_refuses_another_holder_and_its_whole_batch() {
-    let (_dir, store) = temp_store().await;
-    seed_issue(&store, "build-login", "ISSUE-0001").await;
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_held_build_refuses_another_holder_and_its_whole_batch(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
+    seed_issue(&*store, "build-login", "ISSUE-0001").await;
     let (a, b) = (holder("alpha", 100), holder("beta", 200));
     store
         .apply(vec![take("run-a", &a, None), note("from a")])
@@ -124,9 +130,12 @@ async fn a_held_build_refuses_another_holder_and_its_whole_batch() {
     assert!(matches!(err, StoreError::Held(_)), "{err:?}");
 }
 
-#[tokio::test]
-async fn a_stale_lease_or_one_whose_holder_is_gone_is_taken_over() {
-    let (dir, store) = temp_store().await;
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stale_lease_or_one_whose_holder_is_gone_is_taken_over(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
     let (a, b, c) = (
         holder("alpha", 100),
         holder("beta", 200),
@@ -149,12 +158,9 @@ async fn a_stale_lease_or_one_whose_holder_is_gone_is_taken_over() {
     assert_eq!((lease.run_id.as_str(), lease.holder.pid), ("run-b", 200));
 
     // A heartbeat older than the limit is free to take.
-    raw(&db_path(&dir))
-        .execute(
-            "UPDATE build_leases SET heartbeat_at = '2026-01-01T00:00:00.000Z'",
-            [],
-        )
-        .unwrap();
+    store
+        .tamper("UPDATE build_leases SET heartbeat_at = '2026-01-01T00:00:00.000Z'")
+        .await;
     store.apply(vec![take("run-c", &c, None)]).await.unwrap();
     let lease = store.get_lease("build-login").await.unwrap().unwrap();
     assert_eq!(lease.run_id, "run-c");

@@ -2,6 +2,9 @@
 
 mod common;
 
+use common::Backend;
+use rstest::rstest;
+
 use common::temp_store;
 use orket_store::{MemoryRecord, Store};
 
@@ -15,9 +18,12 @@ async fn ids_and_scores(store: &dyn Store, query: &str, limit: usize) -> Vec<(i6
         .collect()
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn search_scores_by_shared_words_newest_first_on_ties() {
-    let (_dir, store) = temp_store().await;
+async fn search_scores_by_shared_words_newest_first_on_ties(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
     let jwt = store
         .remember(
             "Use JWT tokens for the login API",
@@ -48,21 +54,21 @@ async fn search_scores_by_shared_words_newest_first_on_ties() {
     // "login", "jwt", "tokens" (case-insensitive, each counted once): jwt and expiry share 3,
     // react shares 1 ("uses" is not "use"), migrations none.
     assert_eq!(
-        ids_and_scores(&store, "Login? JWT tokens, login!", 10).await,
+        ids_and_scores(&*store, "Login? JWT tokens, login!", 10).await,
         [(expiry, 3), (jwt, 3), (react, 1)]
     );
     assert_eq!(
-        ids_and_scores(&store, "login JWT tokens", 2).await,
+        ids_and_scores(&*store, "login JWT tokens", 2).await,
         [(expiry, 3), (jwt, 3)]
     );
     assert_eq!(
-        ids_and_scores(&store, "login", 10).await,
+        ids_and_scores(&*store, "login", 10).await,
         [(expiry, 1), (react, 1), (jwt, 1)]
     );
     // Words shorter than 3 characters are ignored; no shared word, no result.
-    assert!(ids_and_scores(&store, "to a UI db", 10).await.is_empty());
-    assert!(ids_and_scores(&store, "kubernetes", 10).await.is_empty());
-    assert!(ids_and_scores(&store, "login", 0).await.is_empty());
+    assert!(ids_and_scores(&*store, "to a UI db", 10).await.is_empty());
+    assert!(ids_and_scores(&*store, "kubernetes", 10).await.is_empty());
+    assert!(ids_and_scores(&*store, "login", 0).await.is_empty());
 
     let first = store.search_memory("api", 5).await.unwrap();
     assert_eq!(first.len(), 1);

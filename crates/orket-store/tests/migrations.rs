@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{db_path, raw, seed_issue, temp_store};
+use common::{db_path, raw, seed_issue, temp_sqlite};
 use orket_store::{SqliteStore, Store, StoreError};
 
 type MigrationRow = (i64, String, String, String);
@@ -24,7 +24,7 @@ fn migration_rows(path: &std::path::Path) -> Vec<MigrationRow> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn opening_creates_the_file_and_applies_the_migrations_once() {
-    let (dir, store) = temp_store().await;
+    let (dir, store) = temp_sqlite().await;
     let path = db_path(&dir);
     assert!(path.exists(), "the file and its directory are created");
     assert_eq!(store.path(), path);
@@ -77,7 +77,7 @@ async fn opening_creates_the_file_and_applies_the_migrations_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_changed_migration_is_refused() {
-    let (dir, store) = temp_store().await;
+    let (dir, store) = temp_sqlite().await;
     store.close().await;
     let path = db_path(&dir);
     raw(&path)
@@ -102,7 +102,7 @@ async fn a_changed_migration_is_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_database_newer_than_the_build_is_refused() {
-    let (dir, store) = temp_store().await;
+    let (dir, store) = temp_sqlite().await;
     store.close().await;
     let path = db_path(&dir);
     raw(&path)
@@ -172,7 +172,7 @@ async fn a_file_that_cannot_be_a_database_is_an_open_error_naming_it() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn issues_stored_before_issue_versions_are_read_by_a_first_tick() {
-    let (dir, store) = temp_store().await;
+    let (dir, store) = temp_sqlite().await;
     seed_issue(&store, "build-login", "ISSUE-0001").await;
     store.close().await;
     let path = db_path(&dir);

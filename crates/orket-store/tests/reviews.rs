@@ -3,8 +3,11 @@
 
 mod common;
 
+use common::Backend;
+use rstest::rstest;
+
 use common::temp_store;
-use orket_store::{Applied, Change, NewDelivery, PullRequestChange, Store, StoreError};
+use orket_store::{Applied, Change, NewDelivery, PullRequestChange, StoreError};
 
 fn delivery(id: &str, body_sha: &str) -> NewDelivery {
     NewDelivery {
@@ -18,9 +21,12 @@ fn delivery(id: &str, body_sha: &str) -> NewDelivery {
     }
 }
 
-#[tokio::test]
-async fn a_delivery_is_recorded_once_by_its_id_and_by_its_bytes() {
-    let (_dir, store) = temp_store().await;
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delivery_is_recorded_once_by_its_id_and_by_its_bytes(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
     let applied = store
         .apply(vec![Change::RecordDelivery(delivery("d-1", "aaa"))])
         .await
@@ -64,9 +70,12 @@ async fn a_delivery_is_recorded_once_by_its_id_and_by_its_bytes() {
     );
 }
 
-#[tokio::test]
-async fn cycles_count_per_epoch_and_a_new_epoch_starts_over() {
-    let (_dir, store) = temp_store().await;
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
+#[tokio::test(flavor = "multi_thread")]
+async fn cycles_count_per_epoch_and_a_new_epoch_starts_over(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
     let cycle = |reason: &str| Change::AddReviewCycle {
         repository: "team/app".into(),
         number: 7,

@@ -2,17 +2,21 @@
 
 mod common;
 
+use common::Backend;
+use rstest::rstest;
+
 use common::{full_issue, full_run, full_turn, temp_store};
 use orket_core::Event;
 use orket_core::{RunKind, RunStatus, Status};
-use orket_store::{
-    ledger, BuildRecord, EventRecord, NewEvent, RunUpdate, Store, StoreError, TurnRecord,
-};
+use orket_store::{ledger, BuildRecord, EventRecord, NewEvent, RunUpdate, StoreError, TurnRecord};
 use serde_json::json;
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn issue_round_trips_every_field() {
-    let (_dir, store) = temp_store().await;
+async fn issue_round_trips_every_field(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
     let issue = full_issue("build-login", "ISSUE-0003");
     store.insert_issue(issue.clone()).await.unwrap();
     let stored = store.get_issue("build-login", "ISSUE-0003").await.unwrap();
@@ -28,9 +32,12 @@ async fn issue_round_trips_every_field() {
     );
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn issue_defaults_round_trip_including_nulls() {
-    let (_dir, store) = temp_store().await;
+async fn issue_defaults_round_trip_including_nulls(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
     let issue = orket_store::IssueRecord::new("build-login", "ISSUE-0001", "Plain", "dev");
     store.insert_issue(issue.clone()).await.unwrap();
     let stored = store
@@ -43,13 +50,16 @@ async fn issue_defaults_round_trip_including_nulls() {
     assert_eq!(stored.metrics, json!({}));
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn issues_list_in_insertion_order_and_are_found_in_every_build() {
-    let (_dir, store) = temp_store().await;
+async fn issues_list_in_insertion_order_and_are_found_in_every_build(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
     for id in ["Z-1", "A-2", "M-3"] {
-        common::seed_issue(&store, "build-a", id).await;
+        common::seed_issue(&*store, "build-a", id).await;
     }
-    common::seed_issue(&store, "build-b", "A-2").await;
+    common::seed_issue(&*store, "build-b", "A-2").await;
     let ids: Vec<String> = store
         .list_issues("build-a")
         .await
@@ -68,10 +78,13 @@ async fn issues_list_in_insertion_order_and_are_found_in_every_build() {
     assert_eq!(builds, ["build-a", "build-b"]);
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn inserting_an_existing_issue_is_a_conflict() {
-    let (_dir, store) = temp_store().await;
-    let first = common::seed_issue(&store, "build-a", "ISSUE-1").await;
+async fn inserting_an_existing_issue_is_a_conflict(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
+    let first = common::seed_issue(&*store, "build-a", "ISSUE-1").await;
     let mut again = full_issue("build-a", "ISSUE-1");
     again.name = "Another".to_string();
     let err = store.insert_issue(again).await.unwrap_err();
@@ -85,9 +98,12 @@ async fn inserting_an_existing_issue_is_a_conflict() {
     );
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn build_round_trips_every_field() {
-    let (_dir, store) = temp_store().await;
+async fn build_round_trips_every_field(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
     let build = BuildRecord {
         id: "rock-build-launch".to_string(),
         kind: "rock".to_string(),
@@ -127,9 +143,12 @@ async fn build_round_trips_every_field() {
     assert_eq!(store.get_build("build-nothing").await.unwrap(), None);
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn run_round_trips_every_field_and_updates() {
-    let (_dir, store) = temp_store().await;
+async fn run_round_trips_every_field_and_updates(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
     let run = full_run("0a1b2c3d");
     store.create_run(run.clone()).await.unwrap();
     assert_eq!(store.get_run("0a1b2c3d").await.unwrap(), Some(run.clone()));
@@ -174,9 +193,12 @@ async fn run_round_trips_every_field_and_updates() {
     assert!(matches!(err, StoreError::NotFound { what: "run", ref id } if id == "ffffffff"));
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn runs_list_newest_first() {
-    let (_dir, store) = temp_store().await;
+async fn runs_list_newest_first(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
     for (id, started) in [
         ("00000001", "2026-01-01T00:00:00.000Z"),
         ("00000003", "2026-01-03T00:00:00.000Z"),
@@ -196,9 +218,12 @@ async fn runs_list_newest_first() {
     assert_eq!(ids, ["00000003", "00000002"]);
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn turn_round_trips_every_field() {
-    let (_dir, store) = temp_store().await;
+async fn turn_round_trips_every_field(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
     store.create_run(full_run("0a1b2c3d")).await.unwrap();
     assert_eq!(store.last_turn_seq("0a1b2c3d").await.unwrap(), None);
     let second = full_turn("0a1b2c3d", 2);
@@ -243,9 +268,12 @@ async fn turn_round_trips_every_field() {
     );
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn event_round_trips_every_field_and_lists_by_run() {
-    let (_dir, store) = temp_store().await;
+async fn event_round_trips_every_field_and_lists_by_run(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
     let full = NewEvent {
         run_id: Some("0a1b2c3d".to_string()),
         role: Some("coder".to_string()),
@@ -259,11 +287,11 @@ async fn event_round_trips_every_field_and_lists_by_run() {
         issue_id: Some("ISSUE-0001".to_string()),
         timestamp: Some("2026-05-06T07:08:09.010Z".to_string()),
     };
-    let id = common::append_event(&store, full.clone()).await;
-    let other = common::append_event(&store, common::turn_complete(Some("ffffffff"), 1)).await;
-    let bare = common::append_event(&store, NewEvent::new(None, Event::HaltRequested {})).await;
+    let id = common::append_event(&*store, full.clone()).await;
+    let other = common::append_event(&*store, common::turn_complete(Some("ffffffff"), 1)).await;
+    let bare = common::append_event(&*store, NewEvent::new(None, Event::HaltRequested {})).await;
     let later = common::append_event(
-        &store,
+        &*store,
         NewEvent {
             timestamp: None,
             ..common::turn_complete(Some("0a1b2c3d"), 2)
@@ -307,10 +335,13 @@ async fn event_round_trips_every_field_and_lists_by_run() {
     assert_eq!(page, [other, bare]);
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn comment_round_trips() {
-    let (_dir, store) = temp_store().await;
-    common::seed_issue(&store, "build-login", "ISSUE-0001").await;
+async fn comment_round_trips(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
+    common::seed_issue(&*store, "build-login", "ISSUE-0001").await;
     let comment = store
         .add_comment(
             "build-login",
@@ -336,9 +367,12 @@ async fn comment_round_trips() {
     assert_eq!(err.to_string(), "issue build-login/ISSUE-0404 not found");
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn snapshots_and_success_rows_round_trip() {
-    let (_dir, store) = temp_store().await;
+async fn snapshots_and_success_rows_round_trip(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
     assert_eq!(store.latest_snapshot("0a1b2c3d").await.unwrap(), None);
     store
         .save_snapshot("0a1b2c3d", json!({"iteration": 1}))

@@ -3,8 +3,11 @@
 
 mod common;
 
+use common::Backend;
+use rstest::rstest;
+
 use common::temp_store;
-use orket_store::{Change, SandboxPorts, SandboxRecord, SandboxStatus, Store, StoreError};
+use orket_store::{Change, SandboxPorts, SandboxRecord, SandboxStatus, StoreError};
 
 fn sandbox(id: &str, slot: u16) -> SandboxRecord {
     SandboxRecord {
@@ -25,9 +28,12 @@ fn sandbox(id: &str, slot: u16) -> SandboxRecord {
     }
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn sandboxes_round_trip_newest_first() {
-    let (_dir, store) = temp_store().await;
+async fn sandboxes_round_trip_newest_first(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
     store.insert_sandbox(sandbox("00000001", 0)).await.unwrap();
     store.insert_sandbox(sandbox("00000002", 1)).await.unwrap();
     let got = store.get_sandbox("00000001").await.unwrap().unwrap();
@@ -52,9 +58,12 @@ async fn sandboxes_round_trip_newest_first() {
     assert!(store.get_sandbox("ffffffff").await.unwrap().is_none());
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn a_held_slot_cannot_be_taken_until_it_is_released() {
-    let (_dir, store) = temp_store().await;
+async fn a_held_slot_cannot_be_taken_until_it_is_released(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
     store.insert_sandbox(sandbox("00000001", 3)).await.unwrap();
     let err = store
         .insert_sandbox(sandbox("00000002", 3))
@@ -94,9 +103,12 @@ async fn a_held_slot_cannot_be_taken_until_it_is_released() {
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn updating_an_unknown_sandbox_names_it_and_batches_roll_back() {
-    let (_dir, store) = temp_store().await;
+async fn updating_an_unknown_sandbox_names_it_and_batches_roll_back(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
     let err = store
         .update_sandbox("deadbeef", SandboxStatus::Stopped, None)
         .await

@@ -3,13 +3,19 @@
 
 mod common;
 
+use common::Backend;
+use rstest::rstest;
+
 use common::{full_turn, seed_issue, temp_store};
 use orket_core::{RunKind, RunStatus, Status};
-use orket_store::{IssueUpdate, RunRecord, RunUpdate, Store, StoreError, TurnQuery};
+use orket_store::{IssueUpdate, RunRecord, RunUpdate, StoreError, TurnQuery};
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn a_tick_reads_only_the_issues_changed_since_its_last_version() {
-    let (_dir, store) = temp_store().await;
+async fn a_tick_reads_only_the_issues_changed_since_its_last_version(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
     let run = RunRecord::new(
         "r1",
         RunKind::Epic,
@@ -20,9 +26,9 @@ async fn a_tick_reads_only_the_issues_changed_since_its_last_version() {
     );
     store.create_run(run).await.unwrap();
     for id in ["A-1", "A-2", "A-3"] {
-        seed_issue(&store, "build-login", id).await;
+        seed_issue(&*store, "build-login", id).await;
     }
-    seed_issue(&store, "build-other", "B-1").await;
+    seed_issue(&*store, "build-other", "B-1").await;
 
     let all = store.tick_state("r1", "build-login", 0).await.unwrap();
     let ids: Vec<&str> = all.changed.iter().map(|i| i.id.as_str()).collect();
@@ -88,9 +94,12 @@ async fn a_tick_reads_only_the_issues_changed_since_its_last_version() {
     assert!(same.changed.is_empty());
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn a_halt_asked_through_the_store_is_seen_by_the_next_tick() {
-    let (_dir, store) = temp_store().await;
+async fn a_halt_asked_through_the_store_is_seen_by_the_next_tick(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
     let run = RunRecord::new(
         "r1",
         RunKind::Epic,
@@ -100,7 +109,7 @@ async fn a_halt_asked_through_the_store_is_seen_by_the_next_tick() {
         "/tmp/ws",
     );
     store.create_run(run).await.unwrap();
-    common::request_halt(&store, "r1").await.unwrap();
+    common::request_halt(&*store, "r1").await.unwrap();
     let first = store
         .get_run("r1")
         .await
@@ -109,7 +118,7 @@ async fn a_halt_asked_through_the_store_is_seen_by_the_next_tick() {
         .halt_requested_at;
     assert!(first.is_some());
     // Asking again keeps the first time.
-    common::request_halt(&store, "r1").await.unwrap();
+    common::request_halt(&*store, "r1").await.unwrap();
     let tick = store.tick_state("r1", "build-login", 0).await.unwrap();
     assert_eq!(tick.halt_requested_at, first);
 
@@ -120,22 +129,25 @@ async fn a_halt_asked_through_the_store_is_seen_by_the_next_tick() {
         )
         .await
         .unwrap();
-    match common::request_halt(&store, "r1").await {
+    match common::request_halt(&*store, "r1").await {
         Err(StoreError::Conflict(message)) => {
             assert_eq!(message, "run r1 already ended (canceled)")
         }
         other => panic!("expected a conflict, got {other:?}"),
     }
     assert!(matches!(
-        common::request_halt(&store, "nope").await,
+        common::request_halt(&*store, "nope").await,
         Err(StoreError::NotFound { what: "run", .. })
     ));
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]
 #[tokio::test(flavor = "multi_thread")]
-async fn a_turn_reads_its_issue_comments_memory_and_history_at_once() {
-    let (_dir, store) = temp_store().await;
-    let mut issue = seed_issue(&store, "build-login", "ISSUE-0001").await;
+async fn a_turn_reads_its_issue_comments_memory_and_history_at_once(#[case] backend: Backend) {
+    let store = temp_store(backend).await;
+    let mut issue = seed_issue(&*store, "build-login", "ISSUE-0001").await;
     issue.name = "Issue ISSUE-0001".to_string();
     for n in 1..=4 {
         store

@@ -19,10 +19,10 @@ async fn store(project: &Project) -> Result<Arc<dyn Store>> {
     let Some(store) = project.existing_store().await? else {
         bail!(
             "no store at {}: nothing has run in this project, so no call waits for approval",
-            project.db_path().display()
+            project.store_name()
         );
     };
-    Ok(Arc::new(store))
+    Ok(store)
 }
 
 /// Prints the approvals (all, or one run's), pending first; exit 0.

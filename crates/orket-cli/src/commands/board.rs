@@ -1,9 +1,9 @@
 //! `orket board`: rocks → epics → issues with their statuses.
 
 use crate::project::Project;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use orket_core::assets::{Board, BoardEpic};
-use orket_store::{overlay_builds, SqliteStore};
+use orket_store::overlay_builds;
 use std::process::ExitCode;
 
 /// Prints the board; statuses come from the store for epics that have a build in it. An
@@ -11,11 +11,8 @@ use std::process::ExitCode;
 pub async fn run(project: &Project, department: Option<&str>, json: bool) -> Result<ExitCode> {
     let tree = project.tree()?;
     let mut board = Board::from_files(&tree, department)?;
-    if project.db_path().is_file() {
-        let store = SqliteStore::open(project.db_path())
-            .await
-            .with_context(|| format!("opening the store {}", project.db_path().display()))?;
-        overlay_builds(&store, &mut board).await?;
+    if let Some(store) = project.existing_store().await? {
+        overlay_builds(&*store, &mut board).await?;
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&board)?);

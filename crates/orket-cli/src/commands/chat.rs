@@ -6,10 +6,8 @@ use crate::project::Project;
 use anyhow::{Context, Result};
 use orket_driver::{Driver, DriverError, DriverOptions, DriverOutcome};
 use orket_llm::ChatMessage;
-use orket_store::{SqliteStore, Store};
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 /// Options of `orket chat`.
 #[derive(Debug, Clone, clap::Args)]
@@ -40,11 +38,8 @@ pub async fn run(project: &Project, args: ChatArgs) -> Result<ExitCode> {
     let mut driver = Driver::new(tree, provider(&args.provider)?, options);
     // Events and directives reach the store only when the project already has one: chatting
     // never creates it.
-    if project.db_path().is_file() {
-        let store = SqliteStore::open(project.db_path())
-            .await
-            .with_context(|| format!("opening the store {}", project.db_path().display()))?;
-        driver = driver.with_store(Arc::new(store) as Arc<dyn Store>);
+    if let Some(store) = project.existing_store().await? {
+        driver = driver.with_store(store);
     }
     match &args.message {
         Some(message) => Ok(match one(&driver, &[], message).await? {

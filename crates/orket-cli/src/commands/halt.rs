@@ -6,17 +6,15 @@ use crate::project::Project;
 use anyhow::{bail, Result};
 use orket_engine::{request_halt, EngineError};
 use orket_store::events::Recorder;
-use orket_store::{Store, StoreError};
+use orket_store::StoreError;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 /// Records the halt request; exit 0 when it was recorded, 1 for an unknown or ended run.
 pub async fn run(project: &Project, run_id: &str) -> Result<ExitCode> {
     let Some(store) = project.existing_store().await? else {
-        let path = project.db_path().display();
+        let path = project.store_name();
         bail!("run {run_id} not found (no store at {path})");
     };
-    let store: Arc<dyn Store> = Arc::new(store);
     match request_halt(&Recorder::for_store(store), run_id).await {
         Ok(()) => {
             println!(

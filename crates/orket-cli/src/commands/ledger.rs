@@ -6,9 +6,10 @@ use super::show::all_events;
 use crate::project::Project;
 use anyhow::{bail, Context, Result};
 use orket_store::bundle::{Bundle, FileBlob, FORMAT};
-use orket_store::{ledger, now_timestamp, RunRecord, SqliteStore, Store};
+use orket_store::{ledger, now_timestamp, RunRecord, Store};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// A workspace file larger than this is left out of a bundle (and named in `skipped`).
 const MAX_BLOB: u64 = 16 * 1024 * 1024;
@@ -17,9 +18,9 @@ const MAX_BLOB: u64 = 16 * 1024 * 1024;
 const MAX_BUNDLE: u64 = 256 * 1024 * 1024;
 
 /// The store and run `run_id`, or an error naming what is missing.
-async fn run_in_store(project: &Project, run_id: &str) -> Result<(SqliteStore, RunRecord)> {
+async fn run_in_store(project: &Project, run_id: &str) -> Result<(Arc<dyn Store>, RunRecord)> {
     let Some(store) = project.existing_store().await? else {
-        let path = project.db_path().display();
+        let path = project.store_name();
         bail!("run {run_id} not found (no store at {path})");
     };
     let Some(run) = store.get_run(run_id).await? else {
@@ -85,7 +86,7 @@ pub async fn export(project: &Project, run_id: &str, file: &Path) -> Result<Exit
     let (store, run) = run_in_store(project, run_id).await?;
     let turns = store.list_turns(run_id).await?;
     let ledger_head = store.ledger_head(run_id).await?;
-    let events = all_events(&store, run_id).await?;
+    let events = all_events(&*store, run_id).await?;
     let (files, skipped) = workspace_blobs(Path::new(&run.workspace))?;
     let bundle = Bundle {
         format: FORMAT.to_string(),

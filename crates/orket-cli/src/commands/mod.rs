@@ -15,4 +15,5 @@ pub mod runs;
 pub mod sandbox;
 pub mod serve;
 pub mod show;
+pub mod store;
 pub mod webhooks;

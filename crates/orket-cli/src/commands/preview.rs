@@ -1,10 +1,9 @@
 //! `orket preview`: an epic, rock or issue flattened, with each seat's compiled prompt.
 
 use crate::project::Project;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use orket_engine::policy::PolicyRegistry;
 use orket_engine::preview::{preview, AssetPreview, PreviewOptions};
-use orket_store::{SqliteStore, Store};
 use std::fmt::Write;
 use std::process::ExitCode;
 
@@ -23,18 +22,10 @@ pub async fn run(
         model,
         ..PreviewOptions::default()
     };
-    let store = if project.db_path().is_file() {
-        Some(
-            SqliteStore::open(project.db_path())
-                .await
-                .with_context(|| format!("opening the store {}", project.db_path().display()))?,
-        )
-    } else {
-        None
-    };
+    let store = project.existing_store().await?;
     let view = preview(
         &tree,
-        store.as_ref().map(|s| s as &dyn Store),
+        store.as_deref(),
         &options,
         &PolicyRegistry::default(),
         name,

@@ -7,7 +7,7 @@ use orket_engine::{Engine, RunHandle, RunOptions, RunOutcome};
 use orket_llm::models::{demo_model, fetch, find_local, DemoModel, DEMO_MODELS};
 use orket_llm::{provider_by_name, Provider, RecordingProvider};
 use orket_store::events::EventBus;
-use orket_store::{EventRecord, SqliteStore, Store};
+use orket_store::{EventRecord, Store};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -152,10 +152,10 @@ fn embedded_provider(_args: &ProviderArgs) -> Result<Arc<dyn Provider>> {
 /// The engine of the project, on its store, publishing on `bus`.
 pub(crate) async fn engine(project: &Project, bus: EventBus) -> Result<Engine> {
     let tree = project.tree()?;
-    let store = SqliteStore::open(project.db_path())
+    let store = project
+        .open_store()
         .await
-        .with_context(|| format!("opening the store {}", project.db_path().display()))?;
-    let store: Arc<dyn Store> = Arc::new(store);
+        .with_context(|| format!("opening the store {}", project.store_name()))?;
     Ok(Engine::new(tree, store, bus))
 }
 

@@ -2,7 +2,7 @@
 
 use crate::project::Project;
 use anyhow::Result;
-use orket_store::{RunRecord, Store};
+use orket_store::RunRecord;
 use serde::Serialize;
 use std::process::ExitCode;
 
@@ -25,7 +25,7 @@ pub async fn run(project: &Project, limit: i64, json: bool) -> Result<ExitCode> 
         if json {
             println!("[]");
         } else {
-            println!("No runs yet (no store at {}).", project.db_path().display());
+            println!("No runs yet (no store at {}).", project.store_name());
         }
         return Ok(ExitCode::SUCCESS);
     };

@@ -1,22 +1,16 @@
 //! `orket sandbox list|logs|stop`: the sandbox registry of the project's store.
 
 use crate::project::Project;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use orket_sandbox::{SandboxInfo, SandboxManager};
-use orket_store::{SqliteStore, Store};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 /// The manager over the project's store (`None` when the store does not exist yet: nothing
 /// was ever deployed). Sandbox files live in `<root>/.orket/sandboxes`.
 async fn manager(project: &Project) -> Result<Option<SandboxManager>> {
-    if !project.db_path().is_file() {
+    let Some(store) = project.existing_store().await? else {
         return Ok(None);
-    }
-    let store = SqliteStore::open(project.db_path())
-        .await
-        .with_context(|| format!("opening the store {}", project.db_path().display()))?;
-    let store: Arc<dyn Store> = Arc::new(store);
+    };
     Ok(Some(SandboxManager::for_project(store, project.root())))
 }
 
@@ -25,7 +19,7 @@ async fn existing(project: &Project, id: &str) -> Result<SandboxManager> {
         Some(m) => Ok(m),
         None => bail!(
             "sandbox {id} not found: there is no store at {} yet",
-            project.db_path().display()
+            project.store_name()
         ),
     }
 }

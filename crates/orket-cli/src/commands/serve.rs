@@ -4,7 +4,6 @@ use crate::commands::run::{provider, ProviderArgs};
 use crate::project::Project;
 use anyhow::{Context, Result};
 use orket_server::{check_bind, AppState, ProviderChoice, ServerConfig};
-use orket_store::{SqliteStore, Store};
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
@@ -53,10 +52,10 @@ pub async fn run(project: &Project, args: ServeArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(REFUSED));
     }
     let tree = project.tree()?;
-    let store = SqliteStore::open(project.db_path())
+    let store = project
+        .open_store()
         .await
-        .with_context(|| format!("opening the store {}", project.db_path().display()))?;
-    let store: Arc<dyn Store> = Arc::new(store);
+        .with_context(|| format!("opening the store {}", project.store_name()))?;
     let mut config = ServerConfig::new(tree.root(), store).with_env(env);
     if let Some(name) = args.provider.clone() {
         config.review_provider = Some(ProviderChoice {

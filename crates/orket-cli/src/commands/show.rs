@@ -27,14 +27,14 @@ fn is_turn_marker(event: &Event) -> bool {
 /// Prints the run's timeline (or `{run, turns, events}` as JSON); never creates the store.
 pub async fn run(project: &Project, run_id: &str, json: bool) -> Result<ExitCode> {
     let Some(store) = project.existing_store().await? else {
-        let path = project.db_path().display();
+        let path = project.store_name();
         bail!("run {run_id} not found (no store at {path})");
     };
     let Some(run) = store.get_run(run_id).await? else {
         bail!("run {run_id} not found");
     };
     let turns = store.list_turns(run_id).await?;
-    let events = all_events(&store, run_id).await?;
+    let events = all_events(&*store, run_id).await?;
     if json {
         let doc = json!({"run": run, "turns": turns, "events": events});
         println!("{}", serde_json::to_string_pretty(&doc)?);

@@ -4,7 +4,7 @@
 use super::runs::{aligned, display_timestamp, one_line, truncate_chars};
 use crate::project::Project;
 use anyhow::Result;
-use orket_store::{DeliveryRecord, Store};
+use orket_store::DeliveryRecord;
 use std::process::ExitCode;
 
 /// How many characters of a delivery's detail the table shows.

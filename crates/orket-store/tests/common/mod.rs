@@ -1,5 +1,15 @@
 //! Helpers shared by the store's integration tests.
+//!
+//! The behaviour suite runs on every backend: a test takes a [`Backend`], one `rstest` case per
+//! backend the build has (`#[case::sqlite(Backend::Sqlite)]` and, with the feature,
+//! `#[cfg_attr(feature = "postgres", case::postgres(Backend::Postgres))]`), and opens its store
+//! with [`temp_store`]. With the feature
+//! `postgres`, each PostgreSQL case gets a database of its own on the test server
+//! (`ORKET_TEST_POSTGRES_URL`, else the URL `bash .ci/postgres` wrote to `target/postgres-url`).
 #![allow(dead_code)]
+
+#[cfg(feature = "postgres")]
+pub mod pg;
 
 use orket_core::tools::{ToolCall, ToolResult};
 use orket_core::turn::{Candidate, ChatMessage, TurnStep};
@@ -7,11 +17,90 @@ use orket_core::{Event, RunKind, RunStatus, Status, WaitReason};
 use orket_store::{IssueRecord, NewEvent, NewTurn, RunRecord, SqliteStore, Store};
 use rusqlite::Connection;
 use serde_json::json;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tempfile::TempDir;
 
-/// A store in a fresh temporary directory (the directory lives as long as the `TempDir`).
-pub async fn temp_store() -> (TempDir, SqliteStore) {
+/// Where a test's store lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A file in a temporary directory.
+    Sqlite,
+    /// A database of its own on the test PostgreSQL server.
+    #[cfg(feature = "postgres")]
+    Postgres,
+}
+
+/// A test's store and what keeps it alive (the directory, the database).
+pub struct TestStore {
+    store: Arc<dyn Store>,
+    place: Place,
+}
+
+enum Place {
+    Sqlite(TempDir),
+    #[cfg(feature = "postgres")]
+    Postgres(pg::TestDatabase),
+}
+
+impl Deref for TestStore {
+    type Target = dyn Store;
+
+    fn deref(&self) -> &(dyn Store + 'static) {
+        &*self.store
+    }
+}
+
+impl TestStore {
+    /// The store as an `Arc`, to share with tasks.
+    pub fn shared(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.store)
+    }
+
+    /// Another handle on the same database (as another process opens it).
+    pub async fn reopen(&self) -> Arc<dyn Store> {
+        match &self.place {
+            Place::Sqlite(dir) => Arc::new(SqliteStore::open(&db_path(dir)).await.expect("reopen")),
+            #[cfg(feature = "postgres")]
+            Place::Postgres(db) => Arc::new(db.open().await),
+        }
+    }
+
+    /// Runs `sql` on the database behind the store's back (to tamper with it).
+    pub async fn tamper(&self, sql: &str) {
+        match &self.place {
+            Place::Sqlite(dir) => raw(&db_path(dir)).execute_batch(sql).expect("tamper"),
+            #[cfg(feature = "postgres")]
+            Place::Postgres(db) => db.execute(sql).await,
+        }
+    }
+}
+
+/// A store on `backend`, fresh and empty.
+pub async fn temp_store(backend: Backend) -> TestStore {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let store = SqliteStore::open(&db_path(&dir)).await.expect("open store");
+            TestStore {
+                store: Arc::new(store),
+                place: Place::Sqlite(dir),
+            }
+        }
+        #[cfg(feature = "postgres")]
+        Backend::Postgres => {
+            let db = pg::TestDatabase::create().await;
+            TestStore {
+                store: Arc::new(db.open().await),
+                place: Place::Postgres(db),
+            }
+        }
+    }
+}
+
+/// A SQLite store in a fresh temporary directory (for the SQLite-only tests).
+pub async fn temp_sqlite() -> (TempDir, SqliteStore) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SqliteStore::open(&db_path(&dir)).await.expect("open store");
     (dir, store)
