@@ -150,6 +150,15 @@ enum Command {
         /// The bundle file to write (JSON).
         file: PathBuf,
     },
+    /// Run the fleet's turns of the models it serves, on a PostgreSQL store, until Ctrl-C
+    /// (which finishes the turn in flight first).
+    Worker(commands::worker::WorkerArgs),
+    /// List the fleet's workers: name, host, models, last seen, jobs held, turns done.
+    Workers {
+        /// Print them as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The store itself: `copy` moves a project's history from a SQLite file into PostgreSQL.
     Store {
         #[command(subcommand)]
@@ -306,6 +315,8 @@ async fn main() -> ExitCode {
         Command::Export { run_id, file } => {
             commands::ledger::export(&project, &run_id, &file).await
         }
+        Command::Worker(args) => commands::worker::run(&project, args).await,
+        Command::Workers { json } => commands::worker::list(&project, json).await,
         Command::Store {
             action: StoreAction::Copy { from, to },
         } => commands::store::copy(&from, &to).await,

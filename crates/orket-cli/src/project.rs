@@ -64,6 +64,20 @@ impl Project {
         Ok(store)
     }
 
+    /// The store as PostgreSQL (the fleet needs it): an error when it is a file.
+    #[cfg(feature = "postgres")]
+    pub async fn postgres_store(&self) -> Result<orket_store::PgStore> {
+        let Some(url) = self.postgres_url() else {
+            bail!(
+                "the fleet needs a PostgreSQL store: pass --db postgres://user@host:port/db (or set ORKET_DB); {} is a SQLite file",
+                self.store_name()
+            );
+        };
+        orket_store::PgStore::open(url)
+            .await
+            .with_context(|| format!("opening the store {}", self.store_name()))
+    }
+
     /// The store, when it exists: read-only commands never create one (`None` when the file is
     /// missing; an error names the store when it cannot be opened).
     pub async fn existing_store(&self) -> Result<Option<Arc<dyn Store>>> {

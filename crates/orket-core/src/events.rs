@@ -144,6 +144,36 @@ events! {
         host: String,
         heartbeat_at: String,
     }
+    /// A fleet run put a turn on its model's queue (`orket run --fleet`): the turn's seq, its
+    /// issue and the model whose workers may take it.
+    TurnQueued = "turn_queued" {
+        seq: i64,
+        issue: String,
+        model: String,
+    }
+    /// A fleet run's turn has waited this long with no worker taking it: no worker serving its
+    /// model is running (start one with `orket worker --model <model>`). Said once per turn.
+    TurnWaiting = "turn_waiting" {
+        seq: i64,
+        model: String,
+        waited_secs: u64,
+    }
+    /// A worker of the fleet took a turn's job from the queue (`orket worker`): the turn's seq,
+    /// the worker and its host, and how many times the job was taken (above 1: redone after a
+    /// worker died or lost it).
+    TurnClaimed = "turn_claimed" {
+        seq: i64,
+        worker: String,
+        host: String,
+        attempt: i32,
+    }
+    /// A worker's turn was not committed because the worker no longer held its job (paused or
+    /// cut off past its lease, and another worker took the job): nothing of the turn was kept.
+    TurnCommitRefused = "turn_commit_refused" {
+        seq: i64,
+        worker: String,
+        reason: String,
+    }
     /// Orket called Gitea's API for a pull request (the review loop): the call and how it went
     /// (`ok`, `refused: ...`, `failed: ...`), after its retries.
     GiteaCall = "gitea_call" {

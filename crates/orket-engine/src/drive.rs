@@ -14,7 +14,9 @@ use orket_core::ids::epic_build_id;
 use orket_core::plan::PlanCard;
 use orket_core::{Event, RunKind, RunStatus, Status};
 use orket_store::events::Recorder;
-use orket_store::{BuildRecord, Change, IssueRecord, IssueUpdate, RunRecord, RunUpdate};
+use orket_store::{
+    BuildRecord, Change, IssueRecord, IssueUpdate, RunRecord, RunUpdate, TurnRecord,
+};
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -161,19 +163,7 @@ pub(crate) async fn resume(
 ) -> Result<RunCtx, EngineError> {
     let store = recorder.store();
     let turns = store.list_turns(&run.id).await?;
-    let mut per_pair: BTreeMap<(String, String), usize> = BTreeMap::new();
-    for t in &turns {
-        // Each step with a reply used one; a turn stored before steps existed used one.
-        let replies = if t.turn.steps.is_empty() {
-            1
-        } else {
-            t.turn.steps.iter().filter(|s| s.reply.is_some()).count()
-        };
-        *per_pair
-            .entry((t.turn.issue_id.clone(), t.turn.role.clone()))
-            .or_default() += replies;
-    }
-    for ((issue, role), n) in per_pair {
+    for ((issue, role), n) in committed_replies(&turns) {
         options.provider.resume_after(&issue, &role, n);
     }
     let identity = RunIdentity {
@@ -197,6 +187,24 @@ pub(crate) async fn resume(
     });
     crate::lease::commit_taking_build(&ctx, vec![Change::AppendEvent(resumed)]).await?;
     Ok(ctx)
+}
+
+/// How many model replies the committed `turns` used, per (issue, role): a provider told so
+/// continues after them (a replay, where it was).
+pub(crate) fn committed_replies(turns: &[TurnRecord]) -> BTreeMap<(String, String), usize> {
+    let mut per_pair: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for t in turns {
+        // Each step with a reply used one; a turn stored before steps existed used one.
+        let replies = if t.turn.steps.is_empty() {
+            1
+        } else {
+            t.turn.steps.iter().filter(|s| s.reply.is_some()).count()
+        };
+        *per_pair
+            .entry((t.turn.issue_id.clone(), t.turn.role.clone()))
+            .or_default() += replies;
+    }
+    per_pair
 }
 
 /// The build as the run last read it: every issue in insertion order, and the version it was
@@ -249,6 +257,10 @@ impl BuildView {
 /// The loop: tick until nothing is left to do, a guard trips, or a failure stops the run.
 pub(crate) async fn drive(ctx: &RunCtx) -> Result<RunOutcome, EngineError> {
     let started = Instant::now();
+    #[cfg(feature = "postgres")]
+    if let Some(fleet) = &ctx.options.fleet {
+        crate::fleet::remote::publish(ctx, fleet).await?;
+    }
     let options = &ctx.options;
     let mut view = BuildView::default();
     let mut turns = 0usize;
@@ -355,6 +367,10 @@ async fn dispatch(
             let _permit = semaphore.acquire().await;
             if ctx.halt.is_raised() {
                 return Ok(TurnOutcome::Skipped);
+            }
+            #[cfg(feature = "postgres")]
+            if let Some(fleet) = &ctx.options.fleet {
+                return crate::fleet::remote::run_turn(ctx, fleet, issue, snapshot).await;
             }
             turn::run_turn(ctx, issue, snapshot).await
         }

@@ -54,7 +54,7 @@ fn machine_view() -> (String, String) {
 }
 
 /// This machine's host name (`/proc/sys/kernel/hostname`, else `localhost`).
-fn host_name() -> String {
+pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .ok()

@@ -17,6 +17,8 @@ mod deploy;
 mod drive;
 pub mod engine;
 pub mod error;
+#[cfg(feature = "postgres")]
+pub mod fleet;
 pub mod lease;
 pub mod policy;
 pub mod preview;

@@ -55,6 +55,10 @@ pub struct RunOptions {
     pub verify: VerifyLimits,
     /// The run's sampling seed, over the environment's (`orket demo --seed`).
     pub seed: Option<i64>,
+    /// Hand the turns to the fleet's workers instead of running them here (a PostgreSQL
+    /// store; `orket run --fleet`).
+    #[cfg(feature = "postgres")]
+    pub fleet: Option<Arc<orket_store::PgFleet>>,
 }
 
 impl RunOptions {
@@ -77,6 +81,8 @@ impl RunOptions {
             run_id: None,
             verify: VerifyLimits::default(),
             seed: None,
+            #[cfg(feature = "postgres")]
+            fleet: None,
         }
     }
 
@@ -164,6 +170,12 @@ pub(crate) struct RunCtx {
     pub leased: AtomicBool,
     /// The lease's heartbeat while the run holds it.
     heartbeat: Mutex<Option<Heartbeat>>,
+    /// On a fleet worker: the job this context runs one turn of, which its commit goes with.
+    #[cfg(feature = "postgres")]
+    pub claimed: Option<crate::fleet::Claimed>,
+    /// In a fleet run: the last write of the run's files brought into the local copy.
+    #[cfg(feature = "postgres")]
+    pub synced: tokio::sync::Mutex<i64>,
 }
 
 /// Who a run is: ids, target and where it works.
@@ -217,6 +229,10 @@ impl RunCtx {
             pending: Mutex::new(Vec::new()),
             leased: AtomicBool::new(false),
             heartbeat: Mutex::new(None),
+            #[cfg(feature = "postgres")]
+            claimed: None,
+            #[cfg(feature = "postgres")]
+            synced: tokio::sync::Mutex::new(0),
         })
     }
 
@@ -245,6 +261,35 @@ impl RunCtx {
             self.pending().splice(0..0, deferred);
         }
         committed.map(|mut applied| applied.split_off(skip))
+    }
+
+    /// Commits a turn's `changes` and gives back its `outcome`: here, or on a fleet worker
+    /// with its job (the job's check, the turn, its files, its outcome and the job's
+    /// acknowledgement in one transaction).
+    pub(crate) async fn commit_turn(
+        &self,
+        changes: Vec<Change>,
+        outcome: crate::turn::TurnOutcome,
+    ) -> StoreResult<crate::turn::TurnOutcome> {
+        #[cfg(feature = "postgres")]
+        if let Some(claimed) = &self.claimed {
+            let mut batch: Vec<Change> = self
+                .take_pending()
+                .into_iter()
+                .map(Change::AppendEvent)
+                .collect();
+            batch.extend(changes);
+            claimed.commit(self, batch, &outcome).await?;
+            return Ok(outcome);
+        }
+        self.commit(changes).await?;
+        Ok(outcome)
+    }
+
+    /// The deferred events, taken.
+    #[cfg(feature = "postgres")]
+    pub fn take_pending(&self) -> Vec<NewEvent> {
+        std::mem::take(&mut *self.pending())
     }
 
     /// Keeps the lease's heartbeat going for as long as the run holds its build.

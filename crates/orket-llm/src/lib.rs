@@ -32,4 +32,4 @@ pub use record::RecordingProvider;
 pub use replay::ReplayProvider;
 pub use retry::{RetryNotice, RetryPolicy, Retrying};
 pub use schema::{step_schema, StepChoices};
-pub use select::{provider_by_name, PROVIDER_NAMES};
+pub use select::{provider_by_name, FleetProvider, PROVIDER_NAMES};

@@ -8,10 +8,32 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The provider names `orket` knows.
-pub const PROVIDER_NAMES: [&str; 4] = ["embedded", "ollama", "openai", "replay"];
+pub const PROVIDER_NAMES: [&str; 5] = ["embedded", "ollama", "openai", "replay", "fleet"];
 
-/// `ollama` (`OLLAMA_HOST`), `openai` (`ORKET_OPENAI_BASE_URL`, `ORKET_OPENAI_API_KEY`) or
-/// `replay` (the JSON Lines `replay` file, each reply after `replay_delay`). `embedded` and
+/// The provider of a run whose turns run on the fleet's workers (`orket run --fleet`): the
+/// run itself calls no model, and a call says so.
+pub struct FleetProvider;
+
+#[async_trait::async_trait]
+impl Provider for FleetProvider {
+    fn name(&self) -> &str {
+        "fleet"
+    }
+
+    async fn complete(
+        &self,
+        request: &crate::ModelRequest,
+    ) -> Result<crate::ModelReply, crate::ProviderError> {
+        Err(crate::ProviderError::Other(format!(
+            "model {}: a fleet run's turns call their models on the fleet's workers, not here",
+            request.model
+        )))
+    }
+}
+
+/// `ollama` (`OLLAMA_HOST`), `openai` (`ORKET_OPENAI_BASE_URL`, `ORKET_OPENAI_API_KEY`),
+/// `replay` (the JSON Lines `replay` file, each reply after `replay_delay`) or `fleet` (none:
+/// the turns run on the fleet's workers). `embedded` and
 /// unknown names are refused with a message saying what to do.
 pub fn provider_by_name(
     name: &str,
@@ -20,6 +42,7 @@ pub fn provider_by_name(
 ) -> Result<Arc<dyn Provider>, String> {
     match name {
         "ollama" => Ok(Arc::new(OllamaProvider::from_env())),
+        "fleet" => Ok(Arc::new(FleetProvider)),
         "openai" => Ok(Arc::new(OpenAiProvider::from_env())),
         "replay" => {
             let Some(file) = replay else {
@@ -50,7 +73,7 @@ mod tests {
         let err = provider_by_name("gpt", None, Duration::ZERO).err();
         assert_eq!(
             err.as_deref(),
-            Some("unknown provider \"gpt\" (known: embedded, ollama, openai, replay)")
+            Some("unknown provider \"gpt\" (known: embedded, ollama, openai, replay, fleet)")
         );
         let err = provider_by_name("replay", None, Duration::ZERO).err();
         assert!(err.is_some_and(|e| e.contains("needs a replay file")));

@@ -27,6 +27,7 @@ pub mod runs;
 pub mod sandboxes;
 pub mod system;
 pub mod web;
+pub mod workers;
 pub mod ws;
 
 use crate::error::{ApiError, ApiResult};
@@ -96,6 +97,9 @@ pub struct ServerConfig {
     pub review_provider: Option<ProviderChoice>,
     /// The model of those runs (`orket serve --model`).
     pub review_model: Option<String>,
+    /// Hand the turns of the runs it starts to the fleet's workers (`orket serve --fleet`).
+    #[cfg(feature = "postgres")]
+    pub fleet: Option<Arc<orket_store::PgFleet>>,
 }
 
 impl ServerConfig {
@@ -114,7 +118,21 @@ impl ServerConfig {
             gitea: gitea::GiteaSettings::default(),
             review_provider: None,
             review_model: None,
+            #[cfg(feature = "postgres")]
+            fleet: None,
         }
+    }
+
+    /// The options of a run the server starts with `provider`: the environment's, and the
+    /// fleet when the server has one.
+    pub fn run_options(&self, provider: Arc<dyn orket_llm::Provider>) -> orket_engine::RunOptions {
+        let options = orket_engine::RunOptions::from_env(provider);
+        #[cfg(feature = "postgres")]
+        let options = orket_engine::RunOptions {
+            fleet: self.fleet.clone(),
+            ..options
+        };
+        options
     }
 
     /// Applies `ORKET_API_KEY`, `ORKET_ALLOWED_ORIGINS` and `ORKET_PROVIDER` from `env`

@@ -3,8 +3,8 @@
 
 use crate::error::ApiError;
 use crate::{
-    approvals, auth, chat, files, gitea, origin, runs, sandboxes, system, web, ws, AppState,
-    MAX_BODY_BYTES,
+    approvals, auth, chat, files, gitea, origin, runs, sandboxes, system, web, workers, ws,
+    AppState, MAX_BODY_BYTES,
 };
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, HeaderValue, Method};
@@ -82,6 +82,7 @@ pub fn table() -> Vec<Route> {
         route(M::POST, "/webhook/gitea", post(gitea::webhook)),
         route(M::GET, "/v1/webhooks", get(gitea::views::deliveries)),
         route(M::GET, "/v1/prs", get(gitea::views::pull_requests)),
+        route(M::GET, "/v1/workers", get(workers::list)),
     ]
 }
 

@@ -119,6 +119,9 @@ pub struct TurnView {
     pub started_at: String,
     /// When it ended.
     pub ended_at: String,
+    /// The fleet worker that ran it (absent: the process that ran the run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
 }
 
 /// A run with its transcript.
@@ -366,9 +369,10 @@ pub async fn session(
         run: run_view(&state, run).await?,
         turns: turns
             .into_iter()
-            .map(|t| {
-                let t = t.turn;
+            .map(|record| {
+                let t = record.turn;
                 TurnView {
+                    worker: record.worker,
                     seq: t.seq,
                     issue_id: t.issue_id,
                     seat: t.seat,
@@ -559,7 +563,7 @@ pub async fn run_active(
         reset: plan.reset,
         concurrency: plan.concurrency,
         run_id: Some(run_id.clone()),
-        ..RunOptions::from_env(provider)
+        ..state.config().run_options(provider)
     };
     // Two runs of one build at once would race on its issues (and a `reset` would delete
     // them under the live run): the engine refuses the second.

@@ -665,6 +665,7 @@
         h('span', { class: 'card-id' }, turn.issue_id),
         h('span', null, `${turn.role}`, h('span', { class: 'muted' }, ` @${turn.seat}`)),
         turn.review ? h('span', { class: 'badge review' }, 'review') : null,
+        turn.worker ? h('span', { class: 'badge worker', testid: 'worker', title: 'the fleet worker that ran it' }, `on ${turn.worker}`) : null,
         h('span', { class: `badge turn-status-${status}` }, status),
         h('span', { class: 'muted grow' }, turn.model || ''),
         h('span', { class: 'muted' }, `${turn.tokens_in ?? 0} in / ${turn.tokens_out ?? 0} out`),

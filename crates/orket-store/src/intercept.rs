@@ -127,4 +127,7 @@ impl Store for Intercept {
     async fn list_sandboxes(&self) -> StoreResult<Vec<SandboxRecord>> {
         self.inner.list_sandboxes().await
     }
+    async fn list_workers(&self) -> StoreResult<Vec<crate::fleet::WorkerRecord>> {
+        self.inner.list_workers().await
+    }
 }

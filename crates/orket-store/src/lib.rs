@@ -13,6 +13,7 @@ pub mod bundle;
 mod change;
 mod error;
 pub mod events;
+pub mod fleet;
 mod intercept;
 mod lease;
 pub mod ledger;
@@ -33,7 +34,9 @@ pub use intercept::{BatchHook, Intercept};
 pub use lease::{LeaseHolder, LeaseRecord, LeaseRequest};
 pub use orket_core::time::now_timestamp;
 #[cfg(feature = "postgres")]
-pub use postgres::{copy_sqlite_to_postgres, CopyReport, PgStore};
+pub use postgres::{
+    copy_sqlite_to_postgres, queue_for, Claim, CopyReport, PgFleet, PgStore, MAX_ATTEMPTS,
+};
 pub use records::{
     ApprovalRecord, BuildRecord, CardTransaction, Comment, EventRecord, IssueRecord, IssueUpdate,
     MemoryRecord, NewApproval, NewEvent, NewTurn, PastTurn, RunRecord, RunUpdate, SnapshotRecord,

@@ -636,6 +636,9 @@ pub struct TurnRecord {
     /// Its ledger hash: its canonical content chained to `prev_hash`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hash: Option<String>,
+    /// The fleet worker that ran it (`None`: the process that ran the run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
 }
 
 /// An event to append.

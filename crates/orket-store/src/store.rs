@@ -88,6 +88,10 @@ pub trait Store: Send + Sync {
     async fn review_cycles(&self, repository: &str, number: i64) -> StoreResult<Vec<ReviewCycle>>;
     /// Every sandbox, newest first.
     async fn list_sandboxes(&self) -> StoreResult<Vec<SandboxRecord>>;
+    /// The fleet's workers, by name (none but on a PostgreSQL store).
+    async fn list_workers(&self) -> StoreResult<Vec<crate::fleet::WorkerRecord>> {
+        Ok(Vec::new())
+    }
 
     /// Registers a sandbox (`Conflict` if its slot is held or its id exists).
     async fn insert_sandbox(&self, sandbox: SandboxRecord) -> StoreResult<()> {

@@ -247,12 +247,14 @@ async fn turn_round_trips_every_field(#[case] backend: Backend) {
                 turn: first,
                 prev_hash: Some(h2.clone()),
                 hash: Some(h1.clone()),
+                worker: None,
             },
             TurnRecord {
                 id: id2,
                 turn: second.clone(),
                 prev_hash: Some(String::new()),
                 hash: Some(h2),
+                worker: None,
             },
         ]
     );

@@ -133,6 +133,7 @@ pub async fn run(project: &Project, demo: DemoArgs) -> Result<ExitCode> {
         token_budget: None,
         time_budget: None,
         seed: demo.seed,
+        fleet: false,
         provider: ProviderArgs {
             provider: Some("embedded".to_string()),
             replay: None,

@@ -17,3 +17,4 @@ pub mod serve;
 pub mod show;
 pub mod store;
 pub mod webhooks;
+pub mod worker;

@@ -70,6 +70,10 @@ pub struct RunArgs {
     /// the same run.
     #[arg(long, value_name = "N")]
     pub seed: Option<i64>,
+    /// Hand the turns to the fleet's workers (`orket worker`) instead of running them here;
+    /// needs a PostgreSQL store (--db postgres://...). `--concurrency` turns are queued at once.
+    #[arg(long)]
+    pub fleet: bool,
     #[command(flatten)]
     pub provider: ProviderArgs,
 }
@@ -189,14 +193,48 @@ pub async fn run_with(project: &Project, args: RunArgs) -> Result<Vec<RunOutcome
         token_budget: args.token_budget,
         time_budget: args.time_budget.map(Duration::from_secs),
         seed: args.seed,
-        ..RunOptions::from_env(provider(&args.provider)?)
+        ..RunOptions::from_env(run_provider(&args)?)
     };
+    let options = with_fleet(project, options, args.fleet).await?;
     let bus = EventBus::default();
     let engine = engine(project, bus.clone()).await?;
     let handle = engine.start(&args.target, options).await?;
     let outcomes = follow(handle, bus).await?;
     report(engine.store().as_ref(), &outcomes).await?;
     Ok(outcomes)
+}
+
+/// The provider of the run's own turns: a fleet run's model calls happen on the workers, so it
+/// needs none (its routing failures call no model).
+fn run_provider(args: &RunArgs) -> Result<Arc<dyn Provider>> {
+    if args.fleet && args.provider.provider.is_none() {
+        return fleet_provider();
+    }
+    provider(&args.provider)
+}
+
+/// The provider `fleet`: a run whose turns call their models on the fleet's workers has none
+/// of its own (a call is an error naming why).
+fn fleet_provider() -> Result<Arc<dyn Provider>> {
+    Ok(Arc::new(orket_llm::FleetProvider))
+}
+
+/// `options` handing the turns to the fleet, when asked.
+#[cfg(feature = "postgres")]
+async fn with_fleet(project: &Project, mut options: RunOptions, fleet: bool) -> Result<RunOptions> {
+    if fleet {
+        let store = project.postgres_store().await?;
+        options.fleet = Some(Arc::new(orket_store::PgFleet::connect(&store).await?));
+    }
+    Ok(options)
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn with_fleet(_project: &Project, options: RunOptions, fleet: bool) -> Result<RunOptions> {
+    if fleet {
+        bail!("--fleet needs PostgreSQL, and this orket was built without it: rebuild with `cargo build --release -p orket-cli --features postgres`");
+    }
+    Ok(options)
 }
 
 /// Continues an interrupted run.
@@ -265,6 +303,28 @@ fn progress_line(e: &EventRecord) -> Option<String> {
             serde_json::to_string(candidates).unwrap_or_default()
         ),
         Event::TurnStart { seq, seat } => format!("  {issue} turn #{seq} by {seat} ({role})"),
+        Event::TurnQueued { seq, model, .. } => {
+            format!("  {issue} turn #{seq} queued for a worker serving {model}")
+        }
+        Event::TurnClaimed {
+            seq,
+            worker,
+            host,
+            attempt,
+        } => match attempt {
+            1 => format!("  turn #{seq} on worker {worker} ({host})"),
+            n => format!("  turn #{seq} on worker {worker} ({host}), take {n}: redone after a worker was lost"),
+        },
+        Event::TurnWaiting {
+            seq,
+            model,
+            waited_secs,
+        } => format!(
+            "  turn #{seq} has waited {waited_secs} s: no worker serving {model} took it (start one: orket worker --model {model})"
+        ),
+        Event::TurnCommitRefused { seq, worker, .. } => {
+            format!("  turn #{seq} of worker {worker} refused: it had lost the job")
+        }
         Event::TurnComplete {
             status,
             calls,

@@ -31,6 +31,32 @@ pub struct ServeArgs {
     /// The model of those runs.
     #[arg(long, value_name = "M")]
     pub model: Option<String>,
+    /// Hand the turns of the runs it starts (API runs and review runs) to the fleet's workers
+    /// (`orket worker`); needs a PostgreSQL store.
+    #[arg(long)]
+    pub fleet: bool,
+}
+
+/// Gives the server the fleet, when asked.
+#[cfg(feature = "postgres")]
+async fn with_fleet(project: &Project, config: &mut ServerConfig, fleet: bool) -> Result<()> {
+    if fleet {
+        let store = project.postgres_store().await?;
+        config.fleet = Some(Arc::new(orket_store::PgFleet::connect(&store).await?));
+        // A run the API starts needs no provider of its own: its turns run on the workers.
+        config
+            .default_provider
+            .get_or_insert_with(|| "fleet".to_string());
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn with_fleet(_project: &Project, _config: &mut ServerConfig, fleet: bool) -> Result<()> {
+    if fleet {
+        anyhow::bail!("--fleet needs PostgreSQL, and this orket was built without it: rebuild with `cargo build --release -p orket-cli --features postgres`");
+    }
+    Ok(())
 }
 
 /// The exit code of a refused configuration (non-loopback without a key, bad address).
@@ -65,6 +91,7 @@ pub async fn run(project: &Project, args: ServeArgs) -> Result<ExitCode> {
         });
     }
     config.review_model = args.model.clone();
+    with_fleet(project, &mut config, args.fleet).await?;
     // The runs' providers are built as `orket run` builds them (with the embedded model when
     // this binary has it).
     config.providers = Arc::new(|choice: &ProviderChoice| {

@@ -116,13 +116,18 @@ pub fn render_header(run: &RunRecord, turns: &[TurnRecord]) -> String {
     out
 }
 
-/// `#seq issue seat/role model [review] status tokens`, then the candidates it drew, one line
+/// `#seq issue seat/role model [review] status tokens [on worker W]`, then the candidates it drew, one line
 /// per step (its call and result, or its correction), and the error of a failed turn (or the reply of a turn that called no tool).
 pub fn render_turn(record: &TurnRecord) -> String {
     let turn = &record.turn;
     let review = if turn.review { " review" } else { "" };
+    let worker = record
+        .worker
+        .as_deref()
+        .map(|w| format!(" on worker {w}"))
+        .unwrap_or_default();
     let mut out = format!(
-        "#{} {} {}/{} {}{review} {} {} in / {} out\n",
+        "#{} {} {}/{} {}{review} {} {} in / {} out{worker}\n",
         turn.seq,
         turn.issue_id,
         turn.seat,
@@ -303,6 +308,7 @@ mod tests {
             },
             prev_hash: None,
             hash: None,
+            worker: None,
         }
     }
 

@@ -39,7 +39,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use steps::{End, StepLimits, Stepper, Steps};
 
-/// What a dispatched issue gave.
+/// What a dispatched issue gave (carried from a fleet worker to the run as JSON).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) enum TurnOutcome {
     /// Something was committed.
     Committed {
@@ -80,12 +81,12 @@ pub(crate) async fn run_turn(
         Ok(plan) => plan,
         Err(reason) => {
             failure::routing_failure(&issue, &reason, &mut effects);
-            ctx.commit(effects.into_changes()).await?;
-            return Ok(TurnOutcome::Committed {
+            let outcome = TurnOutcome::Committed {
                 turn: false,
                 progress: true,
                 stop_run: None,
-            });
+            };
+            return ctx.commit_turn(effects.into_changes(), outcome).await;
         }
     };
     let seq = ctx.next_seq();
@@ -208,12 +209,12 @@ pub(crate) async fn run_turn(
             effects.changes.push(row.failed(message, &steps));
             let stuck = Stuck::model(message);
             let stop_run = failure::retry_or_fail(&issue, plan.primary(), &stuck, &mut effects);
-            ctx.commit(effects.into_changes()).await?;
-            return Ok(TurnOutcome::Committed {
+            let outcome = TurnOutcome::Committed {
                 turn: true,
                 progress: true,
                 stop_run,
-            });
+            };
+            return ctx.commit_turn(effects.into_changes(), outcome).await;
         }
     }
     effects.events.extend(steps.retries.iter().cloned());
@@ -303,13 +304,12 @@ async fn finish(
             notes,
         },
     );
-    let progress = effects.progress;
-    ctx.commit(effects.into_changes()).await?;
-    Ok(TurnOutcome::Committed {
+    let outcome = TurnOutcome::Committed {
         turn: true,
-        progress,
+        progress: effects.progress,
         stop_run,
-    })
+    };
+    ctx.commit_turn(effects.into_changes(), outcome).await
 }
 
 /// A developer turn takes the issue: assigned to the seat, in this run, `in_progress`.
@@ -402,12 +402,12 @@ async fn governance_failure(
         seq: row.seq,
     };
     failure::governance_failure(ctx.workspace.root(), issue, &who, violation, &mut effects);
-    ctx.commit(effects.into_changes()).await?;
-    Ok(TurnOutcome::Committed {
+    let outcome = TurnOutcome::Committed {
         turn: true,
         progress: true,
         stop_run,
-    })
+    };
+    ctx.commit_turn(effects.into_changes(), outcome).await
 }
 
 /// The turn row's fixed part; each ending adds what the steps and the tools gave.

@@ -245,7 +245,7 @@ async fn start_review(state: &AppState, card: &Card, pr: &PullRequest) -> Result
     let options = RunOptions {
         department: card.epic.department.clone(),
         model: state.config().review_model.clone(),
-        ..RunOptions::from_env(provider)
+        ..state.config().run_options(provider)
     };
     match state.engine().start(&card.id, options).await {
         Ok(handle) => Ok(done(

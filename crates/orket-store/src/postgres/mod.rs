@@ -10,6 +10,7 @@
 //! (`migrations/postgres/`, checksummed, itself guarded by an advisory lock).
 
 mod copy;
+mod fleet;
 mod lease;
 mod read;
 mod review;
@@ -17,6 +18,7 @@ mod rows;
 mod write;
 
 pub use copy::{copy_sqlite_to_postgres, CopyReport};
+pub use fleet::{queue_for, Claim, PgFleet, MAX_ATTEMPTS};
 
 use crate::change::{Applied, Change};
 use crate::error::{StoreError, StoreResult};
@@ -264,5 +266,9 @@ impl Store for PgStore {
 
     async fn list_sandboxes(&self) -> StoreResult<Vec<SandboxRecord>> {
         read::sandboxes(&mut *self.conn().await?).await
+    }
+
+    async fn list_workers(&self) -> StoreResult<Vec<crate::fleet::WorkerRecord>> {
+        fleet::workers(&mut *self.conn().await?).await
     }
 }

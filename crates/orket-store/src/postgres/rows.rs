@@ -310,6 +310,7 @@ pub(super) fn turn(row: &PgRow) -> StoreResult<TurnRecord> {
         },
         prev_hash: c.get("prev_hash")?,
         hash: c.get("hash")?,
+        worker: c.get("worker")?,
     })
 }
 

@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 
 /// The key of the advisory lock every batch holds until it commits ("orket" in ASCII).
-const BATCH_LOCK: i64 = 0x006f_726b_6574;
+pub(super) const BATCH_LOCK: i64 = 0x006f_726b_6574;
 
 /// The role recorded for changes the engine makes without an acting seat.
 const ENGINE_ROLE: &str = orket_core::ENGINE_ACTOR;
@@ -29,12 +29,23 @@ const ENGINE_ROLE: &str = orket_core::ENGINE_ACTOR;
 /// rolls the whole batch back (the transaction is dropped uncommitted).
 pub(super) async fn apply(pool: &PgPool, changes: Vec<Change>) -> StoreResult<Vec<Applied>> {
     let mut tx = pool.begin().await?;
+    let applied = apply_in(&mut tx, changes).await?;
+    tx.commit().await?;
+    Ok(applied)
+}
+
+/// Applies `changes` inside the open transaction `conn` (taking the batch lock first), for a
+/// caller that commits more in the same transaction (a fleet worker's turn).
+pub(super) async fn apply_in(
+    conn: &mut PgConnection,
+    changes: Vec<Change>,
+) -> StoreResult<Vec<Applied>> {
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(BATCH_LOCK)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
     let mut batch = Batch {
-        conn: &mut tx,
+        conn,
         stale_builds: Vec::new(),
     };
     let mut applied = Vec::with_capacity(changes.len());
@@ -42,7 +53,6 @@ pub(super) async fn apply(pool: &PgPool, changes: Vec<Change>) -> StoreResult<Ve
         applied.push(batch.apply(change).await?);
     }
     batch.derive_build_statuses().await?;
-    tx.commit().await?;
     Ok(applied)
 }
 

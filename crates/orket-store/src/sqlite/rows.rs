@@ -477,6 +477,8 @@ pub(super) fn turn(row: &Row, layout: &Layout) -> StoreResult<TurnRecord> {
         },
         prev_hash: c.get("prev_hash")?,
         hash: c.get("hash")?,
+        // Only the PostgreSQL store has fleet workers.
+        worker: None,
     })
 }
 
