@@ -95,6 +95,15 @@ enum Command {
         #[command(subcommand)]
         action: SandboxAction,
     },
+    /// The success ledger: what was finished, when, by which run, oldest first.
+    Ledger {
+        /// Only this build's rows.
+        #[arg(long, value_name = "BUILD")]
+        build: Option<String>,
+        /// Print the rows as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Ask a run to stop at its next turn boundary, whichever process executes it.
     Halt {
         /// The run id.
@@ -205,6 +214,12 @@ enum SandboxAction {
         #[arg(long, default_value_t = 200, value_name = "N")]
         tail: usize,
     },
+    /// Check a sandbox's containers (`docker compose ps`) and record `sandbox_health`; exit 1
+    /// when it is not healthy.
+    Health {
+        /// The sandbox id.
+        id: String,
+    },
     /// Stop a sandbox (`docker compose down`) and free its ports.
     Stop {
         /// The sandbox id.
@@ -301,7 +316,11 @@ async fn main() -> ExitCode {
             SandboxAction::List { json } => commands::sandbox::list(&project, json).await,
             SandboxAction::Logs { id, tail } => commands::sandbox::logs(&project, &id, tail).await,
             SandboxAction::Stop { id } => commands::sandbox::stop(&project, &id).await,
+            SandboxAction::Health { id } => commands::sandbox::health(&project, &id).await,
         },
+        Command::Ledger { build, json } => {
+            commands::success::run(&project, build.as_deref(), json).await
+        }
         Command::Halt { run_id } => commands::halt::run(&project, &run_id).await,
         Command::Runs { limit, json } => commands::runs::run(&project, limit, json).await,
         Command::Serve(args) => commands::serve::run(&project, args).await,

@@ -65,6 +65,20 @@ fn verify_and_export_show_a_run_unchanged_and_name_the_first_change() {
         out.starts_with(&format!("run {run_id}: ledger intact — 6 turns, head ")),
         "{out}"
     );
+    // The success ledger: what was finished, when, by which run.
+    let (code, out) = call(&root, &["ledger"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("FINISHED "), "{out}");
+    assert!(
+        out.contains(&run_id) && out.contains("build-hello_cli") && out.contains("hello_cli\n"),
+        "{out}"
+    );
+    let (_, json) = call(&root, &["ledger", "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(rows[0]["run_id"], run_id.as_str());
+    assert_eq!(rows.as_array().unwrap().len(), 1);
+    let (code, out) = call(&root, &["ledger", "--build", "build-other"]);
+    assert_eq!((code, out.as_str()), (Some(0), "Nothing finished yet.\n"));
 
     // The bundle checks offline, from anywhere.
     let bundle = dir.path().join("run.bundle.json");

@@ -91,6 +91,31 @@ fn list_shows_sandboxes_without_passwords_and_stop_frees_them() {
     assert!(err.contains(&format!("sandbox {}: ", record.id)), "{err}");
     assert!(!err.contains(&password));
 
+    // No engine runs here: the sandbox is not healthy (exit 1), says why, and the check is
+    // recorded as a `sandbox_health` event.
+    let out = orket(dir.path(), &["sandbox", "health", &record.id]);
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.starts_with(&format!("sandbox {} not healthy: ", record.id)),
+        "{said}"
+    );
+    assert!(!said.contains(&password));
+    let health_events = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = SqliteStore::open(&dir.path().join(".orket/orket.db"))
+            .await
+            .unwrap();
+        let events = store.list_events(None, 0, 1000).await.unwrap();
+        events
+            .iter()
+            .filter(|e| e.event.name() == "sandbox_health")
+            .map(|e| e.event.data())
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(health_events.len(), 1, "{health_events:?}");
+    assert_eq!(health_events[0]["healthy"], false);
+    assert_eq!(health_events[0]["sandbox_id"], record.id.as_str());
+
     let out = orket(dir.path(), &["sandbox", "stop", &record.id]);
     assert_eq!(
         out.status.code(),

@@ -18,6 +18,7 @@ pub mod chat;
 pub mod error;
 pub mod files;
 pub mod gitea;
+pub mod ledger;
 mod listen;
 pub mod openapi;
 pub mod origin;

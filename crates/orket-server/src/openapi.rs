@@ -1,7 +1,7 @@
 //! The OpenAPI document of the server (`GET /openapi.json`), generated from the handlers'
 //! annotations; a test keeps its paths equal to the route table.
 
-use crate::{approvals, chat, files, gitea, runs, sandboxes, system, web, workers, ws};
+use crate::{approvals, chat, files, gitea, ledger, runs, sandboxes, system, web, workers, ws};
 use axum::Json;
 use utoipa::openapi::path::ParameterIn;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme};
@@ -20,8 +20,9 @@ use utoipa::{Modify, OpenApi};
         runs::session, runs::snapshot,
         approvals::list, approvals::approve, approvals::reject,
         sandboxes::preview_asset, sandboxes::list, sandboxes::stop, sandboxes::logs,
+        sandboxes::health,
         ws::events, gitea::webhook, gitea::views::deliveries, gitea::views::pull_requests,
-        workers::list,
+        workers::list, ledger::list,
     ),
     modifiers(&KeyScheme, &InputAnswers)
 )]

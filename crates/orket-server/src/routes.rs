@@ -3,7 +3,7 @@
 
 use crate::error::ApiError;
 use crate::{
-    approvals, auth, chat, files, gitea, origin, runs, sandboxes, system, web, workers, ws,
+    approvals, auth, chat, files, gitea, ledger, origin, runs, sandboxes, system, web, workers, ws,
     AppState, MAX_BODY_BYTES,
 };
 use axum::extract::DefaultBodyLimit;
@@ -78,11 +78,13 @@ pub fn table() -> Vec<Route> {
         route(M::GET, "/v1/sandboxes", get(sandboxes::list)),
         route(M::POST, "/v1/sandboxes/{id}/stop", post(sandboxes::stop)),
         route(M::GET, "/v1/sandboxes/{id}/logs", get(sandboxes::logs)),
+        route(M::GET, "/v1/sandboxes/{id}/health", get(sandboxes::health)),
         route(M::GET, "/ws/events", get(ws::events)),
         route(M::POST, "/webhook/gitea", post(gitea::webhook)),
         route(M::GET, "/v1/webhooks", get(gitea::views::deliveries)),
         route(M::GET, "/v1/prs", get(gitea::views::pull_requests)),
         route(M::GET, "/v1/workers", get(workers::list)),
+        route(M::GET, "/v1/ledger", get(ledger::list)),
     ]
 }
 

@@ -83,6 +83,32 @@ pub async fn logs(
     Ok(Json(Logs { id, logs }))
 }
 
+/// A sandbox's health: whether its containers run, and what `ps` said.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SandboxHealthView {
+    /// The sandbox.
+    pub id: String,
+    /// Its containers run.
+    pub healthy: bool,
+    /// What `docker compose ps` said, or why it failed.
+    pub detail: String,
+}
+
+/// Checks a sandbox's containers and records `sandbox_health`.
+#[utoipa::path(get, path = "/v1/sandboxes/{id}/health", params(("id" = String, Path, description = "sandbox id")),
+    responses((status = 200, body = SandboxHealthView), (status = 404)))]
+pub async fn health(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SandboxHealthView>> {
+    let health = manager(&state).health(&id).await?;
+    Ok(Json(SandboxHealthView {
+        id: health.id,
+        healthy: health.healthy,
+        detail: health.detail,
+    }))
+}
+
 /// `?name=&dept=&model=`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

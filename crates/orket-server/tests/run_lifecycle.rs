@@ -59,6 +59,15 @@ async fn a_second_run_of_a_running_build_is_409_naming_the_run() {
     assert_ne!(second, first);
     let session = p.wait_end(&second).await;
     assert_eq!(session["run"]["status"], "completed", "{session}");
+    // The success ledger has the run that finished the epic, and only it.
+    let (status, ledger) = p.get("/v1/ledger").await;
+    assert_eq!(status, StatusCode::OK, "{ledger}");
+    let rows = ledger.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{ledger}");
+    assert_eq!(rows[0]["run_id"], second.as_str());
+    assert_eq!(rows[0]["card"], "hello_cli");
+    let (_, other) = p.get("/v1/ledger?build=build-nothing").await;
+    assert_eq!(other, json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -67,6 +67,11 @@ async fn sandboxes_are_listed_without_passwords_and_stopped() {
 
     // Logs need the compose CLI and a docker engine: here there is none, which is a 502 that
     // names the sandbox; where one runs, the logs come back.
+    let (status, health) = p.get(&format!("/v1/sandboxes/{id}/health")).await;
+    assert_eq!(status, StatusCode::OK, "{health}");
+    assert_eq!(health["id"], id.as_str());
+    assert_eq!(health["healthy"], false, "no engine runs here: {health}");
+    assert!(!health.to_string().contains(&password));
     let (status, logs) = p.get(&format!("/v1/sandboxes/{id}/logs?tail=5")).await;
     match status {
         StatusCode::OK => assert_eq!(logs["id"], id.as_str()),
@@ -81,6 +86,7 @@ async fn sandboxes_are_listed_without_passwords_and_stopped() {
     for (uri, post) in [
         ("/v1/sandboxes/deadbeef/stop", true),
         ("/v1/sandboxes/deadbeef/logs", false),
+        ("/v1/sandboxes/deadbeef/health", false),
     ] {
         let (status, err) = if post {
             p.post(uri, json!({})).await

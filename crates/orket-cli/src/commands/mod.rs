@@ -16,5 +16,6 @@ pub mod sandbox;
 pub mod serve;
 pub mod show;
 pub mod store;
+pub mod success;
 pub mod webhooks;
 pub mod worker;

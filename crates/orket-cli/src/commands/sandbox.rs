@@ -71,6 +71,22 @@ pub async fn logs(project: &Project, id: &str, tail: usize) -> Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
+/// Checks a sandbox's containers and records `sandbox_health`; exit 1 when it is not healthy.
+pub async fn health(project: &Project, id: &str) -> Result<ExitCode> {
+    let health = existing(project, id).await?.health(id).await?;
+    let state = if health.healthy {
+        "healthy"
+    } else {
+        "not healthy"
+    };
+    println!("sandbox {} {state}: {}", health.id, health.detail);
+    Ok(if health.healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 /// Stops a sandbox and releases its ports.
 pub async fn stop(project: &Project, id: &str) -> Result<ExitCode> {
     let record = existing(project, id).await?.stop(id).await?;

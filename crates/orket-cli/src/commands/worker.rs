@@ -1,6 +1,6 @@
 //! `orket worker` (runs the fleet's turns) and `orket workers` (lists the fleet).
 
-use super::run::{provider, ProviderArgs};
+use super::run::ProviderArgs;
 use crate::project::Project;
 use anyhow::{bail, Result};
 use orket_store::fleet::WorkerRecord;
@@ -31,6 +31,7 @@ pub struct WorkerArgs {
 /// Works until Ctrl-C (which finishes the turn in flight first).
 #[cfg(feature = "postgres")]
 pub async fn run(project: &Project, args: WorkerArgs) -> Result<ExitCode> {
+    use super::run::provider;
     use orket_engine::fleet::{run_worker, WorkerOptions};
     use orket_engine::Halt;
     use std::sync::Arc;
