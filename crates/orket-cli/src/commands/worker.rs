@@ -78,8 +78,8 @@ pub async fn run(project: &Project, args: WorkerArgs) -> Result<ExitCode> {
         }
     };
     println!(
-        "Worker {name} stopped: {} turns committed, {} refused, {} failed",
-        report.committed, report.refused, report.failed
+        "Worker {name} stopped: {} turns committed, {} refused, {} failed, {} dropped (their run had ended)",
+        report.committed, report.refused, report.failed, report.dropped
     );
     Ok(ExitCode::SUCCESS)
 }

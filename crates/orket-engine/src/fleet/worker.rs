@@ -55,6 +55,16 @@ pub struct WorkerReport {
     pub refused: usize,
     /// Turns that failed here (left to be taken again).
     pub failed: usize,
+    /// Jobs dropped because their run had ended.
+    pub dropped: usize,
+}
+
+/// What became of a job this worker took.
+enum Done {
+    /// Its turn was committed.
+    Committed,
+    /// Its run had ended: the job was dropped.
+    Dropped,
 }
 
 /// The job a worker's run context runs one turn of (see [`RunCtx::commit_turn`]).
@@ -144,7 +154,8 @@ pub async fn run_worker(
             continue;
         };
         match run_job(&fleet, &options, &copies, claim.clone()).await {
-            Ok(()) => report.committed += 1,
+            Ok(Done::Committed) => report.committed += 1,
+            Ok(Done::Dropped) => report.dropped += 1,
             Err(err) => {
                 // What the turn wrote was not committed: the copy starts over next time.
                 copies.forget(&options.dir, &claim.job.run_id);
@@ -180,7 +191,7 @@ async fn run_job(
     options: &WorkerOptions,
     copies: &Copies,
     claim: Claim,
-) -> Result<(), EngineError> {
+) -> Result<Done, EngineError> {
     let beat = {
         let (fleet, claim, lease) = (Arc::clone(fleet), claim.clone(), options.lease);
         tokio::spawn(async move {
@@ -207,7 +218,7 @@ async fn run_turn(
     options: &WorkerOptions,
     copies: &Copies,
     claim: Claim,
-) -> Result<(), EngineError> {
+) -> Result<Done, EngineError> {
     let store: Arc<dyn Store> = Arc::new(fleet.store().clone());
     let job = claim.job.clone();
     let run = store
@@ -218,7 +229,7 @@ async fn run_turn(
         // The run ended (halted, failed) while its job waited: nothing to do but drop it.
         let why = format!("run {} ended ({}) before its turn ran", run.id, run.status);
         fleet.drop_job(&claim, &why).await?;
-        return Ok(());
+        return Ok(Done::Dropped);
     }
     let root = files::inside(&options.dir, &job.run_id)?;
     bring_up_to_date(fleet, copies, &root, &job.run_id).await?;
@@ -281,7 +292,7 @@ async fn run_turn(
         // Nothing to commit (the issue was no longer workable): the job is done all the same.
         claimed.commit(&ctx, Vec::new(), &outcome).await?;
     }
-    Ok(())
+    Ok(Done::Committed)
 }
 
 /// Writes what changed in the run's files since this worker last looked into its copy.
