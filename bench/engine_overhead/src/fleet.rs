@@ -76,11 +76,7 @@ impl Database {
     }
 
     fn url(&self) -> String {
-        let base = self.admin.split('?').next().unwrap_or(&self.admin);
-        let host_end = base[base.find("://").map_or(0, |i| i + 3)..]
-            .find('/')
-            .map_or(base.len(), |i| i + base.find("://").map_or(0, |j| j + 3));
-        format!("{}/{}", &base[..host_end], self.name)
+        orket_store::url_with_database(&self.admin, &self.name)
     }
 
     async fn drop_it(self) -> Result<()> {

@@ -46,4 +46,4 @@ pub use review::{DeliveryRecord, NewDelivery, PullRequestChange, PullRequestReco
 pub use sandbox::{SandboxPorts, SandboxRecord, SandboxStatus, PORT_BASES};
 pub use sqlite::SqliteStore;
 pub use store::Store;
-pub use url::url_without_password;
+pub use url::{url_with_database, url_without_password};

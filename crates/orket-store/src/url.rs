@@ -16,9 +16,37 @@ pub fn url_without_password(url: &str) -> String {
     }
 }
 
+/// `url` naming the database `name` instead of its own (the query is kept): the tests and the
+/// benchmark create databases of their own on one server.
+pub fn url_with_database(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, ""), |(b, q)| (b, q));
+    let host_start = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[host_start..]
+        .find('/')
+        .map_or(base.len(), |i| host_start + i);
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{query}")
+    };
+    format!("{}/{name}{query}", &base[..host_end])
+}
+
 #[cfg(test)]
 mod tests {
-    use super::url_without_password;
+    use super::{url_with_database, url_without_password};
+
+    #[test]
+    fn a_url_names_another_database_keeping_its_query() {
+        assert_eq!(
+            url_with_database("postgres://o@h:1/postgres?sslmode=disable", "t1"),
+            "postgres://o@h:1/t1?sslmode=disable"
+        );
+        assert_eq!(
+            url_with_database("postgres://o@h:1", "t2"),
+            "postgres://o@h:1/t2"
+        );
+    }
 
     #[test]
     fn a_url_is_shown_without_its_password() {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::pg::{server_url, with_database, TestDatabase};
+use common::pg::{server_url, TestDatabase};
 use common::{full_issue, full_run, full_turn, seed_issue, temp_sqlite, turn_complete};
 use orket_core::Status;
 use orket_store::{
@@ -75,7 +75,7 @@ async fn a_changed_migration_is_refused_naming_its_version() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_database_that_cannot_be_reached_is_named_without_its_password() {
-    let url = with_database(&server_url(), "orket_no_such_database");
+    let url = orket_store::url_with_database(&server_url(), "orket_no_such_database");
     let err = PgStore::open(&url).await.unwrap_err();
     let message = err.to_string();
     assert!(

@@ -35,19 +35,6 @@ pub fn server_url() -> String {
     }
 }
 
-/// `url` with its database replaced by `name`.
-pub fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, format!("?{query}")),
-        None => (url, String::new()),
-    };
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let host_end = base[scheme_end..]
-        .find('/')
-        .map_or(base.len(), |i| scheme_end + i);
-    format!("{}/{name}{query}", &base[..host_end])
-}
-
 impl TestDatabase {
     /// Creates an empty database with a name no other test uses.
     pub async fn create() -> TestDatabase {
@@ -74,7 +61,7 @@ impl TestDatabase {
 
     /// Its URL.
     pub fn url(&self) -> String {
-        with_database(&self.admin, &self.name)
+        orket_store::url_with_database(&self.admin, &self.name)
     }
 
     /// A store on it (migrating it the first time).
