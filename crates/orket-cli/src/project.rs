@@ -105,7 +105,14 @@ impl Project {
                 self.root.display()
             );
         }
-        Ok(AssetTree::new(&self.root))
+        let registry = orket_engine::policy::PolicyRegistry::default();
+        let (tree, warnings) = registry
+            .load_tree(&self.root, &|k| std::env::var(k).ok())
+            .map_err(anyhow::Error::msg)?;
+        for warning in warnings {
+            eprintln!("warning: {warning}");
+        }
+        Ok(tree)
     }
 }
 

@@ -203,3 +203,85 @@ async fn the_demo_epic_runs_against_llama_cpp_server_and_every_reply_is_a_legal_
         "the run id is printed:\n{context}"
     );
 }
+
+/// A model per seat, in one run: the integrity guard's seat is served by llama.cpp's server
+/// (the environment's `seat_model_clients`), the developer's by the embedded model of
+/// `orket demo`. The demo epic completes; every review turn was answered by the server and
+/// records it, every developer turn records the embedded model.
+#[cfg(feature = "embedded")]
+#[tokio::test(flavor = "multi_thread")]
+async fn the_reviewer_on_llama_cpp_server_and_the_developer_on_the_embedded_model_finish_the_demo()
+{
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("project");
+    common::copy_project(&common::demo_dir(), &root);
+    let (server, port) = Server::start(&demo_gguf(), dir.path());
+    let base_url = format!("http://127.0.0.1:{port}/v1");
+    let env_file = root.join("model/core/environments/local.json");
+    let mut env: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&env_file).expect("environment"))
+            .expect("environment JSON");
+    env["seat_model_clients"] = serde_json::json!({
+        "integrity_guard": {"provider": "openai", "base_url": base_url}
+    });
+    std::fs::write(&env_file, env.to_string()).expect("write the environment");
+
+    let out = Command::cargo_bin("orket")
+        .expect("orket binary")
+        .env_remove("ORKET_DB")
+        .env_remove("ORKET_PROVIDER")
+        .env_remove("ORKET_OPENAI_BASE_URL")
+        .args(["demo", "--seed", "42", "--root"])
+        .arg(&root)
+        .timeout(Duration::from_secs(900))
+        .output()
+        .expect("orket demo");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let server_log = std::fs::read_to_string(&server.log).unwrap_or_default();
+    let context = format!("{stdout}\n{stderr}\n--- server log ---\n{server_log}");
+    assert_eq!(out.status.code(), Some(0), "{context}");
+
+    let store = SqliteStore::open(&root.join(".orket/orket.db"))
+        .await
+        .expect("store");
+    let run = store.list_runs(1).await.expect("runs").remove(0);
+    assert_eq!(
+        run.status,
+        orket_core::RunStatus::Completed,
+        "{:?}\n{context}",
+        run.reason
+    );
+    let turns = store.list_turns(&run.id).await.expect("turns");
+    let mut review_replies = 0;
+    let mut reviews = 0;
+    for t in &turns {
+        let settings = t.turn.settings.clone().expect("settings recorded");
+        if t.turn.role == "integrity_guard" {
+            reviews += 1;
+            review_replies += t.turn.steps.iter().filter(|s| s.reply.is_some()).count();
+            assert_eq!(settings["provider"], "openai", "turn {}", t.turn.seq);
+            assert_eq!(
+                settings["client"],
+                format!("openai {base_url}"),
+                "turn {}",
+                t.turn.seq
+            );
+        } else {
+            assert_eq!(settings["provider"], "embedded", "turn {}", t.turn.seq);
+            assert!(settings.get("client").is_none(), "turn {}", t.turn.seq);
+        }
+    }
+    assert_eq!(reviews, 3, "one review per issue:\n{context}");
+    // Every review step was answered by the server (after its one refusal of `json_schema`),
+    // and nothing else was asked of it.
+    let answered = server_log
+        .matches("\"POST /v1/chat/completions HTTP/1.1\" 200")
+        .count();
+    assert_eq!(answered, review_replies, "{context}");
+    println!(
+        "run {} completed: {} turns, {reviews} reviews on llama_cpp.server ({answered} requests), the rest on the embedded model",
+        run.id,
+        turns.len()
+    );
+}

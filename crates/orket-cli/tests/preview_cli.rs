@@ -1,5 +1,7 @@
 //! `orket preview`: the flattened view with each seat's prompts, as text and JSON.
 
+mod common;
+
 use assert_cmd::Command;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -63,11 +65,44 @@ fn preview_text_shows_the_prompts() {
         "{text}"
     );
     assert!(text.contains(
-        "-- developer turn: seat developer (Developer), roles coder, model qwen2.5-coder:7b, dialect qwen"
+        "-- developer turn: seat developer (Developer), roles coder, model qwen2.5-coder:7b served by the run's provider, dialect qwen"
     ), "{text}");
     assert!(text.contains("-- review turn: seat"), "{text}");
     assert!(text.contains("[system]\n### IDENTITY\n"));
     assert!(!text.contains("== DEMO-1"));
+}
+
+#[test]
+fn preview_shows_the_client_serving_each_seat() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("project");
+    common::copy_project(&common::demo_dir(), &root);
+    let env_file = root.join("model/core/environments/local.json");
+    let mut env: Value =
+        serde_json::from_str(&std::fs::read_to_string(&env_file).unwrap()).unwrap();
+    env["seat_model_clients"] = serde_json::json!({"integrity_guard": {
+        "provider": "openai", "model": "qwen2.5-7b-instruct", "base_url": "http://127.0.0.1:8081/v1"}});
+    std::fs::write(&env_file, env.to_string()).unwrap();
+    let out = Command::cargo_bin("orket")
+        .unwrap()
+        .env_remove("ORKET_DB")
+        .args(["preview", "DEMO-1", "--json", "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let view: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let turns = &view["epics"][0]["issues"][0]["turns"];
+    assert_eq!(turns[0]["client"], "the run's provider");
+    assert_eq!(turns[0]["model"], "smollm2-135m-instruct");
+    assert_eq!(turns[1]["client"], "openai http://127.0.0.1:8081/v1");
+    assert_eq!(turns[1]["model"], "qwen2.5-7b-instruct");
+    assert_eq!(turns[1]["dialect"], "qwen");
 }
 
 #[test]

@@ -523,3 +523,43 @@ fn process_rules_limits_are_checked_and_typed() {
     );
     assert!(tree.organization().is_err());
 }
+
+#[test]
+fn model_clients_are_read_and_every_bad_field_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "model/core/environments/mixed.json",
+        r#"{"model": "m", "model_client": {"provider": "ollama", "base_url": "http://127.0.0.1:11434"},
+            "seat_model_clients": {"Integrity Guard": {"provider": "openai", "model": "big",
+               "base_url": "http://127.0.0.1:8081/v1", "api_key_env": "GUARD_KEY"}}}"#,
+    );
+    let tree = AssetTree::new(dir.path());
+    let env = tree.load_environment("mixed", "core").unwrap();
+    let guard = env.seat_model_clients.get("integrity_guard").unwrap();
+    assert_eq!(guard.provider, "openai");
+    assert_eq!(guard.model.as_deref(), Some("big"));
+    assert_eq!(guard.api_key_env.as_deref(), Some("GUARD_KEY"));
+    assert_eq!(env.model_client.as_ref().unwrap().provider, "ollama");
+
+    write(
+        dir.path(),
+        "model/core/environments/bad.json",
+        r#"{"model": "m", "model_client": {"provider": "gpt", "base_url": "ftp://x"},
+            "seat_model_clients": {"guard": {"provider": "embedded", "base_url": "http://x",
+               "api_key_env": "sk-1234"}, "dev": {"model": "x"}}}"#,
+    );
+    let text = tree
+        .load_environment("bad", "core")
+        .unwrap_err()
+        .to_string();
+    for expected in [
+        "model_client.provider: unknown provider \"gpt\" (expected embedded, ollama, openai)",
+        "model_client.base_url: expected an http:// or https:// URL, found \"ftp://x\"",
+        "seat_model_clients.guard.base_url: the embedded model runs in-process: it has no base_url",
+        "seat_model_clients.guard.api_key_env: expected the NAME of the environment variable",
+        "seat_model_clients.dev.provider: required field is missing",
+    ] {
+        assert!(text.contains(expected), "{expected}\n in: {text}");
+    }
+}

@@ -251,3 +251,41 @@ fn an_issue_names_a_list_file_with_its_count_and_bad_entries_are_named() {
     );
     assert!(found[4].contains("inside verification/"), "{}", found[4]);
 }
+
+#[test]
+fn a_model_client_for_a_seat_the_team_lacks_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    copy(&demo(), root);
+    let env_file = root.join("model/core/environments/local.json");
+    let mut env: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&env_file).unwrap()).unwrap();
+    env["seat_model_clients"] = serde_json::json!({
+        "integrity_guard": {"provider": "openai", "base_url": "http://127.0.0.1:8081/v1"},
+        "reviewer": {"provider": "ollama"}
+    });
+    std::fs::write(&env_file, env.to_string()).unwrap();
+    let report = check_tree(&AssetTree::new(root), None);
+    assert!(report.is_ok(), "{:#?}", report.diagnostics);
+    let warnings: Vec<String> = report.diagnostics.iter().map(|d| d.to_string()).collect();
+    assert_eq!(
+        warnings,
+        ["model/core/environments/local.json: seat_model_clients.reviewer: seat \"reviewer\" is not a seat of team \"demo_team\" of epic \"hello_cli\" (seats: developer, integrity_guard): no turn of that epic uses this client"],
+    );
+}
+
+fn copy(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() == "workspace" {
+            continue;
+        }
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}

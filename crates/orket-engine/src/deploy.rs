@@ -1,7 +1,9 @@
-//! Sandboxes of completed runs: when the epic (or its environment) asks for one,
-//! a completed run's workspace is deployed through `orket-sandbox`. A failed deploy is
-//! recorded on the sandbox and as an event; the run goes on.
+//! Sandboxes of runs: when the epic (or its environment) asks for one, the run's workspace is
+//! deployed through `orket-sandbox` at the moments the `sandbox_policy` chooses (by default
+//! when an issue first reaches code_review in the run). A failed
+//! deploy is recorded on the sandbox and as an event; the run goes on.
 
+use crate::policy::DeployMoment;
 use crate::run::RunCtx;
 use orket_core::Event;
 use orket_sandbox::{requested_stack, DeployRequest, SandboxError, SandboxManager};
@@ -17,10 +19,13 @@ pub(crate) fn sandboxes(
     SandboxManager::for_project(Arc::clone(store), root)
 }
 
-/// After a completed epic run: deploys its workspace when the epic (or its environment) asks
-/// for a sandbox.
-pub(crate) async fn deploy_for_run(ctx: &RunCtx) -> Result<(), StoreError> {
+/// At `moment` of a run: deploys its workspace when the epic (or its environment) asks for a
+/// sandbox and the `sandbox_policy` deploys at that moment.
+pub(crate) async fn deploy_for_run(ctx: &RunCtx, moment: DeployMoment) -> Result<(), StoreError> {
     let epic = &ctx.assets.epic;
+    if !ctx.assets.policies.sandbox_policy.deploys(moment, epic) {
+        return Ok(());
+    }
     let epic_params = Value::Object(epic.card.params.clone());
     let env_params = Value::Object(ctx.assets.env.params.clone());
     let failed = |stack: Option<&str>, reason: String| {

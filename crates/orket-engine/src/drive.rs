@@ -8,6 +8,7 @@
 
 use crate::assets::{seed_record, RunAssets};
 use crate::error::EngineError;
+use crate::policy::DeployMoment;
 use crate::run::{Halt, RunCtx, RunIdentity, RunOptions, RunOutcome, HALTED_REASON};
 use crate::turn::{self, TurnOutcome};
 use orket_core::ids::epic_build_id;
@@ -266,9 +267,14 @@ pub(crate) async fn drive(ctx: &RunCtx) -> Result<RunOutcome, EngineError> {
     let mut turns = 0usize;
     let mut idle_ticks = 0usize;
     let mut ended: Option<(RunStatus, String)> = None;
+    let mut reviewed = false;
     for tick in 1..=options.max_iterations {
         if view.refresh(ctx).await? {
             ctx.halt.raise();
+        }
+        if !reviewed && view.issues.iter().any(|i| i.status == Status::CodeReview) {
+            reviewed = true;
+            crate::deploy::deploy_for_run(ctx, DeployMoment::CodeReview).await?;
         }
         if ctx.halt.is_raised() {
             ended = Some((RunStatus::Canceled, HALTED_REASON.to_string()));
@@ -422,7 +428,7 @@ async fn finish(
     turns: usize,
 ) -> Result<RunOutcome, EngineError> {
     if status == RunStatus::Completed {
-        crate::deploy::deploy_for_run(ctx).await?;
+        crate::deploy::deploy_for_run(ctx, DeployMoment::EpicCompleted).await?;
     }
     crate::turn::candidates::clear_run_folder(ctx);
     let issues = ctx.recorder.store().list_issues(&ctx.build_id).await?;

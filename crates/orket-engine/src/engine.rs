@@ -8,7 +8,7 @@ use crate::assets::{self, RunAssets, Target};
 use crate::drive::{self, EpicRun};
 use crate::error::EngineError;
 use crate::lease;
-use crate::policy::{ExecutionRuntime, PolicyRegistry};
+use crate::policy::{DeployMoment, ExecutionRuntime, PolicyRegistry};
 use crate::run::{Halt, RunOptions, RunOutcome};
 use crate::supervise::{self, Claim, RunHandle, Runs, Spawned};
 use orket_core::assets::{AssetTree, Epic, Rock};
@@ -19,6 +19,17 @@ use orket_store::events::{EventBus, EventSink, Recorder};
 use orket_store::{BuildRecord, Store};
 use std::path::PathBuf;
 use std::sync::Arc;
+
+/// What [`Engine::deploy_epic`] did after a merge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MergeDeploy {
+    /// The epic asks for no sandbox.
+    NotAsked,
+    /// The `sandbox_policy` deploys this epic at other moments.
+    NotOnMerge,
+    /// The sandbox runs, at these URLs (`api http://...`).
+    Running(Vec<String>),
+}
 
 /// The engine of one project.
 #[derive(Clone)]
@@ -279,10 +290,12 @@ impl Engine {
         supervise::halt_run(&self.recorder, run_id, here.as_ref()).await
     }
 
-    /// Deploys `epic`'s workspace (`<root>/workspace/<epic>`) to a sandbox when the epic (or
-    /// its environment) asks for one: `Ok(None)` when it asks for none, the sandbox's URLs when
-    /// it runs, the reason when it failed (recorded on the sandbox with its event as well).
-    pub async fn deploy_epic(&self, epic: &Epic) -> Result<Option<Vec<String>>, String> {
+    /// After a merge: deploys `epic`'s workspace (`<root>/workspace/<epic>`) to a sandbox when
+    /// the epic (or its environment) asks for one and the `sandbox_policy` deploys on merges;
+    /// the reason when it failed (recorded on the sandbox with its event as well).
+    pub async fn deploy_epic(&self, epic: &Epic) -> Result<MergeDeploy, String> {
+        let org = self.tree.organization().map_err(|e| e.to_string())?;
+        let (policies, _) = self.registry.resolve(&org, &|k| std::env::var(k).ok());
         let env = self
             .tree
             .load_environment(&epic.environment, &epic.department)
@@ -290,8 +303,15 @@ impl Engine {
         let epic_params = serde_json::Value::Object(epic.card.params.clone());
         let env_params = serde_json::Value::Object(env.params.clone());
         let stack = match orket_sandbox::requested_stack(&epic_params, &env_params) {
-            None => return Ok(None),
+            None => return Ok(MergeDeploy::NotAsked),
             Some(Err(reason)) => return Err(format!("epic \"{}\": {reason}", epic.stem)),
+            Some(Ok(_))
+                if !policies
+                    .sandbox_policy
+                    .deploys(DeployMoment::PullRequestMerged, epic) =>
+            {
+                return Ok(MergeDeploy::NotOnMerge)
+            }
             Some(Ok(stack)) => stack,
         };
         let request = orket_sandbox::DeployRequest {
@@ -318,7 +338,7 @@ impl Engine {
                     .collect()
             })
             .unwrap_or_default();
-        Ok(Some(urls))
+        Ok(MergeDeploy::Running(urls))
     }
 
     /// The build of an epic run: `--build` when given, else `build-<epic>`.

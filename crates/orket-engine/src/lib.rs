@@ -28,7 +28,7 @@ pub mod supervise;
 mod turn;
 
 pub use assets::Target;
-pub use engine::Engine;
+pub use engine::{Engine, MergeDeploy};
 pub use error::EngineError;
 pub use run::{Halt, RunOptions, RunOutcome, HALTED_REASON};
 pub use supervise::{request_halt, Halter, RunHandle};

@@ -10,8 +10,10 @@ use orket_core::assets::{AssetTree, Category};
 use orket_core::ids::epic_build_id;
 use orket_core::Status;
 use orket_isolate::verify::has_fixture;
+use orket_llm::{ModelReply, ModelRequest, Provider, ProviderError};
 use orket_store::{IssueRecord, Store};
 use serde::Serialize;
+use std::sync::Arc;
 
 /// What a preview looks at.
 #[derive(Debug, Clone)]
@@ -100,6 +102,9 @@ pub struct SeatPreview {
     pub roles: Vec<String>,
     /// The model the turn would call.
     pub model: Option<String>,
+    /// What would serve it: the run's provider, or the seat's `model_client` (`openai
+    /// http://...`).
+    pub client: Option<String>,
     /// The dialect's model family.
     pub dialect: Option<String>,
     /// The tools it may call.
@@ -246,7 +251,8 @@ async fn seat_preview(
     review: bool,
 ) -> Result<SeatPreview, EngineError> {
     let kind = if review { "review" } else { "developer" };
-    let plan = match plan_seat(assets, options.model.as_deref(), issue, review) {
+    let unplugged: Arc<dyn Provider> = Arc::new(Unplugged);
+    let plan = match plan_seat(assets, &unplugged, options.model.as_deref(), issue, review) {
         Ok(plan) => plan,
         Err(error) => {
             return Ok(SeatPreview {
@@ -255,6 +261,7 @@ async fn seat_preview(
                 seat_name: None,
                 roles: Vec::new(),
                 model: None,
+                client: None,
                 dialect: None,
                 tools: Vec::new(),
                 system_prompt: None,
@@ -296,6 +303,12 @@ async fn seat_preview(
         seat_name: Some(plan.seat.name.clone()),
         roles: plan.role_names.clone(),
         model: Some(plan.model.clone()),
+        client: Some(
+            plan.served
+                .client
+                .clone()
+                .unwrap_or_else(|| "the run's provider".to_string()),
+        ),
         dialect: Some(plan.dialect.model_family.clone()),
         tools: plan
             .tools
@@ -308,4 +321,21 @@ async fn seat_preview(
         error: None,
         notes,
     })
+}
+
+/// The provider of a preview: it shows what a turn would send and calls no model.
+struct Unplugged;
+
+#[async_trait::async_trait]
+impl Provider for Unplugged {
+    fn name(&self) -> &str {
+        "preview"
+    }
+
+    async fn complete(&self, request: &ModelRequest) -> Result<ModelReply, ProviderError> {
+        Err(ProviderError::Other(format!(
+            "model {}: a preview calls no model",
+            request.model
+        )))
+    }
 }

@@ -3,6 +3,7 @@
 use crate::assets::RunAssets;
 use crate::error::EngineError;
 use crate::lease::Heartbeat;
+use crate::policy::{LoopChoice, LoopSettings};
 use orket_core::{Event, RunStatus};
 use orket_governance::confine::Confinement;
 use orket_governance::file_tools::FileTools;
@@ -36,6 +37,10 @@ pub struct RunOptions {
     pub no_progress_limit: usize,
     /// Turns of an issue's history sent with its prompt (`ORKET_CONTEXT_WINDOW`, default 10).
     pub context_window: usize,
+    /// Steps per turn, over the model profile's and `process_rules.max_steps` (unset: those).
+    pub steps: Option<usize>,
+    /// Corrections per turn, over the model profile's and `process_rules.max_corrections`.
+    pub corrections: Option<usize>,
     /// A model for every turn, over every other choice.
     pub model: Option<String>,
     /// Start the build over instead of continuing it.
@@ -72,6 +77,8 @@ impl RunOptions {
             max_iterations: 20,
             no_progress_limit: 3,
             context_window: 10,
+            steps: None,
+            corrections: None,
             model: None,
             reset: false,
             retry: RetryPolicy::default(),
@@ -178,6 +185,31 @@ pub(crate) struct RunCtx {
     pub synced: tokio::sync::Mutex<i64>,
 }
 
+/// `options` with the traction loop's settings the `loop` policy chooses for the run.
+fn paced(assets: &RunAssets, options: RunOptions) -> RunOptions {
+    let settings = assets.policies.loop_policy.settings(&LoopChoice {
+        org: &assets.org,
+        epic: &assets.epic,
+        given: LoopSettings {
+            concurrency: options.concurrency,
+            max_iterations: options.max_iterations,
+            no_progress_limit: options.no_progress_limit,
+            context_window: options.context_window,
+            steps: options.steps,
+            corrections: options.corrections,
+        },
+    });
+    RunOptions {
+        concurrency: settings.concurrency.max(1),
+        max_iterations: settings.max_iterations.max(1),
+        no_progress_limit: settings.no_progress_limit.max(1),
+        context_window: settings.context_window,
+        steps: settings.steps,
+        corrections: settings.corrections,
+        ..options
+    }
+}
+
 /// Who a run is: ids, target and where it works.
 pub(crate) struct RunIdentity {
     pub run_id: String,
@@ -211,6 +243,7 @@ impl RunCtx {
             },
         )?);
         let log = Arc::new(EventLog::for_workspace(workspace.root()));
+        let options = paced(&assets, options);
         Ok(RunCtx {
             root: root.to_path_buf(),
             run_id: id.run_id,

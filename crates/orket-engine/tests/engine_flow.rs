@@ -1,5 +1,7 @@
 //! The traction loop with recorded model turns (the replay provider) on the demo epic.
 
+mod common;
+
 use orket_core::assets::AssetTree;
 use orket_core::{RunStatus, Status};
 use orket_engine::{EngineError, RunOptions, RunOutcome, Target};
@@ -10,23 +12,7 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-/// One recorded reply.
-fn reply(issue: &str, role: &str, calls: serde_json::Value) -> String {
-    json!({"issue_id": issue, "role": role, "content": calls.to_string()}).to_string()
-}
+use common::{all_replies, copy_dir, reply, without_fixtures, write_and_review};
 
 /// The same reply `n` times: a model that insists on a call the gate refuses is corrected
 /// (twice, by default) before the refusal blocks its issue.
@@ -36,24 +22,6 @@ fn insist(issue: &str, role: &str, calls: serde_json::Value, n: usize) -> Vec<St
 
 /// One offence and every correction the turn allows.
 const OFFENCES: usize = 3;
-
-fn write_and_review(issue: &str, path: &str, content: &str) -> Vec<String> {
-    vec![
-        reply(
-            issue,
-            "coder",
-            json!([
-                {"tool": "write_file", "args": {"path": path, "content": content}},
-                {"tool": "update_issue_status", "args": {"status": "code_review"}}
-            ]),
-        ),
-        reply(
-            issue,
-            "integrity_guard",
-            json!({"tool_calls": [{"tool": "update_issue_status", "args": {"status": "done"}}]}),
-        ),
-    ]
-}
 
 struct Project {
     _dir: tempfile::TempDir,
@@ -150,14 +118,6 @@ fn set_rule(root: &Path, key: &str, value: serde_json::Value) {
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     org["process_rules"][key] = value;
     std::fs::write(&path, org.to_string()).unwrap();
-}
-
-fn all_replies() -> Vec<String> {
-    let mut replies = Vec::new();
-    replies.extend(write_and_review("DEMO-1", "hello.py", "print(1)\n"));
-    replies.extend(write_and_review("DEMO-2", "README.md", "# r\n"));
-    replies.extend(write_and_review("DEMO-3", "NOTES.md", "n\n"));
-    replies
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -277,24 +237,6 @@ async fn golden_flow_completes_the_demo_epic() {
             (Some(Status::Done), "integrity_guard".to_string())
         ]
     );
-}
-
-/// Takes the demo's verification fixtures, model profiles and short retries away: these tests write contents
-/// of their own and judge the engine with its defaults, not the work (the demo's fixtures and
-/// profiles are exercised by the CLI's replay and embedded-model tests); tests of verification
-/// or candidates add what they need.
-fn without_fixtures(root: &Path) {
-    std::fs::remove_dir_all(root.join("model/core/models")).unwrap();
-    let path = root.join("model/core/epics/hello_cli.json");
-    let mut epic: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    for issue in epic["issues"].as_array_mut().unwrap() {
-        let issue = issue.as_object_mut().unwrap();
-        issue.remove("verification");
-        issue.remove("max_retries");
-    }
-    std::fs::write(&path, epic.to_string()).unwrap();
-    std::fs::remove_dir_all(root.join("workspace/hello_cli/verification")).unwrap();
 }
 
 /// Gives DEMO-1 a verification fixture that checks hello.py and puts the fixture in the
@@ -784,8 +726,9 @@ fn set_epic_params(root: &Path, params: serde_json::Value) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_completed_epic_that_asks_for_a_sandbox_records_a_failed_deploy_and_completes() {
-    // No docker engine is reachable: the deploy must fail cleanly, the run still completes.
+async fn an_epic_that_asks_for_a_sandbox_records_a_failed_deploy_at_review_and_completes() {
+    // No docker engine is reachable: the deploy (when the first issue reaches code_review,
+    // the default sandbox policy) must fail cleanly, the run still completes.
     std::env::set_var("DOCKER_HOST", "unix:///nonexistent/orket-test/docker.sock");
     let (p, engine, _bus) = project_with(
         &all_replies(),
@@ -817,6 +760,9 @@ async fn a_completed_epic_that_asks_for_a_sandbox_records_a_failed_deploy_and_co
         .position(|e| e == "sandbox_deploy_failed")
         .unwrap();
     assert!(created < failed && failed < events.len() - 1, "{events:?}");
+    // At review, while the run goes on: the review turn comes after the deploy.
+    let last_turn = events.iter().rposition(|e| e == "turn_start").unwrap();
+    assert!(failed < last_turn, "{events:?}");
     assert_eq!(events.last().map(String::as_str), Some("session_end"));
     // The run's log has them too.
     let log = std::fs::read_to_string(p.root.join("workspace/hello_cli/orket.log")).unwrap();

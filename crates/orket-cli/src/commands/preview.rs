@@ -69,11 +69,12 @@ fn render(view: &AssetPreview) -> String {
                     None => {
                         let _ = writeln!(
                             out,
-                            ": seat {} ({}), roles {}, model {}, dialect {}",
+                            ": seat {} ({}), roles {}, model {} served by {}, dialect {}",
                             turn.seat.as_deref().unwrap_or("?"),
                             turn.seat_name.as_deref().unwrap_or("?"),
                             turn.roles.join(" + "),
                             turn.model.as_deref().unwrap_or("?"),
+                            turn.client.as_deref().unwrap_or("?"),
                             turn.dialect.as_deref().unwrap_or("?")
                         );
                     }

@@ -116,7 +116,8 @@ pub fn render_header(run: &RunRecord, turns: &[TurnRecord]) -> String {
     out
 }
 
-/// `#seq issue seat/role model [review] status tokens [on worker W]`, then the candidates it drew, one line
+/// `#seq issue seat/role model [via CLIENT] [review] status tokens [on worker W]` (the client
+/// when the seat has a model client of its), then the candidates it drew, one line
 /// per step (its call and result, or its correction), and the error of a failed turn (or the reply of a turn that called no tool).
 pub fn render_turn(record: &TurnRecord) -> String {
     let turn = &record.turn;
@@ -126,8 +127,14 @@ pub fn render_turn(record: &TurnRecord) -> String {
         .as_deref()
         .map(|w| format!(" on worker {w}"))
         .unwrap_or_default();
+    let client = turn
+        .settings
+        .as_ref()
+        .and_then(|s| s["client"].as_str())
+        .map(|c| format!(" via {c}"))
+        .unwrap_or_default();
     let mut out = format!(
-        "#{} {} {}/{} {}{review} {} {} in / {} out{worker}\n",
+        "#{} {} {}/{} {}{client}{review} {} {} in / {} out{worker}\n",
         turn.seq,
         turn.issue_id,
         turn.seat,
@@ -482,6 +489,21 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("    list_files → (no result)\n"), "{text}");
+    }
+
+    #[test]
+    fn a_turn_served_by_a_seat_client_names_it() {
+        let mut t = turn(2, "2026-11-22T04:16:10.000Z", json!([]), json!([]));
+        assert!(render_turn(&t).starts_with("#2 DEMO-1 coder/developer qwen review "));
+        t.turn.settings =
+            Some(json!({"provider": "openai", "client": "openai http://127.0.0.1:8081/v1"}));
+        let text = render_turn(&t);
+        assert!(
+            text.starts_with(
+                "#2 DEMO-1 coder/developer qwen via openai http://127.0.0.1:8081/v1 review "
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -294,6 +294,12 @@ fn check_epic_refs(
             Err(AssetError::Invalid { .. }) => {}
         }
     }
+    if let (Ok(team), Ok(env)) = (
+        tree.load_team(&epic.team, dept),
+        tree.load_environment(&epic.environment, dept),
+    ) {
+        check_seat_clients(epic, &team, &env, out);
+    }
     if !epic.environment.is_empty() {
         if let Err(e) = tree.find(Category::Environments, &epic.environment, dept) {
             out.push(Diagnostic::error(
@@ -332,6 +338,26 @@ fn check_epic_refs(
                 &epic.file,
                 idx("references", i),
                 format!("reference \"{reference}\" does not exist under the project root"),
+            ));
+        }
+    }
+}
+
+/// An environment's `seat_model_clients` name seats of the epic's team (a key no seat has
+/// would silently serve nobody).
+fn check_seat_clients(epic: &Epic, team: &Team, env: &Environment, out: &mut Vec<Diagnostic>) {
+    for key in env.seat_model_clients.keys() {
+        if team.seat(key).is_none() {
+            let seats: Vec<&str> = team.seats.iter().map(|s| s.key.as_str()).collect();
+            out.push(Diagnostic::warning(
+                &env.file,
+                at("seat_model_clients", key),
+                format!(
+                    "seat \"{key}\" is not a seat of team \"{}\" of epic \"{}\" (seats: {}): no turn of that epic uses this client",
+                    epic.team,
+                    epic.stem,
+                    seats.join(", ")
+                ),
             ));
         }
     }

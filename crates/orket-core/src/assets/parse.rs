@@ -89,6 +89,8 @@ const ENVIRONMENT_KEYS: &[&str] = &[
     "seed",
     "timeout",
     "params",
+    "model_client",
+    "seat_model_clients",
 ];
 const MODEL_PROFILE_KEYS: &[&str] = &[
     "name",
@@ -104,12 +106,13 @@ const MODEL_PROFILE_KEYS: &[&str] = &[
     "file_content",
 ];
 const TEAM_KEYS: &[&str] = &["name", "description", "seats", "roles"];
-const SEAT_KEYS: &[&str] = &["name", "roles"];
+const SEAT_KEYS: &[&str] = &["name", "roles", "model_client"];
+const MODEL_CLIENT_KEYS: &[&str] = &["provider", "model", "base_url", "api_key_env"];
 
 /// The fields each kind of asset file may hold (others are warned about and ignored): the
 /// loader reads exactly these, and the reference (`docs/assets.md`) documents each (a test
 /// holds the two together).
-pub const KNOWN_FIELDS: [(&str, &[&str]); 11] = [
+pub const KNOWN_FIELDS: [(&str, &[&str]); 12] = [
     ("card", CARD_KEYS),
     ("issue", ISSUE_KEYS),
     ("epic", EPIC_KEYS),
@@ -121,6 +124,7 @@ pub const KNOWN_FIELDS: [(&str, &[&str]); 11] = [
     ("model profile", MODEL_PROFILE_KEYS),
     ("team", TEAM_KEYS),
     ("seat", SEAT_KEYS),
+    ("model client", MODEL_CLIENT_KEYS),
 ];
 
 /// The issue types a card may have besides the three levels.
@@ -447,6 +451,9 @@ pub(crate) fn team(ctx: &mut Reader, value: &Value, stem: &str) -> Option<Team> 
                         .opt_str(seat_obj, &path, "name")
                         .unwrap_or_else(|| key.clone()),
                     roles,
+                    model_client: seat_obj
+                        .get("model_client")
+                        .and_then(|v| model_client(ctx, v, &at(&path, "model_client"))),
                 });
             }
         }
@@ -533,7 +540,87 @@ pub(crate) fn environment(ctx: &mut Reader, value: &Value, stem: &str) -> Option
         seed: ctx.opt_i64(obj, "", "seed"),
         timeout,
         params: ctx.opt_object(obj, "", "params"),
+        model_client: obj
+            .get("model_client")
+            .and_then(|v| model_client(ctx, v, "model_client")),
+        seat_model_clients: seat_model_clients(ctx, obj),
         file: ctx.file.clone(),
+    })
+}
+
+/// An environment's `seat_model_clients`: `{seat key: model client}`, keys normalized as seat
+/// keys are.
+fn seat_model_clients(
+    ctx: &mut Reader,
+    obj: &Map<String, Value>,
+) -> BTreeMap<String, ModelClientSpec> {
+    let mut clients = BTreeMap::new();
+    match obj.get("seat_model_clients") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(map)) => {
+            for (key, value) in map {
+                if let Some(spec) = model_client(ctx, value, &at("seat_model_clients", key)) {
+                    clients.insert(normalize_name(key), spec);
+                }
+            }
+        }
+        Some(other) => ctx.wrong_type("seat_model_clients", "an object of seat keys", other),
+    }
+    clients
+}
+
+/// A `model_client`: `provider` one of [`MODEL_CLIENT_PROVIDERS`]; `base_url` an `http(s)://`
+/// URL, and none for the in-process model; `api_key_env` the name of an environment variable,
+/// never a key.
+fn model_client(ctx: &mut Reader, value: &Value, path: &str) -> Option<ModelClientSpec> {
+    let obj = as_object(ctx, value, path)?;
+    ctx.unknown_keys(obj, path, MODEL_CLIENT_KEYS);
+    let provider = ctx.req_str(obj, path, "provider");
+    if let Some(p) = &provider {
+        if !MODEL_CLIENT_PROVIDERS.contains(&p.as_str()) {
+            ctx.error(
+                &at(path, "provider"),
+                format!(
+                    "unknown provider \"{p}\" (expected {})",
+                    MODEL_CLIENT_PROVIDERS.join(", ")
+                ),
+            );
+        }
+    }
+    let base_url = ctx.opt_str(obj, path, "base_url");
+    if let Some(url) = &base_url {
+        if provider.as_deref() == Some("embedded") {
+            ctx.error(
+                &at(path, "base_url"),
+                "the embedded model runs in-process: it has no base_url",
+            );
+        } else if !(url.starts_with("http://") || url.starts_with("https://")) {
+            ctx.error(
+                &at(path, "base_url"),
+                format!("expected an http:// or https:// URL, found \"{url}\""),
+            );
+        }
+    }
+    let api_key_env = ctx.opt_str(obj, path, "api_key_env");
+    if let Some(name) = &api_key_env {
+        let variable = !name.is_empty()
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        if !variable {
+            ctx.error(
+                &at(path, "api_key_env"),
+                "expected the NAME of the environment variable holding the key (like MY_SERVER_KEY), never the key itself",
+            );
+        }
+    }
+    let model = ctx.opt_str(obj, path, "model");
+    Some(ModelClientSpec {
+        provider: provider?,
+        model,
+        base_url,
+        api_key_env,
     })
 }
 

@@ -110,6 +110,30 @@ pub struct Seat {
     pub name: String,
     /// The role names it holds, in order.
     pub roles: Vec<String>,
+    /// The provider (and model) that serve this seat's turns, when not the run's own.
+    pub model_client: Option<ModelClientSpec>,
+}
+
+/// The providers a `model_client` may name.
+pub const MODEL_CLIENT_PROVIDERS: [&str; 3] = ["embedded", "ollama", "openai"];
+
+/// Which provider serves a seat's turns: a seat's `model_client` (team file), or an
+/// environment's (`model_client` for every seat, `seat_model_clients` per seat key). Keys are
+/// never written here: `api_key_env` names the environment variable that holds one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ModelClientSpec {
+    /// `embedded` (the run's in-process model), `ollama` or `openai` (an OpenAI-compatible
+    /// server).
+    pub provider: String,
+    /// The model the seat calls, over the environment's (not over `--model` or an epic's
+    /// `model_overrides`).
+    pub model: Option<String>,
+    /// The server: an OpenAI-compatible API's base URL (`http://host:port/v1`) or Ollama's
+    /// host; unset, the provider's environment variable (`ORKET_OPENAI_BASE_URL`,
+    /// `OLLAMA_HOST`).
+    pub base_url: Option<String>,
+    /// The environment variable holding the server's API key (OpenAI-compatible servers).
+    pub api_key_env: Option<String>,
 }
 
 /// A team: named seats, in the order written, and optional inline role definitions.
@@ -224,8 +248,24 @@ pub struct Environment {
     pub timeout: u64,
     /// Extra parameters for the provider.
     pub params: Map<String, Value>,
+    /// The provider that serves every seat of its epics, when not the run's own.
+    pub model_client: Option<ModelClientSpec>,
+    /// Per seat key, the provider that serves that seat (over the seat's own and
+    /// `model_client`).
+    pub seat_model_clients: BTreeMap<String, ModelClientSpec>,
     /// The file it was read from.
     pub file: String,
+}
+
+impl Environment {
+    /// The model client of `seat` in this environment: `seat_model_clients`, then the seat's
+    /// own (team file), then `model_client`; `None` when the run's provider serves it.
+    pub fn model_client_of<'a>(&'a self, seat: &'a Seat) -> Option<&'a ModelClientSpec> {
+        self.seat_model_clients
+            .get(&seat.key)
+            .or(seat.model_client.as_ref())
+            .or(self.model_client.as_ref())
+    }
 }
 
 /// The default model-call timeout, in seconds.

@@ -83,7 +83,13 @@ pub(crate) async fn run_turn(
     snapshot: Arc<HashMap<String, Status>>,
 ) -> StoreResult<TurnOutcome> {
     let review = issue.status == Status::CodeReview;
-    let plan = match plan_seat(&ctx.assets, ctx.options.model.as_deref(), issue, review) {
+    let plan = match plan_seat(
+        &ctx.assets,
+        &ctx.options.provider,
+        ctx.options.model.as_deref(),
+        issue,
+        review,
+    ) {
         Ok(plan) => plan,
         Err(_) => return turn::run_turn(ctx, issue, snapshot).await,
     };

@@ -77,7 +77,13 @@ pub(crate) async fn run_turn(
     let mut effects = TurnEffects::new(&ctx.run_id, &ctx.build_id, snapshot);
 
     // Plan: who acts, with which model and tools.
-    let plan = match plan_seat(&ctx.assets, ctx.options.model.as_deref(), &issue, review) {
+    let plan = match plan_seat(
+        &ctx.assets,
+        &ctx.options.provider,
+        ctx.options.model.as_deref(),
+        &issue,
+        review,
+    ) {
         Ok(plan) => plan,
         Err(reason) => {
             failure::routing_failure(&issue, &reason, &mut effects);
@@ -111,7 +117,7 @@ pub(crate) async fn run_turn(
     let summary = verdict.as_ref().map(|v| v.summary());
 
     // Prompt, then the steps.
-    let settings = TurnSettings::resolve(&ctx.assets, &ctx.options, &plan.model);
+    let settings = TurnSettings::resolve(&ctx.assets, &ctx.options, &plan.model, &plan.served);
     let work = review
         .then(|| {
             work_to_review(
@@ -124,7 +130,7 @@ pub(crate) async fn run_turn(
     let extras = PromptExtras {
         verification: summary.as_deref(),
         work: work.as_deref(),
-        constrained: ctx.options.provider.constrains_replies(),
+        constrained: plan.served.provider.constrains_replies(),
     };
     let (request, brief) = model_request(&ctx.assets, &plan, &issue, &inputs, &settings, &extras);
     let row = TurnRow {
@@ -145,6 +151,7 @@ pub(crate) async fn run_turn(
     let seed = |step: u32| settings.seed_for(seq, 1, step);
     let stepper = Stepper {
         ctx,
+        provider: &plan.served.provider,
         seq,
         request: request.clone(),
         brief: &brief,

@@ -3,7 +3,7 @@
 //! [`crate::preview`] both go through here, so a preview shows exactly what a turn would send.
 
 use crate::assets::RunAssets;
-use crate::policy::ModelChoice;
+use crate::policy::{ClientChoice, ModelChoice, Served};
 use crate::prompt::{compile, CompiledPrompt, PromptInput};
 use crate::turn::settings::TurnSettings;
 use orket_core::assets::{Dialect, Role, Seat};
@@ -11,8 +11,9 @@ use orket_core::tools::Tool;
 use orket_core::{Status, INTEGRITY_GUARD};
 use orket_governance::confine::Confinement;
 use orket_governance::gate::AllowedTools;
-use orket_llm::{ChatMessage, ModelRequest};
+use orket_llm::{ChatMessage, ModelRequest, Provider};
 use orket_store::{Comment, IssueRecord, MemoryRecord, PastTurn, TurnInputs, TurnQuery};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How many recent comments a prompt shows.
@@ -46,6 +47,8 @@ pub(crate) struct SeatPlan<'a> {
     pub roles: Vec<Role>,
     /// The model the turn calls.
     pub model: String,
+    /// The provider that serves the seat (the `model_client` policy's choice).
+    pub served: Served,
     /// The dialect of the model's family.
     pub dialect: &'a Dialect,
     /// The tools the turn may call.
@@ -65,6 +68,7 @@ impl SeatPlan<'_> {
 /// roles, model, dialect and tools; an error says why the issue cannot be worked on.
 pub(crate) fn plan_seat<'a>(
     assets: &'a RunAssets,
+    run_provider: &Arc<dyn Provider>,
     explicit_model: Option<&str>,
     issue: &IssueRecord,
     review: bool,
@@ -125,10 +129,16 @@ pub(crate) fn plan_seat<'a>(
             issue.issue_type
         ));
     }
+    let served = assets.policies.model_client.serve(&ClientChoice {
+        seat,
+        env: &assets.env,
+        run_provider,
+    })?;
     let strategy = &assets.policies.prompt_strategy;
     let model = strategy.model(&ModelChoice {
         explicit: explicit_model,
         epic: &assets.epic,
+        seat: served.model.as_deref(),
         role: &role_names[0],
         user: &assets.user_settings,
         environment: &assets.env.model,
@@ -150,6 +160,7 @@ pub(crate) fn plan_seat<'a>(
         role_names,
         roles,
         model,
+        served,
         dialect,
         tools,
         working_status: if review {

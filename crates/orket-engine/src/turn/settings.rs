@@ -2,9 +2,10 @@
 //! corrections, candidates). From the lowest to the highest: Orket's defaults, the
 //! organization's `process_rules` and the environment (temperature, seed,
 //! `params.max_tokens`), the model's profile (`models/<model>.json`), the run's own seed
-//! (`--seed`). They are recorded with every turn.
+//! (`--seed`) and the `loop` policy's steps and corrections. They are recorded with every turn.
 
 use crate::assets::RunAssets;
+use crate::policy::Served;
 use crate::run::RunOptions;
 use orket_core::assets::{FileContent, SeedPolicy};
 use orket_core::tools::{DEFAULT_MAX_CORRECTIONS, DEFAULT_MAX_STEPS, MAX_STEPS};
@@ -38,13 +39,23 @@ pub(crate) struct TurnSettings {
     pub file_content: FileContent,
     /// The model profile these came from, when the model has one.
     pub profile: Option<String>,
+    /// The provider the turn calls (`embedded`, `openai`, ...).
+    pub provider: String,
+    /// The seat's `model_client`, when the assets name one (`openai http://...`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
 }
 
 impl TurnSettings {
     /// The settings of the turns of this run that call `model`: its profile first, then the
     /// environment and `process_rules`, then Orket's defaults; the run's own seed before the
     /// environment's.
-    pub fn resolve(assets: &RunAssets, options: &RunOptions, model: &str) -> TurnSettings {
+    pub fn resolve(
+        assets: &RunAssets,
+        options: &RunOptions,
+        model: &str,
+        served: &Served,
+    ) -> TurnSettings {
         let profile = assets.profiles.get(model);
         let org = &assets.org;
         let env = &assets.env;
@@ -65,15 +76,17 @@ impl TurnSettings {
             }),
             context_window: profile.and_then(|p| p.context_window),
             steps: count(
-                profile
-                    .and_then(|p| p.steps)
+                options
+                    .steps
+                    .or(profile.and_then(|p| p.steps))
                     .or(org.max_steps())
                     .unwrap_or(DEFAULT_MAX_STEPS)
                     .clamp(1, MAX_STEPS),
             ),
             corrections: count(
-                profile
-                    .and_then(|p| p.corrections)
+                options
+                    .corrections
+                    .or(profile.and_then(|p| p.corrections))
                     .or(org.max_corrections())
                     .unwrap_or(DEFAULT_MAX_CORRECTIONS),
             ),
@@ -86,6 +99,8 @@ impl TurnSettings {
             ),
             file_content: profile.and_then(|p| p.file_content).unwrap_or_default(),
             profile: profile.map(|p| p.file.clone()),
+            provider: served.provider.name().to_string(),
+            client: served.client.clone(),
         }
     }
 

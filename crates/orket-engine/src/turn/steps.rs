@@ -85,8 +85,10 @@ impl Steps {
 /// Everything a turn's steps run with.
 #[derive(Clone)]
 pub(crate) struct Stepper<'a> {
-    /// The run (provider, retry policy, ids).
+    /// The run (retry policy, ids).
     pub ctx: &'a RunCtx,
+    /// The provider serving the turn's seat.
+    pub provider: &'a Arc<dyn Provider>,
     /// The turn's seq (named in correction events).
     pub seq: i64,
     /// The first step's request (the conversation so far; its schema is set per step).
@@ -201,7 +203,7 @@ impl Stepper<'_> {
             ..self.request.clone()
         };
         step.seed = request.seed;
-        let (reply, retries) = call_model(self.ctx, &request).await;
+        let (reply, retries) = call_model(self.ctx, self.provider, &request).await;
         p.out.retries.extend(retries);
         let reply: ModelReply = reply.map_err(|e| e.to_string())?;
         self.tally(&reply, step, &mut p.out);
@@ -243,7 +245,7 @@ impl Stepper<'_> {
         };
         let shape = self.ctx.assets.file_shape(self.shape.issue_id, &path);
         let ask = ContentAsk::new(request, self.brief, &path, shape);
-        let (reply, retries) = call_model(self.ctx, &ask.request).await;
+        let (reply, retries) = call_model(self.ctx, self.provider, &ask.request).await;
         p.out.retries.extend(retries);
         let reply: ModelReply = reply.map_err(|e| e.to_string())?;
         self.tally(&reply, step, &mut p.out);
@@ -540,27 +542,26 @@ impl Problem {
 /// retry becomes a `model_timeout_retry` / `model_connection_retry` event of the turn.
 pub(crate) async fn call_model(
     ctx: &RunCtx,
+    provider: &Arc<dyn Provider>,
     request: &ModelRequest,
 ) -> (Result<ModelReply, ProviderError>, Vec<NewEvent>) {
     let retries = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&retries);
     let run_id = ctx.run_id.clone();
-    let provider = Retrying::new(Arc::clone(&ctx.options.provider), ctx.options.retry).on_retry(
-        move |notice| {
-            let error = notice.error.to_string();
-            let attempt = notice.attempt;
-            let event = match notice.error {
-                ProviderError::Timeout { .. } => Event::ModelTimeoutRetry { attempt, error },
-                _ => Event::ModelConnectionRetry { attempt, error },
-            };
-            let event = NewEvent::new(Some(&run_id), event)
-                .role(notice.request.role.clone())
-                .issue(notice.request.issue_id.clone());
-            if let Ok(mut events) = seen.lock() {
-                events.push(event);
-            }
-        },
-    );
+    let provider = Retrying::new(Arc::clone(provider), ctx.options.retry).on_retry(move |notice| {
+        let error = notice.error.to_string();
+        let attempt = notice.attempt;
+        let event = match notice.error {
+            ProviderError::Timeout { .. } => Event::ModelTimeoutRetry { attempt, error },
+            _ => Event::ModelConnectionRetry { attempt, error },
+        };
+        let event = NewEvent::new(Some(&run_id), event)
+            .role(notice.request.role.clone())
+            .issue(notice.request.issue_id.clone());
+        if let Ok(mut events) = seen.lock() {
+            events.push(event);
+        }
+    });
     let reply = provider.complete(request).await;
     let events = std::mem::take(&mut *retries.lock().unwrap_or_else(|e| e.into_inner()));
     (reply, events)

@@ -18,7 +18,7 @@ use crate::AppState;
 use orket_core::assets::{Category, Epic};
 use orket_core::ids::epic_build_id;
 use orket_core::{Event, Status};
-use orket_engine::RunOptions;
+use orket_engine::{MergeDeploy, RunOptions};
 use orket_gitea::client::{Call, GiteaClient, Outcome};
 use orket_gitea::hook::{Hook, PrAction, PullRequest, Repository, Verdict};
 use orket_store::{Change, IssueUpdate, NewEvent, PullRequestChange};
@@ -509,11 +509,18 @@ async fn deploy(
     };
     let deployed = state.engine().deploy_epic(&card.epic).await;
     let (outcome, text) = match deployed {
-        Ok(None) => (
+        Ok(MergeDeploy::NotAsked) => (
             "merged",
             format!("Merged. Epic `{}` asks for no sandbox.", card.epic.stem),
         ),
-        Ok(Some(urls)) => (
+        Ok(MergeDeploy::NotOnMerge) => (
+            "merged",
+            format!(
+                "Merged. The sandbox policy deploys epic `{}` at other moments, not on merges.",
+                card.epic.stem
+            ),
+        ),
+        Ok(MergeDeploy::Running(urls)) => (
             "deployed",
             format!("Merged and deployed to a sandbox: {}", urls.join(", ")),
         ),

@@ -3,6 +3,16 @@
 //! `ORKET_<FAMILY>_NODE`; an unknown name falls back to `default` with a warning. A program
 //! embedding the engine registers its own implementations by name.
 
+mod cadence;
+mod loader;
+mod model_client;
+mod sandbox;
+
+pub use cadence::{DefaultLoopPolicy, LoopChoice, LoopPolicy, LoopSettings};
+pub use loader::{DefaultLoader, Loader};
+pub use model_client::{ClientChoice, DefaultModelClient, ModelClient, Served};
+pub use sandbox::{DefaultSandboxPolicy, DeployMoment, OnlyAt, SandboxPolicy};
+
 use orket_core::assets::{model_family, Epic, Organization, Role, Seat, Team};
 use orket_core::ids::{new_issue_id, new_run_id};
 use orket_core::plan::{ready_queue, PlanCard};
@@ -51,6 +61,8 @@ pub struct ModelChoice<'a> {
     pub explicit: Option<&'a str>,
     /// The epic (its `params.model_overrides`).
     pub epic: &'a Epic,
+    /// The model the seat's client names (its `model_client.model`).
+    pub seat: Option<&'a str>,
     /// The acting role.
     pub role: &'a str,
     /// The user's settings (`preferred_coder`, `preferred_architect`, `preferred_reviewer`).
@@ -74,8 +86,8 @@ pub trait PromptStrategy: Send + Sync {
 /// The model used when nothing else names one.
 pub const FALLBACK_MODEL: &str = "qwen2.5-coder:7b";
 
-/// The model: explicit → epic override → user setting → environment → organization default →
-/// the fallback; dialect by substring of the model name.
+/// The model: explicit → epic override → the seat's client → user setting → environment →
+/// organization default → the fallback; dialect by substring of the model name.
 pub struct DefaultPromptStrategy;
 
 impl PromptStrategy for DefaultPromptStrategy {
@@ -89,6 +101,7 @@ impl PromptStrategy for DefaultPromptStrategy {
         c.explicit
             .map(str::to_string)
             .or_else(|| c.epic.model_override(c.role).map(str::to_string))
+            .or_else(|| c.seat.map(str::to_string))
             .or_else(|| c.user.get(setting).cloned())
             .or_else(|| Some(c.environment.to_string()).filter(|m| !m.is_empty()))
             .or_else(|| c.org.rule_str("default_llm").map(str::to_string))
@@ -251,11 +264,32 @@ pub struct PolicyRegistry {
     pub evaluator: Family<dyn Evaluator>,
     /// `execution_runtime` implementations.
     pub execution_runtime: Family<dyn ExecutionRuntime>,
+    /// `loop` implementations.
+    pub loop_policy: Family<dyn LoopPolicy>,
+    /// `sandbox_policy` implementations (`default`, `at_review`, `on_completion`, `on_merge`).
+    pub sandbox_policy: Family<dyn SandboxPolicy>,
+    /// `model_client` implementations.
+    pub model_client: Family<dyn ModelClient>,
+    /// `loader` implementations.
+    pub loader: Family<dyn Loader>,
 }
 
 impl Default for PolicyRegistry {
     fn default() -> Self {
+        let mut sandbox_policy: Family<dyn SandboxPolicy> =
+            Family::new("sandbox_policy", Arc::new(DefaultSandboxPolicy));
+        for (name, moment) in [
+            ("at_review", DeployMoment::CodeReview),
+            ("on_completion", DeployMoment::EpicCompleted),
+            ("on_merge", DeployMoment::PullRequestMerged),
+        ] {
+            sandbox_policy.register(name, Arc::new(OnlyAt(moment)));
+        }
         PolicyRegistry {
+            loop_policy: Family::new("loop", Arc::new(DefaultLoopPolicy)),
+            sandbox_policy,
+            model_client: Family::new("model_client", Arc::new(DefaultModelClient::default())),
+            loader: Family::new("loader", Arc::new(DefaultLoader)),
             planner: Family::new("planner", Arc::new(DefaultPlanner)),
             router: Family::new("router", Arc::new(DefaultRouter)),
             prompt_strategy: Family::new("prompt_strategy", Arc::new(DefaultPromptStrategy)),
@@ -281,6 +315,12 @@ pub struct Policies {
     pub evaluator: Arc<dyn Evaluator>,
     /// Makes ids.
     pub execution_runtime: Arc<dyn ExecutionRuntime>,
+    /// Paces the traction loop.
+    pub loop_policy: Arc<dyn LoopPolicy>,
+    /// Decides when sandboxes are deployed.
+    pub sandbox_policy: Arc<dyn SandboxPolicy>,
+    /// Picks the provider of each seat.
+    pub model_client: Arc<dyn ModelClient>,
 }
 
 impl PolicyRegistry {
@@ -298,8 +338,26 @@ impl PolicyRegistry {
             tool_strategy: self.tool_strategy.resolve(org, env, &mut warnings),
             evaluator: self.evaluator.resolve(org, env, &mut warnings),
             execution_runtime: self.execution_runtime.resolve(org, env, &mut warnings),
+            loop_policy: self.loop_policy.resolve(org, env, &mut warnings),
+            sandbox_policy: self.sandbox_policy.resolve(org, env, &mut warnings),
+            model_client: self.model_client.resolve(org, env, &mut warnings),
         };
         (policies, warnings)
+    }
+
+    /// The asset tree of the project at `root`, from the loader chosen by `ORKET_LOADER_NODE`
+    /// (read by `env`), else the project's own `process_rules.loader_node`, else the
+    /// project's folders; with the warnings of an unknown name or an unreadable organization.
+    pub fn load_tree(
+        &self,
+        root: &std::path::Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(orket_core::assets::AssetTree, Vec<String>), String> {
+        let own = orket_core::assets::AssetTree::new(root.to_path_buf());
+        let org = own.organization().unwrap_or_default();
+        let mut warnings = Vec::new();
+        let loader = self.loader.resolve(&org, env, &mut warnings);
+        Ok((loader.tree(root)?, warnings))
     }
 }
 
@@ -372,11 +430,13 @@ mod tests {
                     key: "dev".into(),
                     name: "Dev".into(),
                     roles: vec!["coder".into()],
+                    model_client: None,
                 },
                 Seat {
                     key: "guard".into(),
                     name: "Guard".into(),
                     roles: vec![INTEGRITY_GUARD.into()],
+                    model_client: None,
                 },
             ],
             roles: vec![],
@@ -406,6 +466,7 @@ mod tests {
                 s.model(&ModelChoice {
                     explicit,
                     epic,
+                    seat: None,
                     role: "coder",
                     user,
                     environment: env,
@@ -427,6 +488,7 @@ mod tests {
         let fallback = s.model(&ModelChoice {
             explicit: None,
             epic: &epic,
+            seat: None,
             role: "poet",
             user: &HashMap::new(),
             environment: "",
