@@ -468,3 +468,139 @@ async fn halt_loop_stops_the_loop_from_another_process() {
     assert!(String::from_utf8_lossy(&unknown.stderr)
         .contains("department \"nowhere\" not found: model/nowhere/ does not exist"));
 }
+
+/// The `loop_set_aside` events of loop `id`: issue and reason.
+fn set_aside(events: &[EventRecord], id: &str) -> Vec<(String, String)> {
+    events
+        .iter()
+        .filter(|e| e.run_id.as_deref() == Some(id))
+        .filter_map(|e| match &e.event {
+            Event::LoopSetAside { issue, reason, .. } => Some((issue.clone(), reason.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_issue_its_card_did_not_finish_is_set_aside_until_it_changes() {
+    let (_dir, root, replay) = two_departments();
+    // One token per card: every card's run ends `budget_exceeded` after its first turn.
+    let (mut child, _out) = start_loop(
+        &root,
+        &replay,
+        "aside",
+        &[
+            "--department",
+            "core",
+            "--card-token-budget",
+            "1",
+            "--idle-sleep",
+            "1",
+        ],
+    );
+    let id = wait_for(&root, "the loop to go idle", |runs, events| {
+        let id = loops(&runs).first()?.id.clone();
+        (count(&events, &id, "loop_idle") == 1).then_some(id)
+    })
+    .await;
+    let store = open(&root).await;
+    let events = store.list_events(Some(&id), 0, 10_000).await.unwrap();
+    // DEMO-1 and DEMO-3 each ran once and were set aside; the loop sleeps instead of
+    // picking them again.
+    assert_eq!(picked(&events, &id), ["DEMO-1", "DEMO-3"]);
+    let aside = set_aside(&events, &id);
+    assert_eq!(aside.len(), 2, "{aside:?}");
+    for ((issue, reason), want) in aside.iter().zip(["DEMO-1", "DEMO-3"]) {
+        assert_eq!(issue, want);
+        assert!(
+            reason.contains("ended budget_exceeded: token budget of 1 exceeded"),
+            "{reason}"
+        );
+    }
+    let idle = events.iter().find_map(|e| match &e.event {
+        Event::LoopIdle { set_aside, .. } => Some(*set_aside),
+        _ => None,
+    });
+    assert_eq!(idle, Some(2));
+    let issue = store
+        .get_issue("build-hello_cli", "DEMO-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(issue.status, Status::CodeReview);
+
+    // A person changes DEMO-1 (a directive in its note): it is picked again, its review
+    // finishes it, and DEMO-2, ready now, gets its turn.
+    store
+        .update_issue(
+            "build-hello_cli",
+            "DEMO-1",
+            orket_store::IssueUpdate::by("person").note("Review it again."),
+        )
+        .await
+        .unwrap();
+    wait_for(&root, "the loop to go idle again", |_, events| {
+        (count(&events, &id, "loop_idle") == 2).then_some(())
+    })
+    .await;
+    let events = store.list_events(Some(&id), 0, 10_000).await.unwrap();
+    assert_eq!(
+        picked(&events, &id),
+        ["DEMO-1", "DEMO-3", "DEMO-1", "DEMO-2"]
+    );
+    let issue = store
+        .get_issue("build-hello_cli", "DEMO-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(issue.status, Status::Done);
+    // DEMO-1 finished, so only DEMO-2 joined the issues set aside.
+    let aside: Vec<String> = set_aside(&events, &id)
+        .into_iter()
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(aside, ["DEMO-1", "DEMO-3", "DEMO-2"]);
+    assert_eq!(interrupt(&mut child).code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_loops_token_budget_stops_it_and_bounds_its_cards() {
+    let (_dir, root, replay) = two_departments();
+    let (mut child, out) = start_loop(
+        &root,
+        &replay,
+        "budget",
+        &["--department", "core", "--token-budget", "100"],
+    );
+    let status = wait_exit(&mut child);
+    let stdout = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("loop: the loop's token budget of 100 is used up ("),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(": budget_exceeded — the loop's token budget"),
+        "{stdout}"
+    );
+    let store = open(&root).await;
+    let runs = store.list_runs(100).await.unwrap();
+    let id = loops(&runs)[0].id.clone();
+    let events = store.list_events(Some(&id), 0, 10_000).await.unwrap();
+    // The one card ran under what was left of the loop's budget.
+    assert_eq!(picked(&events, &id), ["DEMO-1"]);
+    let card = runs.iter().find(|r| r.kind == RunKind::Issue).unwrap();
+    assert_eq!(card.status, RunStatus::BudgetExceeded);
+    assert!(
+        card.reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("token budget of 100 exceeded")),
+        "{card:?}"
+    );
+    assert!(position(&events, &id, "loop_budget_exceeded").is_some());
+    let stopped = events.iter().find_map(|e| match &e.event {
+        Event::LoopStopped { status, cards, .. } => Some((*status, *cards)),
+        _ => None,
+    });
+    assert_eq!(stopped, Some((RunStatus::BudgetExceeded, 1)));
+}
