@@ -604,3 +604,120 @@ async fn the_loops_token_budget_stops_it_and_bounds_its_cards() {
     });
     assert_eq!(stopped, Some((RunStatus::BudgetExceeded, 1)));
 }
+
+/// One HTTP/1.1 request to a loopback server without a key: its status code and JSON body.
+fn http(port: u16, method: &str, path: &str) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let body = if method == "POST" { "{}" } else { "" };
+    let kind = if method == "POST" {
+        "Content-Type: application/json\r\n"
+    } else {
+        ""
+    };
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{kind}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut text = String::new();
+    let _ = stream.read_to_string(&mut text);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {text:?}"));
+    let json = text
+        .split_once("\r\n\r\n")
+        .and_then(|(_, b)| serde_json::from_str(b).ok())
+        .unwrap_or(serde_json::Value::Null);
+    (status, json)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_shows_and_stops_the_loop_another_process_runs() {
+    let (_dir, root, replay) = two_departments();
+    std::fs::create_dir_all(root.join("model/quiet")).unwrap();
+    let (mut child, out) = start_loop(
+        &root,
+        &replay,
+        "beside",
+        &["--department", "quiet", "--idle-sleep", "60"],
+    );
+    let id = wait_for(&root, "the loop to go idle", |runs, events| {
+        let id = loops(&runs).first()?.id.clone();
+        (count(&events, &id, "loop_idle") == 1).then_some(id)
+    })
+    .await;
+    let mut serve = orket();
+    serve.args(["serve", "--port", "0", "--root"]).arg(&root);
+    let server = common::Server::start(serve);
+    let port = server.port();
+
+    let (status, view) = http(port, "GET", "/v1/loop");
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["running"], true, "{view}");
+    assert_eq!(view["here"], false, "{view}");
+    assert_eq!(view["id"], id.as_str(), "{view}");
+    assert_eq!(view["department"], "quiet", "{view}");
+    assert_eq!(view["holder"]["pid"], child.id(), "{view}");
+    assert_eq!(
+        view["last_decision"], "nothing is ready: sleeping 60 s between looks",
+        "{view}"
+    );
+    let (status, refused) = http(port, "POST", "/v1/loop/start");
+    assert_eq!(status, 409, "{refused}");
+    assert!(
+        refused["error"].as_str().unwrap().starts_with(&format!(
+            "a loop is already running in this project: loop {id} (process {} on ",
+            child.id()
+        )),
+        "{refused}"
+    );
+
+    let (status, halting) = http(port, "POST", "/v1/loop/stop");
+    assert_eq!(status, 202, "{halting}");
+    assert_eq!(halting["id"], id.as_str());
+    let exit = wait_exit(&mut child);
+    let stdout = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(exit.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("canceled — halted by a person"), "{stdout}");
+    let (_, view) = http(port, "GET", "/v1/loop");
+    assert_eq!(view["running"], false, "{view}");
+    let (status, _) = http(port, "POST", "/v1/loop/stop");
+    assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_loops_time_budget_cuts_its_sleep_and_stops_it() {
+    let (_dir, root, replay) = two_departments();
+    std::fs::create_dir_all(root.join("model/quiet")).unwrap();
+    let started = Instant::now();
+    let (mut child, out) = start_loop(
+        &root,
+        &replay,
+        "timed",
+        &[
+            "--department",
+            "quiet",
+            "--idle-sleep",
+            "600",
+            "--time-budget",
+            "1",
+        ],
+    );
+    let status = wait_exit(&mut child);
+    let stdout = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(status.code(), Some(1), "{stdout}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "it slept past its budget"
+    );
+    assert!(
+        stdout.contains("budget_exceeded — the loop's time budget of 1s is used up"),
+        "{stdout}"
+    );
+}

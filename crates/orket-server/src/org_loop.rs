@@ -220,15 +220,20 @@ pub async fn start(
         Value::Null => &empty,
         _ => return Err(ApiError::bad_request("body: expected a JSON object")),
     };
+    // A loop that runs already is the answer, whatever the body says.
+    if let Some(control) = state.engine().current_loop().filter(|c| c.is_running()) {
+        return Err(running(EngineError::LoopRunning(control.id().to_string())));
+    }
+    if let Some(lease) = live_lease(&state).await? {
+        return Err(running(EngineError::LoopHeld(Box::new(lease))));
+    }
     let options = loop_options(&state, map)?;
     let handle = state
         .engine()
         .start_loop(options)
         .await
         .map_err(|err| match err {
-            EngineError::LoopHeld(_) | EngineError::LoopRunning(_) => {
-                ApiError::conflict(format!("{err}; stop it first (POST /v1/loop/stop)"))
-            }
+            EngineError::LoopHeld(_) | EngineError::LoopRunning(_) => running(err),
             EngineError::NotFound(message) => {
                 ApiError::bad_request(format!("department: {message}"))
             }
@@ -241,6 +246,11 @@ pub async fn start(
         }
     });
     Ok((StatusCode::ACCEPTED, Json(LoopStarted { id })))
+}
+
+/// 409 for a loop that runs already, naming it.
+fn running(err: EngineError) -> ApiError {
+    ApiError::conflict(format!("{err}; stop it first (POST /v1/loop/stop)"))
 }
 
 /// The loop's options from a request body, read field by field so a 400 names the field.
