@@ -721,3 +721,48 @@ async fn the_loops_time_budget_cuts_its_sleep_and_stops_it() {
         "{stdout}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_loop_leaves_alone_a_build_another_run_works_on() {
+    let (_dir, root, replay) = two_departments();
+    let mut run = orket()
+        .args([
+            "run",
+            "hello_cli",
+            "--concurrency",
+            "1",
+            "--replay-delay-ms",
+            "800",
+        ])
+        .args(["--provider", "replay", "--replay"])
+        .arg(&replay)
+        .arg("--root")
+        .arg(&root)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(&root, "the run to hold its build", |runs, _| {
+        runs.iter()
+            .any(|r| r.kind == RunKind::Epic && r.status == RunStatus::Running)
+            .then_some(())
+    })
+    .await;
+    let (mut child, out) = start_loop(
+        &root,
+        &replay,
+        "beside-run",
+        &["--department", "core", "--once"],
+    );
+    let status = wait_exit(&mut child);
+    let stdout = std::fs::read_to_string(&out).unwrap();
+    run.kill().unwrap();
+    run.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("completed — nothing is ready ("),
+        "{stdout}"
+    );
+    assert!(stdout.contains("busy in another run)"), "{stdout}");
+    assert!(!stdout.contains("picked"), "{stdout}");
+    assert!(!stdout.contains("set aside"), "{stdout}");
+}

@@ -242,10 +242,13 @@ events! {
         reason: String,
     }
     /// Nothing is ready: the loop sleeps this long between looks (said once per idle stretch;
-    /// `set_aside` issues wait for a change).
+    /// `set_aside` issues wait for a change, `busy` ready issues for the other run that works
+    /// on their build).
     LoopIdle = "loop_idle" {
         sleep_secs: u64,
         set_aside: usize,
+        #[serde(default)]
+        busy: usize,
     }
     /// The loop's token or time budget ran out (`budget` is `tokens` or `time`); it stops.
     LoopBudgetExceeded = "loop_budget_exceeded" {

@@ -2,7 +2,7 @@
 //! loop's row; [`work`] resumes what a killed process left running, then picks and runs cards
 //! until the loop is halted, out of budget or (with `once`) out of ready work, and ends it.
 
-use super::pick::{self, Pick};
+use super::pick::{self, EpicWork, Pick};
 use super::{decision, LoopCard, LoopControl, LoopOptions, LoopOutcome, HALT_POLL, RECENT_RUNS};
 use crate::engine::Engine;
 use crate::error::EngineError;
@@ -176,11 +176,7 @@ impl Looper<'_> {
                     );
                 }
             }
-            let next = pick::ranked(&work).into_iter().find(|p| {
-                self.set_aside
-                    .get(&(p.build_id.clone(), p.issue.clone()))
-                    .is_none_or(|seen| seen.as_deref() != Some(p.fingerprint.as_str()))
-            });
+            let (next, busy) = self.choose(&work).await?;
             match next {
                 Some(pick) => {
                     self.unsettled = Some(false);
@@ -189,7 +185,7 @@ impl Looper<'_> {
                     self.run_card(pick).await?;
                 }
                 None if self.options.once => {
-                    return Ok((RunStatus::Completed, self.nothing_ready()));
+                    return Ok((RunStatus::Completed, self.nothing_ready(busy)));
                 }
                 None => {
                     if self.unsettled != Some(true) {
@@ -197,6 +193,7 @@ impl Looper<'_> {
                         let event = Event::LoopIdle {
                             sleep_secs: self.options.idle_sleep.as_secs(),
                             set_aside: self.set_aside.len(),
+                            busy,
                         };
                         self.note(event, None).await?;
                     }
@@ -206,12 +203,53 @@ impl Looper<'_> {
         }
     }
 
-    /// Why a `once` loop ends.
-    fn nothing_ready(&self) -> String {
-        match self.set_aside.len() {
-            0 => "nothing is ready".to_string(),
-            n => format!("nothing is ready ({n} set aside until they change)"),
+    /// The best ready issue that is not set aside and whose build no other run works on (in
+    /// another process, or in this one: a server's), and how many ready issues were passed
+    /// over because their build is busy.
+    async fn choose(&self, work: &[EpicWork]) -> Result<(Option<Pick>, usize), EngineError> {
+        let mut busy_builds: HashMap<String, bool> = HashMap::new();
+        let mut busy = 0;
+        for pick in pick::ranked(work) {
+            let key = (pick.build_id.clone(), pick.issue.clone());
+            let seen = self.set_aside.get(&key);
+            if seen.is_some_and(|seen| seen.as_deref() == Some(pick.fingerprint.as_str())) {
+                continue;
+            }
+            let held = match busy_builds.get(&pick.build_id) {
+                Some(held) => *held,
+                None => {
+                    let held = self.build_busy(&pick.build_id).await?;
+                    busy_builds.insert(pick.build_id.clone(), held);
+                    held
+                }
+            };
+            if held {
+                busy += 1;
+                continue;
+            }
+            return Ok((Some(pick), busy));
         }
+        Ok((None, busy))
+    }
+
+    /// Whether another run works on `build` now: its lease held by a live process, or by a
+    /// run executing in this one.
+    async fn build_busy(&self, build: &str) -> Result<bool, EngineError> {
+        let Some(lease) = self.engine.store().get_lease(build).await? else {
+            return Ok(false);
+        };
+        if lease.holder.token == holder().token {
+            return Ok(self.engine.is_active(&lease.run_id));
+        }
+        Ok(!(lease.is_stale(STALE_AFTER) || holder_is_gone(&lease)))
+    }
+
+    /// Why a `once` loop ends.
+    fn nothing_ready(&self, busy: usize) -> String {
+        format!(
+            "nothing is ready{}",
+            super::waiting(self.set_aside.len(), busy)
+        )
     }
 
     /// The idle sleep, cut to what is left of the time budget.

@@ -267,12 +267,10 @@ pub fn decision(event: &Event) -> Option<String> {
         Event::LoopIdle {
             sleep_secs,
             set_aside,
+            busy,
         } => format!(
             "nothing is ready: sleeping {sleep_secs} s between looks{}",
-            match set_aside {
-                0 => String::new(),
-                n => format!(" ({n} set aside until they change)"),
-            }
+            waiting(*set_aside, *busy)
         ),
         Event::LoopBudgetExceeded { reason, .. } => reason.clone(),
         Event::LoopStopped {
@@ -283,6 +281,22 @@ pub fn decision(event: &Event) -> Option<String> {
         } => format!("loop stopped {status}: {reason} ({cards} cards, {tokens} tokens)"),
         _ => return None,
     })
+}
+
+/// What waits besides: ` (2 set aside until they change, 1 busy in another run)`, or nothing.
+fn waiting(set_aside: usize, busy: usize) -> String {
+    let mut parts = Vec::new();
+    if set_aside > 0 {
+        parts.push(format!("{set_aside} set aside until they change"));
+    }
+    if busy > 0 {
+        parts.push(format!("{busy} busy in another run"));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join(", "))
+    }
 }
 
 /// Starts a loop on `engine` as a task: refused while another loop runs in this process
