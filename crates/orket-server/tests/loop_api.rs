@@ -162,3 +162,36 @@ async fn a_bad_loop_body_is_400_naming_the_field() {
     assert_eq!(view["running"], false);
     assert!(p.store.get_lease("loop").await.unwrap().is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutting_the_server_down_halts_its_loop_and_waits_for_it() {
+    let p = Project::new().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(orket_server::serve(p.state.clone(), listener, async {
+        let _ = stopped.await;
+    }));
+    let (status, started) = p
+        .post(
+            "/v1/loop/start",
+            json!({"provider": "replay", "replay": "replay/hello_cli.jsonl",
+                "replay_delay_ms": 400, "concurrency": 1}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let id = started["id"].as_str().unwrap().to_string();
+    let picked = wait_loop(&p, "the loop's first card", |v| !v["current"].is_null()).await;
+    let card = picked["current"]["run"].as_str().unwrap().to_string();
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), server)
+        .await
+        .expect("serve did not return")
+        .unwrap()
+        .unwrap();
+    // When serve returns, the card stopped at a turn boundary and the loop ended.
+    let run = p.store.get_run(&card).await.unwrap().unwrap();
+    assert_eq!(run.status.to_string(), "canceled", "{run:?}");
+    let row = p.store.get_run(&id).await.unwrap().unwrap();
+    assert_eq!(row.status.to_string(), "canceled", "{row:?}");
+    assert!(p.store.get_lease("loop").await.unwrap().is_none());
+}
