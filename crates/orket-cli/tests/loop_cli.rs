@@ -449,6 +449,18 @@ async fn halt_loop_stops_the_loop_from_another_process() {
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr)
         .contains("error: no loop is running in this project"));
+    // A loop is no run to resume.
+    let resume = orket()
+        .args(["resume", &id, "--provider", "replay", "--replay"])
+        .arg(&replay)
+        .arg("--root")
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert_eq!(resume.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&resume.stderr).contains(&format!(
+        "run {id} is an organization loop, not a run to resume"
+    )));
     // An unknown department is refused before anything starts.
     let unknown = orket()
         .args([
