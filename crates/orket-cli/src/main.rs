@@ -40,6 +40,10 @@ enum Command {
     },
     /// Run an epic, a rock, or one issue (by id) with a team of agents.
     Run(commands::run::RunArgs),
+    /// Leave Orket working: across the departments, pick the ready issue with the best
+    /// critical-path score, run its card, pick again; sleep when nothing is ready. Ctrl-C (or
+    /// `orket halt --loop`) finishes the turns in flight and stops.
+    Loop(commands::org_loop::LoopArgs),
     /// Talk to the operations-lead model: each answer is one action on the asset tree
     /// (create_epic, create_issue, create_rock, assign_team, turn_directive, adopt_issue) or
     /// a reply. One message with --message, else lines from stdin.
@@ -104,10 +108,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Ask a run to stop at its next turn boundary, whichever process executes it.
+    /// Ask a run (or, with --loop, the project's loop) to stop at its next turn boundary,
+    /// whichever process executes it.
     Halt {
         /// The run id.
-        run_id: String,
+        #[arg(required_unless_present = "org_loop", conflicts_with = "org_loop")]
+        run_id: Option<String>,
+        /// Stop the project's organization loop (`orket loop`, or a server's) instead.
+        #[arg(long = "loop")]
+        org_loop: bool,
     },
     /// List the most recent runs, newest first.
     Runs {
@@ -292,6 +301,7 @@ async fn main() -> ExitCode {
             action: ModelAction::List,
         } => commands::model::list_models().await,
         Command::Run(args) => commands::run::run(&project, args).await,
+        Command::Loop(args) => commands::org_loop::run(&project, args).await,
         Command::Resume { run_id, provider } => {
             commands::run::resume(&project, &run_id, &provider).await
         }
@@ -321,7 +331,10 @@ async fn main() -> ExitCode {
         Command::Ledger { build, json } => {
             commands::success::run(&project, build.as_deref(), json).await
         }
-        Command::Halt { run_id } => commands::halt::run(&project, &run_id).await,
+        Command::Halt { org_loop: true, .. } => commands::halt::halt_loop(&project).await,
+        Command::Halt { run_id, .. } => {
+            commands::halt::run(&project, run_id.as_deref().unwrap_or_default()).await
+        }
         Command::Runs { limit, json } => commands::runs::run(&project, limit, json).await,
         Command::Serve(args) => commands::serve::run(&project, args).await,
         Command::Webhooks { limit, json } => commands::webhooks::run(&project, limit, json).await,

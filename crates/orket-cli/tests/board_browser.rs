@@ -259,6 +259,13 @@ fn board_moves_a_card_to_done_live_in_a_real_browser() {
     );
 }
 
+/// The loop's status line: a loop started and stopped over the API shows live as running,
+/// idle after the demo's three cards, then stopped.
+#[test]
+fn board_shows_the_loop_live_in_a_real_browser() {
+    browser_scenario("loop.test.mjs", "board-loop-screenshot.png", |_| {});
+}
+
 /// Parked write_file calls shown as approvals: one approved (the file is written), one
 /// rejected with a reason (nothing written), both decided from the board.
 #[test]

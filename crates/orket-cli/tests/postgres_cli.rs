@@ -88,6 +88,49 @@ async fn the_demo_epic_runs_on_postgres_and_every_command_reads_it() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_loop_works_the_demo_on_postgres_and_a_second_finds_nothing_ready() {
+    let (_dir, root, replay) = common::demo_with_replay();
+    let db = pg::TestDatabase::create().await;
+    let url = db.url();
+    let replay = replay.to_str().unwrap();
+    let args = ["loop", "--once", "--provider", "replay", "--replay", replay];
+    let (code, out) = call(&root, &url, &args);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("loop: picked DEMO-1 of hello_cli: score 4.0, 1 downstream"),
+        "{out}"
+    );
+    assert!(out.contains(": completed — nothing is ready"), "{out}");
+    let store = PgStore::open(&url).await.unwrap();
+    let runs = store.list_runs(10).await.unwrap();
+    let loops: Vec<_> = runs
+        .iter()
+        .filter(|r| r.kind == orket_core::RunKind::Loop)
+        .collect();
+    assert_eq!(loops.len(), 1, "{runs:?}");
+    assert_eq!(loops[0].status, orket_core::RunStatus::Completed);
+    let cards: Vec<_> = runs
+        .iter()
+        .filter(|r| r.kind == orket_core::RunKind::Issue)
+        .collect();
+    assert_eq!(cards.len(), 3, "{runs:?}");
+    assert!(cards
+        .iter()
+        .all(|r| r.status == orket_core::RunStatus::Completed));
+    for issue in store.list_issues("build-hello_cli").await.unwrap() {
+        assert_eq!(issue.status, orket_core::Status::Done, "{}", issue.id);
+    }
+    assert!(store.get_lease("loop").await.unwrap().is_none());
+
+    let (code, out) = call(&root, &url, &args);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("cards: 0"), "{out}");
+    let (code, out) = call(&root, &url, &["runs"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains(&loops[0].id), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn store_copy_moves_a_sqlite_project_to_postgres() {
     let (_dir, root, replay) = common::demo_with_replay();
     let file = root.join(".orket/orket.db");

@@ -191,6 +191,79 @@ events! {
     }
     /// A person asked the run to halt; it stops at its next turn boundary.
     HaltRequested = "halt_requested" {}
+    /// The organization loop started (`orket loop`, `POST /v1/loop/start`): the department it
+    /// picks from (none: every department), whether it stops once nothing is ready, how long it
+    /// sleeps when nothing is, and its budgets for the whole loop and for each card.
+    LoopStarted = "loop_started" {
+        #[serde(default)]
+        department: Option<String>,
+        once: bool,
+        idle_sleep_secs: u64,
+        #[serde(default)]
+        token_budget: Option<u64>,
+        #[serde(default)]
+        time_budget_secs: Option<u64>,
+        #[serde(default)]
+        card_token_budget: Option<u64>,
+        #[serde(default)]
+        card_time_budget_secs: Option<u64>,
+    }
+    /// The loop continues a run a killed process left running (its issue or epic) before it
+    /// picks anything.
+    LoopResumed = "loop_resumed" {
+        run: String,
+        target: String,
+    }
+    /// The loop picked the ready issue with the best critical-path score of every epic it
+    /// looks at (its epic and department, the score, how many issues wait on it) and started
+    /// its issue run.
+    LoopPicked = "loop_picked" {
+        issue: String,
+        epic: String,
+        department: String,
+        score: f64,
+        downstream: usize,
+        run: String,
+    }
+    /// A run the loop started or resumed ended (its status and the tokens its turns used).
+    LoopCardEnded = "loop_card_ended" {
+        issue: String,
+        run: String,
+        status: RunStatus,
+        tokens: u64,
+    }
+    /// An issue whose run ended without finishing it (stalled, failed, over its card budget,
+    /// or refused to start) is not picked again until it changes (in the store or in its epic
+    /// file), so the loop cannot spin on it.
+    LoopSetAside = "loop_set_aside" {
+        issue: String,
+        epic: String,
+        department: String,
+        reason: String,
+    }
+    /// Nothing is ready: the loop sleeps this long between looks (said once per idle stretch;
+    /// `set_aside` issues wait for a change, `busy` ready issues for the other run that works
+    /// on their build).
+    LoopIdle = "loop_idle" {
+        sleep_secs: u64,
+        set_aside: usize,
+        #[serde(default)]
+        busy: usize,
+    }
+    /// The loop's token or time budget ran out (`budget` is `tokens` or `time`); it stops.
+    LoopBudgetExceeded = "loop_budget_exceeded" {
+        budget: String,
+        reason: String,
+    }
+    /// The loop stopped (its status — `completed` when nothing was left ready with `--once`,
+    /// `canceled` when halted, `budget_exceeded`, `failed` — why, the cards it ran and the
+    /// tokens they used).
+    LoopStopped = "loop_stopped" {
+        status: RunStatus,
+        reason: String,
+        cards: usize,
+        tokens: u64,
+    }
     /// One tick of the traction loop began with these candidates, in order.
     OrchestratorTick = "orchestrator_tick" {
         tick: usize,

@@ -37,6 +37,10 @@ pub fn rock_build_id(rock: &str) -> String {
     format!("rock-build-{rock}")
 }
 
+/// The reserved lease key of the organization loop (`orket loop`, or the server's loop): one
+/// loop per project holds it, as a run holds its build's. No epic or rock build is named so.
+pub const LOOP_LEASE: &str = "loop";
+
 fn random_hex(len: usize) -> String {
     let mut rng = rand::thread_rng();
     (0..len)

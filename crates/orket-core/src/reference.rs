@@ -151,6 +151,7 @@ fn type_name(ty: &str) -> String {
         "String" => "string",
         "bool" => "boolean",
         "usize" | "u32" | "u64" | "i64" => "integer",
+        "f64" => "number",
         "Value" => "JSON",
         "Status" => "status",
         "RunStatus" => "run status",

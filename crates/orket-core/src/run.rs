@@ -14,6 +14,10 @@ pub enum RunKind {
     Rock,
     /// One issue of an epic.
     Issue,
+    /// The organization loop (`orket loop`): no build of its own; its row holds its state, its
+    /// halt request and its `loop_*` events, while the issue runs it starts are runs of their
+    /// own.
+    Loop,
 }
 
 impl RunKind {
@@ -23,6 +27,7 @@ impl RunKind {
             RunKind::Epic => "epic",
             RunKind::Rock => "rock",
             RunKind::Issue => "issue",
+            RunKind::Loop => "loop",
         }
     }
 }
@@ -40,8 +45,9 @@ impl FromStr for RunKind {
             "epic" => Ok(RunKind::Epic),
             "rock" => Ok(RunKind::Rock),
             "issue" => Ok(RunKind::Issue),
+            "loop" => Ok(RunKind::Loop),
             other => Err(format!(
-                "unknown run kind \"{other}\" (expected epic, rock or issue)"
+                "unknown run kind \"{other}\" (expected epic, rock, issue or loop)"
             )),
         }
     }
@@ -124,7 +130,7 @@ mod tests {
             assert_eq!(s.as_str().parse::<RunStatus>(), Ok(s));
             assert_eq!(s.is_final(), s != RunStatus::Running);
         }
-        for k in [RunKind::Epic, RunKind::Rock, RunKind::Issue] {
+        for k in [RunKind::Epic, RunKind::Rock, RunKind::Issue, RunKind::Loop] {
             assert_eq!(k.as_str().parse::<RunKind>(), Ok(k));
         }
         assert!("bogus".parse::<RunStatus>().is_err());

@@ -8,6 +8,7 @@ use crate::assets::{self, RunAssets, Target};
 use crate::drive::{self, EpicRun};
 use crate::error::EngineError;
 use crate::lease;
+use crate::org_loop::{self, LoopControl, LoopHandle, LoopOptions, LoopSlot};
 use crate::policy::{DeployMoment, ExecutionRuntime, PolicyRegistry};
 use crate::run::{Halt, RunOptions, RunOutcome};
 use crate::supervise::{self, Claim, RunHandle, Runs, Spawned};
@@ -38,6 +39,8 @@ pub struct Engine {
     recorder: Recorder,
     registry: Arc<PolicyRegistry>,
     runs: Arc<Runs>,
+    /// The organization loop running here (or the last one that did).
+    org_loop: Arc<LoopSlot>,
 }
 
 impl Engine {
@@ -48,6 +51,7 @@ impl Engine {
             recorder: Recorder::new(store, EventSink::new(bus, None)),
             registry: Arc::new(PolicyRegistry::default()),
             runs: Arc::new(Runs::default()),
+            org_loop: Arc::new(LoopSlot::default()),
         }
     }
 
@@ -103,10 +107,24 @@ impl Engine {
         self.runs.count()
     }
 
-    /// Asks every run executing in this process to stop at its next turn boundary (a server
-    /// shutting down); returns how many were asked.
+    /// Asks every run executing in this process, and the loop, to stop at the next turn
+    /// boundary (a server shutting down); returns how many runs were asked.
     pub fn halt_all(&self) -> usize {
+        if let Some(control) = self.org_loop.current().filter(LoopControl::is_running) {
+            control.raise();
+        }
         self.runs.halt_all()
+    }
+
+    /// Starts the organization loop (see [`org_loop`]) as a task: refused while a loop runs in
+    /// this process (`LoopRunning`) or in another live one (`LoopHeld`, naming it).
+    pub async fn start_loop(&self, options: LoopOptions) -> Result<LoopHandle, EngineError> {
+        org_loop::start(self, &self.org_loop, options).await
+    }
+
+    /// The loop running in this process, or the last one that ran here.
+    pub fn current_loop(&self) -> Option<LoopControl> {
+        self.org_loop.current()
     }
 
     /// What a run of `name` (an epic, a rock, or an issue id) is and the builds it works on.
@@ -141,6 +159,25 @@ impl Engine {
             return Err(EngineError::Held(Box::new(lease)));
         }
         self.spawn_planned(name, options, plan)
+    }
+
+    /// [`Engine::start`] for issue `issue` of epic `epic` (in `options.department`), the epic
+    /// given rather than looked up: the organization loop's card, whose issue id another epic
+    /// may share.
+    pub async fn start_issue(
+        &self,
+        epic: &str,
+        issue: &str,
+        options: RunOptions,
+    ) -> Result<RunHandle, EngineError> {
+        let target = Target::Issue {
+            epic: epic.to_string(),
+        };
+        let builds = vec![self.epic_build(epic, &options)];
+        if let Some(lease) = lease::held_elsewhere(self.store().as_ref(), &builds).await? {
+            return Err(EngineError::Held(Box::new(lease)));
+        }
+        self.spawn_planned(issue, options, (target, RunKind::Issue, builds))
     }
 
     /// Starts a run of `name` (an epic, a rock, or an issue id) as a task. Refused at once
@@ -213,6 +250,12 @@ impl Engine {
             .get_run(run_id)
             .await?
             .ok_or_else(|| EngineError::NotFound(format!("run {run_id} not found")))?;
+        if run.kind == RunKind::Loop {
+            return Err(EngineError::Resume(format!(
+                "run {run_id} is an organization loop, not a run to resume: start `orket loop` \
+                 (it ends a loop whose process is gone, then resumes the runs it left)"
+            )));
+        }
         if run.status.is_final() {
             return Err(EngineError::Resume(format!(
                 "run {run_id} already ended ({}{}); start a new run instead",
@@ -347,7 +390,7 @@ impl Engine {
     }
 
     /// The id maker of the project's policies.
-    fn runtime(&self) -> Result<Arc<dyn ExecutionRuntime>, EngineError> {
+    pub(crate) fn runtime(&self) -> Result<Arc<dyn ExecutionRuntime>, EngineError> {
         let org = self.tree.organization()?;
         let (policies, _) = self.registry.resolve(&org, &|k| std::env::var(k).ok());
         Ok(policies.execution_runtime)

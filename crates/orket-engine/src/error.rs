@@ -47,6 +47,16 @@ pub enum EngineError {
         .0.build_id, .0.describe(), .0.run_id
     )]
     Held(Box<orket_store::LeaseRecord>),
+    /// Another process runs the project's organization loop (its lease is held and
+    /// heartbeating).
+    #[error(
+        "a loop is already running in this project: loop {} (process {} on {}, last heartbeat {}); stop it with `orket halt --loop`",
+        .0.run_id, .0.holder.pid, .0.holder.host, .0.heartbeat_at
+    )]
+    LoopHeld(Box<orket_store::LeaseRecord>),
+    /// This process already runs the project's organization loop.
+    #[error("a loop is already running in this process: loop {0}")]
+    LoopRunning(String),
     /// A run with this id already executes in this process.
     #[error("run {0} is already executing in this process")]
     AlreadyRunning(String),

@@ -187,7 +187,9 @@ pub(crate) fn release(build_id: &str) -> Change {
 pub(crate) struct Heartbeat(JoinHandle<()>);
 
 impl Heartbeat {
-    fn start(store: Arc<dyn Store>, build_id: String, halt: Halt) -> Heartbeat {
+    /// Renews `build_id`'s lease every [`HEARTBEAT`] until dropped; raises `halt` when the
+    /// lease was taken over.
+    pub(crate) fn start(store: Arc<dyn Store>, build_id: String, halt: Halt) -> Heartbeat {
         Heartbeat(tokio::spawn(async move {
             let mut tick = tokio::time::interval(HEARTBEAT);
             tick.tick().await;

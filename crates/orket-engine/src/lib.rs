@@ -7,7 +7,8 @@
 //! of stages whose effects commit as one batch. The engine calls the other crates for the
 //! rest: `orket-governance` judges every tool call and runs the file tools, `orket-isolate`
 //! runs verification fixtures, `orket-sandbox` deploys what a run produced, `orket-store`
-//! records every turn.
+//! records every turn. The organization loop ([`org_loop`]) picks issues across departments and
+//! runs them one after another.
 
 #![forbid(unsafe_code)]
 
@@ -20,6 +21,7 @@ pub mod error;
 #[cfg(feature = "postgres")]
 pub mod fleet;
 pub mod lease;
+pub mod org_loop;
 pub mod policy;
 pub mod preview;
 pub mod prompt;
@@ -30,5 +32,6 @@ mod turn;
 pub use assets::Target;
 pub use engine::{Engine, MergeDeploy};
 pub use error::EngineError;
+pub use org_loop::{LoopControl, LoopHandle, LoopOptions, LoopOutcome, LoopState};
 pub use run::{Halt, RunOptions, RunOutcome, HALTED_REASON};
 pub use supervise::{request_halt, Halter, RunHandle};

@@ -78,9 +78,10 @@ impl From<EngineError> for ApiError {
         match err {
             EngineError::NotFound(message) => ApiError::not_found(message),
             EngineError::Store(store) => store.into(),
-            busy @ (EngineError::Busy { .. } | EngineError::Held(_)) => {
-                ApiError::conflict(busy.to_string())
-            }
+            busy @ (EngineError::Busy { .. }
+            | EngineError::Held(_)
+            | EngineError::LoopHeld(_)
+            | EngineError::LoopRunning(_)) => ApiError::conflict(busy.to_string()),
             other => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, other.to_string()),
         }
     }

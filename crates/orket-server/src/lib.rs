@@ -7,7 +7,8 @@
 //! [`files`] confines the file routes to `model/`, `config/` and `workspace/`; [`ws`] streams
 //! the event bus; [`system`] answers health, version, heartbeat, metrics, calendar and board;
 //! [`sandboxes`] lists, stops and reads the logs of sandboxes and previews assets; [`chat`]
-//! hands a message to the driver, whose action edits the asset tree.
+//! hands a message to the driver, whose action edits the asset tree; [`org_loop`] starts, stops
+//! and shows the organization loop.
 //! The contract the board codes against is `API.md` beside this crate.
 
 #![forbid(unsafe_code)]
@@ -21,6 +22,7 @@ pub mod gitea;
 pub mod ledger;
 mod listen;
 pub mod openapi;
+pub mod org_loop;
 pub mod origin;
 pub mod reference;
 pub mod routes;
@@ -315,10 +317,17 @@ pub async fn serve(
     Ok(())
 }
 
-/// Waits until no run executes in this server, or `grace` has passed; true when none does.
+/// Waits until no run (nor the loop) executes in this server, or `grace` has passed; true when
+/// none does.
 pub async fn wait_for_runs(state: &AppState, grace: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + grace;
-    while state.active_runs() > 0 {
+    let looping = |state: &AppState| {
+        state
+            .engine()
+            .current_loop()
+            .is_some_and(|c| c.is_running())
+    };
+    while state.active_runs() > 0 || looping(state) {
         if tokio::time::Instant::now() >= deadline {
             tracing::warn!(
                 "{} run(s) still executing after {grace:?}; they stop with the process",

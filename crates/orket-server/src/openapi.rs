@@ -1,7 +1,9 @@
 //! The OpenAPI document of the server (`GET /openapi.json`), generated from the handlers'
 //! annotations; a test keeps its paths equal to the route table.
 
-use crate::{approvals, chat, files, gitea, ledger, runs, sandboxes, system, web, workers, ws};
+use crate::{
+    approvals, chat, files, gitea, ledger, org_loop, runs, sandboxes, system, web, workers, ws,
+};
 use axum::Json;
 use utoipa::openapi::path::ParameterIn;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme};
@@ -17,7 +19,7 @@ use utoipa::{Modify, OpenApi};
         system::version, system::heartbeat, system::metrics, system::calendar, system::board,
         files::explorer, files::read, files::save,
         runs::run_active, chat::chat_driver, runs::list, runs::backlog, runs::metrics, runs::halt,
-        runs::session, runs::snapshot,
+        runs::session, runs::snapshot, org_loop::status, org_loop::start, org_loop::stop,
         approvals::list, approvals::approve, approvals::reject,
         sandboxes::preview_asset, sandboxes::list, sandboxes::stop, sandboxes::logs,
         sandboxes::health,

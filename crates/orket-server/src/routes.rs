@@ -3,8 +3,8 @@
 
 use crate::error::ApiError;
 use crate::{
-    approvals, auth, chat, files, gitea, ledger, origin, runs, sandboxes, system, web, workers, ws,
-    AppState, MAX_BODY_BYTES,
+    approvals, auth, chat, files, gitea, ledger, org_loop, origin, runs, sandboxes, system, web,
+    workers, ws, AppState, MAX_BODY_BYTES,
 };
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, HeaderValue, Method};
@@ -57,6 +57,9 @@ pub fn table() -> Vec<Route> {
         route(M::GET, "/v1/runs/{id}/backlog", get(runs::backlog)),
         route(M::GET, "/v1/runs/{id}/metrics", get(runs::metrics)),
         route(M::POST, "/v1/runs/{id}/halt", post(runs::halt)),
+        route(M::GET, "/v1/loop", get(org_loop::status)),
+        route(M::POST, "/v1/loop/start", post(org_loop::start)),
+        route(M::POST, "/v1/loop/stop", post(org_loop::stop)),
         route(M::GET, "/v1/sessions/{id}", get(runs::session)),
         route(M::GET, "/v1/sessions/{id}/snapshot", get(runs::snapshot)),
         route(M::GET, "/v1/approvals", get(approvals::list)),

@@ -860,6 +860,19 @@
       return;
     }
     pushEvent(ev);
+    switch (ev.event) {
+      case 'loop_started':
+      case 'loop_resumed':
+      case 'loop_picked':
+      case 'loop_card_ended':
+      case 'loop_set_aside':
+      case 'loop_idle':
+      case 'loop_budget_exceeded':
+      case 'loop_stopped':
+        schedule('loop', loadLoop, 50);
+        break;
+      default:
+    }
     const known = state.runs.some((r) => r.id === ev.run_id);
     schedule('runs', loadRuns, known ? 400 : 50);
     if (!onBoard(ev)) return;
@@ -892,6 +905,27 @@
       default:
         if (ev.issue_id) schedule('backlog', loadBacklog, 300);
     }
+  }
+
+  // ---- the organization loop ------------------------------------------------------------
+
+  /** The loop's state in one line: what it runs now, its counts, its latest decision. */
+  function loopText(view) {
+    if (!view || !view.id) return 'loop: not running';
+    const where = view.here || !view.holder ? '' : ` (process ${view.holder.pid} on ${view.holder.host})`;
+    const decision = view.last_decision || view.reason || '';
+    if (!view.running) return `loop ${view.id} stopped ${view.status || ''}: ${decision}`;
+    const current = view.current ? `, running ${view.current.issue} of ${view.current.epic}` : '';
+    return `loop ${view.id}${where}: ${view.cards} cards, ${view.tokens} tokens${current} — ${decision}`;
+  }
+
+  async function loadLoop() {
+    await guarded('Loop', async () => {
+      const view = await api('/v1/loop');
+      const el = $('loop-status');
+      el.textContent = loopText(view);
+      el.dataset.state = view && view.running ? 'running' : 'stopped';
+    });
   }
 
   function setConn(stateName, text) {
@@ -1111,6 +1145,7 @@
 
   function refreshAll() {
     schedule('runs', loadRuns, 0);
+    schedule('loop', loadLoop, 0);
     schedule('project', loadProject, 0);
     if (state.selected) {
       schedule('backlog', loadBacklog, 0);

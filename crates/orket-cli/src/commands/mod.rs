@@ -9,6 +9,7 @@ pub mod demo;
 pub mod halt;
 pub mod ledger;
 pub mod model;
+pub mod org_loop;
 pub mod preview;
 pub mod run;
 pub mod runs;

@@ -291,7 +291,8 @@ pub(crate) async fn show_progress(bus: EventBus) {
     }
 }
 
-fn progress_line(e: &EventRecord) -> Option<String> {
+/// The line of an event worth seeing while a run goes (`None` for the others).
+pub(crate) fn progress_line(e: &EventRecord) -> Option<String> {
     let issue = e.issue_id.as_deref().unwrap_or("-");
     let role = e.role.as_deref().unwrap_or("-");
     Some(match &e.event {
