@@ -13,6 +13,7 @@
 
 pub mod approval;
 pub mod assets;
+pub mod bugfix;
 mod deploy;
 mod drive;
 pub mod engine;

@@ -10,6 +10,7 @@ pub mod halt;
 pub mod ledger;
 pub mod model;
 pub mod preview;
+pub mod rock;
 pub mod run;
 pub mod runs;
 pub mod sandbox;
