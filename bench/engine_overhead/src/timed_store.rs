@@ -73,6 +73,19 @@ impl Store for TimedStore {
         self.timed("list_builds", self.inner.list_builds()).await
     }
 
+    async fn get_bug_fix_phase(
+        &self,
+        rock: &str,
+    ) -> StoreResult<Option<orket_store::BugFixPhaseRecord>> {
+        self.timed("get_bug_fix_phase", self.inner.get_bug_fix_phase(rock))
+            .await
+    }
+
+    async fn list_bug_fix_phases(&self) -> StoreResult<Vec<orket_store::BugFixPhaseRecord>> {
+        self.timed("list_bug_fix_phases", self.inner.list_bug_fix_phases())
+            .await
+    }
+
     async fn get_issue(&self, build_id: &str, id: &str) -> StoreResult<Option<IssueRecord>> {
         self.timed("get_issue", self.inner.get_issue(build_id, id))
             .await

@@ -89,6 +89,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A rock: its epics and its bug-fix phase (started when its epics are done, extended
+    /// on a high bug discovery rate, ended into a `<rock>-phase2` rock holding its open bugs).
+    Rock {
+        #[command(subcommand)]
+        action: RockAction,
+    },
     /// Tool calls parked by `process_rules.approval_required`: list, approve, reject.
     Approval {
         #[command(subcommand)]
@@ -208,6 +214,23 @@ enum StoreAction {
 }
 
 #[derive(Debug, Subcommand)]
+enum RockAction {
+    /// The rock's epics with their statuses, and its bug-fix phase brought up to date by the
+    /// clock (ORKET_NOW for tests and rehearsals): started, planned end, days left, extensions,
+    /// bugs found, critical bugs, discovery rate, and the rock its open bugs moved to.
+    Status {
+        /// The rock's name (its file stem).
+        rock: String,
+        /// The department to look the rock up in.
+        #[arg(long, value_name = "D", default_value = "core")]
+        department: String,
+        /// Print the status as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum SandboxAction {
     /// List the sandboxes, newest first (never their passwords).
     List {
@@ -311,6 +334,14 @@ async fn main() -> ExitCode {
             model,
             json,
         } => commands::preview::run(&project, &name, &department, model, json).await,
+        Command::Rock {
+            action:
+                RockAction::Status {
+                    rock,
+                    department,
+                    json,
+                },
+        } => commands::rock::status(&project, &rock, &department, json).await,
         Command::Approval { action } => match action {
             ApprovalAction::List { run, json } => {
                 commands::approval::list(&project, run.as_deref(), json).await

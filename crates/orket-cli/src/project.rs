@@ -2,6 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use orket_core::assets::AssetTree;
+use orket_core::time::Clock;
 use orket_store::Store;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,6 +12,13 @@ use std::sync::Arc;
 pub struct Project {
     root: PathBuf,
     db: PathBuf,
+}
+
+/// The clock of day-counting rules (a rock's bug-fix phase): `ORKET_NOW` (an RFC 3339 time,
+/// for tests and rehearsals) when set, else the system's.
+pub fn clock() -> Result<Clock> {
+    let setting = std::env::var("ORKET_NOW").ok();
+    Clock::from_setting(setting.as_deref()).map_err(|e| anyhow::anyhow!("ORKET_NOW: {e}"))
 }
 
 /// Whether `db` names a PostgreSQL database rather than a file.

@@ -459,6 +459,37 @@ events! {
         action: Option<String>,
         error: String,
     }
+    /// A rock's epics are all done and its bug-fix phase started (the clock's time, and when it
+    /// is planned to end).
+    BugFixPhaseStarted = "bug_fix_phase_started" {
+        rock: String,
+        department: String,
+        started_at: String,
+        planned_end: String,
+    }
+    /// A rock's bug-fix phase was extended (by 7 days, up to its maximum) on the evidence
+    /// given: the discovery rate over the whole days elapsed, and the critical bugs.
+    BugFixPhaseExtended = "bug_fix_phase_extended" {
+        rock: String,
+        planned_end: String,
+        extensions: u32,
+        days_elapsed: i64,
+        bugs_found: u32,
+        rate: f64,
+        critical_bugs: u32,
+        reason: String,
+    }
+    /// A rock's bug-fix phase reached its planned end: its open bugs (`build/id`) moved to the
+    /// next phase's rock (none when no bug was open).
+    BugFixPhaseEnded = "bug_fix_phase_ended" {
+        rock: String,
+        ended_at: String,
+        bugs_found: u32,
+        critical_bugs: u32,
+        open_bugs: Vec<String>,
+        #[serde(default)]
+        next_rock: Option<String>,
+    }
     /// Sent only on the WebSocket, never stored: the client fell behind and missed this many events.
     Lagged = "lagged" {
         skipped: u64,

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod assets;
+pub mod bugfix;
 pub mod events;
 pub mod ids;
 pub mod lifecycle;

@@ -141,6 +141,7 @@ fn kind_name(kind: ArgKind) -> String {
         ArgKind::Priority => "`High`, `Medium`, `Low` or a number".to_string(),
         ArgKind::TextList => "list of strings (or one string)".to_string(),
         ArgKind::Confirm => "`true`".to_string(),
+        ArgKind::OneOf(names) => codes(names.iter().copied()),
     }
 }
 

@@ -66,6 +66,10 @@ refusal_codes! {
     DoneRequiresIntegrityGuard = "DONE_REQUIRES_INTEGRITY_GUARD",
     /// A new issue's summary is shorter than the minimum.
     SummaryTooShort = "SUMMARY_TOO_SHORT",
+    /// A new issue's `type` is not one `create_issue` gives (`issue`, `story`, `bug`, `task`).
+    UnknownIssueType = "UNKNOWN_ISSUE_TYPE",
+    /// A new issue's `severity` is not `low`, `medium`, `high` or `critical`.
+    UnknownSeverity = "UNKNOWN_SEVERITY",
     /// The turn spent its steps (`max_steps`) or its corrections without the seat's move.
     ToolBudget = "TOOL_BUDGET",
     /// iDesign: a source file at the workspace root.

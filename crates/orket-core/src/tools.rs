@@ -7,6 +7,8 @@
 //! ([`ToolSpec::check_args`]) and the executor's dispatch (an exhaustive `match` on [`Tool`]).
 //! The limits every side shares are here too.
 
+use crate::assets::DEFAULT_ISSUE_TYPES;
+use crate::bugfix::Severity;
 use crate::refusal::RefusalCode;
 use crate::status::{Status, WaitReason};
 use serde::{Deserialize, Serialize};
@@ -29,6 +31,10 @@ pub const MAX_CONTENT_BYTES: usize = 1_048_576;
 
 /// The shortest summary (in characters) a new issue may have.
 pub const MIN_SUMMARY_CHARS: usize = 5;
+
+/// The types `create_issue` may give a new issue (`issue` by default; `bug` for a bug, which
+/// a rock's bug-fix phase counts): the types a role handles unless its file says otherwise.
+pub const ISSUE_TYPES: [&str; 4] = DEFAULT_ISSUE_TYPES;
 
 /// The folder of verification fixtures at a workspace's root: people put fixtures there, agents
 /// may not write to it, and a fixture path must resolve inside it.
@@ -107,6 +113,8 @@ pub enum ArgKind {
     TextList,
     /// Literally `true`: the caller confirms a destructive call.
     Confirm,
+    /// One of these names.
+    OneOf(&'static [&'static str]),
 }
 
 /// One argument of a tool.
@@ -214,11 +222,18 @@ pub const TOOLS: [ToolSpec; 17] = {
                     refusal: RefusalCode::SummaryTooShort,
                     ..arg("summary", TextAtLeast(MIN_SUMMARY_CHARS), true)
                 },
-                optional("type", Text, "\"issue\""),
+                Arg {
+                    refusal: RefusalCode::UnknownIssueType,
+                    ..optional("type", OneOf(&ISSUE_TYPES), "\"issue\"")
+                },
                 optional("priority", Priority, "\"Medium\""),
                 arg("depends_on", TextList, false),
+                Arg {
+                    refusal: RefusalCode::UnknownSeverity,
+                    ..arg("severity", OneOf(&Severity::NAMES), false)
+                },
             ]),
-            "Create a new issue in the current build for `seat`, with a summary of at least 5 characters."),
+            "Create a new issue in the current build for `seat`, with a summary of at least 5 characters; a `bug` gets a `severity` (default medium)."),
         spec(Tool::UpdateIssueStatus, "update_issue_status", Card, false,
             Args::Fixed(&[
                 Arg {
@@ -433,6 +448,7 @@ fn kind_schema(kind: ArgKind) -> Value {
         ]}),
         ArgKind::TextList => json!({"type": "array", "items": {"type": "string"}}),
         ArgKind::Confirm => json!({"type": "boolean", "const": true}),
+        ArgKind::OneOf(names) => json!({"type": "string", "enum": names}),
     }
 }
 
@@ -451,6 +467,7 @@ fn kind_name(kind: ArgKind) -> String {
         ArgKind::Priority => "High, Medium, Low or a number".to_string(),
         ArgKind::TextList => "a string or a list of strings".to_string(),
         ArgKind::Confirm => "true".to_string(),
+        ArgKind::OneOf(names) => format!("one of: {}", names.join(", ")),
     }
 }
 
@@ -494,6 +511,11 @@ fn check_kind(kind: ArgKind, value: &Value) -> Result<(), String> {
         ArgKind::Confirm => match value {
             Value::Bool(true) => Ok(()),
             other => Err(format!("found {other}")),
+        },
+        ArgKind::OneOf(names) => match value.as_str() {
+            Some(name) if names.contains(&name) => Ok(()),
+            Some(name) => Err(format!("found {name:?}")),
+            None => Err(found()),
         },
     }
 }
@@ -819,6 +841,12 @@ mod tests {
             MIN_SUMMARY_CHARS
         );
         assert_eq!(create["properties"]["priority"]["default"], "Medium");
+        assert_eq!(create["properties"]["type"]["enum"], json!(ISSUE_TYPES));
+        assert_eq!(create["properties"]["type"]["default"], "issue");
+        assert_eq!(
+            create["properties"]["severity"]["enum"],
+            json!(["low", "medium", "high", "critical"])
+        );
         let status = Tool::UpdateIssueStatus.spec().args_schema();
         assert_eq!(
             status["properties"]["status"]["enum"]
@@ -857,6 +885,25 @@ mod tests {
         );
         let (code, _) = check(Tool::UpdateIssueStatus, json!({"status": "finished"})).unwrap_err();
         assert_eq!(code, RefusalCode::UnknownStatus);
+        let bug = json!({"seat": "s", "summary": "Crash on start", "type": "bug", "severity": "critical"});
+        assert_eq!(check(Tool::CreateIssue, bug), Ok(()));
+        let (code, message) = check(
+            Tool::CreateIssue,
+            json!({"seat": "s", "summary": "Crash on start", "type": "defect"}),
+        )
+        .unwrap_err();
+        assert_eq!(code, RefusalCode::UnknownIssueType);
+        assert!(
+            message.contains("one of: issue, story, bug, task") && message.contains("\"defect\""),
+            "{message}"
+        );
+        let (code, message) = check(
+            Tool::CreateIssue,
+            json!({"seat": "s", "summary": "Crash on start", "type": "bug", "severity": "urgent"}),
+        )
+        .unwrap_err();
+        assert_eq!(code, RefusalCode::UnknownSeverity);
+        assert!(message.contains("low, medium, high, critical"), "{message}");
         let (code, message) = check(Tool::ReportCredits, json!({"amount": -1})).unwrap_err();
         assert_eq!(code, RefusalCode::BadArgs);
         assert!(message.contains("0 or more"), "{message}");

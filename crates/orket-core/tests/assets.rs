@@ -562,4 +562,61 @@ fn model_clients_are_read_and_every_bad_field_is_named() {
     ] {
         assert!(text.contains(expected), "{expected}\n in: {text}");
     }
+
+#[test]
+fn bug_fix_phase_rules_default_are_read_and_bad_values_named() {
+    use orket_core::bugfix::BugFixRules;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(root, "config/organization.json", r#"{"process_rules": {}}"#);
+    let tree = AssetTree::new(root);
+    assert_eq!(
+        tree.organization().unwrap().bug_fix_rules(),
+        BugFixRules::default()
+    );
+    write(
+        root,
+        "config/organization.json",
+        r#"{"process_rules": {"bug_fix_phase": {"initial_duration_days": 3, "max_duration_days": 10,
+            "bug_discovery_high_rate": 2.5, "bug_critical_threshold": 0}}}"#,
+    );
+    assert_eq!(
+        tree.organization().unwrap().bug_fix_rules(),
+        BugFixRules {
+            initial_duration_days: 3,
+            max_duration_days: 10,
+            bug_discovery_high_rate: 2.5,
+            bug_critical_threshold: 0,
+        }
+    );
+
+    write(
+        root,
+        "config/organization.json",
+        r#"{"process_rules": {"bug_fix_phase": {"initial_duration_days": 30, "max_duration_days": 0,
+            "bug_discovery_high_rate": "high", "bug_critical_threshold": -1, "grace": 2}}}"#,
+    );
+    let (org, diags) = tree.organization_with_diagnostics();
+    let shown: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
+    assert_eq!(
+        shown,
+        [
+            "config/organization.json: process_rules.bug_fix_phase.grace: unknown field, ignored",
+            "config/organization.json: process_rules.bug_fix_phase.max_duration_days: expected a whole number from 1 to 365, found 0",
+            "config/organization.json: process_rules.bug_fix_phase.initial_duration_days: 30 days is longer than max_duration_days (28)",
+            "config/organization.json: process_rules.bug_fix_phase.bug_discovery_high_rate: expected a number, found a string",
+            "config/organization.json: process_rules.bug_fix_phase.bug_critical_threshold: expected a non-negative whole number, found a number",
+        ]
+    );
+    // Invalid values are never handed out; the organization does not load.
+    assert_eq!(org.bug_fix_rules().max_duration_days, 28);
+    assert!(tree.organization().is_err());
+    let report = orket_core::assets::check_tree(&tree, None);
+    assert!(
+        report.diagnostics.iter().any(|d| d
+            .to_string()
+            .contains("config/organization.json: process_rules.bug_fix_phase.max_duration_days")),
+        "{:?}",
+        report.diagnostics
+    );
 }

@@ -213,6 +213,10 @@ pub fn seed_record(build_id: &str, spec: &IssueSpec) -> IssueRecord {
     let mut r = IssueRecord::new(build_id, &spec.card.id, &spec.card.name, &spec.seat);
     r.description = spec.card.description.clone();
     r.issue_type = spec.card.card_type.clone();
+    r.severity = spec.severity.or_else(|| {
+        (r.issue_type == orket_core::bugfix::BUG_TYPE)
+            .then_some(orket_core::bugfix::Severity::DEFAULT_FOR_BUGS)
+    });
     r.status = spec.card.status;
     r.priority = spec.card.priority;
     r.assignee = spec.assignee.clone();

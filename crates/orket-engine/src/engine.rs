@@ -14,6 +14,7 @@ use crate::run::{Halt, RunOptions, RunOutcome};
 use crate::supervise::{self, Claim, RunHandle, Runs, Spawned};
 use orket_core::assets::{AssetTree, Epic, Rock};
 use orket_core::ids::{epic_build_id, rock_build_id};
+use orket_core::time::Clock;
 use orket_core::{RunKind, RunStatus, Status};
 use orket_sandbox::SandboxManager;
 use orket_store::events::{EventBus, EventSink, Recorder};
@@ -41,6 +42,7 @@ pub struct Engine {
     runs: Arc<Runs>,
     /// The organization loop running here (or the last one that did).
     org_loop: Arc<LoopSlot>,
+    clock: Clock,
 }
 
 impl Engine {
@@ -52,7 +54,26 @@ impl Engine {
             registry: Arc::new(PolicyRegistry::default()),
             runs: Arc::new(Runs::default()),
             org_loop: Arc::new(LoopSlot::default()),
+            clock: Clock::System,
         }
+    }
+
+    /// The same engine reading the time of day-counting rules (a rock's bug-fix phase) from
+    /// `clock`.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The clock of day-counting rules.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Brings every rock's bug-fix phase up to date by the engine's clock (see
+    /// [`crate::bugfix::advance`]); an organization loop calls it on each pick.
+    pub async fn advance_bug_fix_phases(&self) -> crate::bugfix::AdvanceReport {
+        crate::bugfix::advance(&self.recorder, &self.tree, &self.clock).await
     }
 
     /// The same engine with `registry` (an embedding program's own policies registered).
@@ -478,7 +499,25 @@ impl Engine {
                 break;
             }
         }
+        self.rock_run_ended(rock).await;
         Ok(outcomes)
+    }
+
+    /// At the end of a rock's run, its bug-fix phase brought up to date (started when its
+    /// epics are now all done). The run's outcome stands whatever happens here: a failure is
+    /// logged, and `orket rock status` tries again.
+    async fn rock_run_ended(&self, rock: &Rock) {
+        let advanced = crate::bugfix::advance_rock(
+            &self.recorder,
+            &self.tree,
+            &rock.stem,
+            &rock.department,
+            &self.clock,
+        )
+        .await;
+        if let Err(err) = advanced {
+            tracing::warn!("rock {}: {err}", rock.stem);
+        }
     }
 
     async fn run_epic(

@@ -60,6 +60,14 @@ pub enum EngineError {
     /// A run with this id already executes in this process.
     #[error("run {0} is already executing in this process")]
     AlreadyRunning(String),
+    /// A rock's bug-fix phase could not move on (its next rock's files could not be written).
+    #[error("bug-fix phase of rock {rock}: {message}")]
+    BugFixPhase {
+        /// The rock.
+        rock: String,
+        /// What went wrong.
+        message: String,
+    },
     /// The run's task panicked (recorded as the run's failure).
     #[error("the run panicked: {0}")]
     Panicked(String),

@@ -14,6 +14,7 @@
 
 pub mod approval;
 pub mod assets;
+pub mod bugfix;
 mod deploy;
 mod drive;
 pub mod engine;

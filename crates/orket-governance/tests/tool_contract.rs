@@ -14,11 +14,13 @@ use serde_json::{json, Map, Value};
 
 /// The codes the argument check gives (a value's type or rule); every other code is a rule of
 /// the gate applied to well-shaped arguments (paths, transitions, ...).
-const SHAPE_CODES: [RefusalCode; 4] = [
+const SHAPE_CODES: [RefusalCode; 6] = [
     RefusalCode::BadArgs,
     RefusalCode::ConfirmRequired,
     RefusalCode::SummaryTooShort,
     RefusalCode::UnknownStatus,
+    RefusalCode::UnknownIssueType,
+    RefusalCode::UnknownSeverity,
 ];
 
 /// The reply a model would give to call `tool` with `args`, judged by a step's schema with
@@ -64,6 +66,10 @@ fn text() -> impl Strategy<Value = String> {
             "High",
             "low",
             "Urgent",
+            "bug",
+            "story",
+            "critical",
+            "medium",
             "3",
             "-1",
             "2.5",
@@ -167,6 +173,7 @@ fn minimal(tool: Tool) -> Map<String, Value> {
                 ArgKind::Priority => json!("High"),
                 ArgKind::TextList => json!([]),
                 ArgKind::Confirm => json!(true),
+                ArgKind::OneOf(names) => json!(names[0]),
             };
             (a.name.to_string(), value)
         })

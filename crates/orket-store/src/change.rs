@@ -1,5 +1,6 @@
 //! Changes: the writes a store applies, all or nothing, in one batch.
 
+use crate::bugfix::BugFixPhaseRecord;
 use crate::lease::LeaseRequest;
 use crate::records::{
     BuildRecord, Comment, IssueRecord, IssueUpdate, NewApproval, NewEvent, NewTurn, RunRecord,
@@ -189,6 +190,12 @@ pub enum Change {
         /// The head commit reviewed.
         head_sha: Option<String>,
     },
+    /// Starts a rock's bug-fix phase (`Conflict` if the rock has one).
+    StartBugFixPhase(BugFixPhaseRecord),
+    /// Writes a rock's bug-fix phase over the stored one, only if that is still at the
+    /// record's `revision` (`Conflict` otherwise, `NotFound` if the rock has no phase); the
+    /// stored row then has the next revision.
+    UpdateBugFixPhase(BugFixPhaseRecord),
     /// Registers a sandbox. `Conflict` if its id exists or another sandbox holding its ports
     /// (allocated, deploying, running) has the same slot.
     InsertSandbox(SandboxRecord),

@@ -1,6 +1,7 @@
 //! A store that lets a caller look at (and refuse) every batch before another store applies
 //! it: what a test needs to see that a turn commits as one batch, or to make one batch fail.
 
+use crate::bugfix::BugFixPhaseRecord;
 use crate::change::{Applied, Change};
 use crate::error::StoreResult;
 use crate::lease::LeaseRecord;
@@ -37,6 +38,12 @@ impl Store for Intercept {
     }
     async fn get_build(&self, id: &str) -> StoreResult<Option<BuildRecord>> {
         self.inner.get_build(id).await
+    }
+    async fn get_bug_fix_phase(&self, rock: &str) -> StoreResult<Option<BugFixPhaseRecord>> {
+        self.inner.get_bug_fix_phase(rock).await
+    }
+    async fn list_bug_fix_phases(&self) -> StoreResult<Vec<BugFixPhaseRecord>> {
+        self.inner.list_bug_fix_phases().await
     }
     async fn list_builds(&self) -> StoreResult<Vec<BuildRecord>> {
         self.inner.list_builds().await

@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 mod board;
+pub mod bugfix;
 pub mod bundle;
 mod change;
 mod error;
@@ -28,6 +29,7 @@ mod url;
 mod words;
 
 pub use board::overlay_builds;
+pub use bugfix::{BugFixPhaseRecord, PhaseBug, PhaseStatus};
 pub use change::{Applied, Change};
 pub use error::{StoreError, StoreResult};
 pub use intercept::{BatchHook, Intercept};

@@ -1,5 +1,6 @@
 //! The rows the store keeps, and the patches that change them.
 
+use orket_core::bugfix::Severity;
 use orket_core::time::now_timestamp;
 use orket_core::tools::{ToolCall, ToolResult};
 use orket_core::turn::{Candidate, TurnStep};
@@ -62,6 +63,9 @@ pub struct IssueRecord {
     pub description: String,
     /// `issue`, `story`, `bug`, `task`, ...
     pub issue_type: String,
+    /// How bad it is (bugs: `medium` unless `create_issue` or the card says).
+    #[serde(default)]
+    pub severity: Option<Severity>,
     /// Its lifecycle status.
     pub status: Status,
     /// Its priority (High 3.0, Medium 2.0, Low 1.0).
@@ -122,6 +126,7 @@ impl IssueRecord {
             name: name.into(),
             description: String::new(),
             issue_type: "issue".to_string(),
+            severity: None,
             status: Status::Ready,
             priority: 2.0,
             seat: seat.into(),
@@ -178,6 +183,7 @@ impl IssueRecord {
             ("refs", self.references.to_column()),
             ("created_at", self.created_at.to_column()),
             ("updated_at", self.updated_at.to_column()),
+            ("severity", self.severity.to_column()),
         ]
     }
 }
@@ -416,6 +422,12 @@ impl ToColumn for u32 {
 }
 
 impl ToColumn for Status {
+    fn to_column(&self) -> ColumnValue {
+        ColumnValue::Text(self.as_str().to_string())
+    }
+}
+
+impl ToColumn for Severity {
     fn to_column(&self) -> ColumnValue {
         ColumnValue::Text(self.as_str().to_string())
     }

@@ -1,5 +1,6 @@
 //! The `Store` trait: atomic batches of changes, one-change conveniences, and reads.
 
+use crate::bugfix::BugFixPhaseRecord;
 use crate::change::{Applied, Change};
 use crate::error::{StoreError, StoreResult};
 use crate::lease::LeaseRecord;
@@ -88,6 +89,10 @@ pub trait Store: Send + Sync {
     async fn review_cycles(&self, repository: &str, number: i64) -> StoreResult<Vec<ReviewCycle>>;
     /// Every sandbox, newest first.
     async fn list_sandboxes(&self) -> StoreResult<Vec<SandboxRecord>>;
+    /// A rock's bug-fix phase, once it started.
+    async fn get_bug_fix_phase(&self, rock: &str) -> StoreResult<Option<BugFixPhaseRecord>>;
+    /// Every rock's bug-fix phase, by rock.
+    async fn list_bug_fix_phases(&self) -> StoreResult<Vec<BugFixPhaseRecord>>;
     /// The fleet's workers, by name (none but on a PostgreSQL store).
     async fn list_workers(&self) -> StoreResult<Vec<crate::fleet::WorkerRecord>> {
         Ok(Vec::new())

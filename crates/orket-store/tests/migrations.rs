@@ -28,9 +28,9 @@ async fn opening_creates_the_file_and_applies_the_migrations_once() {
     let path = db_path(&dir);
     assert!(path.exists(), "the file and its directory are created");
     assert_eq!(store.path(), path);
-    assert_eq!(store.schema_version().await.unwrap(), 9);
+    assert_eq!(store.schema_version().await.unwrap(), 10);
     let rows = migration_rows(&path);
-    assert_eq!(rows.len(), 9);
+    assert_eq!(rows.len(), 10);
     let names: Vec<(i64, &str)> = rows.iter().map(|r| (r.0, r.1.as_str())).collect();
     assert_eq!(
         names,
@@ -43,7 +43,8 @@ async fn opening_creates_the_file_and_applies_the_migrations_once() {
             (6, "turn_steps"),
             (7, "build_leases"),
             (8, "turn_ledger"),
-            (9, "gitea_reviews")
+            (9, "gitea_reviews"),
+            (10, "bug_fix_phases")
         ]
     );
     let (_, _, checksum, applied_at) = &rows[0];
@@ -64,7 +65,7 @@ async fn opening_creates_the_file_and_applies_the_migrations_once() {
     let reopened = SqliteStore::open(&path).await.unwrap();
     assert_eq!(migration_rows(&path), rows);
     assert_eq!(reopened.migrate().await.unwrap(), 0);
-    assert_eq!(reopened.schema_version().await.unwrap(), 9);
+    assert_eq!(reopened.schema_version().await.unwrap(), 10);
     assert_eq!(
         reopened
             .get_issue("build-login", "ISSUE-0001")
@@ -134,7 +135,7 @@ async fn concurrent_opens_of_a_new_file_migrate_once() {
     for open in opens {
         open.await.unwrap().expect("open");
     }
-    assert_eq!(migration_rows(&path).len(), 9);
+    assert_eq!(migration_rows(&path).len(), 10);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -187,7 +188,7 @@ async fn issues_stored_before_issue_versions_are_read_by_a_first_tick() {
         .unwrap();
 
     let upgraded = SqliteStore::open(&path).await.unwrap();
-    assert_eq!(upgraded.schema_version().await.unwrap(), 9);
+    assert_eq!(upgraded.schema_version().await.unwrap(), 10);
     let tick = upgraded.tick_state("r1", "build-login", 0).await.unwrap();
     let ids: Vec<&str> = tick.changed.iter().map(|i| i.id.as_str()).collect();
     assert_eq!(ids, ["ISSUE-0001"], "a first tick reads every issue");

@@ -11,6 +11,7 @@ pub mod ledger;
 pub mod model;
 pub mod org_loop;
 pub mod preview;
+pub mod rock;
 pub mod run;
 pub mod runs;
 pub mod sandbox;

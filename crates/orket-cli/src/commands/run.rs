@@ -160,7 +160,7 @@ pub(crate) async fn engine(project: &Project, bus: EventBus) -> Result<Engine> {
         .open_store()
         .await
         .with_context(|| format!("opening the store {}", project.store_name()))?;
-    Ok(Engine::new(tree, store, bus))
+    Ok(Engine::new(tree, store, bus).with_clock(crate::project::clock()?))
 }
 
 /// Runs an epic, a rock or an issue; exit 0 when every run completed.
@@ -387,6 +387,23 @@ pub(crate) fn progress_line(e: &EventRecord) -> Option<String> {
         Event::HaltRequested {} => {
             "halt requested: the run stops at its next turn boundary".to_string()
         }
+        Event::BugFixPhaseStarted {
+            rock, planned_end, ..
+        } => format!(
+            "rock {rock}: every epic is done; its bug-fix phase started, planned to end {planned_end} (orket rock status {rock})"
+        ),
+        Event::BugFixPhaseExtended {
+            rock,
+            planned_end,
+            reason,
+            ..
+        } => format!("rock {rock}: bug-fix phase extended to {planned_end} ({reason})"),
+        Event::BugFixPhaseEnded {
+            rock, next_rock, ..
+        } => match next_rock {
+            Some(next) => format!("rock {rock}: bug-fix phase ended; its open bugs moved to rock {next}"),
+            None => format!("rock {rock}: bug-fix phase ended with no bug open"),
+        },
         _ => return None,
     })
 }

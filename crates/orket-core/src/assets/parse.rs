@@ -3,6 +3,7 @@
 use super::diag::{at, idx};
 use super::reader::{as_object, Reader};
 use super::types::*;
+use crate::bugfix::Severity;
 use crate::ids::derived_issue_id;
 use crate::lifecycle::valid_statuses;
 use crate::priority::{json_kind, parse_priority};
@@ -29,6 +30,7 @@ const CARD_KEYS: &[&str] = &[
 ];
 const ISSUE_KEYS: &[&str] = &[
     "seat",
+    "severity",
     "assignee",
     "sprint",
     "requirements",
@@ -271,7 +273,44 @@ pub(crate) fn organization(ctx: &mut Reader, value: &Value, sources: Vec<String>
     whole_in(ctx, &rules, "process_rules", "max_steps", STEPS);
     whole_in(ctx, &rules, "process_rules", "max_corrections", CORRECTIONS);
     whole_in(ctx, &rules, "process_rules", "candidates", CANDIDATES);
+    bug_fix_phase(ctx, &rules);
     org
+}
+
+/// `process_rules.bug_fix_phase`: whole days from 1 to 365 (the initial duration at most the
+/// maximum), a rate of 0 or more, a whole number of critical bugs.
+fn bug_fix_phase(ctx: &mut Reader, rules: &Map<String, Value>) {
+    let path = at("process_rules", BUG_FIX_PHASE);
+    let set = ctx.opt_object(rules, "process_rules", BUG_FIX_PHASE);
+    ctx.unknown_keys(&set, &path, &BUG_FIX_PHASE_KEYS);
+    let initial = whole_in(ctx, &set, &path, "initial_duration_days", PHASE_DAYS);
+    let max = whole_in(ctx, &set, &path, "max_duration_days", PHASE_DAYS);
+    let defaults = crate::bugfix::BugFixRules::default();
+    let (initial_days, max_days) = (
+        initial.unwrap_or(u64::from(defaults.initial_duration_days)),
+        max.unwrap_or(u64::from(defaults.max_duration_days)),
+    );
+    if (initial.is_some() || max.is_some()) && initial_days > max_days {
+        ctx.error(
+            &at(&path, "initial_duration_days"),
+            format!("{initial_days} days is longer than max_duration_days ({max_days})"),
+        );
+    }
+    if let Some(rate) = ctx.opt_f64(&set, &path, "bug_discovery_high_rate") {
+        if !(rate.is_finite() && rate >= 0.0) {
+            ctx.error(
+                &at(&path, "bug_discovery_high_rate"),
+                format!("expected bugs per day, 0 or more, found {rate}"),
+            );
+        }
+    }
+    whole_in(
+        ctx,
+        &set,
+        &path,
+        "bug_critical_threshold",
+        0..=u64::from(u32::MAX),
+    );
 }
 
 /// An optional whole number within `range`; reports one outside it.
@@ -696,6 +735,7 @@ fn issue(ctx: &mut Reader, value: &Value, path: &str, default_id: &str) -> Optio
         );
     }
     let seat = ctx.req_str(obj, path, "seat").unwrap_or_default();
+    let severity = ctx.opt_choice(obj, path, "severity", "severity", &Severity::NAMES);
     let max_retries = ctx
         .opt_u64(obj, path, "max_retries")
         .unwrap_or(DEFAULT_MAX_RETRIES as u64);
@@ -708,6 +748,7 @@ fn issue(ctx: &mut Reader, value: &Value, path: &str, default_id: &str) -> Optio
     Some(IssueSpec {
         card,
         seat,
+        severity,
         assignee: ctx.opt_str(obj, path, "assignee"),
         sprint: ctx.opt_str(obj, path, "sprint"),
         requirements: ctx.opt_text(obj, path, "requirements"),

@@ -1,6 +1,7 @@
 //! The typed assets of a project: organization, team, role, dialect, environment, model
 //! profile, epic (with its issues) and rock.
 
+use crate::bugfix::BugFixRules;
 use crate::status::{normalize_name, Status, WaitReason};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -92,7 +93,63 @@ impl Organization {
     pub fn candidates(&self) -> Option<usize> {
         self.rule_count("candidates", CANDIDATES)
     }
+
+    /// `process_rules.bug_fix_phase`: the numbers of a rock's bug-fix phase, each unset or
+    /// invalid one at its default (the loader reports invalid ones, so a loaded organization
+    /// has none).
+    pub fn bug_fix_rules(&self) -> BugFixRules {
+        let mut rules = BugFixRules::default();
+        let Some(set) = self
+            .process_rules
+            .get(BUG_FIX_PHASE)
+            .and_then(Value::as_object)
+        else {
+            return rules;
+        };
+        let days = |key: &str| {
+            set.get(key)
+                .and_then(Value::as_u64)
+                .filter(|n| PHASE_DAYS.contains(n))
+                .and_then(|n| u32::try_from(n).ok())
+        };
+        if let Some(n) = days("initial_duration_days") {
+            rules.initial_duration_days = n;
+        }
+        if let Some(n) = days("max_duration_days") {
+            rules.max_duration_days = n;
+        }
+        if rules.initial_duration_days > rules.max_duration_days {
+            rules.initial_duration_days = rules.max_duration_days;
+        }
+        if let Some(rate) = set
+            .get("bug_discovery_high_rate")
+            .and_then(Value::as_f64)
+            .filter(|r| r.is_finite() && *r >= 0.0)
+        {
+            rules.bug_discovery_high_rate = rate;
+        }
+        if let Some(n) = set
+            .get("bug_critical_threshold")
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+        {
+            rules.bug_critical_threshold = n;
+        }
+        rules
+    }
 }
+
+/// The key of the bug-fix phase's numbers in `process_rules`.
+pub const BUG_FIX_PHASE: &str = "bug_fix_phase";
+/// The fields of `process_rules.bug_fix_phase`.
+pub const BUG_FIX_PHASE_KEYS: [&str; 4] = [
+    "initial_duration_days",
+    "max_duration_days",
+    "bug_discovery_high_rate",
+    "bug_critical_threshold",
+];
+/// The valid lengths of a bug-fix phase, in days.
+pub const PHASE_DAYS: RangeInclusive<u64> = 1..=crate::bugfix::MAX_PHASE_DAYS;
 
 /// The valid numbers of steps (a model profile's `steps`, `process_rules.max_steps`).
 pub const STEPS: RangeInclusive<u64> = 1..=crate::tools::MAX_STEPS as u64;
@@ -412,6 +469,8 @@ pub struct IssueSpec {
     pub card: CardBase,
     /// The seat that works on it.
     pub seat: String,
+    /// How bad it is (bugs; `low`, `medium`, `high`, `critical`).
+    pub severity: Option<crate::bugfix::Severity>,
     /// Who holds it.
     pub assignee: Option<String>,
     /// Its sprint label.

@@ -7,6 +7,7 @@
 use crate::policy::ExecutionRuntime;
 use crate::turn::effects::TurnEffects;
 use async_trait::async_trait;
+use orket_core::bugfix::{Severity, BUG_TYPE};
 use orket_core::priority::parse_priority;
 use orket_core::tools::{as_number, Tool, ToolResult};
 use orket_core::{Event, Status, ToolCall, WaitReason};
@@ -189,13 +190,22 @@ impl Executor<'_> {
             call.str_arg("seat").unwrap_or_default(),
         );
         record.issue_type = call.str_arg("type").unwrap_or("issue").to_string();
+        let severity = call
+            .str_arg("severity")
+            .and_then(|s| s.parse::<Severity>().ok());
+        record.severity = severity
+            .or_else(|| (record.issue_type == BUG_TYPE).then_some(Severity::DEFAULT_FOR_BUGS));
         record.priority = parse_priority(call.args.get("priority")).unwrap_or(2.0);
         record.depends_on = call.names_arg("depends_on");
         record.parent_id = Some(actor.issue_id.to_string());
         record.session_id = Some(effects.run_id().to_string());
+        let (issue_type, record_severity) = (record.issue_type.clone(), record.severity);
         effects.changes.push(Change::InsertIssue(record));
         effects.set_status(&id, Status::Ready);
         effects.progress = true;
-        ToolResult::ok(json!({"issue_id": id}))
+        ToolResult::ok(match record_severity {
+            Some(severity) => json!({"issue_id": id, "type": issue_type, "severity": severity}),
+            None => json!({"issue_id": id, "type": issue_type}),
+        })
     }
 }

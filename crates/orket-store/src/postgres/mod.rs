@@ -9,6 +9,7 @@
 //! one state of the database. The schema is migrated by sqlx's migrator
 //! (`migrations/postgres/`, checksummed, itself guarded by an advisory lock).
 
+mod bugfix;
 mod copy;
 mod fleet;
 mod lease;
@@ -20,6 +21,7 @@ mod write;
 pub use copy::{copy_sqlite_to_postgres, CopyReport};
 pub use fleet::{queue_for, Claim, PgFleet, MAX_ATTEMPTS};
 
+use crate::bugfix::BugFixPhaseRecord;
 use crate::change::{Applied, Change};
 use crate::error::{StoreError, StoreResult};
 use crate::lease::LeaseRecord;
@@ -266,6 +268,14 @@ impl Store for PgStore {
 
     async fn list_sandboxes(&self) -> StoreResult<Vec<SandboxRecord>> {
         read::sandboxes(&mut *self.conn().await?).await
+    }
+
+    async fn get_bug_fix_phase(&self, rock: &str) -> StoreResult<Option<BugFixPhaseRecord>> {
+        read::bug_fix_phase(&mut *self.conn().await?, rock).await
+    }
+
+    async fn list_bug_fix_phases(&self) -> StoreResult<Vec<BugFixPhaseRecord>> {
+        read::bug_fix_phases(&mut *self.conn().await?).await
     }
 
     async fn list_workers(&self) -> StoreResult<Vec<crate::fleet::WorkerRecord>> {

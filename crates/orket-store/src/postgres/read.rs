@@ -4,6 +4,7 @@
 //! it, whatever the database's collation.
 
 use super::rows;
+use crate::bugfix::BugFixPhaseRecord;
 use crate::error::StoreResult;
 use crate::lease::LeaseRecord;
 use crate::records::{
@@ -300,6 +301,29 @@ pub(super) async fn sandbox(
         conn,
         sqlx::query("SELECT * FROM sandboxes WHERE id = $1").bind(id),
         rows::sandbox,
+    )
+    .await
+}
+
+/// A rock's bug-fix phase.
+pub(super) async fn bug_fix_phase(
+    conn: &mut PgConnection,
+    rock: &str,
+) -> StoreResult<Option<BugFixPhaseRecord>> {
+    optional(
+        conn,
+        sqlx::query("SELECT * FROM bug_fix_phases WHERE rock = $1").bind(rock),
+        rows::bug_fix_phase,
+    )
+    .await
+}
+
+/// Every bug-fix phase, by rock.
+pub(super) async fn bug_fix_phases(conn: &mut PgConnection) -> StoreResult<Vec<BugFixPhaseRecord>> {
+    all(
+        conn,
+        sqlx::query(r#"SELECT * FROM bug_fix_phases ORDER BY rock COLLATE "C""#),
+        rows::bug_fix_phase,
     )
     .await
 }

@@ -3,6 +3,7 @@
 //! looked up by name; JSON columns are decoded by [`Cols::json`], statuses and other names by
 //! [`Cols::parse`], nowhere else.
 
+use crate::bugfix::BugFixPhaseRecord;
 use crate::error::{StoreError, StoreResult};
 use crate::lease::{LeaseHolder, LeaseRecord};
 use crate::records::{
@@ -201,6 +202,7 @@ pub(super) fn issue(row: &PgRow) -> StoreResult<IssueRecord> {
         references: c.json("refs")?,
         created_at: c.get("created_at")?,
         updated_at: c.get("updated_at")?,
+        severity: c.parse_opt("severity")?,
         build_id,
         id,
     })
@@ -514,5 +516,34 @@ pub(super) fn review_cycle(row: &PgRow) -> StoreResult<ReviewCycle> {
         reason: c.get("reason")?,
         head_sha: c.get("head_sha")?,
         created_at: c.get("created_at")?,
+    })
+}
+
+/// A `bug_fix_phases` row (its count columns are for SQL readers: the counts are the `bugs`').
+pub(super) fn bug_fix_phase(row: &PgRow) -> StoreResult<BugFixPhaseRecord> {
+    let c = Cols::new(row, "bug_fix_phases", "a bug-fix phase");
+    let rock: String = c.get("rock")?;
+    let c = c.of("bug-fix phase of rock", &rock);
+    let window: Option<i64> = c.get("last_extension_window")?;
+    let last_extension_window = window
+        .map(|w| {
+            u32::try_from(w)
+                .map_err(|_| c.corrupt("last_extension_window", format!("{w} is out of range")))
+        })
+        .transpose()?;
+    Ok(BugFixPhaseRecord {
+        department: c.get("department")?,
+        status: c.parse("status")?,
+        started_at: c.get("started_at")?,
+        planned_end: c.get("planned_end")?,
+        extensions: c.count("extensions")?,
+        last_extension_window,
+        bugs: c.json("bugs")?,
+        baseline: c.json("baseline")?,
+        ended_at: c.get("ended_at")?,
+        next_rock: c.get("next_rock")?,
+        revision: c.get("revision")?,
+        updated_at: c.get("updated_at")?,
+        rock,
     })
 }

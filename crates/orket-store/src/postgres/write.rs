@@ -243,6 +243,14 @@ impl Batch<'_> {
                 review::add_cycle(self.conn, &repository, number, &reason, head_sha.as_deref())
                     .await?,
             ),
+            Change::StartBugFixPhase(phase) => {
+                super::bugfix::start(self.conn, &phase).await?;
+                Applied::Done
+            }
+            Change::UpdateBugFixPhase(phase) => {
+                super::bugfix::update(self.conn, &phase).await?;
+                Applied::Done
+            }
             Change::InsertSandbox(s) => {
                 insert_sandbox(self.conn, &s).await.map_err(|err| {
                     conflict_on_duplicate(err, || {

@@ -54,6 +54,11 @@ pub(super) static MIGRATIONS: &[(i64, &str, &str)] = &[
         "gitea_reviews",
         include_str!("../../migrations/sqlite/0009_gitea_reviews.sql"),
     ),
+    (
+        10,
+        "bug_fix_phases",
+        include_str!("../../migrations/sqlite/0010_bug_fix_phases.sql"),
+    ),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS _schema_migrations (

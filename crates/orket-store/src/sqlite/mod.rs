@@ -3,6 +3,7 @@
 //! theirs. Every store call is one hand-off to one of these threads: a whole batch, or a whole
 //! read.
 
+mod bugfix;
 mod lease;
 mod migrate;
 mod read;
@@ -12,6 +13,7 @@ mod tx;
 mod worker;
 mod write;
 
+use crate::bugfix::BugFixPhaseRecord;
 use crate::change::{Applied, Change};
 use crate::error::{StoreError, StoreResult};
 use crate::lease::LeaseRecord;
@@ -325,6 +327,16 @@ impl Store for SqliteStore {
     async fn get_sandbox(&self, id: &str) -> StoreResult<Option<SandboxRecord>> {
         let id = id.to_string();
         self.read(move |conn| read::sandbox(conn, &id)).await
+    }
+
+    async fn get_bug_fix_phase(&self, rock: &str) -> StoreResult<Option<BugFixPhaseRecord>> {
+        let rock = rock.to_string();
+        self.read(move |conn| read::bug_fix_phase(conn, &rock))
+            .await
+    }
+
+    async fn list_bug_fix_phases(&self) -> StoreResult<Vec<BugFixPhaseRecord>> {
+        self.read(|conn| read::bug_fix_phases(conn)).await
     }
 
     async fn get_lease(&self, build_id: &str) -> StoreResult<Option<LeaseRecord>> {

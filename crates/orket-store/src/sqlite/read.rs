@@ -3,6 +3,7 @@
 
 use super::rows::{self, Layout};
 use super::tx::{Begin, Tx};
+use crate::bugfix::BugFixPhaseRecord;
 use crate::error::StoreResult;
 use crate::records::{
     ApprovalRecord, BuildRecord, CardTransaction, Comment, EventRecord, IssueRecord, MemoryRecord,
@@ -269,6 +270,29 @@ pub(super) fn sandbox(conn: &Connection, id: &str) -> StoreResult<Option<Sandbox
         "SELECT * FROM sandboxes WHERE id = ?",
         [id],
         rows::sandbox,
+    )
+}
+
+/// A rock's bug-fix phase.
+pub(super) fn bug_fix_phase(
+    conn: &Connection,
+    rock: &str,
+) -> StoreResult<Option<BugFixPhaseRecord>> {
+    optional(
+        conn,
+        "SELECT * FROM bug_fix_phases WHERE rock = ?",
+        [rock],
+        rows::bug_fix_phase,
+    )
+}
+
+/// Every bug-fix phase, by rock.
+pub(super) fn bug_fix_phases(conn: &Connection) -> StoreResult<Vec<BugFixPhaseRecord>> {
+    all(
+        conn,
+        "SELECT * FROM bug_fix_phases ORDER BY rock",
+        [],
+        rows::bug_fix_phase,
     )
 }
 

@@ -209,6 +209,14 @@ impl Batch<'_> {
                 &reason,
                 head_sha.as_deref(),
             )?),
+            Change::StartBugFixPhase(phase) => {
+                super::bugfix::start(conn, &phase)?;
+                Applied::Done
+            }
+            Change::UpdateBugFixPhase(phase) => {
+                super::bugfix::update(conn, &phase)?;
+                Applied::Done
+            }
             Change::InsertSandbox(s) => {
                 rows::insert_sandbox(conn, &s).map_err(|err| {
                     conflict_on_duplicate(err, || {

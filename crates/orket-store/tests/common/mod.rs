@@ -128,6 +128,7 @@ pub fn full_issue(build_id: &str, id: &str) -> IssueRecord {
         name: "Login form".to_string(),
         description: "A form with a user name and a password".to_string(),
         issue_type: "story".to_string(),
+        severity: Some(orket_core::bugfix::Severity::High),
         status: Status::Blocked,
         priority: 3.5,
         seat: "lead_dev".to_string(),
