@@ -397,6 +397,12 @@ async fn a_killed_loop_is_resumed_by_the_next_without_repeating_a_committed_turn
     assert_all_done(&store, "build-hello_cli", &["DEMO-1", "DEMO-2", "DEMO-3"]).await;
     assert_all_done(&store, "build-ops_tasks", &["OPS-1", "OPS-2", "OPS-3"]).await;
     assert!(runs.iter().all(|r| r.status != RunStatus::Running));
+    // The demo's rock has its epics done: the loop's next look started its bug-fix phase.
+    let phase = store.get_bug_fix_phase("demo_launch").await.unwrap();
+    assert!(
+        phase.is_some_and(|p| p.status == orket_store::PhaseStatus::Active),
+        "the rock's bug-fix phase started"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -562,6 +562,7 @@ fn model_clients_are_read_and_every_bad_field_is_named() {
     ] {
         assert!(text.contains(expected), "{expected}\n in: {text}");
     }
+}
 
 #[test]
 fn bug_fix_phase_rules_default_are_read_and_bad_values_named() {

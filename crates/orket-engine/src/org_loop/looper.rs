@@ -130,7 +130,8 @@ struct Looper<'a> {
 
 impl Looper<'_> {
     /// Resumes the interrupted runs, then picks and runs cards until halted, out of budget or
-    /// (with `once`) out of ready work: the loop's end and why.
+    /// (with `once`) out of ready work: the loop's end and why. Before each look, the rocks'
+    /// bug-fix phases are brought up to date.
     async fn run(&mut self) -> Result<(RunStatus, String), EngineError> {
         for run in self.interrupted().await? {
             if self.halted().await {
@@ -152,6 +153,11 @@ impl Looper<'_> {
                 )
                 .await?;
                 return Ok((RunStatus::BudgetExceeded, reason));
+            }
+            // Rocks whose epics are done enter (or leave) their bug-fix phase before the
+            // look: a phase that ends writes the `<rock>-phase2` rock this look then sees.
+            for (rock, e) in self.engine.advance_bug_fix_phases().await.failed {
+                tracing::warn!("loop {}: rock {rock}'s bug-fix phase: {e}", self.control.id);
             }
             let work = match pick::gather(
                 self.engine.tree(),
