@@ -7,10 +7,11 @@ mod common;
 
 use async_trait::async_trait;
 use common::{all_replies, copy_demo, copy_dir, edit_json, without_fixtures};
-use orket_core::assets::AssetTree;
+use orket_core::assets::{AssetTree, Epic};
 use orket_core::RunStatus;
 use orket_engine::policy::{
-    ClientChoice, Loader, LoopChoice, LoopPolicy, LoopSettings, ModelClient, PolicyRegistry, Served,
+    ClientChoice, DeployMoment, Loader, LoopChoice, LoopPolicy, LoopSettings, ModelClient,
+    PolicyRegistry, SandboxPolicy, Served,
 };
 use orket_engine::{Engine, RunOptions, RunOutcome};
 use orket_llm::{ModelReply, ModelRequest, Provider, ProviderError, ReplayProvider};
@@ -207,43 +208,78 @@ async fn a_registered_loop_policy_paces_the_run() {
         .contains("max_iterations (1)"));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_sandbox_policy_chooses_when_a_sandbox_is_deployed() {
+/// Deploys only the epics whose name is listed, and only once their run completed.
+struct Listed(Vec<&'static str>);
+
+impl SandboxPolicy for Listed {
+    fn deploys(&self, moment: DeployMoment, epic: &Epic) -> bool {
+        moment == DeployMoment::EpicCompleted && self.0.contains(&epic.stem.as_str())
+    }
+}
+
+/// The demo epic asking for a sandbox, run with `registry` and `process_rules` `rules`: the
+/// sandboxes it left and the names of its run's events.
+async fn sandbox_run(
+    registry: PolicyRegistry,
+    rules: serde_json::Value,
+) -> (Vec<orket_store::SandboxRecord>, Vec<String>) {
     // No docker engine is reachable: each deploy fails cleanly and is recorded.
     std::env::set_var("DOCKER_HOST", "unix:///nonexistent/orket-test/docker.sock");
-    for (node, deploys_at_end) in [("on_completion", Some(true)), ("on_merge", None)] {
-        let dir = tempfile::tempdir().unwrap();
-        let root = demo_project(dir.path(), json!({"sandbox_policy_node": node}));
-        edit_json(&root.join("model/core/epics/hello_cli.json"), |epic| {
-            epic["params"] = json!({"sandbox": true, "stack": "fastapi-react-postgres"});
-        });
-        let (store, outcome) = run_demo(
-            &root,
-            AssetTree::new(&root),
-            PolicyRegistry::default(),
-            &all_replies(),
-        )
-        .await;
-        assert_eq!(outcome.status, RunStatus::Completed, "{:?}", outcome.reason);
-        let sandboxes = store.list_sandboxes().await.unwrap();
-        let names: Vec<String> = store
-            .list_events(Some(&outcome.run_id), 0, 1000)
-            .await
-            .unwrap()
-            .iter()
-            .map(|e| e.event.name().to_string())
-            .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let root = demo_project(dir.path(), rules);
+    edit_json(&root.join("model/core/epics/hello_cli.json"), |epic| {
+        epic["params"] = json!({"sandbox": true, "stack": "fastapi-react-postgres"});
+    });
+    let (store, outcome) = run_demo(&root, AssetTree::new(&root), registry, &all_replies()).await;
+    assert_eq!(outcome.status, RunStatus::Completed, "{:?}", outcome.reason);
+    let names = store
+        .list_events(Some(&outcome.run_id), 0, 1000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.event.name().to_string())
+        .collect();
+    (store.list_sandboxes().await.unwrap(), names)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registered_sandbox_policy_chooses_which_epics_deploy_and_when() {
+    for (listed, deploys) in [(vec!["hello_cli"], true), (vec!["other"], false)] {
+        let mut registry = PolicyRegistry::default();
+        registry
+            .sandbox_policy
+            .register("listed", Arc::new(Listed(listed.clone())));
+        let (sandboxes, names) =
+            sandbox_run(registry, json!({"sandbox_policy_node": "listed"})).await;
         let failed = names.iter().position(|e| e == "sandbox_deploy_failed");
         let last_turn = names.iter().rposition(|e| e == "turn_start");
-        match deploys_at_end {
-            Some(_) => {
-                assert_eq!(sandboxes.len(), 1, "{node}");
-                assert!(failed > last_turn, "{node}: {names:?}");
-            }
-            None => {
-                assert!(sandboxes.is_empty(), "{node}");
-                assert_eq!(failed, None, "{node}");
-            }
+        if deploys {
+            assert_eq!(sandboxes.len(), 1, "{listed:?}");
+            assert!(failed > last_turn, "after the run's turns: {names:?}");
+        } else {
+            assert!(sandboxes.is_empty(), "{listed:?}");
+            assert_eq!(failed, None, "{names:?}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_built_in_sandbox_policies_deploy_at_their_moment() {
+    for (node, at_end) in [("on_completion", true), ("on_merge", false)] {
+        let (sandboxes, names) = sandbox_run(
+            PolicyRegistry::default(),
+            json!({"sandbox_policy_node": node}),
+        )
+        .await;
+        let failed = names.iter().position(|e| e == "sandbox_deploy_failed");
+        let last_turn = names.iter().rposition(|e| e == "turn_start");
+        if at_end {
+            assert_eq!(sandboxes.len(), 1, "{node}");
+            assert!(failed > last_turn, "{node}: {names:?}");
+        } else {
+            // A run is no merge.
+            assert!(sandboxes.is_empty(), "{node}");
+            assert_eq!(failed, None, "{node}");
         }
     }
 }
