@@ -47,7 +47,10 @@ fn every_environment_variable_read_is_documented() {
         for name in variables(&std::fs::read_to_string(file).unwrap()) {
             // The policy families (`format!("ORKET_{}_NODE", …)`) are documented as one pattern.
             let family = name == "ORKET_" || name.ends_with("_NODE");
+            // A prefix (`ORKET_KEY_`) is documented as `ORKET_KEY_<NAME>`.
+            let prefix = name.ends_with('_') && docs.contains(&format!("`{name}<NAME>`"));
             let documented = docs.contains(&format!("{name}`"))
+                || prefix
                 || (family && docs.contains("`ORKET_<FAMILY>_NODE`"));
             assert!(
                 documented,

@@ -328,6 +328,13 @@ async fn a_rocks_bug_fix_phase_extends_on_a_high_rate_and_ends_in_a_phase_two_ro
         held, expected,
         "exactly the open bugs, with their severities"
     );
+    // Its agents may read the code the bugs are about: the rock run's workspace of the epic
+    // (and the epic's own folder, which holds the demo's fixtures).
+    assert_eq!(
+        next_epic["references"],
+        json!(["workspace/demo_launch/hello_cli", "workspace/hello_cli"]),
+        "{next_epic}"
+    );
     assert_eq!(next_epic["team"], "demo_team");
     let ended = events_named(&root, "bug_fix_phase_ended").await;
     assert_eq!(ended.len(), 1);

@@ -66,7 +66,8 @@ refusal_codes! {
     DoneRequiresIntegrityGuard = "DONE_REQUIRES_INTEGRITY_GUARD",
     /// A new issue's summary is shorter than the minimum.
     SummaryTooShort = "SUMMARY_TOO_SHORT",
-    /// A new issue's `type` is not one `create_issue` gives (`issue`, `story`, `bug`, `task`).
+    /// A new issue's `type` is not one a card may have (`issue`, `story`, `bug`, `task`,
+    /// `utility`, `app`).
     UnknownIssueType = "UNKNOWN_ISSUE_TYPE",
     /// A new issue's `severity` is not `low`, `medium`, `high` or `critical`.
     UnknownSeverity = "UNKNOWN_SEVERITY",

@@ -7,7 +7,7 @@
 //! ([`ToolSpec::check_args`]) and the executor's dispatch (an exhaustive `match` on [`Tool`]).
 //! The limits every side shares are here too.
 
-use crate::assets::DEFAULT_ISSUE_TYPES;
+use crate::assets::ISSUE_TYPES;
 use crate::bugfix::Severity;
 use crate::refusal::RefusalCode;
 use crate::status::{Status, WaitReason};
@@ -31,10 +31,6 @@ pub const MAX_CONTENT_BYTES: usize = 1_048_576;
 
 /// The shortest summary (in characters) a new issue may have.
 pub const MIN_SUMMARY_CHARS: usize = 5;
-
-/// The types `create_issue` may give a new issue (`issue` by default; `bug` for a bug, which
-/// a rock's bug-fix phase counts): the types a role handles unless its file says otherwise.
-pub const ISSUE_TYPES: [&str; 4] = DEFAULT_ISSUE_TYPES;
 
 /// The folder of verification fixtures at a workspace's root: people put fixtures there, agents
 /// may not write to it, and a fixture path must resolve inside it.
@@ -894,7 +890,8 @@ mod tests {
         .unwrap_err();
         assert_eq!(code, RefusalCode::UnknownIssueType);
         assert!(
-            message.contains("one of: issue, story, bug, task") && message.contains("\"defect\""),
+            message.contains("one of: issue, story, bug, task, utility, app")
+                && message.contains("\"defect\""),
             "{message}"
         );
         let (code, message) = check(

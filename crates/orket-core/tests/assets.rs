@@ -532,14 +532,14 @@ fn model_clients_are_read_and_every_bad_field_is_named() {
         "model/core/environments/mixed.json",
         r#"{"model": "m", "model_client": {"provider": "ollama", "base_url": "http://127.0.0.1:11434"},
             "seat_model_clients": {"Integrity Guard": {"provider": "openai", "model": "big",
-               "base_url": "http://127.0.0.1:8081/v1", "api_key_env": "GUARD_KEY"}}}"#,
+               "base_url": "http://127.0.0.1:8081/v1", "api_key_env": "ORKET_KEY_GUARD"}}}"#,
     );
     let tree = AssetTree::new(dir.path());
     let env = tree.load_environment("mixed", "core").unwrap();
     let guard = env.seat_model_clients.get("integrity_guard").unwrap();
     assert_eq!(guard.provider, "openai");
     assert_eq!(guard.model.as_deref(), Some("big"));
-    assert_eq!(guard.api_key_env.as_deref(), Some("GUARD_KEY"));
+    assert_eq!(guard.api_key_env.as_deref(), Some("ORKET_KEY_GUARD"));
     assert_eq!(env.model_client.as_ref().unwrap().provider, "ollama");
 
     write(
@@ -547,7 +547,9 @@ fn model_clients_are_read_and_every_bad_field_is_named() {
         "model/core/environments/bad.json",
         r#"{"model": "m", "model_client": {"provider": "gpt", "base_url": "ftp://x"},
             "seat_model_clients": {"guard": {"provider": "embedded", "base_url": "http://x",
-               "api_key_env": "sk-1234"}, "dev": {"model": "x"}}}"#,
+               "api_key_env": "sk-1234"}, "dev": {"model": "x"},
+               "ops": {"provider": "openai", "base_url": "http://me:secret@host/v1",
+               "api_key_env": "ORKET_DB"}}}"#,
     );
     let text = tree
         .load_environment("bad", "core")
@@ -557,8 +559,10 @@ fn model_clients_are_read_and_every_bad_field_is_named() {
         "model_client.provider: unknown provider \"gpt\" (expected embedded, ollama, openai)",
         "model_client.base_url: expected an http:// or https:// URL, found \"ftp://x\"",
         "seat_model_clients.guard.base_url: the embedded model runs in-process: it has no base_url",
-        "seat_model_clients.guard.api_key_env: expected the NAME of the environment variable",
+        "seat_model_clients.guard.api_key_env: expected the NAME of an environment variable starting with ORKET_KEY_",
         "seat_model_clients.dev.provider: required field is missing",
+        "seat_model_clients.ops.base_url: a URL with a user or password in it: give the key through api_key_env",
+        "seat_model_clients.ops.api_key_env: expected the NAME of an environment variable starting with ORKET_KEY_",
     ] {
         assert!(text.contains(expected), "{expected}\n in: {text}");
     }

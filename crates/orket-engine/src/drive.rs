@@ -19,7 +19,7 @@ use orket_store::{
     BuildRecord, Change, IssueRecord, IssueUpdate, RunRecord, RunUpdate, TurnRecord,
 };
 use serde_json::json;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -255,6 +255,30 @@ impl BuildView {
     }
 }
 
+/// Sees the first issue this run moves to code_review (the moment a sandbox may be deployed
+/// at): issues already in review when the run began do not count.
+#[derive(Default)]
+struct ReviewWatch {
+    /// The issues in code_review at the run's first look.
+    at_start: Option<HashSet<String>>,
+    seen: bool,
+}
+
+impl ReviewWatch {
+    /// True once: at the first look that finds an issue in review that was not at the start.
+    fn first_new(&mut self, issues: &[IssueRecord]) -> bool {
+        let in_review = issues.iter().filter(|i| i.status == Status::CodeReview);
+        let at_start = self
+            .at_start
+            .get_or_insert_with(|| in_review.clone().map(|i| i.id.clone()).collect());
+        if self.seen || !in_review.clone().any(|i| !at_start.contains(&i.id)) {
+            return false;
+        }
+        self.seen = true;
+        true
+    }
+}
+
 /// The loop: tick until nothing is left to do, a guard trips, or a failure stops the run.
 pub(crate) async fn drive(ctx: &RunCtx) -> Result<RunOutcome, EngineError> {
     let started = Instant::now();
@@ -267,13 +291,12 @@ pub(crate) async fn drive(ctx: &RunCtx) -> Result<RunOutcome, EngineError> {
     let mut turns = 0usize;
     let mut idle_ticks = 0usize;
     let mut ended: Option<(RunStatus, String)> = None;
-    let mut reviewed = false;
+    let mut reviews = ReviewWatch::default();
     for tick in 1..=options.max_iterations {
         if view.refresh(ctx).await? {
             ctx.halt.raise();
         }
-        if !reviewed && view.issues.iter().any(|i| i.status == Status::CodeReview) {
-            reviewed = true;
+        if reviews.first_new(&view.issues) {
             crate::deploy::deploy_for_run(ctx, DeployMoment::CodeReview).await?;
         }
         if ctx.halt.is_raised() {
@@ -530,4 +553,33 @@ fn final_state(issues: &[IssueRecord], target: Option<&str>) -> (RunStatus, Stri
         })
         .collect();
     (RunStatus::Stalled, format!("stuck: {}", reasons.join("; ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn issues(statuses: &[(&str, Status)]) -> Vec<IssueRecord> {
+        statuses
+            .iter()
+            .map(|(id, status)| {
+                let mut issue = IssueRecord::new("b", *id, "n", "developer");
+                issue.status = *status;
+                issue
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_an_issue_the_run_moves_to_review_counts_once() {
+        let mut watch = ReviewWatch::default();
+        let start = issues(&[("A", Status::CodeReview), ("B", Status::Ready)]);
+        assert!(!watch.first_new(&start), "A was in review before the run");
+        let later = issues(&[("A", Status::Done), ("B", Status::InProgress)]);
+        assert!(!watch.first_new(&later));
+        let reviewed = issues(&[("A", Status::Done), ("B", Status::CodeReview)]);
+        assert!(watch.first_new(&reviewed), "B reached review in this run");
+        let again = issues(&[("A", Status::CodeReview), ("B", Status::CodeReview)]);
+        assert!(!watch.first_new(&again), "once per run");
+    }
 }

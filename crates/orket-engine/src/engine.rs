@@ -154,6 +154,12 @@ impl Engine {
         name: &str,
         options: &RunOptions,
     ) -> Result<(Target, RunKind, Vec<String>), EngineError> {
+        if options.build.as_deref() == Some(orket_core::ids::LOOP_LEASE) {
+            return Err(EngineError::Settings(format!(
+                "build \"{}\" is reserved for the organization loop's lease: name another build",
+                orket_core::ids::LOOP_LEASE
+            )));
+        }
         let dept = &options.department;
         let target = self
             .resolve(name, dept)

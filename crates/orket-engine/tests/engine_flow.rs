@@ -1667,3 +1667,18 @@ async fn a_turn_commits_its_changes_events_and_verification_whole_or_not_at_all(
     assert_eq!(issue.status, Status::Done);
     assert_eq!(issue.verification["last_run"]["ok"], json!(true));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_loops_lease_is_no_build_a_run_may_take() {
+    let (_p, engine, _bus) = project(&all_replies()).await;
+    let options = RunOptions {
+        build: Some(orket_core::ids::LOOP_LEASE.to_string()),
+        ..engine.options.clone()
+    };
+    let err = engine.core.run("hello_cli", options).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("build \"loop\" is reserved for the organization loop's lease"),
+        "{err}"
+    );
+}

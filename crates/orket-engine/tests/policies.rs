@@ -143,7 +143,7 @@ async fn a_seat_whose_client_reads_an_unset_key_variable_fails_its_turn_naming_i
         env["seat_model_clients"] = json!({"integrity_guard": {
             "provider": "openai",
             "base_url": "http://127.0.0.1:9/v1",
-            "api_key_env": "ORKET_TEST_KEY_NOBODY_SET"
+            "api_key_env": "ORKET_KEY_NOBODY_SET_IN_TESTS"
         }});
     });
     let report = orket_core::assets::check_tree(&AssetTree::new(&root), None);
@@ -175,7 +175,7 @@ async fn a_seat_whose_client_reads_an_unset_key_variable_fails_its_turn_naming_i
         e.event
             .data()
             .to_string()
-            .contains("ORKET_TEST_KEY_NOBODY_SET, which is not set")
+            .contains("ORKET_KEY_NOBODY_SET_IN_TESTS, which is not set")
     });
     assert!(said, "no event names the unset variable");
     // The developers' turns ran on the run's provider: the files were written.

@@ -13,6 +13,18 @@ pub trait Provider: Send + Sync {
     /// Runs one model call and returns the model's reply.
     async fn complete(&self, request: &ModelRequest) -> Result<ModelReply, ProviderError>;
 
+    /// The kind of backend (`embedded`, `replay`, `openai`, ...): the name, unless the
+    /// provider wraps another (a recorder is of its inner provider's kind).
+    fn kind(&self) -> &str {
+        self.name()
+    }
+
+    /// A seat's own provider as this run's provider would have it called: a recorder records
+    /// the seat's replies to the same replay file; others hand it back as it is.
+    fn alongside(&self, seat: std::sync::Arc<dyn Provider>) -> std::sync::Arc<dyn Provider> {
+        seat
+    }
+
     /// True when replies are held to the request's schema (constrained decoding), so a prompt
     /// need not spell out the reply's shape. False unless the provider says so.
     fn constrains_replies(&self) -> bool {

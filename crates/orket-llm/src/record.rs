@@ -18,8 +18,9 @@ pub struct RecordingProvider {
     name: String,
     /// The replay file, for error messages.
     path: PathBuf,
-    /// The replay file, opened for appending; the lock keeps concurrent turns' lines whole.
-    file: Mutex<File>,
+    /// The replay file, opened for appending; the lock keeps concurrent turns' lines whole
+    /// (shared with the recorders of the seats' own providers, see [`Provider::alongside`]).
+    file: Arc<Mutex<File>>,
 }
 
 impl std::fmt::Debug for RecordingProvider {
@@ -54,7 +55,7 @@ impl RecordingProvider {
             name: format!("record({})", inner.name()),
             inner,
             path,
-            file: Mutex::new(file),
+            file: Arc::new(Mutex::new(file)),
         })
     }
 
@@ -93,6 +94,19 @@ impl Provider for RecordingProvider {
         let reply = self.inner.complete(request).await?;
         self.append(request, &reply)?;
         Ok(reply)
+    }
+
+    fn kind(&self) -> &str {
+        self.inner.kind()
+    }
+
+    fn alongside(&self, seat: Arc<dyn Provider>) -> Arc<dyn Provider> {
+        Arc::new(RecordingProvider {
+            name: format!("record({})", seat.name()),
+            inner: seat,
+            path: self.path.clone(),
+            file: Arc::clone(&self.file),
+        })
     }
 
     fn constrains_replies(&self) -> bool {

@@ -159,3 +159,44 @@ fn an_unopenable_file_is_a_replay_error() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn a_seats_own_provider_is_recorded_to_the_same_file() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("recorded.jsonl");
+    let recorder = RecordingProvider::new(inner(), &path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        recorder.kind(),
+        "replay",
+        "a recorder is of its inner provider's kind"
+    );
+    let guard: Arc<dyn Provider> = Arc::new(
+        ReplayProvider::from_jsonl(
+            "guard.jsonl",
+            r#"{"issue_id": "ISSUE-2", "role": "integrity_guard", "content": "from the guard's server"}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}")),
+    );
+    let seat = recorder.alongside(guard);
+    assert_eq!(seat.name(), "record(replay)");
+    recorder
+        .complete(&request("ISSUE-1", "coder"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    seat.complete(&request("ISSUE-2", "integrity_guard"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let replay = ReplayProvider::open(&path).unwrap_or_else(|e| panic!("{e}"));
+    let reply = replay
+        .complete(&request("ISSUE-2", "integrity_guard"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(reply.content, "from the guard's server");
+    assert_eq!(
+        std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .count(),
+        2
+    );
+}

@@ -182,11 +182,29 @@ struct Inner {
     webhook_limiter: governor::DefaultDirectRateLimiter,
 }
 
+/// The project's asset tree from the loader its policies choose (`orket` has only `default`,
+/// the project's folders; an unknown name is warned about).
+fn project_tree(root: &std::path::Path) -> AssetTree {
+    let registry = orket_engine::policy::PolicyRegistry::default();
+    match registry.load_tree(root, &|k| std::env::var(k).ok()) {
+        Ok((tree, warnings)) => {
+            for warning in warnings {
+                tracing::warn!("{warning}");
+            }
+            tree
+        }
+        Err(e) => {
+            tracing::warn!("the asset loader failed ({e}); reading the project's folders");
+            AssetTree::new(root)
+        }
+    }
+}
+
 impl AppState {
     /// The state of a server with `config`.
     pub fn new(config: ServerConfig) -> Self {
         let engine = Engine::new(
-            AssetTree::new(&config.root),
+            project_tree(&config.root),
             Arc::clone(&config.store),
             EventBus::new(config.bus_capacity),
         );

@@ -175,11 +175,22 @@ fn card_view(card: LoopCard) -> LoopCardView {
     }
 }
 
-/// The project's loop lease, when a live process holds it.
+/// The project's loop lease, when a live loop holds it: another live process's, or this
+/// process's while its loop of that id runs (a lease left behind by a loop of this process
+/// whose end could not be recorded holds nothing).
 async fn live_lease(state: &AppState) -> ApiResult<Option<LeaseRecord>> {
     let lease = state.store().get_lease(LOOP_LEASE).await?;
+    let here = state
+        .engine()
+        .current_loop()
+        .filter(|c| c.is_running())
+        .map(|c| c.id().to_string());
     Ok(lease.filter(|l| {
-        l.holder.token == holder().token || !(l.is_stale(STALE_AFTER) || holder_is_gone(l))
+        if l.holder.token == holder().token {
+            here.as_deref() == Some(l.run_id.as_str())
+        } else {
+            !(l.is_stale(STALE_AFTER) || holder_is_gone(l))
+        }
     }))
 }
 

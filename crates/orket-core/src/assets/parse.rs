@@ -638,19 +638,32 @@ fn model_client(ctx: &mut Reader, value: &Value, path: &str) -> Option<ModelClie
                 &at(path, "base_url"),
                 format!("expected an http:// or https:// URL, found \"{url}\""),
             );
+        } else if url
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .is_some_and(|authority| authority.contains('@'))
+        {
+            // Shown with every turn: a password in it would be shown too.
+            ctx.error(
+                &at(path, "base_url"),
+                "a URL with a user or password in it: give the key through api_key_env",
+            );
         }
     }
     let api_key_env = ctx.opt_str(obj, path, "api_key_env");
     if let Some(name) = &api_key_env {
-        let variable = !name.is_empty()
-            && !name.starts_with(|c: char| c.is_ascii_digit())
+        let variable = name.len() > MODEL_KEY_PREFIX.len()
+            && name.starts_with(MODEL_KEY_PREFIX)
             && name
                 .chars()
                 .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
         if !variable {
+            // Anyone who can edit assets must not be able to send any of the process's
+            // variables (the store's URL, a Gitea token) to a server they name.
             ctx.error(
                 &at(path, "api_key_env"),
-                "expected the NAME of the environment variable holding the key (like MY_SERVER_KEY), never the key itself",
+                format!("expected the NAME of an environment variable starting with {MODEL_KEY_PREFIX} that holds the key (like {MODEL_KEY_PREFIX}GUARD), never the key itself"),
             );
         }
     }

@@ -171,6 +171,10 @@ pub struct Seat {
     pub model_client: Option<ModelClientSpec>,
 }
 
+/// The prefix of the environment variables a `model_client`'s `api_key_env` may name: only
+/// variables set for model clients, never another of the process's.
+pub const MODEL_KEY_PREFIX: &str = "ORKET_KEY_";
+
 /// The providers a `model_client` may name.
 pub const MODEL_CLIENT_PROVIDERS: [&str; 3] = ["embedded", "ollama", "openai"];
 
@@ -189,7 +193,8 @@ pub struct ModelClientSpec {
     /// host; unset, the provider's environment variable (`ORKET_OPENAI_BASE_URL`,
     /// `OLLAMA_HOST`).
     pub base_url: Option<String>,
-    /// The environment variable holding the server's API key (OpenAI-compatible servers).
+    /// The environment variable holding the server's API key (OpenAI-compatible servers),
+    /// named `ORKET_KEY_...` ([`MODEL_KEY_PREFIX`]).
     pub api_key_env: Option<String>,
 }
 

@@ -18,7 +18,7 @@ use orket_governance::file_tools::write_atomically;
 use orket_store::{BugFixPhaseRecord, IssueRecord};
 use serde_json::{json, Map, Value};
 use std::collections::btree_map::{BTreeMap, Entry};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Where the next rock's files may be written: the project's `model/`, by plain relative
 /// names, never through a link.
@@ -76,7 +76,7 @@ pub(super) async fn write(
             entries.push(json!({"epic": epic_name, "department": epic.department}));
             files.push(File {
                 path: asset_path(tree, Category::Epics, &epic.department, &epic_name),
-                value: epic_value(&epic, chunk, phase),
+                value: epic_value(&epic, chunk, phase, tree.root()),
                 asset: (Category::Epics, epic_name, epic.department.clone()),
             });
         }
@@ -152,7 +152,12 @@ fn marker(phase: &BugFixPhaseRecord, epic: Option<&str>) -> Value {
 
 /// An epic of the next rock: the source epic's team, environment, references and governance,
 /// and `bugs` as its issues (dependencies kept among them only).
-fn epic_value(source: &Epic, bugs: &[&IssueRecord], phase: &BugFixPhaseRecord) -> Value {
+fn epic_value(
+    source: &Epic,
+    bugs: &[&IssueRecord],
+    phase: &BugFixPhaseRecord,
+    root: &Path,
+) -> Value {
     let origin = source
         .card
         .params
@@ -176,8 +181,14 @@ fn epic_value(source: &Epic, bugs: &[&IssueRecord], phase: &BugFixPhaseRecord) -
     );
     epic.insert("team".into(), json!(source.team));
     epic.insert("environment".into(), json!(source.environment));
-    if !source.card.references.is_empty() {
-        epic.insert("references".into(), json!(source.card.references));
+    let mut references = source.card.references.clone();
+    for folder in work_folders(root, &phase.rock, &source.stem) {
+        if !references.contains(&folder) {
+            references.push(folder);
+        }
+    }
+    if !references.is_empty() {
+        epic.insert("references".into(), json!(references));
     }
     if source.idesign || source.pattern.is_some() {
         let mut governance = json!({"idesign": source.idesign});
@@ -189,6 +200,20 @@ fn epic_value(source: &Epic, bugs: &[&IssueRecord], phase: &BugFixPhaseRecord) -
     epic.insert("params".into(), marker(phase, Some(&origin)));
     epic.insert("issues".into(), Value::Array(issues));
     Value::Object(epic)
+}
+
+/// The folders the source epic's work is in (a rock run's `workspace/<rock>/<epic>`, an epic
+/// or issue run's `workspace/<epic>`), relative to the project root: the next rock's epic
+/// references them, so its agents read the code its bugs are about (its own workspace starts
+/// empty).
+fn work_folders(root: &Path, rock: &str, epic: &str) -> Vec<String> {
+    [
+        format!("workspace/{rock}/{epic}"),
+        format!("workspace/{epic}"),
+    ]
+    .into_iter()
+    .filter(|folder| root.join(folder).is_dir())
+    .collect()
 }
 
 /// A bug as an issue of the next rock's epic.

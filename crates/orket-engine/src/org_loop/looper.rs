@@ -135,13 +135,13 @@ impl Looper<'_> {
     async fn run(&mut self) -> Result<(RunStatus, String), EngineError> {
         for run in self.interrupted().await? {
             if self.halted().await {
-                return Ok(halted());
+                return Ok(self.why_halted().await);
             }
             self.resume(run).await?;
         }
         loop {
             if self.halted().await {
-                return Ok(halted());
+                return Ok(self.why_halted().await);
             }
             if let Some((budget, reason)) = self.over_budget() {
                 self.note(
@@ -486,6 +486,19 @@ impl Looper<'_> {
                 );
                 false
             }
+        }
+    }
+
+    /// The end of a halted loop: `canceled` when a person (or the server shutting down)
+    /// halted it; `failed`, naming the new holder, when its lease was taken over (its
+    /// heartbeat raises the halt then).
+    async fn why_halted(&self) -> (RunStatus, String) {
+        match self.engine.store().get_lease(LOOP_LEASE).await {
+            Ok(Some(lease)) if lease.run_id != self.control.id => (
+                RunStatus::Failed,
+                format!("the loop's lease was taken over by {}", lease.describe()),
+            ),
+            _ => halted(),
         }
     }
 

@@ -49,6 +49,16 @@ fn describe(spec: &ModelClientSpec) -> String {
     }
 }
 
+/// The client's server is the one `ORKET_OPENAI_BASE_URL` names (or names none).
+fn own_server(spec: &ModelClientSpec) -> bool {
+    let own = std::env::var("ORKET_OPENAI_BASE_URL").ok();
+    match (&spec.base_url, own) {
+        (None, _) => true,
+        (Some(url), Some(own)) => url.trim_end_matches('/') == own.trim_end_matches('/'),
+        (Some(_), None) => false,
+    }
+}
+
 /// Picks the provider of a seat's turns.
 pub trait ModelClient: Send + Sync {
     /// The provider serving `choice.seat`, or why none can (the turn fails with it).
@@ -58,7 +68,8 @@ pub trait ModelClient: Send + Sync {
 /// The asset files' choice ([`Environment::model_client_of`]); without one, the run's
 /// provider. A `replay` or `fleet` run (and a preview) keeps its own provider for every seat
 /// (a replay file holds every seat's replies; a fleet worker calls the models), taking only
-/// the client's model. HTTP clients are built once per (provider, server, key variable) and reused.
+/// the client's model. HTTP clients are built once per (provider, server, key variable) and reused;
+/// a recording run (`--record`) records their replies too.
 #[derive(Default)]
 pub struct DefaultModelClient {
     built: Mutex<HashMap<ModelClientSpec, Arc<dyn Provider>>>,
@@ -71,14 +82,14 @@ impl ModelClient for DefaultModelClient {
             return Ok(Served::by_run(run, None));
         };
         let model = spec.model.clone();
-        if matches!(run.name(), "replay" | "fleet" | "preview") {
+        if matches!(run.kind(), "replay" | "fleet" | "preview") {
             return Ok(Served {
                 client: Some(describe(spec)),
                 ..Served::by_run(run, model)
             });
         }
         match spec.provider.as_str() {
-            "embedded" if run.name() == "embedded" => Ok(Served {
+            "embedded" if run.kind() == "embedded" => Ok(Served {
                 client: Some(describe(spec)),
                 ..Served::by_run(run, model)
             }),
@@ -88,7 +99,7 @@ impl ModelClient for DefaultModelClient {
                 run.name()
             )),
             _ => {
-                let provider = self.built(spec, &choice.seat.key)?;
+                let provider = run.alongside(self.built(spec, &choice.seat.key)?);
                 Ok(Served {
                     provider,
                     model,
@@ -118,7 +129,9 @@ impl DefaultModelClient {
                             "seat \"{seat}\"'s model_client reads its API key from {var}, which is not set"
                         )
                     })?),
-                    None => std::env::var("ORKET_OPENAI_API_KEY").ok(),
+                    // The user's own key goes only to the user's own server.
+                    None if own_server(spec) => std::env::var("ORKET_OPENAI_API_KEY").ok(),
+                    None => None,
                 };
                 let url = spec
                     .base_url
