@@ -784,3 +784,59 @@ async fn the_loop_leaves_alone_a_build_another_run_works_on() {
     assert!(!stdout.contains("picked"), "{stdout}");
     assert!(!stdout.contains("set aside"), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_loop_whose_lease_was_taken_over_ends_failed_naming_the_new_holder() {
+    let (_dir, root, replay) = two_departments();
+    std::fs::create_dir_all(root.join("model/quiet")).unwrap();
+    let (mut child, out) = start_loop(
+        &root,
+        &replay,
+        "taken",
+        &["--department", "quiet", "--idle-sleep", "60"],
+    );
+    let id = wait_for(&root, "the loop to go idle", |runs, events| {
+        let id = loops(&runs).first()?.id.clone();
+        (count(&events, &id, "loop_idle") == 1).then_some(id)
+    })
+    .await;
+    // Another process takes the loop's lease over, as one does that believes this loop's
+    // process gone.
+    let store = open(&root).await;
+    let lease = store
+        .get_lease(orket_core::ids::LOOP_LEASE)
+        .await
+        .unwrap()
+        .expect("the loop holds its lease");
+    let other = orket_store::LeaseHolder {
+        token: "elsewhere/boot/pidns/4242/1".to_string(),
+        pid: 4242,
+        host: "elsewhere".to_string(),
+    };
+    store
+        .apply(vec![orket_store::Change::TakeLease(
+            orket_store::LeaseRequest {
+                build_id: orket_core::ids::LOOP_LEASE.to_string(),
+                run_id: "otherloop".to_string(),
+                holder: other,
+                stale_after: Duration::from_secs(30),
+                replacing: Some(lease.holder.token.clone()),
+            },
+        )])
+        .await
+        .unwrap();
+    // Its next heartbeat finds the lease gone: it stops, and says why.
+    let status = wait_exit(&mut child);
+    let stdout = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(status.code(), Some(1), "{stdout}");
+    let row = store.get_run(&id).await.unwrap().unwrap();
+    assert_eq!(row.status, RunStatus::Failed, "{row:?}");
+    let reason = row.reason.unwrap_or_default();
+    assert!(
+        reason.contains(
+            "the loop's lease was taken over by run otherloop (process 4242 on elsewhere"
+        ),
+        "{reason}"
+    );
+    assert!(!stdout.contains("halted by a person"), "{stdout}");
+}
