@@ -81,11 +81,6 @@ impl Store for TimedStore {
             .await
     }
 
-    async fn list_bug_fix_phases(&self) -> StoreResult<Vec<orket_store::BugFixPhaseRecord>> {
-        self.timed("list_bug_fix_phases", self.inner.list_bug_fix_phases())
-            .await
-    }
-
     async fn get_issue(&self, build_id: &str, id: &str) -> StoreResult<Option<IssueRecord>> {
         self.timed("get_issue", self.inner.get_issue(build_id, id))
             .await

@@ -332,6 +332,10 @@ impl Provider for Unplugged {
         "preview"
     }
 
+    fn serves_every_seat(&self) -> bool {
+        true
+    }
+
     async fn complete(&self, request: &ModelRequest) -> Result<ModelReply, ProviderError> {
         Err(ProviderError::Other(format!(
             "model {}: a preview calls no model",

@@ -569,6 +569,10 @@ impl Provider for EmbeddedProvider {
         true
     }
 
+    fn in_process(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &str {
         PROVIDER
     }

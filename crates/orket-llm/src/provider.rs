@@ -13,10 +13,17 @@ pub trait Provider: Send + Sync {
     /// Runs one model call and returns the model's reply.
     async fn complete(&self, request: &ModelRequest) -> Result<ModelReply, ProviderError>;
 
-    /// The kind of backend (`embedded`, `replay`, `openai`, ...): the name, unless the
-    /// provider wraps another (a recorder is of its inner provider's kind).
-    fn kind(&self) -> &str {
-        self.name()
+    /// True when this provider answers for every seat of a run whatever serves the seat
+    /// elsewhere: a replay file holds every seat's replies, a fleet run's workers call the
+    /// seats' models, a preview calls none. False unless the provider says so.
+    fn serves_every_seat(&self) -> bool {
+        false
+    }
+
+    /// True for a model run in this process (the embedded model), which a seat's
+    /// `embedded` client means. False unless the provider says so.
+    fn in_process(&self) -> bool {
+        false
     }
 
     /// A seat's own provider as this run's provider would have it called: a recorder records

@@ -96,8 +96,12 @@ impl Provider for RecordingProvider {
         Ok(reply)
     }
 
-    fn kind(&self) -> &str {
-        self.inner.kind()
+    fn serves_every_seat(&self) -> bool {
+        self.inner.serves_every_seat()
+    }
+
+    fn in_process(&self) -> bool {
+        self.inner.in_process()
     }
 
     fn alongside(&self, seat: Arc<dyn Provider>) -> Arc<dyn Provider> {

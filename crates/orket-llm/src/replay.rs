@@ -131,6 +131,10 @@ impl Provider for ReplayProvider {
         "replay"
     }
 
+    fn serves_every_seat(&self) -> bool {
+        true
+    }
+
     async fn complete(&self, request: &ModelRequest) -> Result<ModelReply, ProviderError> {
         let key = (request.issue_id.clone(), request.role.clone());
         let content = {

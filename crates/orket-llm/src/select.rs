@@ -20,6 +20,10 @@ impl Provider for FleetProvider {
         "fleet"
     }
 
+    fn serves_every_seat(&self) -> bool {
+        true
+    }
+
     async fn complete(
         &self,
         request: &crate::ModelRequest,

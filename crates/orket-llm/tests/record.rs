@@ -165,11 +165,11 @@ async fn a_seats_own_provider_is_recorded_to_the_same_file() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let path = dir.path().join("recorded.jsonl");
     let recorder = RecordingProvider::new(inner(), &path).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        recorder.kind(),
-        "replay",
-        "a recorder is of its inner provider's kind"
+    assert!(
+        recorder.serves_every_seat(),
+        "a recorder of a replay still replays every seat"
     );
+    assert!(!recorder.in_process());
     let guard: Arc<dyn Provider> = Arc::new(
         ReplayProvider::from_jsonl(
             "guard.jsonl",

@@ -58,9 +58,6 @@ impl Store for RacingStore {
     ) -> StoreResult<Option<orket_store::BugFixPhaseRecord>> {
         self.inner().get_bug_fix_phase(rock).await
     }
-    async fn list_bug_fix_phases(&self) -> StoreResult<Vec<orket_store::BugFixPhaseRecord>> {
-        self.inner().list_bug_fix_phases().await
-    }
     async fn get_issue(&self, build_id: &str, id: &str) -> StoreResult<Option<IssueRecord>> {
         self.inner().get_issue(build_id, id).await
     }

@@ -42,9 +42,6 @@ impl Store for Intercept {
     async fn get_bug_fix_phase(&self, rock: &str) -> StoreResult<Option<BugFixPhaseRecord>> {
         self.inner.get_bug_fix_phase(rock).await
     }
-    async fn list_bug_fix_phases(&self) -> StoreResult<Vec<BugFixPhaseRecord>> {
-        self.inner.list_bug_fix_phases().await
-    }
     async fn list_builds(&self) -> StoreResult<Vec<BuildRecord>> {
         self.inner.list_builds().await
     }

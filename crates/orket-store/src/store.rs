@@ -91,8 +91,6 @@ pub trait Store: Send + Sync {
     async fn list_sandboxes(&self) -> StoreResult<Vec<SandboxRecord>>;
     /// A rock's bug-fix phase, once it started.
     async fn get_bug_fix_phase(&self, rock: &str) -> StoreResult<Option<BugFixPhaseRecord>>;
-    /// Every rock's bug-fix phase, by rock.
-    async fn list_bug_fix_phases(&self) -> StoreResult<Vec<BugFixPhaseRecord>>;
     /// The fleet's workers, by name (none but on a PostgreSQL store).
     async fn list_workers(&self) -> StoreResult<Vec<crate::fleet::WorkerRecord>> {
         Ok(Vec::new())

@@ -4,6 +4,7 @@
 //! OpenAI-compatible server while the developers use the embedded model, in one run.
 
 use orket_core::assets::{Environment, ModelClientSpec, Seat};
+use orket_llm::http::normalize_base_url;
 use orket_llm::{OllamaProvider, OpenAiProvider, Provider};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -54,7 +55,7 @@ fn own_server(spec: &ModelClientSpec) -> bool {
     let own = std::env::var("ORKET_OPENAI_BASE_URL").ok();
     match (&spec.base_url, own) {
         (None, _) => true,
-        (Some(url), Some(own)) => url.trim_end_matches('/') == own.trim_end_matches('/'),
+        (Some(url), Some(own)) => normalize_base_url(url) == normalize_base_url(&own),
         (Some(_), None) => false,
     }
 }
@@ -66,9 +67,8 @@ pub trait ModelClient: Send + Sync {
 }
 
 /// The asset files' choice ([`Environment::model_client_of`]); without one, the run's
-/// provider. A `replay` or `fleet` run (and a preview) keeps its own provider for every seat
-/// (a replay file holds every seat's replies; a fleet worker calls the models), taking only
-/// the client's model. HTTP clients are built once per (provider, server, key variable) and reused;
+/// provider. A run whose provider serves every seat (`Provider::serves_every_seat`: a replay,
+/// a fleet run, a preview) keeps it for every seat, taking only the client's model. HTTP clients are built once per (provider, server, key variable) and reused;
 /// a recording run (`--record`) records their replies too.
 #[derive(Default)]
 pub struct DefaultModelClient {
@@ -82,14 +82,14 @@ impl ModelClient for DefaultModelClient {
             return Ok(Served::by_run(run, None));
         };
         let model = spec.model.clone();
-        if matches!(run.kind(), "replay" | "fleet" | "preview") {
+        if run.serves_every_seat() {
             return Ok(Served {
                 client: Some(describe(spec)),
                 ..Served::by_run(run, model)
             });
         }
         match spec.provider.as_str() {
-            "embedded" if run.kind() == "embedded" => Ok(Served {
+            "embedded" if run.in_process() => Ok(Served {
                 client: Some(describe(spec)),
                 ..Served::by_run(run, model)
             }),

@@ -24,9 +24,9 @@ pub(super) async fn start(conn: &mut PgConnection, phase: &BugFixPhaseRecord) ->
     }
     sqlx::query(
         "INSERT INTO bug_fix_phases (rock, department, status, started_at, planned_end, \
-         extensions, last_extension_window, bugs_found, critical_bugs, bugs, baseline, ended_at, \
-         next_rock, revision, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $14)",
+         extensions, last_extension_window, bugs, baseline, ended_at, next_rock, revision, \
+         updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12)",
     )
     .bind(&phase.rock)
     .bind(&phase.department)
@@ -35,8 +35,6 @@ pub(super) async fn start(conn: &mut PgConnection, phase: &BugFixPhaseRecord) ->
     .bind(&phase.planned_end)
     .bind(i64::from(phase.extensions))
     .bind(phase.last_extension_window.map(i64::from))
-    .bind(i64::from(phase.bugs_found()))
-    .bind(i64::from(phase.critical_bugs()))
     .bind(json(&phase.bugs)?)
     .bind(json(&phase.baseline)?)
     .bind(&phase.ended_at)
@@ -52,17 +50,15 @@ pub(super) async fn start(conn: &mut PgConnection, phase: &BugFixPhaseRecord) ->
 pub(super) async fn update(conn: &mut PgConnection, phase: &BugFixPhaseRecord) -> StoreResult<()> {
     let updated = sqlx::query(
         "UPDATE bug_fix_phases SET department = $1, status = $2, planned_end = $3, \
-         extensions = $4, last_extension_window = $5, bugs_found = $6, critical_bugs = $7, \
-         bugs = $8, baseline = $9, ended_at = $10, next_rock = $11, revision = revision + 1, \
-         updated_at = $12 WHERE rock = $13 AND revision = $14",
+         extensions = $4, last_extension_window = $5, bugs = $6, baseline = $7, ended_at = $8, \
+         next_rock = $9, revision = revision + 1, updated_at = $10 WHERE rock = $11 AND \
+         revision = $12",
     )
     .bind(&phase.department)
     .bind(phase.status.as_str())
     .bind(&phase.planned_end)
     .bind(i64::from(phase.extensions))
     .bind(phase.last_extension_window.map(i64::from))
-    .bind(i64::from(phase.bugs_found()))
-    .bind(i64::from(phase.critical_bugs()))
     .bind(json(&phase.bugs)?)
     .bind(json(&phase.baseline)?)
     .bind(&phase.ended_at)

@@ -274,10 +274,6 @@ impl Store for PgStore {
         read::bug_fix_phase(&mut *self.conn().await?, rock).await
     }
 
-    async fn list_bug_fix_phases(&self) -> StoreResult<Vec<BugFixPhaseRecord>> {
-        read::bug_fix_phases(&mut *self.conn().await?).await
-    }
-
     async fn list_workers(&self) -> StoreResult<Vec<crate::fleet::WorkerRecord>> {
         fleet::workers(&mut *self.conn().await?).await
     }

@@ -318,16 +318,6 @@ pub(super) async fn bug_fix_phase(
     .await
 }
 
-/// Every bug-fix phase, by rock.
-pub(super) async fn bug_fix_phases(conn: &mut PgConnection) -> StoreResult<Vec<BugFixPhaseRecord>> {
-    all(
-        conn,
-        sqlx::query(r#"SELECT * FROM bug_fix_phases ORDER BY rock COLLATE "C""#),
-        rows::bug_fix_phase,
-    )
-    .await
-}
-
 /// Every sandbox, newest first.
 pub(super) async fn sandboxes(conn: &mut PgConnection) -> StoreResult<Vec<SandboxRecord>> {
     all(

@@ -519,7 +519,7 @@ pub(super) fn review_cycle(row: &PgRow) -> StoreResult<ReviewCycle> {
     })
 }
 
-/// A `bug_fix_phases` row (its count columns are for SQL readers: the counts are the `bugs`').
+/// A `bug_fix_phases` row (the counts of bugs and critical bugs are read from its `bugs`).
 pub(super) fn bug_fix_phase(row: &PgRow) -> StoreResult<BugFixPhaseRecord> {
     let c = Cols::new(row, "bug_fix_phases", "a bug-fix phase");
     let rock: String = c.get("rock")?;

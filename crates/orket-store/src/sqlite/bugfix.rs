@@ -21,8 +21,8 @@ pub(super) fn start(conn: &Connection, phase: &BugFixPhaseRecord) -> StoreResult
     }
     conn.prepare_cached(
         "INSERT INTO bug_fix_phases (rock, department, status, started_at, planned_end, \
-         extensions, last_extension_window, bugs_found, critical_bugs, bugs, baseline, ended_at, \
-         next_rock, revision, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+         extensions, last_extension_window, bugs, baseline, ended_at, next_rock, revision, \
+         updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
     )?
     .execute(params![
         phase.rock,
@@ -32,8 +32,6 @@ pub(super) fn start(conn: &Connection, phase: &BugFixPhaseRecord) -> StoreResult
         phase.planned_end,
         phase.extensions,
         phase.last_extension_window,
-        phase.bugs_found(),
-        phase.critical_bugs(),
         Json(&phase.bugs),
         Json(&phase.baseline),
         phase.ended_at,
@@ -49,8 +47,7 @@ pub(super) fn update(conn: &Connection, phase: &BugFixPhaseRecord) -> StoreResul
     let updated = conn
         .prepare_cached(
             "UPDATE bug_fix_phases SET department = ?, status = ?, planned_end = ?, \
-             extensions = ?, last_extension_window = ?, bugs_found = ?, critical_bugs = ?, \
-             bugs = ?, baseline = ?, ended_at = ?, next_rock = ?, revision = revision + 1, \
+             extensions = ?, last_extension_window = ?, bugs = ?, baseline = ?, ended_at = ?, next_rock = ?, revision = revision + 1, \
              updated_at = ? WHERE rock = ? AND revision = ?",
         )?
         .execute(params![
@@ -59,8 +56,6 @@ pub(super) fn update(conn: &Connection, phase: &BugFixPhaseRecord) -> StoreResul
             phase.planned_end,
             phase.extensions,
             phase.last_extension_window,
-            phase.bugs_found(),
-            phase.critical_bugs(),
             Json(&phase.bugs),
             Json(&phase.baseline),
             phase.ended_at,

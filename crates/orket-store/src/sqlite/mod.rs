@@ -335,10 +335,6 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn list_bug_fix_phases(&self) -> StoreResult<Vec<BugFixPhaseRecord>> {
-        self.read(|conn| read::bug_fix_phases(conn)).await
-    }
-
     async fn get_lease(&self, build_id: &str) -> StoreResult<Option<LeaseRecord>> {
         let build_id = build_id.to_string();
         self.read(move |conn| lease::get(conn, &build_id)).await

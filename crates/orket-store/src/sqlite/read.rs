@@ -286,16 +286,6 @@ pub(super) fn bug_fix_phase(
     )
 }
 
-/// Every bug-fix phase, by rock.
-pub(super) fn bug_fix_phases(conn: &Connection) -> StoreResult<Vec<BugFixPhaseRecord>> {
-    all(
-        conn,
-        "SELECT * FROM bug_fix_phases ORDER BY rock",
-        [],
-        rows::bug_fix_phase,
-    )
-}
-
 /// Every sandbox, newest first.
 pub(super) fn sandboxes(conn: &Connection) -> StoreResult<Vec<SandboxRecord>> {
     all(

@@ -774,7 +774,7 @@ pub(super) fn insert_sandbox(conn: &Connection, s: &SandboxRecord) -> rusqlite::
     Ok(())
 }
 
-/// A `bug_fix_phases` row (its count columns are for SQL readers: the counts are the `bugs`').
+/// A `bug_fix_phases` row (the counts of bugs and critical bugs are read from its `bugs`).
 pub(super) fn bug_fix_phase(row: &Row, layout: &Layout) -> StoreResult<BugFixPhaseRecord> {
     let c = Cols::new(row, layout, "bug_fix_phases", "a bug-fix phase");
     let rock: String = c.get("rock")?;
